@@ -1,0 +1,208 @@
+//! Where an import's files come from ([`Source`]: a tar archive or a layout directory), and how
+//! they land in the staging folder ([`Staging`]).
+//!
+//! Staging folder layout (owned by the caller, who deletes it):
+//!
+//! ```text
+//! <staging>/
+//!   incoming-<n>    a file being copied (left behind only by a failed copy)
+//!   sha256-<hex>    a complete file, named by the sha256 of its bytes
+//! ```
+//!
+//! Every staged file is hashed while it is written, then renamed to its digest, so the same
+//! content is staged once whatever its member names.
+
+use std::cell::RefCell;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::archive::StagedBlob;
+use crate::error::{Error, IoContext, Result};
+use crate::oci::{Digest, HashingWriter};
+
+/// Buffer for copies and decompression. Large reads keep the decompressors and sha256 busy;
+/// below ~64 KiB, syscall and call overhead shows in `load` throughput.
+pub(crate) const COPY_BUFFER_SIZE: usize = 256 * 1024;
+
+/// Largest JSON file (index, manifest, config, `manifest.json`) read into memory. Real ones are
+/// a few KiB (configs with long histories reach a few hundred); the cap bounds memory on hostile
+/// input, and raising it only costs memory.
+pub(crate) const MAX_METADATA_SIZE: u64 = 16 * 1024 * 1024;
+
+/// Prefix of files being copied into the staging folder.
+const INCOMING_PREFIX: &str = "incoming-";
+/// Prefix of complete staged files, followed by the sha256 hex.
+const STAGED_PREFIX: &str = "sha256-";
+
+/// Files of an image archive or layout, by member name (relative to the archive root, `/`
+/// separated).
+pub(crate) trait Source: Sync {
+    /// Whether a regular file `name` exists.
+    fn contains(&self, name: &str) -> Result<bool>;
+
+    /// Reads a small file (JSON metadata), at most [`MAX_METADATA_SIZE`] bytes; `None` when
+    /// absent.
+    fn read_metadata(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// The file `name`, staged and hashed; `None` when absent. Staging the same name twice
+    /// returns the same file.
+    fn stage(&self, name: &str) -> Result<Option<StagedBlob>>;
+}
+
+/// Reads a staged file into memory, refusing files above [`MAX_METADATA_SIZE`].
+pub(crate) fn read_staged_metadata(blob: &StagedBlob, what: &str) -> Result<Vec<u8>> {
+    check_metadata_size(blob.size, what)?;
+    fs::read(&blob.path).at(&blob.path)
+}
+
+/// Fails when a metadata file of `size` bytes is over [`MAX_METADATA_SIZE`].
+pub(crate) fn check_metadata_size(size: u64, what: &str) -> Result<()> {
+    if size > MAX_METADATA_SIZE {
+        return Err(Error::invalid_archive(format!(
+            "{what} is {size} bytes, over the {MAX_METADATA_SIZE}-byte limit for metadata"
+        )));
+    }
+    Ok(())
+}
+
+/// The staging folder: copies files in while hashing them.
+#[derive(Debug)]
+pub(crate) struct Staging {
+    dir: PathBuf,
+    next: AtomicU64,
+}
+
+impl Staging {
+    /// Stages into `dir`, an existing folder.
+    pub(crate) fn new(dir: &Path) -> Self {
+        Staging { dir: dir.to_owned(), next: AtomicU64::new(0) }
+    }
+
+    /// Copies `reader` to a staged file while hashing it. Read errors go through `read_error`
+    /// (the caller knows whether they mean a corrupt archive or a failing disk); write errors
+    /// are [`Error::Io`] on the staged file.
+    pub(crate) fn stage_reader(
+        &self,
+        mut reader: impl Read,
+        buf: &mut [u8],
+        read_error: impl Fn(io::Error) -> Error,
+    ) -> Result<StagedBlob> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let incoming = self.dir.join(format!("{INCOMING_PREFIX}{n}"));
+        let mut writer = HashingWriter::new(File::create(&incoming).at(&incoming)?);
+        loop {
+            let len = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_error(e)),
+            };
+            writer.write_all(&buf[..len]).at(&incoming)?;
+        }
+        let (file, digest, size) = writer.finish();
+        drop(file); // the caller fsyncs when it publishes
+        self.settle(incoming, digest, size)
+    }
+
+    /// Stages bytes built in memory (a synthesized manifest).
+    pub(crate) fn stage_bytes(&self, bytes: &[u8]) -> Result<StagedBlob> {
+        let mut buf = vec![0u8; bytes.len().clamp(1, COPY_BUFFER_SIZE)];
+        // Reading a slice cannot fail.
+        self.stage_reader(bytes, &mut buf, |e| Error::internal(e.to_string()))
+    }
+
+    /// Renames a complete incoming file to its digest, or drops it when that content is
+    /// already staged.
+    fn settle(&self, incoming: PathBuf, digest: Digest, size: u64) -> Result<StagedBlob> {
+        let path = self.dir.join(format!("{STAGED_PREFIX}{}", digest.hex()));
+        if path.exists() {
+            fs::remove_file(&incoming).at(&incoming)?;
+        } else {
+            // Two threads staging the same content may both rename here; the bytes are equal,
+            // so whichever lands last is as good.
+            fs::rename(&incoming, &path).at(&path)?;
+        }
+        Ok(StagedBlob { digest, size, path })
+    }
+}
+
+/// Wraps the reader of a source file and remembers its own failures, so that an error surfacing
+/// through a decompressor or the tar parser can be told apart: a failure of the file itself is
+/// [`Error::Io`], anything else means the content is corrupt.
+pub(crate) struct TrackedReader<R> {
+    inner: R,
+    failure: Rc<RefCell<Option<io::Error>>>,
+}
+
+impl<R: Read> TrackedReader<R> {
+    /// Wraps `inner`; the returned handle classifies errors seen downstream.
+    pub(crate) fn new(inner: R) -> (Self, ReadFailure) {
+        let failure = Rc::new(RefCell::new(None));
+        (TrackedReader { inner, failure: Rc::clone(&failure) }, ReadFailure { failure })
+    }
+}
+
+impl<R: Read> Read for TrackedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                let kind = e.kind();
+                *self.failure.borrow_mut() = Some(e);
+                Err(io::Error::new(kind, "reading the source file failed"))
+            }
+            other => other,
+        }
+    }
+}
+
+/// The failure record of a [`TrackedReader`].
+pub(crate) struct ReadFailure {
+    failure: Rc<RefCell<Option<io::Error>>>,
+}
+
+impl ReadFailure {
+    /// Maps an error seen while reading through the tracked reader: [`Error::Io`] on `path` when
+    /// the file failed, else [`Error::InvalidArchive`] saying `what` is corrupt.
+    pub(crate) fn classify(&self, path: &Path, what: &str, err: io::Error) -> Error {
+        match self.failure.borrow_mut().take() {
+            Some(source) => Error::io(path, source),
+            None => Error::invalid_archive(format!("{what} is corrupt or truncated: {err}")),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_content_is_staged_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::new(dir.path());
+        let a = staging.stage_bytes(b"hello").unwrap();
+        let b = staging.stage_reader(&b"hello"[..], &mut [0u8; 2], |e| Error::internal(e.to_string())).unwrap();
+        assert_eq!(a.path, b.path);
+        assert_eq!(a.digest, Digest::of_bytes(b"hello"));
+        assert_eq!(a.size, 5);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn tracked_reader_tells_file_failures_from_corruption() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk on fire"))
+            }
+        }
+        let (mut reader, failure) = TrackedReader::new(Failing);
+        let err = reader.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(failure.classify(Path::new("x"), "archive", err).code(), "IO");
+        let corrupt = io::Error::new(io::ErrorKind::InvalidData, "bad gzip");
+        assert_eq!(failure.classify(Path::new("x"), "archive", corrupt).code(), "INVALID_ARCHIVE");
+    }
+}

@@ -1,0 +1,101 @@
+//! A tar archive source (`docker save` output or a tarred OCI layout), read once from start to
+//! end: every regular-file member is copied into the staging folder while it is hashed, and
+//! links are recorded in the archive's own namespace ([`Members`]).
+//!
+//! The archive may be gzip- or zstd-compressed; the first bytes decide, never the file name.
+//! Memory stays bounded: members stream through one [`COPY_BUFFER_SIZE`] buffer.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use tar::EntryType;
+
+use crate::archive::layer::{sniff_file_head, Compression};
+use crate::archive::member::{normalize_name, Members};
+use crate::archive::source::{check_metadata_size, ReadFailure, Source, Staging, TrackedReader, COPY_BUFFER_SIZE};
+use crate::archive::StagedBlob;
+use crate::error::{Error, IoContext, Result};
+
+/// What a failing read of the archive is reported as.
+const WHAT: &str = "archive";
+
+/// A tar archive whose members are all staged.
+#[derive(Debug)]
+pub(crate) struct TarSource {
+    members: Members,
+}
+
+impl TarSource {
+    /// Reads the archive at `path`, staging every regular file into `staging`.
+    pub(crate) fn read(path: &Path, staging: &Staging) -> Result<Self> {
+        let file = File::open(path).at(path)?;
+        let (tracked, failure) = TrackedReader::new(file);
+        let mut buffered = BufReader::with_capacity(COPY_BUFFER_SIZE, tracked);
+        let head = buffered.fill_buf().map_err(|e| failure.classify(path, WHAT, e))?;
+        let decoded: Box<dyn Read> = match sniff_file_head(head, path)? {
+            Compression::None => Box::new(buffered),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| failure.classify(path, WHAT, e))?,
+            ),
+        };
+        let mut archive = tar::Archive::new(decoded);
+        let members = stage_members(&mut archive, path, &failure, staging)?;
+        // Read to the end so that a compressed stream's trailer (gzip CRC and length) is checked.
+        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| failure.classify(path, WHAT, e))?;
+        Ok(TarSource { members })
+    }
+}
+
+fn stage_members(
+    archive: &mut tar::Archive<Box<dyn Read>>,
+    path: &Path,
+    failure: &ReadFailure,
+    staging: &Staging,
+) -> Result<Members> {
+    let read_error = |e: io::Error| failure.classify(path, WHAT, e);
+    let mut members = Members::default();
+    let mut buf = vec![0u8; COPY_BUFFER_SIZE];
+    for entry in archive.entries().map_err(read_error)? {
+        let mut entry = entry.map_err(read_error)?;
+        let name = normalize_name(&String::from_utf8_lossy(&entry.path_bytes()))?;
+        let link_target = entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned());
+        match entry.header().entry_type() {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                if name.is_empty() {
+                    return Err(Error::invalid_archive("a file member is named as the archive root"));
+                }
+                let blob = staging.stage_reader(&mut entry, &mut buf, read_error)?;
+                members.insert_file(name, blob);
+            }
+            EntryType::Symlink => members.insert_symlink(name, &require_target(link_target, "symlink")?)?,
+            EntryType::Link => members.insert_hardlink(name, &require_target(link_target, "hard link")?)?,
+            // Folders, devices, FIFOs and global headers carry nothing an image needs.
+            _ => {}
+        }
+    }
+    Ok(members)
+}
+
+fn require_target(target: Option<String>, kind: &str) -> Result<String> {
+    target.ok_or_else(|| Error::invalid_archive(format!("{kind} member without a target")))
+}
+
+impl Source for TarSource {
+    fn contains(&self, name: &str) -> Result<bool> {
+        Ok(self.members.resolve(name)?.is_some())
+    }
+
+    fn read_metadata(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let Some(blob) = self.members.resolve(name)? else {
+            return Ok(None);
+        };
+        check_metadata_size(blob.size, name)?;
+        fs::read(&blob.path).at(&blob.path).map(Some)
+    }
+
+    fn stage(&self, name: &str) -> Result<Option<StagedBlob>> {
+        Ok(self.members.resolve(name)?.cloned())
+    }
+}

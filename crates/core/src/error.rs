@@ -1,0 +1,257 @@
+//! The one error type of the core, with a stable machine-readable [`Error::code`].
+//!
+//! Codes are public API (they reach JavaScript as `err.code`): add new ones, never rename old ones.
+//! Every variant carries structured fields rather than pre-formatted text, so bindings can expose
+//! them as properties (see [`Error::details`]) without parsing messages.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the cache.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The reference (or digest) is not in the cache.
+    #[error("image not found: {reference}")]
+    ImageNotFound {
+        /// The reference as the caller spelled it.
+        reference: String,
+    },
+    /// A sandbox or snapshot use pins the image, and removal was not forced.
+    #[error("image in use: {reference} (held by {})", holders.join(", "))]
+    ImageInUse {
+        /// The reference as the caller spelled it.
+        reference: String,
+        /// Holders, as `sandbox:<id>` or `snapshot:<id>`.
+        holders: Vec<String>,
+    },
+    /// The text is not a valid image reference.
+    #[error("invalid reference {input:?}: {reason}")]
+    InvalidReference {
+        /// What the caller passed.
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The archive or layout is malformed: bad tar, bad JSON, missing files, unsafe member names.
+    #[error("invalid archive: {reason}")]
+    InvalidArchive {
+        /// What is wrong, naming the member or field.
+        reason: String,
+    },
+    /// Content does not match the digest that names it (a blob, a config, or a layer's `diff_id`).
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was checked (for example `layer 1 diff_id`).
+        what: String,
+        /// The digest the metadata promised.
+        expected: String,
+        /// The digest of the bytes actually read.
+        actual: String,
+    },
+    /// An image index has no manifest for the requested platform.
+    #[error("no manifest for platform {wanted} (available: {})", available.join(", "))]
+    PlatformNotFound {
+        /// The platform looked for, as `os/architecture[/variant]`.
+        wanted: String,
+        /// Platforms the index offers.
+        available: Vec<String>,
+    },
+    /// An image in the archive names no repository, and no `tag` was given to name it.
+    #[error("image has no repository name; pass a tag to name it (archive holds: {})", available.join(", "))]
+    ReferenceRequired {
+        /// What the archive holds: annotations or manifest digests, for the message.
+        available: Vec<String>,
+    },
+    /// The operation is not supported by the configured backend or for this input.
+    #[error("unsupported: {what}")]
+    Unsupported {
+        /// What is not supported.
+        what: String,
+    },
+    /// An argument is out of range or malformed (not a reference).
+    #[error("invalid argument {name}: {reason}")]
+    InvalidArgument {
+        /// The argument's name.
+        name: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The index or an artifact contradicts the cache's invariants.
+    #[error("corrupt cache: {reason}")]
+    CorruptCache {
+        /// What was found.
+        reason: String,
+    },
+    /// A filesystem operation failed.
+    #[error("i/o error on {}: {source}", path.display())]
+    Io {
+        /// The path being read or written.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SQLite index failed.
+    #[error("index error: {source}")]
+    Index {
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A bug: an invariant broke or a worker panicked.
+    #[error("internal error: {reason}")]
+    Internal {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// Every code [`Error::code`] can return, for bindings that must prove they map them all.
+pub const ERROR_CODES: &[&str] = &[
+    "IMAGE_NOT_FOUND",
+    "IMAGE_IN_USE",
+    "INVALID_REFERENCE",
+    "INVALID_ARCHIVE",
+    "DIGEST_MISMATCH",
+    "PLATFORM_NOT_FOUND",
+    "REFERENCE_REQUIRED",
+    "UNSUPPORTED",
+    "INVALID_ARGUMENT",
+    "CORRUPT_CACHE",
+    "IO",
+    "INDEX",
+    "INTERNAL",
+];
+
+impl Error {
+    /// The stable code of this error, in Node's `SCREAMING_SNAKE` style.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::ImageNotFound { .. } => "IMAGE_NOT_FOUND",
+            Error::ImageInUse { .. } => "IMAGE_IN_USE",
+            Error::InvalidReference { .. } => "INVALID_REFERENCE",
+            Error::InvalidArchive { .. } => "INVALID_ARCHIVE",
+            Error::DigestMismatch { .. } => "DIGEST_MISMATCH",
+            Error::PlatformNotFound { .. } => "PLATFORM_NOT_FOUND",
+            Error::ReferenceRequired { .. } => "REFERENCE_REQUIRED",
+            Error::Unsupported { .. } => "UNSUPPORTED",
+            Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Error::CorruptCache { .. } => "CORRUPT_CACHE",
+            Error::Io { .. } => "IO",
+            Error::Index { .. } => "INDEX",
+            Error::Internal { .. } => "INTERNAL",
+        }
+    }
+
+    /// Structured fields of the error as `(name, value)` pairs, for bindings to attach as
+    /// properties. Names are camelCase; values are JSON.
+    pub fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        use serde_json::Value;
+        let s = |v: &str| Value::String(v.to_owned());
+        let list = |v: &[String]| Value::Array(v.iter().map(|x| s(x)).collect());
+        match self {
+            Error::ImageNotFound { reference } => vec![("reference", s(reference))],
+            Error::ImageInUse { reference, holders } => {
+                vec![("reference", s(reference)), ("holders", list(holders))]
+            }
+            Error::InvalidReference { input, .. } => vec![("input", s(input))],
+            Error::DigestMismatch {
+                what,
+                expected,
+                actual,
+            } => vec![
+                ("subject", s(what)),
+                ("expected", s(expected)),
+                ("actual", s(actual)),
+            ],
+            Error::PlatformNotFound { wanted, available } => {
+                vec![("platform", s(wanted)), ("available", list(available))]
+            }
+            Error::ReferenceRequired { available } => vec![("available", list(available))],
+            Error::InvalidArgument { name, .. } => vec![("argument", s(name))],
+            Error::Io { path, source } => {
+                let mut v = vec![("path", s(&path.to_string_lossy()))];
+                if let Some(errno) = source.raw_os_error() {
+                    v.push(("errno", Value::from(errno)));
+                }
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Builds an [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::InvalidArchive`].
+    pub fn invalid_archive(reason: impl Into<String>) -> Self {
+        Error::InvalidArchive {
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds an [`Error::Internal`].
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Error::Internal {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(source: rusqlite::Error) -> Self {
+        Error::Index { source }
+    }
+}
+
+/// Adds a path to `std::io::Result`s.
+pub(crate) trait IoContext<T> {
+    /// Maps an I/O error to [`Error::Io`] naming `path`.
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|source| Error::io(path, source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let samples = [
+            Error::ImageNotFound { reference: "a".into() },
+            Error::ImageInUse { reference: "a".into(), holders: vec![] },
+            Error::InvalidReference { input: "a".into(), reason: "b".into() },
+            Error::invalid_archive("x"),
+            Error::DigestMismatch { what: "a".into(), expected: "b".into(), actual: "c".into() },
+            Error::PlatformNotFound { wanted: "a".into(), available: vec![] },
+            Error::ReferenceRequired { available: vec![] },
+            Error::Unsupported { what: "a".into() },
+            Error::InvalidArgument { name: "a".into(), reason: "b".into() },
+            Error::CorruptCache { reason: "a".into() },
+            Error::io("/x", std::io::Error::other("e")),
+            Error::from(rusqlite::Error::InvalidQuery),
+            Error::internal("x"),
+        ];
+        let codes: Vec<_> = samples.iter().map(Error::code).collect();
+        assert_eq!(codes, ERROR_CODES);
+    }
+
+    #[test]
+    fn messages_start_lowercase_without_period() {
+        let e = Error::ImageNotFound { reference: "python:3.12".into() };
+        assert_eq!(e.to_string(), "image not found: python:3.12");
+    }
+}

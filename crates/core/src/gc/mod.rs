@@ -1,0 +1,171 @@
+//! The file sweep shared by `remove` and `prune`, and byte measurement.
+//!
+//! Reachability is decided in the index ([`crate::index::Index::collect_garbage`]); this module
+//! only deletes files after the index has committed, so a crash between the two leaves orphan
+//! files and never an index row naming a missing file. [`reconcile`] finds those orphans (files
+//! under `blobs/` that no row names, and anything under `tmp/`) and is run by prune while it
+//! holds the exclusive GC lock, so no load is writing at the time.
+//!
+//! Deletion never follows symlinks (sizes come from `symlink_metadata`, and `remove_dir_all`
+//! does not traverse links) and never leaves the cache root: every path is built by
+//! [`crate::store::Layout`].
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+use crate::store::Layout;
+
+/// What a sweep deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Files (or folders under `tmp/`) deleted.
+    pub removed: u64,
+    /// Apparent bytes of what was deleted, measured just before deletion.
+    pub bytes: u64,
+    /// Entries that vanished before they could be measured (deleted by someone else).
+    pub already_gone: u64,
+}
+
+impl Swept {
+    /// Adds another sweep's counts.
+    pub fn add(&mut self, other: &Swept) {
+        self.removed += other.removed;
+        self.bytes += other.bytes;
+        self.already_gone += other.already_gone;
+    }
+}
+
+/// Deletes `paths` (files), measuring each. Files already gone are counted as such, not as
+/// errors, so a sweep can be repeated after a crash.
+pub fn sweep_files(paths: &[PathBuf]) -> Result<Swept> {
+    let mut out = Swept::default();
+    let mut dirs = HashSet::new();
+    for path in paths {
+        match fs::symlink_metadata(path) {
+            Ok(meta) => {
+                match fs::remove_file(path) {
+                    Ok(()) => {
+                        out.removed += 1;
+                        out.bytes += meta.len();
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => out.already_gone += 1,
+                    Err(e) => return Err(crate::Error::io(path, e)),
+                }
+                if let Some(parent) = path.parent() {
+                    dirs.insert(parent.to_path_buf());
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => out.already_gone += 1,
+            Err(e) => return Err(crate::Error::io(path, e)),
+        }
+    }
+    for dir in dirs {
+        crate::store::sync_dir(&dir)?;
+    }
+    Ok(out)
+}
+
+/// Size in bytes of a file or folder tree, without following symlinks.
+pub fn tree_size(path: &Path) -> Result<u64> {
+    let meta = fs::symlink_metadata(path).at(path)?;
+    if !meta.is_dir() {
+        return Ok(meta.len());
+    }
+    let mut total = 0;
+    for entry in fs::read_dir(path).at(path)? {
+        let entry = entry.at(path)?;
+        total += tree_size(&entry.path())?;
+    }
+    Ok(total)
+}
+
+/// Files on disk that the index does not name: blobs whose digest is not in `live_blobs`, and
+/// every entry under `tmp/`. With `delete` they are removed and measured; without, only
+/// measured (a dry run). Must run under the exclusive GC lock.
+pub fn reconcile(layout: &Layout, live_blobs: &HashSet<String>, delete: bool) -> Result<Swept> {
+    let mut out = Swept::default();
+    let blobs = layout.blobs_dir();
+    let mut orphans = Vec::new();
+    if let Ok(entries) = fs::read_dir(&blobs) {
+        for entry in entries {
+            let entry = entry.at(&blobs)?;
+            let name = entry.file_name();
+            let live = name.to_str().is_some_and(|hex| live_blobs.contains(&format!("sha256:{hex}")));
+            if !live {
+                orphans.push(entry.path());
+            }
+        }
+    }
+    if delete {
+        out.add(&sweep_files(&orphans)?);
+    } else {
+        for p in &orphans {
+            out.removed += 1;
+            out.bytes += tree_size(p)?;
+        }
+    }
+    let tmp = layout.tmp_dir();
+    if let Ok(entries) = fs::read_dir(&tmp) {
+        for entry in entries {
+            let path = entry.at(&tmp)?.path();
+            let size = match tree_size(&path) {
+                Ok(size) => size,
+                Err(_) => {
+                    out.already_gone += 1;
+                    continue;
+                }
+            };
+            if delete {
+                let meta = fs::symlink_metadata(&path).at(&path)?;
+                let result =
+                    if meta.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                match result {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                        out.already_gone += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(crate::Error::io(&path, e)),
+                }
+            }
+            out.removed += 1;
+            out.bytes += size;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_tolerates_missing_files_and_measures() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        fs::write(&a, vec![0u8; 1234]).unwrap();
+        let s = sweep_files(&[a.clone(), dir.path().join("missing")]).unwrap();
+        assert_eq!(s, Swept { removed: 1, bytes: 1234, already_gone: 1 });
+        assert!(!a.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn reconcile_never_follows_symlinks_out_of_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("precious"), b"keep").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        layout.ensure().unwrap();
+        std::os::unix::fs::symlink(outside.path(), layout.tmp_dir().join("link")).unwrap();
+        fs::write(layout.blobs_dir().join("orphan"), b"xx").unwrap();
+        let dry = reconcile(&layout, &HashSet::new(), false).unwrap();
+        let real = reconcile(&layout, &HashSet::new(), true).unwrap();
+        assert_eq!(dry.bytes, real.bytes);
+        assert_eq!(real.removed, 2);
+        assert_eq!(fs::read(outside.path().join("precious")).unwrap(), b"keep");
+    }
+}

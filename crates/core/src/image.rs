@@ -1,0 +1,636 @@
+//! The façade the bindings call: [`Cache`] with load, get, list, inspect, remove, prune and
+//! sandbox/snapshot uses.
+//!
+//! Locking: `load` holds the cache's GC lock shared from staging until its index rows are
+//! committed; `remove` and `prune` hold it exclusive, so they never delete a file a load in
+//! any process is about to name, and never see a half-written `tmp/` folder as garbage.
+//! Within a process the index connection is behind a mutex and held only for SQL.
+//!
+//! Crash safety: files are published before index rows name them, and index rows are deleted
+//! before their files; a killed process leaves orphan files at worst, which the next prune
+//! reclaims.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::archive::{self, StagedBlob, StagedImage};
+use crate::error::{Error, Result};
+use crate::gc::{self, Swept};
+use crate::index::{self, ConfigRow, HandleRow, Index, LayerRow, NewBlob, NewImage, RefSelection, UseRow};
+use crate::oci::{familiar_from_canonical, Digest, Platform, Reference};
+use crate::store::{self, CacheLock, Layout, LockMode};
+
+/// Where a cache's methods are served from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// The cache on this machine's disk (the default).
+    Local,
+    /// A remote cache service. Not available in this build: every method fails with
+    /// [`Error::Unsupported`] and touches no files.
+    Cloud {
+        /// The service URL.
+        url: String,
+    },
+}
+
+impl Backend {
+    /// `OCICACHE_BACKEND=cloud` (with `OCICACHE_CLOUD_URL`) selects the cloud backend; anything
+    /// else, or nothing, the local one.
+    pub fn from_env() -> Backend {
+        match std::env::var("OCICACHE_BACKEND").as_deref() {
+            Ok("cloud") => Backend::Cloud { url: std::env::var("OCICACHE_CLOUD_URL").unwrap_or_default() },
+            _ => Backend::Local,
+        }
+    }
+}
+
+/// Options of [`Cache::open`].
+#[derive(Debug, Clone, Default)]
+pub struct CacheOptions {
+    /// The cache root; `None` means [`store::default_root`].
+    pub root: Option<PathBuf>,
+    /// The backend; `None` means [`Backend::from_env`].
+    pub backend: Option<Backend>,
+}
+
+/// A read-only view of one cached reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageHandle {
+    /// Familiar form (`busybox:latest`, `ghcr.io/org/app:v1`, `busybox@sha256:...`).
+    pub reference: String,
+    /// The manifest the reference points to.
+    pub manifest_digest: Option<String>,
+    /// From the image config.
+    pub architecture: Option<String>,
+    /// From the image config.
+    pub os: Option<String>,
+    /// From the image config.
+    pub variant: Option<String>,
+    /// Layers in the manifest.
+    pub layer_count: u32,
+    /// Bytes on disk of everything this image needs: its manifest and config blobs and each
+    /// distinct layer's stored file. Layers shared with other images count fully here.
+    pub size_bytes: Option<u64>,
+    /// Milliseconds since the epoch when the reference was created or re-pointed.
+    pub created_at: Option<i64>,
+    /// Milliseconds since the epoch when a use last acquired the reference.
+    pub last_used_at: Option<i64>,
+}
+
+/// The config fields `inspect` shows; absent fields stay `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageConfigDetail {
+    /// Config digest.
+    pub digest: String,
+    /// `Env`.
+    pub env: Option<Vec<String>>,
+    /// `Cmd`.
+    pub cmd: Option<Vec<String>>,
+    /// `Entrypoint`.
+    pub entrypoint: Option<Vec<String>>,
+    /// `WorkingDir`.
+    pub working_dir: Option<String>,
+    /// `User`.
+    pub user: Option<String>,
+    /// `Labels`.
+    pub labels: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `StopSignal`.
+    pub stop_signal: Option<String>,
+}
+
+/// One layer of an image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageLayerDetail {
+    /// Uncompressed digest (`rootfs.diff_ids`).
+    pub diff_id: String,
+    /// Digest of the layer blob as distributed.
+    pub blob_digest: String,
+    /// The descriptor's media type.
+    pub media_type: String,
+    /// The descriptor's size.
+    pub compressed_size_bytes: u64,
+    /// Size of the layer's EROFS image, once built.
+    pub erofs_size_bytes: Option<u64>,
+    /// 0 = bottom.
+    pub position: u32,
+}
+
+/// What `inspect` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageDetail {
+    /// The reference's handle.
+    pub handle: ImageHandle,
+    /// The config, when recorded.
+    pub config: Option<ImageConfigDetail>,
+    /// Layers bottom to top.
+    pub layers: Vec<ImageLayerDetail>,
+}
+
+/// What `prune` (and the sweep behind `remove`) reclaimed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImagePruneReport {
+    /// References deleted.
+    pub image_refs_removed: u64,
+    /// Manifests deleted.
+    pub manifests_removed: u64,
+    /// Distinct layers (by diff_id) deleted.
+    pub layers_removed: u64,
+    /// fsmeta images deleted.
+    pub fsmeta_removed: u64,
+    /// VMDK descriptors deleted.
+    pub vmdk_removed: u64,
+    /// Measured bytes of the files actually deleted; `None` only when files were due for
+    /// deletion and none could be measured.
+    pub bytes_reclaimed: Option<u64>,
+}
+
+/// Who holds a use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// A running sandbox.
+    Sandbox(String),
+    /// A snapshot.
+    Snapshot(String),
+}
+
+impl Holder {
+    fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Holder::Sandbox(id) => ("sandbox", id),
+            Holder::Snapshot(id) => ("snapshot", id),
+        }
+    }
+}
+
+/// A sandbox or snapshot pinning an image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageUse {
+    /// Opaque id, for [`Cache::release`].
+    pub id: String,
+    /// Familiar form of the reference acquired.
+    pub reference: String,
+    /// The pinned manifest.
+    pub manifest_digest: String,
+    /// The holder.
+    pub holder: Holder,
+    /// Milliseconds since the epoch.
+    pub since: i64,
+}
+
+/// Options of [`Cache::load`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// One more reference for the first image (a tag reference, not a digest).
+    pub tag: Option<String>,
+    /// The platform to pick from an index; `None` means the host's.
+    pub platform: Option<Platform>,
+}
+
+/// One cache root (or a remote backend).
+pub struct Cache {
+    layout: Layout,
+    backend: Backend,
+    index: Mutex<Option<Index>>,
+}
+
+impl Cache {
+    /// Opens a cache. Nothing is created or read until the first operation.
+    pub fn open(options: CacheOptions) -> Result<Self> {
+        let backend = options.backend.unwrap_or_else(Backend::from_env);
+        let root = match options.root {
+            Some(root) => root,
+            None => store::default_root().ok_or_else(|| Error::InvalidArgument {
+                name: "root".into(),
+                reason: "no OCICACHE_HOME and no platform cache folder; pass a root".into(),
+            })?,
+        };
+        Ok(Cache { layout: Layout::new(root), backend, index: Mutex::new(None) })
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Imports every image of an archive or OCI layout folder and returns a handle per
+    /// reference, in archive order. Everything is verified before anything is published;
+    /// on failure the cache is unchanged (its `tmp/` folder is cleaned).
+    ///
+    /// Loading an image that is already cached only adds references. Concurrent loads (of
+    /// any process) are safe; remove and prune wait for them.
+    pub fn load(&self, source: &Path, options: &LoadOptions) -> Result<Vec<ImageHandle>> {
+        self.local()?;
+        let tag = match &options.tag {
+            Some(t) => {
+                let r = Reference::parse(t)?;
+                if r.digest().is_some() {
+                    return Err(Error::InvalidReference {
+                        input: t.clone(),
+                        reason: "a tag to add cannot be a digest reference".into(),
+                    });
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let platform = options.platform.clone().unwrap_or_else(Platform::host);
+        self.ensure()?;
+        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Shared)?;
+        let staging = self.layout.staging_dir("load-")?;
+        let images = archive::stage_archive(source, staging.path(), &platform)?;
+        if images.is_empty() {
+            return Err(Error::invalid_archive("the archive holds no image"));
+        }
+        let named = name_images(&images, tag.as_ref())?;
+        for image in &images {
+            for blob in blobs_of(image) {
+                store::publish_file(&blob.path, &self.layout.blob(&blob.digest))?;
+            }
+        }
+        let now = now_ms();
+        let mut out = Vec::new();
+        let mut ix = self.index()?;
+        let ix = ix.as_mut().ok_or_else(|| Error::internal("index not open"))?;
+        for (image, refs) in images.iter().zip(named) {
+            let canonical: Vec<String> = refs.iter().map(Reference::canonical).collect();
+            ix.insert_image(&new_image(image, canonical.clone()), now)?;
+            for r in canonical {
+                if let Some(row) = ix.get(&r)? {
+                    out.push(handle_from_row(row));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The handle of `reference` (any spelling; a digest reference matches a cached manifest
+    /// that some reference of the same repository points to).
+    pub fn get(&self, reference: &str) -> Result<ImageHandle> {
+        self.local()?;
+        let r = Reference::parse(reference)?;
+        let ix = self.index()?;
+        let ix = ix.as_ref().ok_or_else(|| Error::internal("index not open"))?;
+        let rows = resolve(ix, &r, reference)?;
+        Ok(handle_for(&r, rows))
+    }
+
+    /// Every cached reference, newest first.
+    pub fn list(&self) -> Result<Vec<ImageHandle>> {
+        self.local()?;
+        let ix = self.index()?;
+        let ix = ix.as_ref().ok_or_else(|| Error::internal("index not open"))?;
+        Ok(ix.list()?.into_iter().map(handle_from_row).collect())
+    }
+
+    /// The handle, config and layers (bottom to top) of `reference`.
+    pub fn inspect(&self, reference: &str) -> Result<ImageDetail> {
+        self.local()?;
+        let r = Reference::parse(reference)?;
+        let ix = self.index()?;
+        let ix = ix.as_ref().ok_or_else(|| Error::internal("index not open"))?;
+        let rows = resolve(ix, &r, reference)?;
+        let handle = handle_for(&r, rows);
+        let manifest = handle.manifest_digest.clone().unwrap_or_default();
+        let config = ix.config_of(&manifest)?.map(config_detail).transpose()?;
+        let layers = ix.layers_of(&manifest)?.into_iter().map(layer_detail).collect();
+        Ok(ImageDetail { handle, config, layers })
+    }
+
+    /// Removes `reference` (every reference of that repository pointing at the manifest, for
+    /// a digest reference). Without `force`, fails with [`Error::ImageInUse`] while a use pins
+    /// the manifest. Then the manifest, config and layers nothing else names are deleted from
+    /// the index and from disk; data a use still pins stays until the use is released and a
+    /// later prune or remove collects it. Returns what was reclaimed.
+    pub fn remove(&self, reference: &str, force: bool) -> Result<ImagePruneReport> {
+        self.local()?;
+        let r = Reference::parse(reference)?;
+        self.ensure()?;
+        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
+        let collected = {
+            let mut guard = self.index()?;
+            let ix = guard.as_mut().ok_or_else(|| Error::internal("index not open"))?;
+            let rows = resolve(ix, &r, reference)?;
+            let manifest = rows[0].manifest_digest.clone();
+            if !force {
+                let uses = ix.uses(Some(&manifest))?;
+                if !uses.is_empty() {
+                    return Err(Error::ImageInUse {
+                        reference: reference.to_owned(),
+                        holders: uses.iter().map(|u| format!("{}:{}", u.holder_kind, u.holder_id)).collect(),
+                    });
+                }
+            }
+            let refs: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
+            ix.collect_garbage(RefSelection::These(&refs), false)?
+        };
+        let swept = self.sweep(&collected)?;
+        Ok(report(&collected, &swept))
+    }
+
+    /// Removes every reference no use pins, then every manifest, config and layer nothing
+    /// names, their files, files no index row names, and leftovers in `tmp/`.
+    pub fn prune(&self) -> Result<ImagePruneReport> {
+        self.local()?;
+        self.ensure()?;
+        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
+        let (collected, live) = {
+            let mut guard = self.index()?;
+            let ix = guard.as_mut().ok_or_else(|| Error::internal("index not open"))?;
+            let collected = ix.collect_garbage(RefSelection::AllUnused, false)?;
+            (collected, ix.blob_digests()?)
+        };
+        let mut swept = self.sweep(&collected)?;
+        swept.add(&gc::reconcile(&self.layout, &live, true)?);
+        Ok(report(&collected, &swept))
+    }
+
+    /// Records that `holder` uses `reference`: its manifest (and so its layers) stays until
+    /// the use is released, even if its references are removed. Refreshes the reference's
+    /// `last_used_at`. Acquiring twice for the same holder and manifest returns the same use.
+    pub fn acquire(&self, reference: &str, holder: Holder) -> Result<ImageUse> {
+        self.local()?;
+        let r = Reference::parse(reference)?;
+        let (kind, holder_id) = holder.parts();
+        if holder_id.is_empty() {
+            return Err(Error::InvalidArgument { name: "holder".into(), reason: "the holder id is empty".into() });
+        }
+        let mut guard = self.index()?;
+        let ix = guard.as_mut().ok_or_else(|| Error::internal("index not open"))?;
+        let rows = resolve(ix, &r, reference)?;
+        let row = UseRow {
+            id: random_id()?,
+            holder_kind: kind.into(),
+            holder_id: holder_id.into(),
+            reference: r.canonical(),
+            manifest_digest: rows[0].manifest_digest.clone(),
+            since: now_ms(),
+        };
+        let touch: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
+        use_from_row(ix.add_use(&row, &touch)?)
+    }
+
+    /// Ends a use. Releasing an unknown or already released use does nothing.
+    pub fn release(&self, id: &str) -> Result<()> {
+        self.local()?;
+        let mut guard = self.index()?;
+        let ix = guard.as_mut().ok_or_else(|| Error::internal("index not open"))?;
+        ix.remove_use(id)?;
+        Ok(())
+    }
+
+    /// Current uses, of one reference's manifest or of all, oldest first.
+    pub fn uses(&self, reference: Option<&str>) -> Result<Vec<ImageUse>> {
+        self.local()?;
+        let guard = self.index()?;
+        let ix = guard.as_ref().ok_or_else(|| Error::internal("index not open"))?;
+        let manifest = match reference {
+            Some(text) => {
+                let r = Reference::parse(text)?;
+                Some(resolve(ix, &r, text)?.swap_remove(0).manifest_digest)
+            }
+            None => None,
+        };
+        ix.uses(manifest.as_deref())?.into_iter().map(use_from_row).collect()
+    }
+
+    fn local(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Local => Ok(()),
+            Backend::Cloud { url } => Err(Error::Unsupported {
+                what: format!(
+                    "the cloud backend ({}) is not available in this version; configure the local backend",
+                    if url.is_empty() { "no url" } else { url }
+                ),
+            }),
+        }
+    }
+
+    fn ensure(&self) -> Result<()> {
+        self.layout.ensure()
+    }
+
+    /// The index, opened (and the layout created) on first use.
+    fn index(&self) -> Result<MutexGuard<'_, Option<Index>>> {
+        let mut guard = self.index.lock().map_err(|_| Error::internal("index mutex poisoned"))?;
+        if guard.is_none() {
+            self.layout.ensure()?;
+            *guard = Some(Index::open(&self.layout.index_db())?);
+        }
+        Ok(guard)
+    }
+
+    fn sweep(&self, collected: &index::Collected) -> Result<Swept> {
+        let mut paths = Vec::with_capacity(collected.blobs.len());
+        for (digest, _) in &collected.blobs {
+            paths.push(self.layout.blob(&Digest::parse(digest)?));
+        }
+        gc::sweep_files(&paths)
+    }
+}
+
+fn report(collected: &index::Collected, swept: &Swept) -> ImagePruneReport {
+    let measured_nothing = swept.removed == 0 && swept.already_gone > 0;
+    ImagePruneReport {
+        image_refs_removed: collected.image_refs.len() as u64,
+        manifests_removed: collected.manifests.len() as u64,
+        layers_removed: collected.layers.len() as u64,
+        fsmeta_removed: 0,
+        vmdk_removed: 0,
+        bytes_reclaimed: if measured_nothing { None } else { Some(swept.bytes) },
+    }
+}
+
+/// Decides the references of each staged image; fails before anything is published when an
+/// image would have none.
+fn name_images(images: &[StagedImage], tag: Option<&Reference>) -> Result<Vec<Vec<Reference>>> {
+    let mut named = Vec::with_capacity(images.len());
+    for (i, image) in images.iter().enumerate() {
+        let mut refs = image.references.clone();
+        if i == 0 {
+            if let Some(t) = tag {
+                if !refs.contains(t) {
+                    refs.push(t.clone());
+                }
+            }
+        }
+        if refs.is_empty() {
+            let available = images
+                .iter()
+                .map(|im| {
+                    let names: Vec<String> = im
+                        .references
+                        .iter()
+                        .map(Reference::familiar)
+                        .chain(im.bare_tags.iter().map(|t| format!("ref.name {t:?}")))
+                        .collect();
+                    if names.is_empty() {
+                        im.manifest.digest.to_string()
+                    } else {
+                        format!("{} ({})", im.manifest.digest, names.join(", "))
+                    }
+                })
+                .collect();
+            return Err(Error::ReferenceRequired { available });
+        }
+        named.push(refs);
+    }
+    Ok(named)
+}
+
+fn blobs_of(image: &StagedImage) -> impl Iterator<Item = &StagedBlob> {
+    [&image.manifest, &image.config].into_iter().chain(image.layers.iter().map(|l| &l.blob))
+}
+
+fn new_image(image: &StagedImage, references: Vec<String>) -> NewImage {
+    let c = &image.config_info;
+    let json = |v: &Option<Vec<String>>| v.as_ref().map(|v| serde_json::Value::from(v.clone()).to_string());
+    let mut blobs = vec![
+        NewBlob { digest: image.manifest.digest.to_string(), size: image.manifest.size as i64, kind: "manifest" },
+        NewBlob { digest: image.config.digest.to_string(), size: image.config.size as i64, kind: "config" },
+    ];
+    let mut seen = HashSet::new();
+    let mut disk = image.manifest.size + image.config.size;
+    for l in &image.layers {
+        if seen.insert(l.blob.digest.clone()) {
+            disk += l.blob.size;
+            blobs.push(NewBlob { digest: l.blob.digest.to_string(), size: l.blob.size as i64, kind: "layer" });
+        }
+    }
+    NewImage {
+        blobs,
+        config: ConfigRow {
+            digest: image.config.digest.to_string(),
+            env: json(&c.env),
+            cmd: json(&c.cmd),
+            entrypoint: json(&c.entrypoint),
+            working_dir: c.working_dir.clone(),
+            user: c.user.clone(),
+            labels: c.labels.as_ref().map(|l| serde_json::Value::Object(l.clone()).to_string()),
+            stop_signal: c.stop_signal.clone(),
+        },
+        manifest_digest: image.manifest.digest.to_string(),
+        media_type: image.manifest_media_type.clone(),
+        architecture: c.platform.architecture.clone(),
+        os: c.platform.os.clone(),
+        variant: c.platform.variant.clone(),
+        total_size: (image.manifest.size + image.config.size + image.layers.iter().map(|l| l.blob.size).sum::<u64>())
+            as i64,
+        disk_size: disk as i64,
+        layers: image
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerRow {
+                position: i as i64,
+                diff_id: l.diff_id.to_string(),
+                blob_digest: l.blob.digest.to_string(),
+                media_type: l.media_type.clone(),
+                compressed_size: l.blob.size as i64,
+                erofs_size: None,
+            })
+            .collect(),
+        references,
+    }
+}
+
+/// The rows a reference names: one for a tag reference, every reference of the repository
+/// pointing at the digest for a digest reference.
+fn resolve(ix: &Index, r: &Reference, input: &str) -> Result<Vec<HandleRow>> {
+    let rows = match r.digest() {
+        Some(d) => ix.find_by_digest(&r.name(), &d.to_string())?,
+        None => ix.get(&r.canonical())?.into_iter().collect(),
+    };
+    if rows.is_empty() {
+        return Err(Error::ImageNotFound { reference: input.to_owned() });
+    }
+    Ok(rows)
+}
+
+fn handle_for(r: &Reference, rows: Vec<HandleRow>) -> ImageHandle {
+    let created = rows.iter().map(|row| row.created_at).max();
+    let used = rows.iter().filter_map(|row| row.last_used_at).max();
+    let mut handle = handle_from_row(rows.into_iter().next().expect("resolve returns at least one row"));
+    if r.digest().is_some() {
+        handle.reference = r.familiar();
+        handle.created_at = created;
+        handle.last_used_at = used;
+    }
+    handle
+}
+
+fn handle_from_row(row: HandleRow) -> ImageHandle {
+    ImageHandle {
+        reference: familiar_from_canonical(&row.reference).to_owned(),
+        manifest_digest: Some(row.manifest_digest),
+        architecture: Some(row.architecture),
+        os: Some(row.os),
+        variant: row.variant,
+        layer_count: row.layer_count as u32,
+        size_bytes: row.disk_size.map(|s| s as u64),
+        created_at: Some(row.created_at),
+        last_used_at: row.last_used_at,
+    }
+}
+
+fn config_detail(row: ConfigRow) -> Result<ImageConfigDetail> {
+    let corrupt = |field: &str| Error::CorruptCache { reason: format!("config {} has malformed {field}", row.digest) };
+    let list = |v: &Option<String>, field: &str| -> Result<Option<Vec<String>>> {
+        v.as_deref().map(|s| serde_json::from_str(s).map_err(|_| corrupt(field))).transpose()
+    };
+    Ok(ImageConfigDetail {
+        env: list(&row.env, "env")?,
+        cmd: list(&row.cmd, "cmd")?,
+        entrypoint: list(&row.entrypoint, "entrypoint")?,
+        labels: row.labels.as_deref().map(|s| serde_json::from_str(s).map_err(|_| corrupt("labels"))).transpose()?,
+        digest: row.digest,
+        working_dir: row.working_dir,
+        user: row.user,
+        stop_signal: row.stop_signal,
+    })
+}
+
+fn layer_detail(row: LayerRow) -> ImageLayerDetail {
+    ImageLayerDetail {
+        diff_id: row.diff_id,
+        blob_digest: row.blob_digest,
+        media_type: row.media_type,
+        compressed_size_bytes: row.compressed_size as u64,
+        erofs_size_bytes: row.erofs_size.map(|s| s as u64),
+        position: row.position as u32,
+    }
+}
+
+fn use_from_row(row: UseRow) -> Result<ImageUse> {
+    let holder = match row.holder_kind.as_str() {
+        "sandbox" => Holder::Sandbox(row.holder_id),
+        "snapshot" => Holder::Snapshot(row.holder_id),
+        other => return Err(Error::CorruptCache { reason: format!("use {} has holder kind {other:?}", row.id) }),
+    };
+    Ok(ImageUse {
+        id: row.id,
+        reference: familiar_from_canonical(&row.reference).to_owned(),
+        manifest_digest: row.manifest_digest,
+        holder,
+        since: row.since,
+    })
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Number of random bytes in a use id (128 bits: unguessable and collision-free in practice).
+const USE_ID_BYTES: usize = 16;
+
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; USE_ID_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}

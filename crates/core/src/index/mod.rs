@@ -1,0 +1,589 @@
+//! The SQLite index (`index.db`): the only module with SQL.
+//!
+//! The schema lives in `schema.sql` (version in `PRAGMA user_version`); [`Index::open`] creates
+//! it on a new cache and refuses a newer version it does not know. Every change runs in one
+//! transaction, so readers and other processes see a load, a removal or a prune whole or not at
+//! all. The database runs in WAL mode with a busy timeout, so several processes can share it.
+//!
+//! Garbage collection is set-based here ([`Index::collect_garbage`]): roots are references and
+//! uses; a manifest no root names goes, then configs, layers and blobs nothing left names. The
+//! caller deletes the files of the blobs it returns *after* the commit (see [`crate::gc`]).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::error::{Error, Result};
+
+/// Current schema version, stored in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+/// How long a writer waits for another process's transaction before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One `image_refs` row joined with its manifest: what `list` and `get` return.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandleRow {
+    /// Canonical reference.
+    pub reference: String,
+    /// The manifest it points to.
+    pub manifest_digest: String,
+    /// When the reference was created or last re-pointed (ms).
+    pub created_at: i64,
+    /// When a use last acquired it (ms).
+    pub last_used_at: Option<i64>,
+    /// From the config.
+    pub architecture: String,
+    /// From the config.
+    pub os: String,
+    /// From the config.
+    pub variant: Option<String>,
+    /// Layers in the manifest.
+    pub layer_count: i64,
+    /// Bytes on disk of the image's artifacts.
+    pub disk_size: Option<i64>,
+}
+
+/// A config row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigRow {
+    /// Config digest.
+    pub digest: String,
+    /// JSON array text.
+    pub env: Option<String>,
+    /// JSON array text.
+    pub cmd: Option<String>,
+    /// JSON array text.
+    pub entrypoint: Option<String>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// JSON object text.
+    pub labels: Option<String>,
+    /// Stop signal.
+    pub stop_signal: Option<String>,
+}
+
+/// A layer of one manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerRow {
+    /// 0 = bottom.
+    pub position: i64,
+    /// Uncompressed digest.
+    pub diff_id: String,
+    /// Digest of the blob as distributed.
+    pub blob_digest: String,
+    /// Descriptor media type.
+    pub media_type: String,
+    /// Descriptor size.
+    pub compressed_size: i64,
+    /// Size of the layer's EROFS image, once there is one.
+    pub erofs_size: Option<i64>,
+}
+
+/// A use row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseRow {
+    /// Use id.
+    pub id: String,
+    /// `sandbox` or `snapshot`.
+    pub holder_kind: String,
+    /// The holder's id.
+    pub holder_id: String,
+    /// Canonical reference acquired.
+    pub reference: String,
+    /// Pinned manifest.
+    pub manifest_digest: String,
+    /// When acquired (ms).
+    pub since: i64,
+}
+
+/// A blob to record.
+#[derive(Debug, Clone)]
+pub struct NewBlob {
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// `manifest`, `config` or `layer`.
+    pub kind: &'static str,
+}
+
+/// Everything `load` records for one image.
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    /// Blobs the image stores (manifest, config, layers).
+    pub blobs: Vec<NewBlob>,
+    /// The config row.
+    pub config: ConfigRow,
+    /// Manifest digest.
+    pub manifest_digest: String,
+    /// Manifest media type.
+    pub media_type: String,
+    /// Platform.
+    pub architecture: String,
+    /// Platform.
+    pub os: String,
+    /// Platform.
+    pub variant: Option<String>,
+    /// Descriptor sizes summed.
+    pub total_size: i64,
+    /// Bytes on disk.
+    pub disk_size: i64,
+    /// Layers bottom to top (erofs_size ignored).
+    pub layers: Vec<LayerRow>,
+    /// Canonical references to point at the manifest.
+    pub references: Vec<String>,
+}
+
+/// What one garbage collection removed from the index.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Collected {
+    /// References deleted.
+    pub image_refs: Vec<String>,
+    /// Manifest digests deleted.
+    pub manifests: Vec<String>,
+    /// Layer diff_ids deleted.
+    pub layers: Vec<String>,
+    /// Blob digests whose files must now be deleted, with recorded sizes.
+    pub blobs: Vec<(String, i64)>,
+}
+
+/// Which references a collection removes before collecting.
+#[derive(Debug, Clone)]
+pub enum RefSelection<'a> {
+    /// Exactly these canonical references.
+    These(&'a [String]),
+    /// Every reference whose manifest no use pins (prune).
+    AllUnused,
+}
+
+/// An open index.
+pub struct Index {
+    conn: Connection,
+}
+
+impl Index {
+    /// Opens (creating if needed) the index at `path` and brings its schema to
+    /// [`SCHEMA_VERSION`]. Refuses a database written by a newer version.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets readers run during a writer's transaction and survives a killed writer;
+        // FULL makes each commit durable before a load reports success.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        migrate(&mut conn)?;
+        Ok(Index { conn })
+    }
+
+    /// Records an image and points its references at it, in one transaction. Re-recording a
+    /// stored image is harmless; a reference that pointed elsewhere is re-pointed (its old
+    /// manifest becomes garbage if nothing else names it).
+    pub fn insert_image(&mut self, image: &NewImage, now: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for b in &image.blobs {
+            tx.execute(
+                "INSERT OR IGNORE INTO blobs (digest, size, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![b.digest, b.size, b.kind, now],
+            )?;
+        }
+        let c = &image.config;
+        tx.execute(
+            "INSERT OR IGNORE INTO configs (digest, env, cmd, entrypoint, working_dir, user, labels, stop_signal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![c.digest, c.env, c.cmd, c.entrypoint, c.working_dir, c.user, c.labels, c.stop_signal],
+        )?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO manifests (digest, media_type, architecture, os, variant, layer_count,
+                 config_digest, total_size, disk_size, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                image.manifest_digest,
+                image.media_type,
+                image.architecture,
+                image.os,
+                image.variant,
+                image.layers.len() as i64,
+                c.digest,
+                image.total_size,
+                image.disk_size,
+                now
+            ],
+        )?;
+        if inserted == 1 {
+            for l in &image.layers {
+                tx.execute(
+                    "INSERT OR IGNORE INTO layers (diff_id, erofs_size, created_at) VALUES (?1, NULL, ?2)",
+                    params![l.diff_id, now],
+                )?;
+                tx.execute(
+                    "INSERT INTO manifest_layers (manifest_digest, position, diff_id, blob_digest, media_type, compressed_size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![image.manifest_digest, l.position, l.diff_id, l.blob_digest, l.media_type, l.compressed_size],
+                )?;
+            }
+        }
+        for r in &image.references {
+            tx.execute(
+                "INSERT INTO image_refs (reference, manifest_digest, created_at, last_used_at)
+                 VALUES (?1, ?2, ?3, NULL)
+                 ON CONFLICT (reference) DO UPDATE SET
+                     manifest_digest = excluded.manifest_digest,
+                     created_at = excluded.created_at,
+                     last_used_at = NULL
+                 WHERE image_refs.manifest_digest <> excluded.manifest_digest",
+                params![r, image.manifest_digest, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every reference, newest first (ties by reference).
+    pub fn list(&self) -> Result<Vec<HandleRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!("{HANDLE_SELECT} ORDER BY r.created_at DESC, r.reference"))?;
+        let rows = stmt.query_map([], handle_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The row of one canonical reference.
+    pub fn get(&self, reference: &str) -> Result<Option<HandleRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!("{HANDLE_SELECT} WHERE r.reference = ?1"))?;
+        Ok(stmt.query_row([reference], handle_row).optional()?)
+    }
+
+    /// Rows of references in repository `name` (canonical, without tag) pointing at `digest`.
+    pub fn find_by_digest(&self, name: &str, digest: &str) -> Result<Vec<HandleRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{HANDLE_SELECT} WHERE r.manifest_digest = ?2
+                AND (substr(r.reference, 1, length(?1) + 1) = ?1 || ':'
+                  OR substr(r.reference, 1, length(?1) + 1) = ?1 || '@')
+             ORDER BY r.created_at DESC, r.reference"
+        ))?;
+        let rows = stmt.query_map(params![name, digest], handle_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The config of a manifest, if recorded.
+    pub fn config_of(&self, manifest_digest: &str) -> Result<Option<ConfigRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.digest, c.env, c.cmd, c.entrypoint, c.working_dir, c.user, c.labels, c.stop_signal
+             FROM manifests m JOIN configs c ON c.digest = m.config_digest WHERE m.digest = ?1",
+        )?;
+        Ok(stmt
+            .query_row([manifest_digest], |r| {
+                Ok(ConfigRow {
+                    digest: r.get(0)?,
+                    env: r.get(1)?,
+                    cmd: r.get(2)?,
+                    entrypoint: r.get(3)?,
+                    working_dir: r.get(4)?,
+                    user: r.get(5)?,
+                    labels: r.get(6)?,
+                    stop_signal: r.get(7)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// The layers of a manifest, bottom to top.
+    pub fn layers_of(&self, manifest_digest: &str) -> Result<Vec<LayerRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ml.position, ml.diff_id, ml.blob_digest, ml.media_type, ml.compressed_size, l.erofs_size
+             FROM manifest_layers ml JOIN layers l ON l.diff_id = ml.diff_id
+             WHERE ml.manifest_digest = ?1 ORDER BY ml.position",
+        )?;
+        let rows = stmt.query_map([manifest_digest], |r| {
+            Ok(LayerRow {
+                position: r.get(0)?,
+                diff_id: r.get(1)?,
+                blob_digest: r.get(2)?,
+                media_type: r.get(3)?,
+                compressed_size: r.get(4)?,
+                erofs_size: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Uses, optionally only those pinning `manifest_digest`, oldest first.
+    pub fn uses(&self, manifest_digest: Option<&str>) -> Result<Vec<UseRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, holder_kind, holder_id, reference, manifest_digest, since FROM uses
+             WHERE ?1 IS NULL OR manifest_digest = ?1 ORDER BY since, id",
+        )?;
+        let rows = stmt.query_map([manifest_digest], use_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records a use of `manifest_digest` and refreshes `last_used_at` of `touch` references.
+    /// Idempotent per (holder, manifest): a second acquire returns the first use.
+    pub fn add_use(&mut self, new: &UseRow, touch: &[String]) -> Result<UseRow> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO uses (id, holder_kind, holder_id, reference, manifest_digest, since)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![new.id, new.holder_kind, new.holder_id, new.reference, new.manifest_digest, new.since],
+        )?;
+        for r in touch {
+            tx.execute(
+                "UPDATE image_refs SET last_used_at = ?2 WHERE reference = ?1",
+                params![r, new.since],
+            )?;
+        }
+        let row = tx.query_row(
+            "SELECT id, holder_kind, holder_id, reference, manifest_digest, since FROM uses
+             WHERE holder_kind = ?1 AND holder_id = ?2 AND manifest_digest = ?3",
+            params![new.holder_kind, new.holder_id, new.manifest_digest],
+            use_row,
+        )?;
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// Deletes a use; returns whether it existed.
+    pub fn remove_use(&mut self, id: &str) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM uses WHERE id = ?1", [id])? == 1)
+    }
+
+    /// Removes the selected references, then every manifest no reference or use names and every
+    /// config, layer and blob nothing left names, in one transaction. Returns what went; the
+    /// caller then deletes the blob files. With `dry_run` the transaction is rolled back and the
+    /// same report is returned.
+    pub fn collect_garbage(&mut self, refs: RefSelection<'_>, dry_run: bool) -> Result<Collected> {
+        let tx = self.conn.transaction()?;
+        let collected = collect_in(&tx, refs)?;
+        if dry_run {
+            tx.rollback()?;
+        } else {
+            tx.commit()?;
+        }
+        Ok(collected)
+    }
+
+    /// Digests of every recorded blob (for reconciling the disk with the index).
+    pub fn blob_digests(&self) -> Result<HashSet<String>> {
+        let mut stmt = self.conn.prepare_cached("SELECT digest FROM blobs")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+const HANDLE_SELECT: &str = "SELECT r.reference, r.manifest_digest, r.created_at, r.last_used_at,
+        m.architecture, m.os, m.variant, m.layer_count, m.disk_size
+    FROM image_refs r JOIN manifests m ON m.digest = r.manifest_digest";
+
+fn handle_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HandleRow> {
+    Ok(HandleRow {
+        reference: r.get(0)?,
+        manifest_digest: r.get(1)?,
+        created_at: r.get(2)?,
+        last_used_at: r.get(3)?,
+        architecture: r.get(4)?,
+        os: r.get(5)?,
+        variant: r.get(6)?,
+        layer_count: r.get(7)?,
+        disk_size: r.get(8)?,
+    })
+}
+
+fn use_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UseRow> {
+    Ok(UseRow {
+        id: r.get(0)?,
+        holder_kind: r.get(1)?,
+        holder_id: r.get(2)?,
+        reference: r.get(3)?,
+        manifest_digest: r.get(4)?,
+        since: r.get(5)?,
+    })
+}
+
+fn strings(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> Result<Vec<String>> {
+    let mut stmt = tx.prepare(sql)?;
+    let rows = stmt.query_map(p, |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn collect_in(tx: &Transaction<'_>, refs: RefSelection<'_>) -> Result<Collected> {
+    let mut out = Collected::default();
+    match refs {
+        RefSelection::These(list) => {
+            for r in list {
+                if tx.execute("DELETE FROM image_refs WHERE reference = ?1", [r])? == 1 {
+                    out.image_refs.push(r.clone());
+                }
+            }
+        }
+        RefSelection::AllUnused => {
+            out.image_refs = strings(
+                tx,
+                "DELETE FROM image_refs WHERE manifest_digest NOT IN (SELECT manifest_digest FROM uses)
+                 RETURNING reference",
+                [],
+            )?;
+        }
+    }
+    // Reachability: the roots are references and uses; everything else hangs off manifests.
+    out.manifests = strings(
+        tx,
+        "SELECT digest FROM manifests m
+         WHERE NOT EXISTS (SELECT 1 FROM image_refs r WHERE r.manifest_digest = m.digest)
+           AND NOT EXISTS (SELECT 1 FROM uses u WHERE u.manifest_digest = m.digest)",
+        [],
+    )?;
+    for m in &out.manifests {
+        tx.execute("DELETE FROM manifest_layers WHERE manifest_digest = ?1", [m])?;
+        tx.execute("DELETE FROM manifests WHERE digest = ?1", [m])?;
+    }
+    tx.execute(
+        "DELETE FROM configs WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.config_digest = configs.digest)",
+        [],
+    )?;
+    out.layers = strings(
+        tx,
+        "DELETE FROM layers WHERE NOT EXISTS (SELECT 1 FROM manifest_layers ml WHERE ml.diff_id = layers.diff_id)
+         RETURNING diff_id",
+        [],
+    )?;
+    let mut stmt = tx.prepare(
+        "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = blobs.digest)
+           AND NOT EXISTS (SELECT 1 FROM configs c WHERE c.digest = blobs.digest)
+           AND NOT EXISTS (SELECT 1 FROM manifest_layers ml WHERE ml.blob_digest = blobs.digest)
+         RETURNING digest, size",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    out.blobs = rows.collect::<rusqlite::Result<_>>()?;
+    out.image_refs.sort();
+    out.layers.sort();
+    out.blobs.sort();
+    Ok(out)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    match version {
+        0 => {
+            tx.execute_batch(include_str!("schema.sql"))?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        SCHEMA_VERSION => {}
+        newer => {
+            return Err(Error::CorruptCache {
+                reason: format!(
+                    "index schema version {newer} is newer than this ocicache understands ({SCHEMA_VERSION})"
+                ),
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> String {
+        format!("sha256:{}", hex::encode([n; 32]))
+    }
+
+    fn image(manifest: u8, config: u8, layers: &[(u8, u8)], refs: &[&str]) -> NewImage {
+        let mut blobs = vec![
+            NewBlob { digest: d(manifest), size: 100, kind: "manifest" },
+            NewBlob { digest: d(config), size: 10, kind: "config" },
+        ];
+        blobs.extend(layers.iter().map(|(b, _)| NewBlob { digest: d(*b), size: 1000, kind: "layer" }));
+        NewImage {
+            blobs,
+            config: ConfigRow {
+                digest: d(config),
+                env: None,
+                cmd: None,
+                entrypoint: None,
+                working_dir: None,
+                user: None,
+                labels: None,
+                stop_signal: None,
+            },
+            manifest_digest: d(manifest),
+            media_type: "m".into(),
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            variant: None,
+            total_size: 0,
+            disk_size: 0,
+            layers: layers
+                .iter()
+                .enumerate()
+                .map(|(i, (b, diff))| LayerRow {
+                    position: i as i64,
+                    diff_id: d(*diff),
+                    blob_digest: d(*b),
+                    media_type: "l".into(),
+                    compressed_size: 1000,
+                    erofs_size: None,
+                })
+                .collect(),
+            references: refs.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn shared_layers_survive_until_their_last_manifest_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ix = Index::open(&dir.path().join("i.db")).unwrap();
+        ix.insert_image(&image(1, 2, &[(10, 20), (11, 21)], &["a"]), 1).unwrap();
+        ix.insert_image(&image(3, 4, &[(10, 20), (12, 22)], &["b"]), 2).unwrap();
+        assert_eq!(ix.list().unwrap().iter().map(|r| r.reference.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        let dry = ix.collect_garbage(RefSelection::These(&["a".into()]), true).unwrap();
+        let got = ix.collect_garbage(RefSelection::These(&["a".into()]), false).unwrap();
+        assert_eq!(dry, got, "a dry run reports exactly what the real run does");
+        assert_eq!(got.manifests, [d(1)]);
+        assert_eq!(got.layers, [d(21)]);
+        let gone: Vec<_> = got.blobs.iter().map(|(b, _)| b.clone()).collect();
+        assert_eq!(gone, [d(1), d(2), d(11)]);
+        assert_eq!(ix.blob_digests().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn uses_pin_manifests_through_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ix = Index::open(&dir.path().join("i.db")).unwrap();
+        ix.insert_image(&image(1, 2, &[(10, 20)], &["a"]), 1).unwrap();
+        ix.insert_image(&image(3, 4, &[(11, 21)], &["b"]), 1).unwrap();
+        let u = UseRow {
+            id: "u1".into(),
+            holder_kind: "snapshot".into(),
+            holder_id: "s".into(),
+            reference: "a".into(),
+            manifest_digest: d(1),
+            since: 5,
+        };
+        assert_eq!(ix.add_use(&u, &["a".into()]).unwrap(), u);
+        let got = ix.collect_garbage(RefSelection::AllUnused, false).unwrap();
+        assert_eq!(got.image_refs, ["b"]);
+        assert_eq!(got.manifests, [d(3)]);
+        assert_eq!(ix.get("a").unwrap().unwrap().last_used_at, Some(5));
+        // A snapshot keeps the manifest after its references go.
+        let got = ix.collect_garbage(RefSelection::These(&["a".into()]), false).unwrap();
+        assert!(got.manifests.is_empty());
+        assert!(ix.remove_use("u1").unwrap());
+        assert!(!ix.remove_use("u1").unwrap());
+        let got = ix.collect_garbage(RefSelection::AllUnused, false).unwrap();
+        assert_eq!(got.manifests, [d(1)]);
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.db");
+        drop(Index::open(&path).unwrap());
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        assert_eq!(Index::open(&path).err().map(|e| e.code()), Some("CORRUPT_CACHE"));
+    }
+}

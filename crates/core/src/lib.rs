@@ -1,0 +1,23 @@
+//! ocicache core: a local OCI image cache for microVM sandboxes.
+//!
+//! The crate is usable from Rust alone. [`Cache`] is the façade (load, get, list, inspect,
+//! remove, prune, acquire/release uses); modules below it own one concern each:
+//!
+//! - [`oci`]: pure types and parsing (digest, reference, media type, platform, config);
+//! - [`archive`]: `docker save` and OCI layout import, verified while staging;
+//! - [`store`]: the cache root's layout, atomic publication, cross-process locks;
+//! - [`index`]: the SQLite index (the only module with SQL);
+//! - [`gc`]: the file sweep and byte measurement shared by remove and prune.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod archive;
+pub mod error;
+pub mod gc;
+pub mod image;
+pub mod index;
+pub mod oci;
+pub mod store;
+
+pub use error::{Error, Result, ERROR_CODES};
+pub use image::*;

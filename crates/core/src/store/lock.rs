@@ -1,0 +1,68 @@
+//! Cross-process advisory locks on files in `locks/` (`flock` on Unix, `LockFileEx` on Windows,
+//! through `std::fs::File::lock`). Locks are released when the guard drops or the process dies,
+//! so a killed process never leaves the cache locked.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+
+/// How a lock is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Many holders at once (loads).
+    Shared,
+    /// One holder, no shared holders (remove, prune).
+    Exclusive,
+}
+
+/// A held lock; released on drop.
+#[derive(Debug)]
+pub struct CacheLock {
+    file: File,
+}
+
+impl CacheLock {
+    /// Blocks until the lock at `path` is held in `mode`. Each call opens its own file
+    /// description, so two guards in one process exclude each other like two processes do.
+    pub fn acquire(path: &Path, mode: LockMode) -> Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .at(path)?;
+        match mode {
+            LockMode::Shared => file.lock_shared(),
+            LockMode::Exclusive => file.lock(),
+        }
+        .at(path)?;
+        Ok(CacheLock { file })
+    }
+}
+
+impl Drop for CacheLock {
+    fn drop(&mut self) {
+        // Closing the file releases the lock too; unlocking first makes it prompt.
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclusive_excludes_shared_within_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l");
+        let shared = CacheLock::acquire(&path, LockMode::Shared).unwrap();
+        let _shared2 = CacheLock::acquire(&path, LockMode::Shared).unwrap();
+        let probe = OpenOptions::new().write(true).open(&path).unwrap();
+        assert!(probe.try_lock().is_err(), "exclusive must wait for shared holders");
+        drop(shared);
+        drop(_shared2);
+        assert!(probe.try_lock().is_ok());
+    }
+}

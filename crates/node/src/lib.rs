@@ -1,0 +1,180 @@
+//! N-API binding of `ocicache-core`. It only converts: JS arguments into core types, core
+//! results into `#[napi(object)]` structs, and core errors into JS errors whose `code` is the
+//! core's stable code. Every operation runs on the blocking pool, off the JS thread; a panic
+//! there is reported as an `INTERNAL` error and never crosses the boundary.
+//!
+//! Numbers cross as JS numbers: sizes in bytes, times in milliseconds since the epoch.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{JsObjectValue, PromiseRaw, ToNapiValue};
+use napi::{Env, JsValue, Status};
+use napi_derive::napi;
+use ocicache_core as core;
+
+mod convert;
+
+use convert::*;
+
+/// Runs `work` on the blocking pool and settles a promise with `convert(result)`, or rejects it
+/// with a coded error.
+fn spawn<'env, T, V, W, C>(env: &'env Env, work: W, convert: C) -> napi::Result<PromiseRaw<'env, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue,
+    W: FnOnce() -> core::Result<T> + Send + 'static,
+    C: FnOnce(T) -> V + 'static,
+{
+    env.spawn_future_with_callback(
+        async move { Ok(napi::bindgen_prelude::spawn_blocking(work).await) },
+        move |env, joined| match joined {
+            Ok(Ok(value)) => Ok(convert(value)),
+            Ok(Err(error)) => Err(js_error(env, &error)),
+            Err(join) => Err(js_error(env, &core::Error::internal(format!("worker failed: {join}")))),
+        },
+    )
+}
+
+/// A JS `Error` with `code`, the error's structured fields as properties, and `cause` when the
+/// core error has a source.
+fn js_error(env: &Env, error: &core::Error) -> napi::Error {
+    let build = || -> napi::Result<napi::Error> {
+        let mut obj = env.create_error(napi::Error::new(Status::GenericFailure, error.to_string()))?;
+        obj.set_named_property("code", error.code())?;
+        for (name, value) in error.details() {
+            obj.set_named_property(name, env.to_js_value(&value)?)?;
+        }
+        if let Some(source) = std::error::Error::source(error) {
+            let cause = env.create_error(napi::Error::new(Status::GenericFailure, source.to_string()))?;
+            obj.set_named_property("cause", cause)?;
+        }
+        Ok(napi::Error::from(obj.to_unknown()))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+/// Every error code the core can produce (public API: codes are only ever added).
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    core::ERROR_CODES.iter().map(|c| c.to_string()).collect()
+}
+
+/// The cache root used when none is given: `$OCICACHE_HOME`, else the platform cache folder.
+#[napi]
+pub fn default_root() -> Option<String> {
+    core::store::default_root().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// One cache root (or a remote backend), shared by every call made through it.
+#[napi]
+pub struct NativeCache {
+    inner: Arc<core::Cache>,
+}
+
+#[napi]
+impl NativeCache {
+    /// Opens a cache; nothing is created or read until the first operation.
+    #[napi(factory)]
+    pub fn open(env: &Env, options: Option<NativeCacheOptions>) -> napi::Result<Self> {
+        let options = options.unwrap_or_default();
+        let opts = core::CacheOptions {
+            root: options.root.map(PathBuf::from),
+            backend: match options.backend {
+                None => None,
+                Some(b) => Some(backend_from(b).map_err(|e| js_error(env, &e))?),
+            },
+        };
+        core::Cache::open(opts).map(|c| NativeCache { inner: Arc::new(c) }).map_err(|e| js_error(env, &e))
+    }
+
+    /// The cache root folder.
+    #[napi(getter)]
+    pub fn root(&self) -> String {
+        self.inner.root().to_string_lossy().into_owned()
+    }
+
+    /// Imports an archive or OCI layout folder; one handle per reference.
+    #[napi(ts_return_type = "Promise<NativeImageHandle[]>")]
+    pub fn load<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        tag: Option<String>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
+        let cache = self.inner.clone();
+        let opts = core::LoadOptions { tag, platform: None };
+        spawn(env, move || cache.load(&PathBuf::from(path), &opts), |v| v.into_iter().map(handle).collect())
+    }
+
+    /// The handle of one reference.
+    #[napi(ts_return_type = "Promise<NativeImageHandle>")]
+    pub fn get<'env>(&self, env: &'env Env, reference: String) -> napi::Result<PromiseRaw<'env, NativeImageHandle>> {
+        let cache = self.inner.clone();
+        spawn(env, move || cache.get(&reference), handle)
+    }
+
+    /// Every reference, newest first.
+    #[napi(ts_return_type = "Promise<NativeImageHandle[]>")]
+    pub fn list<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
+        let cache = self.inner.clone();
+        spawn(env, move || cache.list(), |v| v.into_iter().map(handle).collect())
+    }
+
+    /// Handle, config and layers of one reference.
+    #[napi(ts_return_type = "Promise<NativeImageDetail>")]
+    pub fn inspect<'env>(&self, env: &'env Env, reference: String) -> napi::Result<PromiseRaw<'env, NativeImageDetail>> {
+        let cache = self.inner.clone();
+        spawn(env, move || cache.inspect(&reference), detail)
+    }
+
+    /// Removes one reference and what only it used.
+    #[napi(ts_return_type = "Promise<NativePruneReport>")]
+    pub fn remove<'env>(
+        &self,
+        env: &'env Env,
+        reference: String,
+        force: bool,
+    ) -> napi::Result<PromiseRaw<'env, NativePruneReport>> {
+        let cache = self.inner.clone();
+        spawn(env, move || cache.remove(&reference, force), prune_report)
+    }
+
+    /// Removes everything no use pins.
+    #[napi(ts_return_type = "Promise<NativePruneReport>")]
+    pub fn prune<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativePruneReport>> {
+        let cache = self.inner.clone();
+        spawn(env, move || cache.prune(), prune_report)
+    }
+
+    /// Pins a reference's manifest for a sandbox or snapshot.
+    #[napi(ts_return_type = "Promise<NativeImageUse>")]
+    pub fn acquire<'env>(
+        &self,
+        env: &'env Env,
+        reference: String,
+        holder: NativeHolder,
+    ) -> napi::Result<PromiseRaw<'env, NativeImageUse>> {
+        let cache = self.inner.clone();
+        let holder = holder_from(holder).map_err(|e| js_error(env, &e))?;
+        spawn(env, move || cache.acquire(&reference, holder), image_use)
+    }
+
+    /// Ends a use (idempotent).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn release<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, ()>> {
+        let cache = self.inner.clone();
+        spawn(env, move || cache.release(&id), |()| ())
+    }
+
+    /// Current uses, of one reference or all.
+    #[napi(ts_return_type = "Promise<NativeImageUse[]>")]
+    pub fn uses<'env>(
+        &self,
+        env: &'env Env,
+        reference: Option<String>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageUse>>> {
+        let cache = self.inner.clone();
+        spawn(env, move || cache.uses(reference.as_deref()), |v| v.into_iter().map(image_use).collect())
+    }
+}
