@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::oci::{media_type, Digest, Platform};
+use crate::oci::{Digest, Platform, media_type};
 
 /// The `schemaVersion` of image manifests and indexes (both OCI and Docker v2 schema 2).
 const SCHEMA_VERSION: u32 = 2;
@@ -121,7 +121,9 @@ fn malformed(what: &str, e: impl std::fmt::Display) -> Error {
 
 fn check_schema_version(version: u32, what: &str) -> Result<()> {
     if version != SCHEMA_VERSION {
-        return Err(Error::invalid_archive(format!("{what} has schemaVersion {version}, expected {SCHEMA_VERSION}")));
+        return Err(Error::invalid_archive(format!(
+            "{what} has schemaVersion {version}, expected {SCHEMA_VERSION}"
+        )));
     }
     Ok(())
 }
@@ -130,12 +132,18 @@ fn check_schema_version(version: u32, what: &str) -> Result<()> {
 pub(crate) fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex> {
     let raw: RawIndex = serde_json::from_slice(bytes).map_err(|e| malformed(what, e))?;
     check_schema_version(raw.schema_version, what)?;
-    if let Some(mt) = &raw.media_type {
-        if !media_type::INDEXES.contains(&mt.as_str()) {
-            return Err(Error::invalid_archive(format!("{what}: unknown media type {mt:?} for an index")));
-        }
+    if let Some(mt) = &raw.media_type
+        && !media_type::INDEXES.contains(&mt.as_str())
+    {
+        return Err(Error::invalid_archive(format!(
+            "{what}: unknown media type {mt:?} for an index"
+        )));
     }
-    let manifests = raw.manifests.into_iter().map(RawDescriptor::into_descriptor).collect::<Result<_>>()?;
+    let manifests = raw
+        .manifests
+        .into_iter()
+        .map(RawDescriptor::into_descriptor)
+        .collect::<Result<_>>()?;
     Ok(ImageIndex { manifests })
 }
 
@@ -146,15 +154,22 @@ pub(crate) fn parse_manifest(bytes: &[u8], what: &str) -> Result<ImageManifest> 
     Ok(ImageManifest {
         media_type: raw.media_type,
         config: raw.config.into_descriptor()?,
-        layers: raw.layers.into_iter().map(RawDescriptor::into_descriptor).collect::<Result<_>>()?,
+        layers: raw
+            .layers
+            .into_iter()
+            .map(RawDescriptor::into_descriptor)
+            .collect::<Result<_>>()?,
     })
 }
 
 /// Checks the `oci-layout` file: a JSON object with an `imageLayoutVersion`.
 pub(crate) fn parse_layout_file(bytes: &[u8]) -> Result<()> {
-    let raw: RawLayoutFile = serde_json::from_slice(bytes).map_err(|e| malformed("oci-layout", e))?;
+    let raw: RawLayoutFile =
+        serde_json::from_slice(bytes).map_err(|e| malformed("oci-layout", e))?;
     if raw.image_layout_version.is_empty() {
-        return Err(Error::invalid_archive("oci-layout has an empty imageLayoutVersion"));
+        return Err(Error::invalid_archive(
+            "oci-layout has an empty imageLayoutVersion",
+        ));
     }
     Ok(())
 }
@@ -186,15 +201,26 @@ pub(crate) type BlobRef<'a> = (&'a str, u64, &'a Digest);
 
 /// Builds the Docker v2 schema 2 manifest of a legacy archive's image. Deterministic: the same
 /// config and layers give the same bytes (fixed field order, compact JSON).
-pub(crate) fn synthesize_docker_manifest(config: BlobRef<'_>, layers: &[BlobRef<'_>]) -> Result<Vec<u8>> {
-    let descriptor = |(media_type, size, digest): BlobRef<'_>| SynthesizedDescriptor { media_type, size, digest: digest.to_string() };
+pub(crate) fn synthesize_docker_manifest(
+    config: BlobRef<'_>,
+    layers: &[BlobRef<'_>],
+) -> Result<Vec<u8>> {
     let manifest = SynthesizedManifest {
         schema_version: SCHEMA_VERSION,
         media_type: media_type::DOCKER_MANIFEST,
         config: descriptor(config),
         layers: layers.iter().copied().map(descriptor).collect(),
     };
-    serde_json::to_vec(&manifest).map_err(|e| Error::internal(format!("serializing a manifest: {e}")))
+    serde_json::to_vec(&manifest)
+        .map_err(|e| Error::internal(format!("serializing a manifest: {e}")))
+}
+
+fn descriptor((media_type, size, digest): BlobRef<'_>) -> SynthesizedDescriptor<'_> {
+    SynthesizedDescriptor {
+        media_type,
+        size,
+        digest: digest.to_string(),
+    }
 }
 
 /// The digest a member name spells, if its last component (less a `.json` suffix) is 64 hex
@@ -233,10 +259,25 @@ mod tests {
         let cases: Vec<(&str, String)> = vec![
             ("index", "not json".into()),
             ("index", r#"{"schemaVersion":1,"manifests":[]}"#.into()),
-            ("index", r#"{"schemaVersion":2,"mediaType":"text/plain","manifests":[]}"#.into()),
-            ("index", r#"{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"md5:1","size":1}]}"#.into()),
-            ("manifest", format!(r#"{{"schemaVersion":2,"layers":[{d}]}}"#)),
-            ("manifest", format!(r#"{{"schemaVersion":2,"config":{d},"layers":[{{"digest":"sha256:{HEX}"}}]}}"#)),
+            (
+                "index",
+                r#"{"schemaVersion":2,"mediaType":"text/plain","manifests":[]}"#.into(),
+            ),
+            (
+                "index",
+                r#"{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"md5:1","size":1}]}"#
+                    .into(),
+            ),
+            (
+                "manifest",
+                format!(r#"{{"schemaVersion":2,"layers":[{d}]}}"#),
+            ),
+            (
+                "manifest",
+                format!(
+                    r#"{{"schemaVersion":2,"config":{d},"layers":[{{"digest":"sha256:{HEX}"}}]}}"#
+                ),
+            ),
             ("layout", r#"{"imageLayoutVersion":""}"#.into()),
             ("layout", "{}".into()),
             ("docker", r#"{"Config":"a"}"#.into()),

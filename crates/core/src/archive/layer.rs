@@ -12,10 +12,10 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
-use crate::archive::source::{COPY_BUFFER_SIZE, Source, TrackedReader};
 use crate::archive::StagedBlob;
+use crate::archive::source::{COPY_BUFFER_SIZE, Source, TrackedReader};
 use crate::error::{Error, IoContext, Result};
-use crate::oci::{media_type, Digest};
+use crate::oci::{Digest, media_type};
 
 /// gzip member header (RFC 1952 `ID1 ID2`).
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
@@ -52,7 +52,9 @@ impl Compression {
         } else if head.starts_with(ZSTD_MAGIC) {
             Ok(Compression::Zstd)
         } else if head.starts_with(BZIP2_MAGIC) || head.starts_with(XZ_MAGIC) {
-            Err(Error::Unsupported { what: "bzip2 or xz compression (only gzip and zstd)".into() })
+            Err(Error::Unsupported {
+                what: "bzip2 or xz compression (only gzip and zstd)".into(),
+            })
         } else {
             Ok(Compression::None)
         }
@@ -89,7 +91,11 @@ pub(crate) struct VerifiedLayer {
 
 /// Stages and verifies `inputs` against `diff_ids` (same length, checked by the caller), in
 /// parallel. When several layers fail, the error of the lowest layer is reported.
-pub(crate) fn verify_layers(src: &dyn Source, inputs: &[LayerInput], diff_ids: &[Digest]) -> Result<Vec<VerifiedLayer>> {
+pub(crate) fn verify_layers(
+    src: &dyn Source,
+    inputs: &[LayerInput],
+    diff_ids: &[Digest],
+) -> Result<Vec<VerifiedLayer>> {
     let results: Vec<Result<VerifiedLayer>> = inputs
         .par_iter()
         .zip(diff_ids.par_iter())
@@ -99,10 +105,15 @@ pub(crate) fn verify_layers(src: &dyn Source, inputs: &[LayerInput], diff_ids: &
     results.into_iter().collect()
 }
 
-fn verify_layer(src: &dyn Source, index: usize, input: &LayerInput, expected: &Digest) -> Result<VerifiedLayer> {
-    let blob = src
-        .stage(&input.name)?
-        .ok_or_else(|| Error::invalid_archive(format!("layer {index}: member {:?} is missing", input.name)))?;
+fn verify_layer(
+    src: &dyn Source,
+    index: usize,
+    input: &LayerInput,
+    expected: &Digest,
+) -> Result<VerifiedLayer> {
+    let blob = src.stage(&input.name)?.ok_or_else(|| {
+        Error::invalid_archive(format!("layer {index}: member {:?} is missing", input.name))
+    })?;
     let what = format!("layer {index} blob");
     if let Some(digest) = &input.digest {
         digest.verify(&blob.digest, || what.clone())?;
@@ -112,7 +123,11 @@ fn verify_layer(src: &dyn Source, index: usize, input: &LayerInput, expected: &D
     }
     let (compression, diff_id) = diff_id_of(&blob, index)?;
     expected.verify(&diff_id, || format!("layer {index} diff_id"))?;
-    Ok(VerifiedLayer { blob, compression, diff_id })
+    Ok(VerifiedLayer {
+        blob,
+        compression,
+        diff_id,
+    })
 }
 
 /// Fails when a blob's size differs from its descriptor's. The digest already matched, so the
@@ -135,23 +150,32 @@ fn diff_id_of(blob: &StagedBlob, index: usize) -> Result<(Compression, Digest)> 
     let (tracked, failure) = TrackedReader::new(file);
     let mut reader = BufReader::with_capacity(COPY_BUFFER_SIZE, tracked);
     let what = format!("layer {index}");
-    let head = reader.fill_buf().map_err(|e| failure.classify(path, &what, e))?;
+    let head = reader
+        .fill_buf()
+        .map_err(|e| failure.classify(path, &what, e))?;
     let compression = Compression::sniff(head)?;
     let (diff_id, first_block) = match compression {
         Compression::None => {
             let mut block = Vec::with_capacity(TAR_BLOCK);
-            (&mut reader).take(TAR_BLOCK as u64).read_to_end(&mut block).map_err(|e| failure.classify(path, &what, e))?;
+            (&mut reader)
+                .take(TAR_BLOCK as u64)
+                .read_to_end(&mut block)
+                .map_err(|e| failure.classify(path, &what, e))?;
             (blob.digest.clone(), block)
         }
         Compression::Gzip => hash_stream(flate2::bufread::MultiGzDecoder::new(reader))
             .map_err(|e| failure.classify(path, &format!("{what} gzip stream"), e))?,
         Compression::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(reader).map_err(|e| failure.classify(path, &what, e))?;
-            hash_stream(decoder).map_err(|e| failure.classify(path, &format!("{what} zstd stream"), e))?
+            let decoder = zstd::stream::read::Decoder::with_buffer(reader)
+                .map_err(|e| failure.classify(path, &what, e))?;
+            hash_stream(decoder)
+                .map_err(|e| failure.classify(path, &format!("{what} zstd stream"), e))?
         }
     };
     if !starts_like_tar(&first_block) {
-        return Err(Error::invalid_archive(format!("{what} is not a tar archive")));
+        return Err(Error::invalid_archive(format!(
+            "{what} is not a tar archive"
+        )));
     }
     Ok((compression, diff_id))
 }
@@ -193,9 +217,21 @@ fn starts_like_tar(block: &[u8]) -> bool {
     }
     let field = &block[TAR_CHECKSUM_FIELD];
     let spaces = TAR_CHECKSUM_FIELD.len() as u64 * u64::from(b' ');
-    let unsigned: u64 = block.iter().enumerate().filter(|(i, _)| !TAR_CHECKSUM_FIELD.contains(i)).map(|(_, b)| u64::from(*b)).sum::<u64>() + spaces;
+    let unsigned: u64 = block
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !TAR_CHECKSUM_FIELD.contains(i))
+        .map(|(_, b)| u64::from(*b))
+        .sum::<u64>()
+        + spaces;
     // Some old writers summed signed chars.
-    let signed: i64 = block.iter().enumerate().filter(|(i, _)| !TAR_CHECKSUM_FIELD.contains(i)).map(|(_, b)| i64::from(*b as i8)).sum::<i64>() + spaces as i64;
+    let signed: i64 = block
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !TAR_CHECKSUM_FIELD.contains(i))
+        .map(|(_, b)| i64::from(*b as i8))
+        .sum::<i64>()
+        + spaces as i64;
     match parse_octal(field) {
         Some(sum) => sum == unsigned || i64::try_from(sum).is_ok_and(|s| s == signed),
         None => false,
@@ -215,7 +251,9 @@ fn parse_octal(field: &[u8]) -> Option<u64> {
 /// Whether `path` starts with a compression magic; used to unwrap a compressed archive.
 pub(crate) fn sniff_file_head(head: &[u8], path: &Path) -> Result<Compression> {
     Compression::sniff(head).map_err(|e| match e {
-        Error::Unsupported { what } => Error::Unsupported { what: format!("{what} of {}", path.display()) },
+        Error::Unsupported { what } => Error::Unsupported {
+            what: format!("{what} of {}", path.display()),
+        },
         other => other,
     })
 }
@@ -257,7 +295,12 @@ mod tests {
             (&[b'x'; TAR_BLOCK], false),
         ];
         for (block, want) in cases {
-            assert_eq!(starts_like_tar(block), *want, "{:?}", &block[..block.len().min(8)]);
+            assert_eq!(
+                starts_like_tar(block),
+                *want,
+                "{:?}",
+                &block[..block.len().min(8)]
+            );
         }
     }
 }

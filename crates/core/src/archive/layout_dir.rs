@@ -18,9 +18,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::archive::member::normalize_name;
-use crate::archive::source::{check_metadata_size, Source, Staging, COPY_BUFFER_SIZE};
 use crate::archive::StagedBlob;
+use crate::archive::member::normalize_name;
+use crate::archive::source::{COPY_BUFFER_SIZE, Source, Staging, check_metadata_size};
 use crate::error::{Error, IoContext, Result};
 
 /// A layout directory, with the files staged from it so far.
@@ -35,7 +35,11 @@ impl<'a> DirSource<'a> {
     /// Opens the directory `root`.
     pub(crate) fn open(root: &Path, staging: &'a Staging) -> Result<Self> {
         let root = fs::canonicalize(root).at(root)?;
-        Ok(DirSource { root, staging, staged: Mutex::new(HashMap::new()) })
+        Ok(DirSource {
+            root,
+            staging,
+            staged: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The real path of the regular file `name`, or `None` when it does not exist (a dangling
@@ -56,7 +60,9 @@ impl<'a> DirSource<'a> {
         }
         let meta = fs::metadata(&real).at(&real)?;
         if !meta.is_file() {
-            return Err(Error::invalid_archive(format!("{normalized} is not a regular file")));
+            return Err(Error::invalid_archive(format!(
+                "{normalized} is not a regular file"
+            )));
         }
         Ok(Some((real, meta.len())))
     }
@@ -84,7 +90,9 @@ impl Source for DirSource<'_> {
         };
         let file = File::open(&path).at(&path)?;
         let mut buf = vec![0u8; COPY_BUFFER_SIZE];
-        let blob = self.staging.stage_reader(file, &mut buf, |e| Error::io(&path, e))?;
+        let blob = self
+            .staging
+            .stage_reader(file, &mut buf, |e| Error::io(&path, e))?;
         self.lock()?.insert(name.to_owned(), blob.clone());
         Ok(Some(blob))
     }
@@ -92,6 +100,8 @@ impl Source for DirSource<'_> {
 
 impl DirSource<'_> {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, StagedBlob>>> {
-        self.staged.lock().map_err(|_| Error::internal("a staging thread panicked"))
+        self.staged
+            .lock()
+            .map_err(|_| Error::internal("a staging thread panicked"))
     }
 }

@@ -67,12 +67,17 @@ impl Members {
                 }
             }
         }
-        Err(Error::invalid_archive(format!("too many levels of links resolving member {name:?}")))
+        Err(Error::invalid_archive(format!(
+            "too many levels of links resolving member {name:?}"
+        )))
     }
 
     /// The first link among `path`'s prefixes (shortest first), with the rest of the path.
     fn first_link<'a>(&'a self, path: &'a str) -> Option<(&'a str, &'a str)> {
-        let ends = path.match_indices('/').map(|(i, _)| i).chain(std::iter::once(path.len()));
+        let ends = path
+            .match_indices('/')
+            .map(|(i, _)| i)
+            .chain(std::iter::once(path.len()));
         for end in ends {
             if let Some(Member::Link(target)) = self.map.get(&path[..end]) {
                 let rest = path.get(end + 1..).unwrap_or("");
@@ -96,13 +101,19 @@ fn join(target: &str, rest: &str) -> String {
 /// (`./`) normalizes to the empty string.
 pub(crate) fn normalize_name(raw: &str) -> Result<String> {
     if raw.starts_with('/') {
-        return Err(Error::invalid_archive(format!("absolute member name {raw:?}")));
+        return Err(Error::invalid_archive(format!(
+            "absolute member name {raw:?}"
+        )));
     }
     let mut parts = Vec::new();
     for part in raw.split('/') {
         match part {
             "" | "." => {}
-            ".." => return Err(Error::invalid_archive(format!("member name with '..': {raw:?}"))),
+            ".." => {
+                return Err(Error::invalid_archive(format!(
+                    "member name with '..': {raw:?}"
+                )));
+            }
             p => parts.push(p),
         }
     }
@@ -112,7 +123,11 @@ pub(crate) fn normalize_name(raw: &str) -> Result<String> {
 /// The member a symlink at `link` (normalized) pointing to `target` designates, resolved
 /// lexically. Absolute targets and targets climbing above the root escape the archive.
 fn symlink_target(link: &str, target: &str) -> Result<String> {
-    let escapes = || Error::invalid_archive(format!("symlink {link:?} -> {target:?} points outside the archive"));
+    let escapes = || {
+        Error::invalid_archive(format!(
+            "symlink {link:?} -> {target:?} points outside the archive"
+        ))
+    };
     if target.starts_with('/') {
         return Err(escapes());
     }
@@ -139,7 +154,11 @@ mod tests {
     use crate::oci::Digest;
 
     fn blob(tag: &str) -> StagedBlob {
-        StagedBlob { digest: Digest::of_bytes(tag.as_bytes()), size: 0, path: PathBuf::from(tag) }
+        StagedBlob {
+            digest: Digest::of_bytes(tag.as_bytes()),
+            size: 0,
+            path: PathBuf::from(tag),
+        }
     }
 
     #[test]
@@ -155,7 +174,11 @@ mod tests {
             assert_eq!(normalize_name(raw).unwrap(), *want, "{raw}");
         }
         for raw in ["/etc/passwd", "../x", "a/../b", "a/..", "./../x"] {
-            assert_eq!(normalize_name(raw).unwrap_err().code(), "INVALID_ARCHIVE", "{raw}");
+            assert_eq!(
+                normalize_name(raw).unwrap_err().code(),
+                "INVALID_ARCHIVE",
+                "{raw}"
+            );
         }
     }
 
@@ -168,9 +191,17 @@ mod tests {
             ("a/b/c", "../../d", "d"),
         ];
         for (link, target, want) in ok {
-            assert_eq!(symlink_target(link, target).unwrap(), *want, "{link} -> {target}");
+            assert_eq!(
+                symlink_target(link, target).unwrap(),
+                *want,
+                "{link} -> {target}"
+            );
         }
-        for (link, target) in [("abc/layer.tar", "../../x"), ("x", "/etc/passwd"), ("x", "..")] {
+        for (link, target) in [
+            ("abc/layer.tar", "../../x"),
+            ("x", "/etc/passwd"),
+            ("x", ".."),
+        ] {
             let err = symlink_target(link, target).unwrap_err();
             assert_eq!(err.code(), "INVALID_ARCHIVE", "{link} -> {target}");
         }
@@ -180,11 +211,16 @@ mod tests {
     fn resolve_follows_file_and_folder_links() {
         let mut m = Members::default();
         m.insert_file("def/layer.tar".into(), blob("def"));
-        m.insert_symlink("abc/layer.tar".into(), "../def/layer.tar").unwrap();
+        m.insert_symlink("abc/layer.tar".into(), "../def/layer.tar")
+            .unwrap();
         m.insert_symlink("dir".into(), "def").unwrap();
         m.insert_hardlink("hard".into(), "./abc/layer.tar").unwrap();
         for name in ["def/layer.tar", "abc/layer.tar", "./dir/layer.tar", "hard"] {
-            assert_eq!(m.resolve(name).unwrap().map(|b| b.path.clone()), Some(PathBuf::from("def")), "{name}");
+            assert_eq!(
+                m.resolve(name).unwrap().map(|b| b.path.clone()),
+                Some(PathBuf::from("def")),
+                "{name}"
+            );
         }
         assert!(m.resolve("missing").unwrap().is_none());
         assert!(m.resolve("dir").unwrap().is_none(), "a folder is no file");

@@ -10,9 +10,31 @@
 //! Security: member names with `..` components or absolute paths are rejected, and so are
 //! symlinks (in an archive or a layout directory) that point outside the source.
 
+mod descriptor;
+mod docker;
+mod layer;
+mod layout_dir;
+mod member;
+mod oci_layout;
+mod source;
+mod tarball;
+
+use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, IoContext, Result};
 use crate::oci::{ConfigInfo, Digest, Platform, Reference};
+
+use layout_dir::DirSource;
+use source::{Source, Staging};
+use tarball::TarSource;
+
+/// Marks an OCI Image Layout and holds its version.
+const OCI_LAYOUT_FILE: &str = "oci-layout";
+/// The image index of an OCI Image Layout.
+const INDEX_FILE: &str = "index.json";
+/// Docker's list of images in a `docker save` archive.
+const DOCKER_MANIFEST_FILE: &str = "manifest.json";
 
 /// A verified blob copied into the staging folder.
 #[derive(Debug, Clone)]
@@ -65,7 +87,77 @@ pub struct StagedImage {
 /// directory. `staging` is an existing empty folder on the cache's filesystem, owned by the
 /// caller. For an index with several platform manifests, only the one matching `platform` is
 /// taken; [`crate::Error::PlatformNotFound`] when none matches.
-pub fn stage_archive(source: &Path, staging: &Path, platform: &Platform) -> crate::Result<Vec<StagedImage>> {
-    let _ = (source, staging, platform);
-    Err(crate::Error::Unsupported { what: "archive import is being written (issue 2)".into() })
+///
+/// A tar is read once, start to end, and all its regular files are staged (named
+/// `sha256-<hex>` by content, so a blob used twice is staged once); a directory's blobs are
+/// staged as they are needed. Layers are verified in parallel. Errors: malformed input is
+/// [`Error::InvalidArchive`] (also a blob whose size differs from its descriptor's), content
+/// that does not match its digest is [`Error::DigestMismatch`], an invalid `RepoTags` entry is
+/// [`Error::InvalidReference`], bzip2 or xz compression is [`Error::Unsupported`]. On failure,
+/// partial files may remain in `staging` and nowhere else.
+pub fn stage_archive(
+    source: &Path,
+    staging: &Path,
+    platform: &Platform,
+) -> crate::Result<Vec<StagedImage>> {
+    let staging = Staging::new(staging);
+    let images = if fs::metadata(source).at(source)?.is_dir() {
+        let src = DirSource::open(source, &staging)?;
+        if !(src.contains(OCI_LAYOUT_FILE)? && src.contains(INDEX_FILE)?) {
+            return Err(Error::invalid_archive(format!(
+                "{} is not an OCI image layout: it lacks {OCI_LAYOUT_FILE} or {INDEX_FILE}",
+                source.display()
+            )));
+        }
+        oci_layout::stage_layout(&src, platform)?
+    } else {
+        let src = TarSource::read(source, &staging)?;
+        if src.contains(OCI_LAYOUT_FILE)? && src.contains(INDEX_FILE)? {
+            oci_layout::stage_layout(&src, platform)?
+        } else if src.contains(DOCKER_MANIFEST_FILE)? {
+            docker::stage_docker(&src, &staging)?
+        } else {
+            return Err(Error::invalid_archive(format!(
+                "{} holds neither {INDEX_FILE} nor {DOCKER_MANIFEST_FILE}",
+                source.display()
+            )));
+        }
+    };
+    if images.is_empty() {
+        return Err(Error::invalid_archive(format!(
+            "{} holds no image",
+            source.display()
+        )));
+    }
+    Ok(images)
+}
+
+/// Reads a metadata file that must exist.
+fn require_metadata(src: &dyn Source, name: &str) -> Result<Vec<u8>> {
+    src.read_metadata(name)?
+        .ok_or_else(|| Error::invalid_archive(format!("{name} is missing")))
+}
+
+/// Fails unless a manifest lists as many layers as its config has `diff_ids`.
+fn check_layer_count(layers: usize, diff_ids: usize) -> Result<()> {
+    if layers != diff_ids {
+        return Err(Error::invalid_archive(format!(
+            "image has {layers} layers but its config lists {diff_ids} diff_ids"
+        )));
+    }
+    Ok(())
+}
+
+/// Adds names to an image, skipping those it already has.
+fn add_names(image: &mut StagedImage, references: Vec<Reference>, bare_tags: Vec<String>) {
+    for r in references {
+        if !image.references.contains(&r) {
+            image.references.push(r);
+        }
+    }
+    for t in bare_tags {
+        if !image.bare_tags.contains(&t) {
+            image.bare_tags.push(t);
+        }
+    }
 }

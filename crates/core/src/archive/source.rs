@@ -78,7 +78,10 @@ pub(crate) struct Staging {
 impl Staging {
     /// Stages into `dir`, an existing folder.
     pub(crate) fn new(dir: &Path) -> Self {
-        Staging { dir: dir.to_owned(), next: AtomicU64::new(0) }
+        Staging {
+            dir: dir.to_owned(),
+            next: AtomicU64::new(0),
+        }
     }
 
     /// Copies `reader` to a staged file while hashing it. Read errors go through `read_error`
@@ -141,7 +144,13 @@ impl<R: Read> TrackedReader<R> {
     /// Wraps `inner`; the returned handle classifies errors seen downstream.
     pub(crate) fn new(inner: R) -> (Self, ReadFailure) {
         let failure = Rc::new(RefCell::new(None));
-        (TrackedReader { inner, failure: Rc::clone(&failure) }, ReadFailure { failure })
+        (
+            TrackedReader {
+                inner,
+                failure: Rc::clone(&failure),
+            },
+            ReadFailure { failure },
+        )
     }
 }
 
@@ -184,7 +193,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staging = Staging::new(dir.path());
         let a = staging.stage_bytes(b"hello").unwrap();
-        let b = staging.stage_reader(&b"hello"[..], &mut [0u8; 2], |e| Error::internal(e.to_string())).unwrap();
+        let b = staging
+            .stage_reader(&b"hello"[..], &mut [0u8; 2], |e| {
+                Error::internal(e.to_string())
+            })
+            .unwrap();
         assert_eq!(a.path, b.path);
         assert_eq!(a.digest, Digest::of_bytes(b"hello"));
         assert_eq!(a.size, 5);
@@ -201,8 +214,14 @@ mod tests {
         }
         let (mut reader, failure) = TrackedReader::new(Failing);
         let err = reader.read(&mut [0u8; 4]).unwrap_err();
-        assert_eq!(failure.classify(Path::new("x"), "archive", err).code(), "IO");
+        assert_eq!(
+            failure.classify(Path::new("x"), "archive", err).code(),
+            "IO"
+        );
         let corrupt = io::Error::new(io::ErrorKind::InvalidData, "bad gzip");
-        assert_eq!(failure.classify(Path::new("x"), "archive", corrupt).code(), "INVALID_ARCHIVE");
+        assert_eq!(
+            failure.classify(Path::new("x"), "archive", corrupt).code(),
+            "INVALID_ARCHIVE"
+        );
     }
 }

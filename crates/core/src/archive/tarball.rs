@@ -11,10 +11,12 @@ use std::path::Path;
 
 use tar::EntryType;
 
-use crate::archive::layer::{sniff_file_head, Compression};
-use crate::archive::member::{normalize_name, Members};
-use crate::archive::source::{check_metadata_size, ReadFailure, Source, Staging, TrackedReader, COPY_BUFFER_SIZE};
 use crate::archive::StagedBlob;
+use crate::archive::layer::{Compression, sniff_file_head};
+use crate::archive::member::{Members, normalize_name};
+use crate::archive::source::{
+    COPY_BUFFER_SIZE, ReadFailure, Source, Staging, TrackedReader, check_metadata_size,
+};
 use crate::error::{Error, IoContext, Result};
 
 /// What a failing read of the archive is reported as.
@@ -32,18 +34,22 @@ impl TarSource {
         let file = File::open(path).at(path)?;
         let (tracked, failure) = TrackedReader::new(file);
         let mut buffered = BufReader::with_capacity(COPY_BUFFER_SIZE, tracked);
-        let head = buffered.fill_buf().map_err(|e| failure.classify(path, WHAT, e))?;
+        let head = buffered
+            .fill_buf()
+            .map_err(|e| failure.classify(path, WHAT, e))?;
         let decoded: Box<dyn Read> = match sniff_file_head(head, path)? {
             Compression::None => Box::new(buffered),
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
             Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| failure.classify(path, WHAT, e))?,
+                zstd::stream::read::Decoder::with_buffer(buffered)
+                    .map_err(|e| failure.classify(path, WHAT, e))?,
             ),
         };
         let mut archive = tar::Archive::new(decoded);
         let members = stage_members(&mut archive, path, &failure, staging)?;
         // Read to the end so that a compressed stream's trailer (gzip CRC and length) is checked.
-        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| failure.classify(path, WHAT, e))?;
+        io::copy(&mut archive.into_inner(), &mut io::sink())
+            .map_err(|e| failure.classify(path, WHAT, e))?;
         Ok(TarSource { members })
     }
 }
@@ -60,17 +66,25 @@ fn stage_members(
     for entry in archive.entries().map_err(read_error)? {
         let mut entry = entry.map_err(read_error)?;
         let name = normalize_name(&String::from_utf8_lossy(&entry.path_bytes()))?;
-        let link_target = entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned());
+        let link_target = entry
+            .link_name_bytes()
+            .map(|t| String::from_utf8_lossy(&t).into_owned());
         match entry.header().entry_type() {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 if name.is_empty() {
-                    return Err(Error::invalid_archive("a file member is named as the archive root"));
+                    return Err(Error::invalid_archive(
+                        "a file member is named as the archive root",
+                    ));
                 }
                 let blob = staging.stage_reader(&mut entry, &mut buf, read_error)?;
                 members.insert_file(name, blob);
             }
-            EntryType::Symlink => members.insert_symlink(name, &require_target(link_target, "symlink")?)?,
-            EntryType::Link => members.insert_hardlink(name, &require_target(link_target, "hard link")?)?,
+            EntryType::Symlink => {
+                members.insert_symlink(name, &require_target(link_target, "symlink")?)?
+            }
+            EntryType::Link => {
+                members.insert_hardlink(name, &require_target(link_target, "hard link")?)?
+            }
             // Folders, devices, FIFOs and global headers carry nothing an image needs.
             _ => {}
         }

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds the release addon and the package, then runs every benchmark. Figures go to
+# BENCHMARKS.md with this command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npm run --silent build:native >/dev/null
+npm run --silent build:ts >/dev/null
+cargo build -q --release -p ocicache-core --example list_floor
+node bench/list.mjs "${LIST_REFERENCES:-10000}"
+node bench/load.mjs "${LOAD_SOURCE:-/usr/lib/x86_64-linux-gnu}" "${LOAD_MIB:-256}"

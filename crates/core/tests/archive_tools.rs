@@ -1,0 +1,116 @@
+//! `stage_archive` on archives written by real tools: an OCI layout built by `umoci` (tarred and
+//! as a folder), and the `docker-archive` `skopeo` converts it to. Skipped with a visible
+//! message when the tools are missing, except on CI.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::require_tool;
+use ocicache_core::archive::{StagedImage, stage_archive};
+use ocicache_core::oci::Platform;
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds `<root>/layout` with umoci: image tag `1`, one layer holding `etc/hello`.
+fn umoci_layout(root: &Path) -> String {
+    let src = root.join("rootfs-src");
+    fs::create_dir_all(src.join("etc")).unwrap();
+    fs::write(src.join("etc/hello"), "hello from umoci\n").unwrap();
+    let layout = root.join("layout");
+    let layout = layout.to_str().unwrap();
+    let image = format!("{layout}:1");
+    run("umoci", &["init", "--layout", layout]);
+    run("umoci", &["new", "--image", &image]);
+    run(
+        "umoci",
+        &["insert", "--image", &image, src.to_str().unwrap(), "/"],
+    );
+    layout.to_owned()
+}
+
+fn stage(source: &Path, staging: &Path) -> Vec<StagedImage> {
+    stage_archive(source, staging, &Platform::host())
+        .unwrap_or_else(|e| panic!("{}: {e}", source.display()))
+}
+
+#[test]
+fn archive_from_umoci_layout_tar_and_dir() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let layout = umoci_layout(root.path());
+    let tar_path = root.path().join("layout.tar");
+    let mut builder = tar::Builder::new(fs::File::create(&tar_path).unwrap());
+    builder.append_dir_all(".", &layout).unwrap();
+    builder.into_inner().unwrap();
+
+    for source in [tar_path.as_path(), Path::new(&layout)] {
+        let staging = tempfile::tempdir_in(root.path()).unwrap();
+        let images = stage(source, staging.path());
+        assert_eq!(images.len(), 1, "{}", source.display());
+        let image = &images[0];
+        assert_eq!(image.bare_tags, ["1"]);
+        assert!(image.references.is_empty());
+        assert_eq!(image.layers.len(), 1);
+        assert_eq!(
+            image.config_info.diff_ids,
+            [image.layers[0].diff_id.clone()]
+        );
+        assert_eq!(
+            image.layers[0].media_type,
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+    }
+}
+
+#[test]
+fn archive_from_skopeo_docker_archive() {
+    if !require_tool("umoci") || !require_tool("skopeo") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let layout = umoci_layout(root.path());
+    let out = root.path().join("docker.tar");
+    let dest = format!("docker-archive:{}:example.com/app:v1", out.display());
+    run(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "copy",
+            "-q",
+            &format!("oci:{layout}:1"),
+            &dest,
+        ],
+    );
+
+    let oci_staging = tempfile::tempdir_in(root.path()).unwrap();
+    let oci = stage(Path::new(&layout), oci_staging.path());
+    let staging = tempfile::tempdir_in(root.path()).unwrap();
+    let images = stage(&out, staging.path());
+    assert_eq!(images.len(), 1);
+    let image = &images[0];
+    let refs: Vec<String> = image.references.iter().map(|r| r.canonical()).collect();
+    assert_eq!(refs, ["example.com/app:v1"]);
+    assert!(image.bare_tags.is_empty());
+    assert_eq!(
+        image.manifest_media_type,
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    // skopeo keeps the config and decompresses the layer: same image, same diff_ids.
+    assert_eq!(image.config.digest, oci[0].config.digest);
+    assert_eq!(image.layers[0].diff_id, oci[0].layers[0].diff_id);
+}

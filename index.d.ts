@@ -1,0 +1,658 @@
+/**
+ * Where a cache's operations are served from: `"local"` (this machine's disk) or a remote
+ * cache service. The cloud backend is not available in this version: every operation rejects
+ * with {@link UnsupportedError} and no file is touched.
+ */
+type ImageBackend = "local" | {
+    cloud: {
+        url: string;
+    };
+};
+/** Options of {@link ImageCache.open} and {@link Image.configure}. */
+interface ImageCacheOptions {
+    /**
+     * The cache root folder. Created on the first operation that needs it.
+     * @default `$OCICACHE_HOME`, else the platform cache folder (`~/.cache/ocicache` on Linux)
+     */
+    root?: string;
+    /**
+     * The backend.
+     * @default `"local"`, or the cloud backend when `$OCICACHE_BACKEND` is `cloud` (URL from `$OCICACHE_CLOUD_URL`)
+     */
+    backend?: ImageBackend;
+}
+/** Options of {@link ImageCache.load}. */
+interface LoadOptions {
+    /**
+     * One more reference for the first image of the archive (a tag reference such as
+     * `example.com/app:1`, not a digest). Required when the archive names no repository.
+     * @default no extra reference
+     */
+    tag?: string;
+}
+/** Options of {@link ImageCache.remove}. */
+interface RemoveOptions {
+    /**
+     * Remove the reference even while a sandbox or snapshot uses its image. The pinned data
+     * stays on disk until every use is released and a later prune or remove collects it.
+     * @default false
+     */
+    force?: boolean;
+}
+/** Who uses an image: a running sandbox or a snapshot, by id. */
+type ImageHolder = {
+    sandbox: string;
+} | {
+    snapshot: string;
+};
+/** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
+interface ImageConfigDetail {
+    /** The config blob's digest (`sha256:...`). */
+    readonly digest: string;
+    /** `Env`, as `NAME=value` strings. */
+    readonly env: string[] | null;
+    /** `Cmd`. */
+    readonly cmd: string[] | null;
+    /** `Entrypoint`. */
+    readonly entrypoint: string[] | null;
+    /** `WorkingDir`. */
+    readonly workingDir: string | null;
+    /** `User`. */
+    readonly user: string | null;
+    /** `Labels`. */
+    readonly labels: Record<string, unknown> | null;
+    /** `StopSignal`. */
+    readonly stopSignal: string | null;
+}
+/** One layer of an image. */
+interface ImageLayerDetail {
+    /** Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry). */
+    readonly diffId: string;
+    /** Digest of the layer blob as distributed (compressed or not). */
+    readonly blobDigest: string;
+    /** The layer descriptor's media type. */
+    readonly mediaType: string;
+    /** Size of the layer blob as distributed, in bytes. */
+    readonly compressedSizeBytes: number;
+    /** Size of the layer's EROFS image in bytes, or null until it is built. */
+    readonly erofsSizeBytes: number | null;
+    /** Position in the image, 0 being the bottom layer. */
+    readonly position: number;
+}
+/** What {@link ImageCache.inspect} returns. */
+interface ImageDetail {
+    /** The reference's handle. */
+    readonly handle: ImageHandle;
+    /** The image config, or null when none is recorded. */
+    readonly config: ImageConfigDetail | null;
+    /** Layers, bottom to top. */
+    readonly layers: readonly ImageLayerDetail[];
+}
+/** What {@link ImageCache.prune} reclaimed. */
+interface ImagePruneReport {
+    /** References deleted. */
+    readonly imageRefsRemoved: number;
+    /** Manifests deleted. */
+    readonly manifestsRemoved: number;
+    /** Distinct layers (by `diff_id`) deleted. */
+    readonly layersRemoved: number;
+    /** fsmeta images deleted. */
+    readonly fsmetaRemoved: number;
+    /** VMDK descriptors deleted. */
+    readonly vmdkRemoved: number;
+    /**
+     * Measured bytes of the files actually deleted, or null when files were due for deletion and
+     * none could be measured (another process deleted them first).
+     */
+    readonly bytesReclaimed: number | null;
+}
+/**
+ * A read-only snapshot of one cached reference, as it was when the call returned. Obtain one
+ * from {@link ImageCache.get}, {@link ImageCache.list} or {@link ImageCache.load}.
+ */
+declare class ImageHandle {
+    /** Familiar form of the reference: `busybox:latest`, `ghcr.io/org/app:v1`, `busybox@sha256:...`. */
+    readonly reference: string;
+    /**
+     * Bytes on disk of everything the image needs: its manifest and config blobs and each
+     * distinct layer's stored file. Layers shared with other images count fully for each image,
+     * so the sum over images can exceed the cache's size. Null when unknown.
+     */
+    readonly sizeBytes: number | null;
+    /** Digest of the manifest the reference points to (`sha256:...`). */
+    readonly manifestDigest: string | null;
+    /** CPU architecture from the image config (`amd64`, `arm64`, ...). */
+    readonly architecture: string | null;
+    /** Operating system from the image config (`linux`). */
+    readonly os: string | null;
+    /** CPU variant from the image config (`v8`), when it names one. */
+    readonly variant: string | null;
+    /** Number of layers in the manifest. */
+    readonly layerCount: number;
+    /** When a sandbox or snapshot last acquired the reference, or null if never. */
+    readonly lastUsedAt: Date | null;
+    /** When the reference was created or last re-pointed to another manifest. */
+    readonly createdAt: Date | null;
+    private constructor();
+}
+/**
+ * A sandbox or snapshot using an image: while it lasts, the image's manifest, config and layers
+ * stay on disk even if its references are removed. Obtain one from {@link ImageCache.acquire}
+ * or {@link ImageCache.uses}.
+ */
+declare class ImageUse {
+    #private;
+    /** Familiar form of the reference that was acquired. */
+    readonly reference: string;
+    /** Digest of the pinned manifest. */
+    readonly manifestDigest: string;
+    /** Who holds the use. */
+    readonly holder: ImageHolder;
+    /** When the use was acquired. */
+    readonly since: Date;
+    private constructor();
+    /**
+     * Ends the use, so a later prune or remove may collect the image. Releasing again, or
+     * releasing a use another process already ended, does nothing.
+     *
+     * @throws {CacheIndexError} when the cache's index cannot be written.
+     * @throws {IoError} when the cache folder cannot be read.
+     */
+    release(): Promise<void>;
+}
+/**
+ * One image cache: a root folder on this machine (or a remote backend). Every method is safe
+ * to call concurrently, from this and from other processes sharing the root.
+ *
+ * @example
+ * ```ts
+ * const cache = ImageCache.open({ root: "/var/cache/ocicache" });
+ * const [handle] = await cache.load("busybox.tar");
+ * const use = await cache.acquire(handle.reference, { sandbox: "sb-1" });
+ * ```
+ */
+declare class ImageCache {
+    #private;
+    private constructor();
+    /**
+     * Opens a cache. Nothing is created or read until the first operation.
+     *
+     * @param opts - Root folder and backend.
+     * @throws {InvalidArgumentError} when an option has the wrong type, or no root is given and
+     *   neither `$OCICACHE_HOME` nor a platform cache folder exists.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     */
+    static open(opts?: ImageCacheOptions): ImageCache;
+    /** The cache root folder (absolute when given absolute, or the default root). */
+    get root(): string;
+    /**
+     * The handle of a cached reference. Any spelling works (`busybox`, `busybox:latest` and
+     * `docker.io/library/busybox:latest` are the same); a digest reference
+     * (`busybox@sha256:...`) matches a cached manifest of that repository.
+     *
+     * @param reference - The image reference.
+     * @throws {ImageNotFoundError} when the reference is not cached.
+     * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    get(reference: string): Promise<ImageHandle>;
+    /**
+     * Every cached reference, newest first.
+     *
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    list(): Promise<ImageHandle[]>;
+    /**
+     * The handle, config and layers (bottom to top) of a cached reference.
+     *
+     * @param reference - The image reference, in any spelling.
+     * @throws {ImageNotFoundError} when the reference is not cached.
+     * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CorruptCacheError} when the recorded config is malformed.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    inspect(reference: string): Promise<ImageDetail>;
+    /**
+     * Removes a reference (for a digest reference, every reference of that repository pointing
+     * at the manifest), then deletes the manifest, config and layers nothing else names, from the
+     * index and from disk. Layers shared with other images stay.
+     *
+     * @param reference - The image reference, in any spelling.
+     * @param opts - `force` removes the reference even while the image is in use.
+     * @throws {ImageInUseError} when a sandbox or snapshot uses the image and `force` is not set.
+     * @throws {ImageNotFoundError} when the reference is not cached.
+     * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+     * @throws {InvalidArgumentError} when an argument has the wrong type.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+     */
+    remove(reference: string, opts?: RemoveOptions): Promise<void>;
+    /**
+     * Removes every reference no sandbox or snapshot uses, then every manifest, config and layer
+     * nothing names, files the index does not name, and leftovers of interrupted loads.
+     *
+     * @returns What was deleted and the bytes reclaimed.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+     */
+    prune(): Promise<ImagePruneReport>;
+    /**
+     * Imports every image of an archive: a `docker save` tarball, an OCI image layout tarball
+     * (optionally gzip- or zstd-compressed) or an OCI image layout folder. Everything is verified
+     * before anything is published; on failure the cache is unchanged.
+     *
+     * @param path - The archive file or layout folder.
+     * @param opts - `tag` adds a reference to the first image.
+     * @returns One handle per reference, in archive order.
+     * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
+     * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
+     * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
+     * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
+     * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
+     * @throws {InvalidArgumentError} when an argument has the wrong type.
+     * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
+     * @throws {IoError} when the archive or the cache cannot be read or written.
+     * @throws {CacheIndexError} when the cache's index cannot be written.
+     */
+    load(path: string, opts?: LoadOptions): Promise<ImageHandle[]>;
+    /**
+     * Records that a sandbox or snapshot uses an image: its manifest and layers stay on disk
+     * until the use is released, even if the reference is removed with `force`. Refreshes the
+     * reference's `lastUsedAt`. Acquiring again for the same holder and image returns the same use.
+     *
+     * @param reference - The image reference, in any spelling.
+     * @param holder - `{ sandbox: id }` or `{ snapshot: id }`.
+     * @throws {ImageNotFoundError} when the reference is not cached.
+     * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+     * @throws {InvalidArgumentError} when an argument has the wrong type or the id is empty.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+     */
+    acquire(reference: string, holder: ImageHolder): Promise<ImageUse>;
+    /**
+     * Current uses, oldest first: of one reference's image, or of every image.
+     *
+     * @param reference - The image reference, in any spelling; omitted, the uses of every image.
+     * @throws {ImageNotFoundError} when `reference` is given and not cached.
+     * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    uses(reference?: string): Promise<ImageUse[]>;
+}
+/**
+ * The operations of {@link ImageCache} on a default cache, opened on first use: the root is
+ * `$OCICACHE_HOME` (else the platform cache folder) and the backend comes from
+ * `$OCICACHE_BACKEND`, unless {@link Image.configure} says otherwise.
+ *
+ * @example
+ * ```ts
+ * await Image.load("busybox.tar");
+ * const handle = await Image.get("busybox");
+ * ```
+ */
+declare class Image {
+    private constructor();
+    /**
+     * Replaces the default cache used by every `Image` method. Calls already running finish on
+     * the previous cache. `Image.configure({ backend: { cloud: { url } } })` makes every method
+     * reject with {@link UnsupportedError} without touching any file;
+     * `Image.configure({ backend: "local" })` switches back.
+     *
+     * @param opts - Root folder and backend; omitted options take their defaults again.
+     * @throws {InvalidArgumentError} when an option has the wrong type.
+     */
+    static configure(opts: ImageCacheOptions): void;
+    /**
+     * The handle of a cached reference; see {@link ImageCache.get}.
+     *
+     * @param reference - The image reference, in any spelling.
+     * @throws {ImageNotFoundError} when the reference is not cached.
+     * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    static get(reference: string): Promise<ImageHandle>;
+    /**
+     * Every cached reference, newest first; see {@link ImageCache.list}.
+     *
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {InvalidArgumentError} when no default root exists.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    static list(): Promise<ImageHandle[]>;
+    /**
+     * The handle, config and layers of a cached reference; see {@link ImageCache.inspect}.
+     *
+     * @param reference - The image reference, in any spelling.
+     * @throws {ImageNotFoundError} when the reference is not cached.
+     * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CorruptCacheError} when the recorded config is malformed.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    static inspect(reference: string): Promise<ImageDetail>;
+    /**
+     * Removes a reference and what only it used; see {@link ImageCache.remove}.
+     *
+     * @param reference - The image reference, in any spelling.
+     * @param opts - `force` removes the reference even while the image is in use.
+     * @throws {ImageInUseError} when a sandbox or snapshot uses the image and `force` is not set.
+     * @throws {ImageNotFoundError} when the reference is not cached.
+     * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+     * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+     */
+    static remove(reference: string, opts?: RemoveOptions): Promise<void>;
+    /**
+     * Removes everything no sandbox or snapshot uses; see {@link ImageCache.prune}.
+     *
+     * @returns What was deleted and the bytes reclaimed.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {InvalidArgumentError} when no default root exists.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+     */
+    static prune(): Promise<ImagePruneReport>;
+    /**
+     * Imports every image of an archive or OCI layout folder; see {@link ImageCache.load}.
+     *
+     * @param path - The archive file or layout folder.
+     * @param opts - `tag` adds a reference to the first image.
+     * @returns One handle per reference, in archive order.
+     * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
+     * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
+     * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
+     * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
+     * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
+     * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+     * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     * @throws {IoError} when the archive or the cache cannot be read or written.
+     * @throws {CacheIndexError} when the cache's index cannot be written.
+     */
+    static load(path: string, opts?: LoadOptions): Promise<ImageHandle[]>;
+    /**
+     * Records that a sandbox or snapshot uses an image; see {@link ImageCache.acquire}.
+     *
+     * @param reference - The image reference, in any spelling.
+     * @param holder - `{ sandbox: id }` or `{ snapshot: id }`.
+     * @throws {ImageNotFoundError} when the reference is not cached.
+     * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+     * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+     */
+    static acquire(reference: string, holder: ImageHolder): Promise<ImageUse>;
+    /**
+     * Current uses, of one reference's image or of every image; see {@link ImageCache.uses}.
+     *
+     * @param reference - The image reference, in any spelling; omitted, the uses of every image.
+     * @throws {ImageNotFoundError} when `reference` is given and not cached.
+     * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {UnsupportedError} with the cloud backend.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    static uses(reference?: string): Promise<ImageUse[]>;
+}
+
+/**
+ * Every error code ocicache produces: the core's codes (`errorCodes()` of the native addon)
+ * plus `NATIVE_NOT_FOUND` from the TypeScript loader. Codes are only ever added, never renamed.
+ */
+type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "NATIVE_NOT_FOUND";
+/** Options every error constructor accepts. */
+interface OcicacheErrorOptions {
+    /** The underlying error, when there is one (a system or SQLite error, for example). */
+    cause?: unknown;
+}
+/**
+ * Base class of every error ocicache throws or rejects with. Branch on {@link OcicacheError.code}
+ * (or on the subclass), never on the message.
+ */
+declare class OcicacheError extends Error {
+    /**
+     * The stable machine-readable code, such as `IMAGE_NOT_FOUND`. A code newer than this
+     * package's {@link ErrorCode} list arrives as a plain string on a base `OcicacheError`.
+     */
+    readonly code: ErrorCode | (string & {});
+    /** The underlying error, when there is one. */
+    readonly cause?: unknown;
+    /**
+     * @param code - The stable error code.
+     * @param message - Human-readable text (lowercase, no trailing period).
+     * @param options - `cause`, when there is an underlying error.
+     */
+    constructor(code: ErrorCode | (string & {}), message: string, options?: OcicacheErrorOptions);
+}
+/** The reference (or digest) is not in the cache. Code `IMAGE_NOT_FOUND`. */
+declare class ImageNotFoundError extends OcicacheError {
+    /** The reference as the caller spelled it. */
+    readonly reference: string;
+    readonly code: "IMAGE_NOT_FOUND";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The reference looked up.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        reference: string;
+    }, options?: OcicacheErrorOptions);
+}
+/** A sandbox or snapshot use pins the image and removal was not forced. Code `IMAGE_IN_USE`. */
+declare class ImageInUseError extends OcicacheError {
+    /** The reference as the caller spelled it. */
+    readonly reference: string;
+    /** Who holds the image, as `sandbox:<id>` or `snapshot:<id>`. */
+    readonly holders: readonly string[];
+    readonly code: "IMAGE_IN_USE";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The reference and its holders.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        reference: string;
+        holders: readonly string[];
+    }, options?: OcicacheErrorOptions);
+}
+/** The text is not a valid image reference. Code `INVALID_REFERENCE`. */
+declare class InvalidReferenceError extends OcicacheError {
+    /** What the caller passed. */
+    readonly input: string;
+    readonly code: "INVALID_REFERENCE";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The rejected input.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        input: string;
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * The archive or layout is malformed: bad tar or gzip, bad JSON, missing files, unsafe member
+ * names, unknown media types. Code `INVALID_ARCHIVE`.
+ */
+declare class InvalidArchiveError extends OcicacheError {
+    readonly code: "INVALID_ARCHIVE";
+    /**
+     * @param message - Human-readable text.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, options?: OcicacheErrorOptions);
+}
+/**
+ * Content does not match the digest that names it (a blob, a config, or a layer's `diff_id`).
+ * Code `DIGEST_MISMATCH`.
+ */
+declare class DigestMismatchError extends OcicacheError {
+    /** What was checked, for example `layer 1 diff_id`. */
+    readonly subject: string;
+    /** The digest the metadata promised. */
+    readonly expected: string;
+    /** The digest of the bytes actually read. */
+    readonly actual: string;
+    readonly code: "DIGEST_MISMATCH";
+    /**
+     * @param message - Human-readable text.
+     * @param details - What was checked and both digests.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        subject: string;
+        expected: string;
+        actual: string;
+    }, options?: OcicacheErrorOptions);
+}
+/** An image index has no manifest for the requested platform. Code `PLATFORM_NOT_FOUND`. */
+declare class PlatformNotFoundError extends OcicacheError {
+    /** The platform looked for, as `os/architecture[/variant]`. */
+    readonly platform: string;
+    /** Platforms the index offers. */
+    readonly available: readonly string[];
+    readonly code: "PLATFORM_NOT_FOUND";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The wanted and the available platforms.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        platform: string;
+        available: readonly string[];
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * An image in the archive names no repository and no `tag` option was given to name it.
+ * Code `REFERENCE_REQUIRED`.
+ */
+declare class ReferenceRequiredError extends OcicacheError {
+    /** What the archive holds (manifest digests and any names), for display. */
+    readonly available: readonly string[];
+    readonly code: "REFERENCE_REQUIRED";
+    /**
+     * @param message - Human-readable text.
+     * @param details - What the archive holds.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        available: readonly string[];
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * The operation is not supported by the configured backend (the cloud backend, in this
+ * version) or for this input. Code `UNSUPPORTED`.
+ */
+declare class UnsupportedError extends OcicacheError {
+    readonly code: "UNSUPPORTED";
+    /**
+     * @param message - Human-readable text.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, options?: OcicacheErrorOptions);
+}
+/** An argument has the wrong type, is out of range or is malformed. Code `INVALID_ARGUMENT`. */
+declare class InvalidArgumentError extends OcicacheError {
+    /** The argument's name. */
+    readonly argument: string;
+    readonly code: "INVALID_ARGUMENT";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The argument's name.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        argument: string;
+    }, options?: OcicacheErrorOptions);
+}
+/** The cache's index or an artifact contradicts the cache's invariants. Code `CORRUPT_CACHE`. */
+declare class CorruptCacheError extends OcicacheError {
+    readonly code: "CORRUPT_CACHE";
+    /**
+     * @param message - Human-readable text.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, options?: OcicacheErrorOptions);
+}
+/** A filesystem operation failed. Code `IO`. */
+declare class IoError extends OcicacheError {
+    /** The path being read or written. */
+    readonly path: string;
+    /** The operating system's error number, when there is one. */
+    readonly errno: number | null;
+    readonly code: "IO";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The path and the OS error number.
+     * @param options - `cause`: the operating system's error.
+     */
+    constructor(message: string, details: {
+        path: string;
+        errno?: number | null;
+    }, options?: OcicacheErrorOptions);
+}
+/** The cache's SQLite index failed. Code `INDEX`. */
+declare class CacheIndexError extends OcicacheError {
+    readonly code: "INDEX";
+    /**
+     * @param message - Human-readable text.
+     * @param options - `cause`: SQLite's error.
+     */
+    constructor(message: string, options?: OcicacheErrorOptions);
+}
+/** A bug in ocicache: an invariant broke or a worker panicked. Code `INTERNAL`. */
+declare class InternalError extends OcicacheError {
+    readonly code: "INTERNAL";
+    /**
+     * @param message - Human-readable text.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, options?: OcicacheErrorOptions);
+}
+/**
+ * No native addon for this platform could be loaded. Code `NATIVE_NOT_FOUND`. Set
+ * `OCICACHE_NATIVE_PATH` to an addon file, or install a build for this platform.
+ */
+declare class NativeNotFoundError extends OcicacheError {
+    /** Every file the loader tried, in order. */
+    readonly tried: readonly string[];
+    readonly code: "NATIVE_NOT_FOUND";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The paths tried.
+     * @param options - `cause`: the load failure, when a candidate existed but failed to load.
+     */
+    constructor(message: string, details: {
+        tried: readonly string[];
+    }, options?: OcicacheErrorOptions);
+}
+/** Every {@link ErrorCode}, in the core's order. */
+declare const ERROR_CODES: readonly ErrorCode[];
+/**
+ * Maps an error from the native addon to its class by `code`: a known code gives its subclass
+ * (with the structured fields the addon attached, such as `reference` or `holders`), an
+ * unknown code the base {@link OcicacheError}. An error that is already an `OcicacheError`, or
+ * has no string `code`, is returned unchanged. Messages are never parsed.
+ *
+ * @param err - Whatever a native call threw or rejected with.
+ * @returns The error to throw in its place.
+ */
+declare function fromNative(err: unknown): Error;
+
+export { CacheIndexError, CorruptCacheError, DigestMismatchError, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, type LoadOptions, NativeNotFoundError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };

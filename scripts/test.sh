@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The one local command equal to CI: lint gates, the native build, Rust tests, TypeScript tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all --check
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "native addon (debug) and its generated types"
+npx napi build --platform --manifest-path crates/node/Cargo.toml --output-dir native --no-js \
+  --dts ../src/internal/binding.d.ts --no-const-enum
+git diff --exit-code -- src/internal/binding.d.ts || {
+  echo "src/internal/binding.d.ts is stale: commit the regenerated file" >&2; exit 1; }
+step "typecheck"
+npx tsc --noEmit
+step "TypeScript build and public types"
+npx tsup
+node scripts/copy-dts.mjs
+git diff --exit-code -- index.d.ts || {
+  echo "index.d.ts is stale: run 'npm run build:ts' and commit it" >&2; exit 1; }
+step "cargo test"
+cargo test --workspace --locked
+step "vitest"
+npx vitest run

@@ -1,0 +1,391 @@
+#!/usr/bin/env node
+// The `ocicache` command. It parses arguments, calls the public API and formats what the API
+// returns; it never reads the cache itself.
+//
+// Exit codes: 0 success, 1 an operation failed (`ocicache: <message> [<CODE>]` on stderr),
+// 2 usage error (including `prune` without `--yes` when stdin is not a terminal).
+
+import { createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline/promises";
+import { pipeline } from "node:stream/promises";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+import { version } from "../package.json";
+import { ImageCache, OcicacheError, type ImageDetail, type ImageHandle, type ImagePruneReport } from "./index";
+
+const USAGE = `Usage: ocicache [--root DIR] <command> [options]
+
+Commands:
+  ls [--json] [-q]              List cached images (-q: references only)
+  inspect REF [--json]          Show an image's config and layers
+  rm REF... [--force]           Remove references and the data only they use
+  prune [--yes] [--json]        Remove every image no sandbox or snapshot uses
+  load [-i FILE] [--tag REF]    Import a docker-save or OCI archive (stdin without -i)
+
+Global options:
+  --root DIR      Cache root (default: $OCICACHE_HOME, else the platform cache folder)
+  -h, --help      Show this help
+  -V, --version   Show the version
+
+Sizes use binary units (1 KiB = 1024 bytes).
+`;
+
+/** A command-line mistake: exit code 2. */
+class UsageError extends Error {}
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+const GLOBAL_OPTIONS = {
+  root: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies Options;
+
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const io: Io = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+function parse<O extends Options>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  // Global options come before the command; `--root` is also accepted after it.
+  let root: string | undefined;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "-h" || arg === "--help") {
+      io.out(USAGE);
+      return EXIT_OK;
+    }
+    if (arg === "-V" || arg === "--version") {
+      io.out(version);
+      return EXIT_OK;
+    }
+    if (arg === "--root") {
+      root = argv[++i];
+      if (root === undefined) {
+        throw new UsageError("option '--root' needs a folder");
+      }
+    } else if (arg.startsWith("--root=")) {
+      root = arg.slice("--root=".length);
+    } else if (arg.startsWith("-")) {
+      throw new UsageError(`unknown option '${arg}'`);
+    } else {
+      break;
+    }
+  }
+  const command = argv[i];
+  const rest = argv.slice(i + 1);
+  if (command === undefined) {
+    throw new UsageError("no command given");
+  }
+  const open = (values: { root?: string | undefined }) => ImageCache.open({ root: values.root ?? root });
+  switch (command) {
+    case "ls":
+    case "list": {
+      const { values, positionals } = parse(rest, {
+        json: { type: "boolean" },
+        quiet: { type: "boolean", short: "q" },
+      });
+      if (values.help) return help();
+      noPositionals(positionals);
+      return ls(open(values), { json: values.json ?? false, quiet: values.quiet ?? false });
+    }
+    case "inspect": {
+      const { values, positionals } = parse(rest, { json: { type: "boolean" } });
+      if (values.help) return help();
+      if (positionals.length !== 1) {
+        throw new UsageError("inspect takes exactly one reference");
+      }
+      return inspect(open(values), positionals[0] as string, values.json ?? false);
+    }
+    case "rm":
+    case "remove": {
+      const { values, positionals } = parse(rest, { force: { type: "boolean", short: "f" } });
+      if (values.help) return help();
+      if (positionals.length === 0) {
+        throw new UsageError("rm needs at least one reference");
+      }
+      return remove(open(values), positionals, values.force ?? false);
+    }
+    case "prune": {
+      const { values, positionals } = parse(rest, {
+        yes: { type: "boolean", short: "y" },
+        json: { type: "boolean" },
+      });
+      if (values.help) return help();
+      noPositionals(positionals);
+      return prune(open(values), { yes: values.yes ?? false, json: values.json ?? false });
+    }
+    case "load": {
+      const { values, positionals } = parse(rest, {
+        input: { type: "string", short: "i" },
+        tag: { type: "string" },
+      });
+      if (values.help) return help();
+      noPositionals(positionals);
+      return load(open(values), values.input, values.tag);
+    }
+    case "help":
+      return help();
+    default:
+      throw new UsageError(`unknown command '${command}'`);
+  }
+}
+
+function help(): number {
+  io.out(USAGE);
+  return EXIT_OK;
+}
+
+function noPositionals(positionals: string[]): void {
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  }
+}
+
+async function ls(cache: ImageCache, opts: { json: boolean; quiet: boolean }): Promise<number> {
+  const handles = await cache.list();
+  if (opts.json) {
+    io.out(JSON.stringify(handles.map(handleJson), null, 2));
+  } else if (opts.quiet) {
+    for (const h of handles) io.out(h.reference);
+  } else {
+    const now = Date.now();
+    const rows = handles.map((h) => [
+      h.reference,
+      shortDigest(h.manifestDigest),
+      platformOf(h),
+      String(h.layerCount),
+      h.sizeBytes === null ? "-" : humanBytes(h.sizeBytes),
+      h.createdAt === null ? "-" : relativeTime(h.createdAt, now),
+    ]);
+    for (const line of table(["REFERENCE", "DIGEST", "ARCH", "LAYERS", "SIZE", "CREATED"], rows)) io.out(line);
+  }
+  return EXIT_OK;
+}
+
+async function inspect(cache: ImageCache, reference: string, json: boolean): Promise<number> {
+  const d = await cache.inspect(reference);
+  if (json) {
+    io.out(JSON.stringify(detailJson(d), null, 2));
+    return EXIT_OK;
+  }
+  const h = d.handle;
+  const field = (name: string, value: string | null) => io.out(`${`${name}:`.padEnd(14)}${value ?? "-"}`);
+  field("Reference", h.reference);
+  field("Digest", h.manifestDigest);
+  field("Platform", platformOf(h, true));
+  field("Size", h.sizeBytes === null ? null : `${humanBytes(h.sizeBytes)} (${h.sizeBytes} bytes)`);
+  field("Created", h.createdAt?.toISOString() ?? null);
+  field("Last used", h.lastUsedAt?.toISOString() ?? null);
+  if (d.config) {
+    const c = d.config;
+    field("Config", c.digest);
+    field("Entrypoint", c.entrypoint ? JSON.stringify(c.entrypoint) : null);
+    field("Cmd", c.cmd ? JSON.stringify(c.cmd) : null);
+    field("WorkingDir", c.workingDir);
+    field("User", c.user);
+    field("StopSignal", c.stopSignal);
+    io.out("Env:");
+    for (const e of c.env ?? []) io.out(`  ${e}`);
+    io.out("Labels:");
+    for (const [k, v] of Object.entries(c.labels ?? {})) io.out(`  ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
+  }
+  io.out("Layers:");
+  const rows = d.layers.map((l) => [String(l.position), l.diffId, humanBytes(l.compressedSizeBytes), l.mediaType]);
+  for (const line of table(["#", "DIFF ID", "SIZE", "MEDIA TYPE"], rows)) io.out(`  ${line}`);
+  return EXIT_OK;
+}
+
+async function remove(cache: ImageCache, references: string[], force: boolean): Promise<number> {
+  let status = EXIT_OK;
+  for (const reference of references) {
+    try {
+      await cache.remove(reference, { force });
+      io.out(reference);
+    } catch (err) {
+      reportError(err);
+      status = EXIT_FAILED;
+    }
+  }
+  return status;
+}
+
+async function prune(cache: ImageCache, opts: { yes: boolean; json: boolean }): Promise<number> {
+  if (!opts.yes) {
+    if (!process.stdin.isTTY) {
+      io.err("ocicache: prune removes every image no sandbox or snapshot uses; pass --yes to confirm");
+      return EXIT_USAGE;
+    }
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    const answer = await rl.question("Remove every image no sandbox or snapshot uses? [y/N] ");
+    rl.close();
+    if (!/^y(es)?$/i.test(answer.trim())) {
+      io.err("ocicache: prune cancelled");
+      return EXIT_FAILED;
+    }
+  }
+  const report = await cache.prune();
+  if (opts.json) {
+    io.out(JSON.stringify(reportJson(report), null, 2));
+  } else {
+    const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+    io.out(
+      `removed ${[
+        count(report.imageRefsRemoved, "reference", "references"),
+        count(report.manifestsRemoved, "manifest", "manifests"),
+        count(report.layersRemoved, "layer", "layers"),
+        count(report.fsmetaRemoved, "fsmeta image", "fsmeta images"),
+        count(report.vmdkRemoved, "VMDK descriptor", "VMDK descriptors"),
+      ].join(", ")}`,
+    );
+    io.out(`reclaimed ${report.bytesReclaimed === null ? "an unknown number of bytes" : humanBytes(report.bytesReclaimed)}`);
+  }
+  return EXIT_OK;
+}
+
+async function load(cache: ImageCache, input: string | undefined, tag: string | undefined): Promise<number> {
+  const opts = tag === undefined ? {} : { tag };
+  if (input !== undefined) {
+    for (const h of await cache.load(input, opts)) io.out(h.reference);
+    return EXIT_OK;
+  }
+  if (process.stdin.isTTY) {
+    throw new UsageError("load reads an archive from stdin; pipe one in or pass -i FILE");
+  }
+  const dir = await mkdtemp(join(tmpdir(), "ocicache-load-"));
+  try {
+    const file = join(dir, "archive");
+    await pipeline(process.stdin, createWriteStream(file));
+    for (const h of await cache.load(file, opts)) io.out(h.reference);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return EXIT_OK;
+}
+
+function handleJson(h: ImageHandle) {
+  return {
+    reference: h.reference,
+    manifestDigest: h.manifestDigest,
+    architecture: h.architecture,
+    os: h.os,
+    variant: h.variant,
+    layerCount: h.layerCount,
+    sizeBytes: h.sizeBytes,
+    createdAt: h.createdAt?.toISOString() ?? null,
+    lastUsedAt: h.lastUsedAt?.toISOString() ?? null,
+  };
+}
+
+function detailJson(d: ImageDetail) {
+  return { ...handleJson(d.handle), config: d.config, layers: d.layers };
+}
+
+function reportJson(r: ImagePruneReport) {
+  return {
+    imageRefsRemoved: r.imageRefsRemoved,
+    manifestsRemoved: r.manifestsRemoved,
+    layersRemoved: r.layersRemoved,
+    fsmetaRemoved: r.fsmetaRemoved,
+    vmdkRemoved: r.vmdkRemoved,
+    bytesReclaimed: r.bytesReclaimed,
+  };
+}
+
+/** The first 12 hex digits of a digest (`sha256:` dropped), as `docker images` shows. */
+const SHORT_DIGEST_HEX = 12;
+
+function shortDigest(digest: string | null): string {
+  if (digest === null) return "-";
+  const hex = digest.slice(digest.indexOf(":") + 1);
+  return hex.slice(0, SHORT_DIGEST_HEX);
+}
+
+function platformOf(h: ImageHandle, withOs = false): string {
+  const arch = [h.architecture ?? "-", h.variant].filter((v) => v !== null).join("/");
+  return withOs ? `${h.os ?? "-"}/${arch}` : arch;
+}
+
+const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] as const;
+
+/** Bytes in binary units: `512 B`, `12.3 MiB`. */
+function humanBytes(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < BYTE_UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
+}
+
+/** Beyond this age a date prints as an ISO day rather than "N days ago". */
+const RELATIVE_LIMIT_DAYS = 30;
+
+function relativeTime(date: Date, now: number): string {
+  const seconds = Math.max(0, Math.round((now - date.getTime()) / 1000));
+  const ago = (n: number, unit: string) => `${n} ${unit}${n === 1 ? "" : "s"} ago`;
+  if (seconds < 5) return "just now";
+  if (seconds < 60) return ago(seconds, "second");
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return ago(minutes, "minute");
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return ago(hours, "hour");
+  const days = Math.floor(hours / 24);
+  if (days <= RELATIVE_LIMIT_DAYS) return ago(days, "day");
+  return date.toISOString().slice(0, 10);
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c] ?? 0)))
+      .join("   ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+function reportError(err: unknown): void {
+  if (err instanceof OcicacheError) {
+    io.err(`ocicache: ${err.message} [${err.code}]`);
+  } else {
+    io.err(`ocicache: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      io.err(`ocicache: ${err.message}`);
+      io.err("Run 'ocicache --help' for usage.");
+      process.exitCode = EXIT_USAGE;
+      return;
+    }
+    reportError(err);
+    process.exitCode = EXIT_FAILED;
+  },
+);

@@ -1,0 +1,683 @@
+// The public API: `ImageCache` (one cache root), `Image` (the same operations on a default
+// cache), and the read-only views they return. Everything here converts: arguments to the
+// native addon's shapes, results to classes with `Date`s and `null`s, native errors to error
+// classes. Behaviour lives in the Rust core; this file never reads the cache itself.
+
+import { InvalidArgumentError, fromNative } from "./errors";
+import type {
+  NativeBackend,
+  NativeCache,
+  NativeImageConfig,
+  NativeImageDetail,
+  NativeImageHandle,
+  NativeImageLayer,
+  NativeImageUse,
+  NativePruneReport,
+} from "./internal/binding";
+import { describe, requireOptions, requireString } from "./internal/args";
+import { native } from "./internal/native";
+import { toDate } from "./internal/time";
+
+/**
+ * Where a cache's operations are served from: `"local"` (this machine's disk) or a remote
+ * cache service. The cloud backend is not available in this version: every operation rejects
+ * with {@link UnsupportedError} and no file is touched.
+ */
+export type ImageBackend = "local" | { cloud: { url: string } };
+
+/** Options of {@link ImageCache.open} and {@link Image.configure}. */
+export interface ImageCacheOptions {
+  /**
+   * The cache root folder. Created on the first operation that needs it.
+   * @default `$OCICACHE_HOME`, else the platform cache folder (`~/.cache/ocicache` on Linux)
+   */
+  root?: string;
+  /**
+   * The backend.
+   * @default `"local"`, or the cloud backend when `$OCICACHE_BACKEND` is `cloud` (URL from `$OCICACHE_CLOUD_URL`)
+   */
+  backend?: ImageBackend;
+}
+
+/** Options of {@link ImageCache.load}. */
+export interface LoadOptions {
+  /**
+   * One more reference for the first image of the archive (a tag reference such as
+   * `example.com/app:1`, not a digest). Required when the archive names no repository.
+   * @default no extra reference
+   */
+  tag?: string;
+}
+
+/** Options of {@link ImageCache.remove}. */
+export interface RemoveOptions {
+  /**
+   * Remove the reference even while a sandbox or snapshot uses its image. The pinned data
+   * stays on disk until every use is released and a later prune or remove collects it.
+   * @default false
+   */
+  force?: boolean;
+}
+
+/** Who uses an image: a running sandbox or a snapshot, by id. */
+export type ImageHolder = { sandbox: string } | { snapshot: string };
+
+/** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
+export interface ImageConfigDetail {
+  /** The config blob's digest (`sha256:...`). */
+  readonly digest: string;
+  /** `Env`, as `NAME=value` strings. */
+  readonly env: string[] | null;
+  /** `Cmd`. */
+  readonly cmd: string[] | null;
+  /** `Entrypoint`. */
+  readonly entrypoint: string[] | null;
+  /** `WorkingDir`. */
+  readonly workingDir: string | null;
+  /** `User`. */
+  readonly user: string | null;
+  /** `Labels`. */
+  readonly labels: Record<string, unknown> | null;
+  /** `StopSignal`. */
+  readonly stopSignal: string | null;
+}
+
+/** One layer of an image. */
+export interface ImageLayerDetail {
+  /** Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry). */
+  readonly diffId: string;
+  /** Digest of the layer blob as distributed (compressed or not). */
+  readonly blobDigest: string;
+  /** The layer descriptor's media type. */
+  readonly mediaType: string;
+  /** Size of the layer blob as distributed, in bytes. */
+  readonly compressedSizeBytes: number;
+  /** Size of the layer's EROFS image in bytes, or null until it is built. */
+  readonly erofsSizeBytes: number | null;
+  /** Position in the image, 0 being the bottom layer. */
+  readonly position: number;
+}
+
+/** What {@link ImageCache.inspect} returns. */
+export interface ImageDetail {
+  /** The reference's handle. */
+  readonly handle: ImageHandle;
+  /** The image config, or null when none is recorded. */
+  readonly config: ImageConfigDetail | null;
+  /** Layers, bottom to top. */
+  readonly layers: readonly ImageLayerDetail[];
+}
+
+/** What {@link ImageCache.prune} reclaimed. */
+export interface ImagePruneReport {
+  /** References deleted. */
+  readonly imageRefsRemoved: number;
+  /** Manifests deleted. */
+  readonly manifestsRemoved: number;
+  /** Distinct layers (by `diff_id`) deleted. */
+  readonly layersRemoved: number;
+  /** fsmeta images deleted. */
+  readonly fsmetaRemoved: number;
+  /** VMDK descriptors deleted. */
+  readonly vmdkRemoved: number;
+  /**
+   * Measured bytes of the files actually deleted, or null when files were due for deletion and
+   * none could be measured (another process deleted them first).
+   */
+  readonly bytesReclaimed: number | null;
+}
+
+// Constructors of the result classes are private: only this module builds them, through these.
+let makeHandle: (native: NativeImageHandle) => ImageHandle;
+let makeUse: (cache: NativeCache, native: NativeImageUse) => ImageUse;
+
+/**
+ * A read-only snapshot of one cached reference, as it was when the call returned. Obtain one
+ * from {@link ImageCache.get}, {@link ImageCache.list} or {@link ImageCache.load}.
+ */
+export class ImageHandle {
+  /** Familiar form of the reference: `busybox:latest`, `ghcr.io/org/app:v1`, `busybox@sha256:...`. */
+  readonly reference: string;
+  /**
+   * Bytes on disk of everything the image needs: its manifest and config blobs and each
+   * distinct layer's stored file. Layers shared with other images count fully for each image,
+   * so the sum over images can exceed the cache's size. Null when unknown.
+   */
+  readonly sizeBytes: number | null;
+  /** Digest of the manifest the reference points to (`sha256:...`). */
+  readonly manifestDigest: string | null;
+  /** CPU architecture from the image config (`amd64`, `arm64`, ...). */
+  readonly architecture: string | null;
+  /** Operating system from the image config (`linux`). */
+  readonly os: string | null;
+  /** CPU variant from the image config (`v8`), when it names one. */
+  readonly variant: string | null;
+  /** Number of layers in the manifest. */
+  readonly layerCount: number;
+  /** When a sandbox or snapshot last acquired the reference, or null if never. */
+  readonly lastUsedAt: Date | null;
+  /** When the reference was created or last re-pointed to another manifest. */
+  readonly createdAt: Date | null;
+
+  private constructor(native: NativeImageHandle) {
+    this.reference = native.reference;
+    this.sizeBytes = native.sizeBytes ?? null;
+    this.manifestDigest = native.manifestDigest ?? null;
+    this.architecture = native.architecture ?? null;
+    this.os = native.os ?? null;
+    this.variant = native.variant ?? null;
+    this.layerCount = native.layerCount;
+    this.lastUsedAt = toDate(native.lastUsedAtMs);
+    this.createdAt = toDate(native.createdAtMs);
+    Object.freeze(this);
+  }
+
+  static {
+    makeHandle = (native) => new ImageHandle(native);
+  }
+}
+
+/**
+ * A sandbox or snapshot using an image: while it lasts, the image's manifest, config and layers
+ * stay on disk even if its references are removed. Obtain one from {@link ImageCache.acquire}
+ * or {@link ImageCache.uses}.
+ */
+export class ImageUse {
+  /** Familiar form of the reference that was acquired. */
+  readonly reference: string;
+  /** Digest of the pinned manifest. */
+  readonly manifestDigest: string;
+  /** Who holds the use. */
+  readonly holder: ImageHolder;
+  /** When the use was acquired. */
+  readonly since: Date;
+  readonly #id: string;
+  readonly #cache: NativeCache;
+
+  private constructor(cache: NativeCache, native: NativeImageUse) {
+    this.#cache = cache;
+    this.#id = native.id;
+    this.reference = native.reference;
+    this.manifestDigest = native.manifestDigest;
+    this.holder = Object.freeze(
+      native.holder.kind === "snapshot" ? { snapshot: native.holder.id } : { sandbox: native.holder.id },
+    );
+    this.since = new Date(native.sinceMs);
+    Object.freeze(this);
+  }
+
+  /**
+   * Ends the use, so a later prune or remove may collect the image. Releasing again, or
+   * releasing a use another process already ended, does nothing.
+   *
+   * @throws {CacheIndexError} when the cache's index cannot be written.
+   * @throws {IoError} when the cache folder cannot be read.
+   */
+  async release(): Promise<void> {
+    try {
+      await this.#cache.release(this.#id);
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  static {
+    makeUse = (cache, native) => new ImageUse(cache, native);
+  }
+}
+
+function backendToNative(backend: unknown): NativeBackend | undefined {
+  if (backend === undefined) {
+    return undefined;
+  }
+  if (backend === "local") {
+    return { kind: "local" };
+  }
+  if (typeof backend === "object" && backend !== null && "cloud" in backend) {
+    const cloud = (backend as { cloud: unknown }).cloud;
+    if (typeof cloud === "object" && cloud !== null && typeof (cloud as { url?: unknown }).url === "string") {
+      return { kind: "cloud", url: (cloud as { url: string }).url };
+    }
+  }
+  throw new InvalidArgumentError(
+    `invalid argument backend: expected "local" or { cloud: { url } }, got ${describe(backend)}`,
+    { argument: "backend" },
+  );
+}
+
+function holderToNative(holder: unknown): { kind: "sandbox" | "snapshot"; id: string } {
+  if (typeof holder === "object" && holder !== null) {
+    const keys = Object.keys(holder);
+    const h = holder as Record<string, unknown>;
+    if (keys.length === 1 && typeof h["sandbox"] === "string") {
+      return { kind: "sandbox", id: h["sandbox"] };
+    }
+    if (keys.length === 1 && typeof h["snapshot"] === "string") {
+      return { kind: "snapshot", id: h["snapshot"] };
+    }
+  }
+  throw new InvalidArgumentError(
+    `invalid argument holder: expected { sandbox: id } or { snapshot: id }, got ${describe(holder)}`,
+    { argument: "holder" },
+  );
+}
+
+function nativeOptions(value: unknown): { root?: string; backend?: NativeBackend } {
+  requireOptions(value, "options");
+  const opts = value as Record<string, unknown> | undefined;
+  const out: { root?: string; backend?: NativeBackend } = {};
+  if (opts?.["root"] !== undefined) {
+    requireString(opts["root"], "root");
+    out.root = opts["root"];
+  }
+  const backend = backendToNative(opts?.["backend"]);
+  if (backend !== undefined) {
+    out.backend = backend;
+  }
+  return out;
+}
+
+function configDetail(c: NativeImageConfig): ImageConfigDetail {
+  return Object.freeze({
+    digest: c.digest,
+    env: c.env ? [...c.env] : null,
+    cmd: c.cmd ? [...c.cmd] : null,
+    entrypoint: c.entrypoint ? [...c.entrypoint] : null,
+    workingDir: c.workingDir ?? null,
+    user: c.user ?? null,
+    labels: c.labels ? ({ ...c.labels } as Record<string, unknown>) : null,
+    stopSignal: c.stopSignal ?? null,
+  });
+}
+
+function layerDetail(l: NativeImageLayer): ImageLayerDetail {
+  return Object.freeze({
+    diffId: l.diffId,
+    blobDigest: l.blobDigest,
+    mediaType: l.mediaType,
+    compressedSizeBytes: l.compressedSizeBytes,
+    erofsSizeBytes: l.erofsSizeBytes ?? null,
+    position: l.position,
+  });
+}
+
+function detail(d: NativeImageDetail): ImageDetail {
+  return Object.freeze({
+    handle: makeHandle(d.handle),
+    config: d.config ? configDetail(d.config) : null,
+    layers: Object.freeze(d.layers.map(layerDetail)),
+  });
+}
+
+function pruneReport(r: NativePruneReport): ImagePruneReport {
+  return Object.freeze({
+    imageRefsRemoved: r.imageRefsRemoved,
+    manifestsRemoved: r.manifestsRemoved,
+    layersRemoved: r.layersRemoved,
+    fsmetaRemoved: r.fsmetaRemoved,
+    vmdkRemoved: r.vmdkRemoved,
+    bytesReclaimed: r.bytesReclaimed ?? null,
+  });
+}
+
+/** Runs a native call, mapping a synchronous throw or a rejection through `fromNative`. */
+async function call<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
+/**
+ * One image cache: a root folder on this machine (or a remote backend). Every method is safe
+ * to call concurrently, from this and from other processes sharing the root.
+ *
+ * @example
+ * ```ts
+ * const cache = ImageCache.open({ root: "/var/cache/ocicache" });
+ * const [handle] = await cache.load("busybox.tar");
+ * const use = await cache.acquire(handle.reference, { sandbox: "sb-1" });
+ * ```
+ */
+export class ImageCache {
+  readonly #native: NativeCache;
+
+  private constructor(nativeCache: NativeCache) {
+    this.#native = nativeCache;
+  }
+
+  /**
+   * Opens a cache. Nothing is created or read until the first operation.
+   *
+   * @param opts - Root folder and backend.
+   * @throws {InvalidArgumentError} when an option has the wrong type, or no root is given and
+   *   neither `$OCICACHE_HOME` nor a platform cache folder exists.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   */
+  static open(opts?: ImageCacheOptions): ImageCache {
+    const options = nativeOptions(opts);
+    try {
+      return new ImageCache(native().NativeCache.open(options));
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  /** The cache root folder (absolute when given absolute, or the default root). */
+  get root(): string {
+    return this.#native.root;
+  }
+
+  /**
+   * The handle of a cached reference. Any spelling works (`busybox`, `busybox:latest` and
+   * `docker.io/library/busybox:latest` are the same); a digest reference
+   * (`busybox@sha256:...`) matches a cached manifest of that repository.
+   *
+   * @param reference - The image reference.
+   * @throws {ImageNotFoundError} when the reference is not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when `reference` is not a string.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  async get(reference: string): Promise<ImageHandle> {
+    requireString(reference, "reference");
+    return makeHandle(await call(() => this.#native.get(reference)));
+  }
+
+  /**
+   * Every cached reference, newest first.
+   *
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  async list(): Promise<ImageHandle[]> {
+    const handles = await call(() => this.#native.list());
+    return handles.map((h) => makeHandle(h));
+  }
+
+  /**
+   * The handle, config and layers (bottom to top) of a cached reference.
+   *
+   * @param reference - The image reference, in any spelling.
+   * @throws {ImageNotFoundError} when the reference is not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when `reference` is not a string.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CorruptCacheError} when the recorded config is malformed.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  async inspect(reference: string): Promise<ImageDetail> {
+    requireString(reference, "reference");
+    return detail(await call(() => this.#native.inspect(reference)));
+  }
+
+  /**
+   * Removes a reference (for a digest reference, every reference of that repository pointing
+   * at the manifest), then deletes the manifest, config and layers nothing else names, from the
+   * index and from disk. Layers shared with other images stay.
+   *
+   * @param reference - The image reference, in any spelling.
+   * @param opts - `force` removes the reference even while the image is in use.
+   * @throws {ImageInUseError} when a sandbox or snapshot uses the image and `force` is not set.
+   * @throws {ImageNotFoundError} when the reference is not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when an argument has the wrong type.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+   */
+  async remove(reference: string, opts?: RemoveOptions): Promise<void> {
+    requireString(reference, "reference");
+    requireOptions(opts, "options");
+    const force = opts?.force ?? false;
+    if (typeof force !== "boolean") {
+      throw new InvalidArgumentError(`invalid argument force: expected a boolean, got ${describe(force)}`, {
+        argument: "force",
+      });
+    }
+    await call(() => this.#native.remove(reference, force));
+  }
+
+  /**
+   * Removes every reference no sandbox or snapshot uses, then every manifest, config and layer
+   * nothing names, files the index does not name, and leftovers of interrupted loads.
+   *
+   * @returns What was deleted and the bytes reclaimed.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+   */
+  async prune(): Promise<ImagePruneReport> {
+    return pruneReport(await call(() => this.#native.prune()));
+  }
+
+  /**
+   * Imports every image of an archive: a `docker save` tarball, an OCI image layout tarball
+   * (optionally gzip- or zstd-compressed) or an OCI image layout folder. Everything is verified
+   * before anything is published; on failure the cache is unchanged.
+   *
+   * @param path - The archive file or layout folder.
+   * @param opts - `tag` adds a reference to the first image.
+   * @returns One handle per reference, in archive order.
+   * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
+   * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
+   * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
+   * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
+   * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
+   * @throws {InvalidArgumentError} when an argument has the wrong type.
+   * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
+   * @throws {IoError} when the archive or the cache cannot be read or written.
+   * @throws {CacheIndexError} when the cache's index cannot be written.
+   */
+  async load(path: string, opts?: LoadOptions): Promise<ImageHandle[]> {
+    requireString(path, "path");
+    requireOptions(opts, "options");
+    const tag = opts?.tag;
+    if (tag !== undefined) {
+      requireString(tag, "tag");
+    }
+    const handles = await call(() => this.#native.load(path, tag));
+    return handles.map((h) => makeHandle(h));
+  }
+
+  /**
+   * Records that a sandbox or snapshot uses an image: its manifest and layers stay on disk
+   * until the use is released, even if the reference is removed with `force`. Refreshes the
+   * reference's `lastUsedAt`. Acquiring again for the same holder and image returns the same use.
+   *
+   * @param reference - The image reference, in any spelling.
+   * @param holder - `{ sandbox: id }` or `{ snapshot: id }`.
+   * @throws {ImageNotFoundError} when the reference is not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when an argument has the wrong type or the id is empty.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+   */
+  async acquire(reference: string, holder: ImageHolder): Promise<ImageUse> {
+    requireString(reference, "reference");
+    const h = holderToNative(holder);
+    return makeUse(this.#native, await call(() => this.#native.acquire(reference, h)));
+  }
+
+  /**
+   * Current uses, oldest first: of one reference's image, or of every image.
+   *
+   * @param reference - The image reference, in any spelling; omitted, the uses of every image.
+   * @throws {ImageNotFoundError} when `reference` is given and not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when `reference` is not a string.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  async uses(reference?: string): Promise<ImageUse[]> {
+    if (reference !== undefined) {
+      requireString(reference, "reference");
+    }
+    const uses = await call(() => this.#native.uses(reference));
+    return uses.map((u) => makeUse(this.#native, u));
+  }
+}
+
+let defaultOptions: ImageCacheOptions = {};
+let defaultCache: ImageCache | undefined;
+
+/** The default cache, opened on first use with the options `Image.configure` last set. */
+function cache(): ImageCache {
+  defaultCache ??= ImageCache.open(defaultOptions);
+  return defaultCache;
+}
+
+/**
+ * The operations of {@link ImageCache} on a default cache, opened on first use: the root is
+ * `$OCICACHE_HOME` (else the platform cache folder) and the backend comes from
+ * `$OCICACHE_BACKEND`, unless {@link Image.configure} says otherwise.
+ *
+ * @example
+ * ```ts
+ * await Image.load("busybox.tar");
+ * const handle = await Image.get("busybox");
+ * ```
+ */
+export class Image {
+  private constructor() {}
+
+  /**
+   * Replaces the default cache used by every `Image` method. Calls already running finish on
+   * the previous cache. `Image.configure({ backend: { cloud: { url } } })` makes every method
+   * reject with {@link UnsupportedError} without touching any file;
+   * `Image.configure({ backend: "local" })` switches back.
+   *
+   * @param opts - Root folder and backend; omitted options take their defaults again.
+   * @throws {InvalidArgumentError} when an option has the wrong type.
+   */
+  static configure(opts: ImageCacheOptions): void {
+    nativeOptions(opts);
+    defaultOptions = { ...opts };
+    defaultCache = undefined;
+  }
+
+  /**
+   * The handle of a cached reference; see {@link ImageCache.get}.
+   *
+   * @param reference - The image reference, in any spelling.
+   * @throws {ImageNotFoundError} when the reference is not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  static async get(reference: string): Promise<ImageHandle> {
+    return cache().get(reference);
+  }
+
+  /**
+   * Every cached reference, newest first; see {@link ImageCache.list}.
+   *
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {InvalidArgumentError} when no default root exists.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  static async list(): Promise<ImageHandle[]> {
+    return cache().list();
+  }
+
+  /**
+   * The handle, config and layers of a cached reference; see {@link ImageCache.inspect}.
+   *
+   * @param reference - The image reference, in any spelling.
+   * @throws {ImageNotFoundError} when the reference is not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CorruptCacheError} when the recorded config is malformed.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  static async inspect(reference: string): Promise<ImageDetail> {
+    return cache().inspect(reference);
+  }
+
+  /**
+   * Removes a reference and what only it used; see {@link ImageCache.remove}.
+   *
+   * @param reference - The image reference, in any spelling.
+   * @param opts - `force` removes the reference even while the image is in use.
+   * @throws {ImageInUseError} when a sandbox or snapshot uses the image and `force` is not set.
+   * @throws {ImageNotFoundError} when the reference is not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+   */
+  static async remove(reference: string, opts?: RemoveOptions): Promise<void> {
+    return cache().remove(reference, opts);
+  }
+
+  /**
+   * Removes everything no sandbox or snapshot uses; see {@link ImageCache.prune}.
+   *
+   * @returns What was deleted and the bytes reclaimed.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {InvalidArgumentError} when no default root exists.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+   */
+  static async prune(): Promise<ImagePruneReport> {
+    return cache().prune();
+  }
+
+  /**
+   * Imports every image of an archive or OCI layout folder; see {@link ImageCache.load}.
+   *
+   * @param path - The archive file or layout folder.
+   * @param opts - `tag` adds a reference to the first image.
+   * @returns One handle per reference, in archive order.
+   * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
+   * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
+   * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
+   * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
+   * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
+   * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+   * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {IoError} when the archive or the cache cannot be read or written.
+   * @throws {CacheIndexError} when the cache's index cannot be written.
+   */
+  static async load(path: string, opts?: LoadOptions): Promise<ImageHandle[]> {
+    return cache().load(path, opts);
+  }
+
+  /**
+   * Records that a sandbox or snapshot uses an image; see {@link ImageCache.acquire}.
+   *
+   * @param reference - The image reference, in any spelling.
+   * @param holder - `{ sandbox: id }` or `{ snapshot: id }`.
+   * @throws {ImageNotFoundError} when the reference is not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {CacheIndexError | IoError} when the cache cannot be changed.
+   */
+  static async acquire(reference: string, holder: ImageHolder): Promise<ImageUse> {
+    return cache().acquire(reference, holder);
+  }
+
+  /**
+   * Current uses, of one reference's image or of every image; see {@link ImageCache.uses}.
+   *
+   * @param reference - The image reference, in any spelling; omitted, the uses of every image.
+   * @throws {ImageNotFoundError} when `reference` is given and not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  static async uses(reference?: string): Promise<ImageUse[]> {
+    return cache().uses(reference);
+  }
+}

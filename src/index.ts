@@ -1,0 +1,42 @@
+// ocicache: a local OCI image cache with a typed API over a Rust core.
+//
+// `Image` runs every operation on a default cache; `ImageCache.open` opens one at a chosen root.
+// Every failure is an `OcicacheError` subclass with a stable `code`.
+
+export {
+  Image,
+  ImageCache,
+  ImageHandle,
+  ImageUse,
+  type ImageBackend,
+  type ImageCacheOptions,
+  type ImageConfigDetail,
+  type ImageDetail,
+  type ImageHolder,
+  type ImageLayerDetail,
+  type ImagePruneReport,
+  type LoadOptions,
+  type RemoveOptions,
+} from "./image";
+
+export {
+  CacheIndexError,
+  CorruptCacheError,
+  DigestMismatchError,
+  ERROR_CODES,
+  ImageInUseError,
+  ImageNotFoundError,
+  InternalError,
+  InvalidArchiveError,
+  InvalidArgumentError,
+  InvalidReferenceError,
+  IoError,
+  NativeNotFoundError,
+  OcicacheError,
+  PlatformNotFoundError,
+  ReferenceRequiredError,
+  UnsupportedError,
+  fromNative,
+  type ErrorCode,
+  type OcicacheErrorOptions,
+} from "./errors";
