@@ -7,11 +7,25 @@
 
 use std::time::Instant;
 
+/// One row: reference, digest, created, last used, arch, os, variant, layers, size.
+type Row = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let db = args.next().ok_or("usage: list_floor <index.db> [runs]")?;
     let runs: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(21);
-    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let sql = "SELECT r.reference, r.manifest_digest, r.created_at, r.last_used_at,
                       m.architecture, m.os, m.variant, m.layer_count, m.disk_size
                FROM image_refs r JOIN manifests m ON m.digest = r.manifest_digest
@@ -21,9 +35,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..runs {
         let start = Instant::now();
         let mut stmt = conn.prepare_cached(sql)?;
-        let all: Vec<(String, String, i64, Option<i64>, String, String, Option<String>, i64, Option<i64>)> = stmt
+        let all: Vec<Row> = stmt
             .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
             })?
             .collect::<Result<_, _>>()?;
         times.push(start.elapsed().as_secs_f64() * 1e3);

@@ -231,15 +231,33 @@ mod tests {
     #[test]
     fn every_code_is_listed_once() {
         let samples = [
-            Error::ImageNotFound { reference: "a".into() },
-            Error::ImageInUse { reference: "a".into(), holders: vec![] },
-            Error::InvalidReference { input: "a".into(), reason: "b".into() },
+            Error::ImageNotFound {
+                reference: "a".into(),
+            },
+            Error::ImageInUse {
+                reference: "a".into(),
+                holders: vec![],
+            },
+            Error::InvalidReference {
+                input: "a".into(),
+                reason: "b".into(),
+            },
             Error::invalid_archive("x"),
-            Error::DigestMismatch { what: "a".into(), expected: "b".into(), actual: "c".into() },
-            Error::PlatformNotFound { wanted: "a".into(), available: vec![] },
+            Error::DigestMismatch {
+                what: "a".into(),
+                expected: "b".into(),
+                actual: "c".into(),
+            },
+            Error::PlatformNotFound {
+                wanted: "a".into(),
+                available: vec![],
+            },
             Error::ReferenceRequired { available: vec![] },
             Error::Unsupported { what: "a".into() },
-            Error::InvalidArgument { name: "a".into(), reason: "b".into() },
+            Error::InvalidArgument {
+                name: "a".into(),
+                reason: "b".into(),
+            },
             Error::CorruptCache { reason: "a".into() },
             Error::io("/x", std::io::Error::other("e")),
             Error::from(rusqlite::Error::InvalidQuery),
@@ -251,7 +269,9 @@ mod tests {
 
     #[test]
     fn messages_start_lowercase_without_period() {
-        let e = Error::ImageNotFound { reference: "python:3.12".into() };
+        let e = Error::ImageNotFound {
+            reference: "python:3.12".into(),
+        };
         assert_eq!(e.to_string(), "image not found: python:3.12");
     }
 }

@@ -18,8 +18,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::archive::{self, StagedBlob, StagedImage};
 use crate::error::{Error, Result};
 use crate::gc::{self, Swept};
-use crate::index::{self, ConfigRow, HandleRow, Index, LayerRow, NewBlob, NewImage, RefSelection, UseRow};
-use crate::oci::{familiar_from_canonical, Digest, Platform, Reference};
+use crate::index::{
+    self, ConfigRow, HandleRow, Index, LayerRow, NewBlob, NewImage, RefSelection, UseRow,
+};
+use crate::oci::{Digest, Platform, Reference, familiar_from_canonical};
 use crate::store::{self, CacheLock, Layout, LockMode};
 
 /// Where a cache's methods are served from.
@@ -40,7 +42,9 @@ impl Backend {
     /// else, or nothing, the local one.
     pub fn from_env() -> Backend {
         match std::env::var("OCICACHE_BACKEND").as_deref() {
-            Ok("cloud") => Backend::Cloud { url: std::env::var("OCICACHE_CLOUD_URL").unwrap_or_default() },
+            Ok("cloud") => Backend::Cloud {
+                url: std::env::var("OCICACHE_CLOUD_URL").unwrap_or_default(),
+            },
             _ => Backend::Local,
         }
     }
@@ -206,7 +210,11 @@ impl Cache {
                 reason: "no OCICACHE_HOME and no platform cache folder; pass a root".into(),
             })?,
         };
-        Ok(Cache { layout: Layout::new(root), backend, index: Mutex::new(None) })
+        Ok(Cache {
+            layout: Layout::new(root),
+            backend,
+            index: Mutex::new(None),
+        })
     }
 
     /// The cache root.
@@ -257,7 +265,9 @@ impl Cache {
         let now = now_ms();
         let mut out = Vec::new();
         let mut ix = self.index()?;
-        let ix = ix.as_mut().ok_or_else(|| Error::internal("index not open"))?;
+        let ix = ix
+            .as_mut()
+            .ok_or_else(|| Error::internal("index not open"))?;
         for (image, refs) in images.iter().zip(named) {
             let canonical: Vec<String> = refs.iter().map(Reference::canonical).collect();
             ix.insert_image(&new_image(image, canonical.clone()), now)?;
@@ -276,7 +286,9 @@ impl Cache {
         self.local()?;
         let r = Reference::parse(reference)?;
         let ix = self.index()?;
-        let ix = ix.as_ref().ok_or_else(|| Error::internal("index not open"))?;
+        let ix = ix
+            .as_ref()
+            .ok_or_else(|| Error::internal("index not open"))?;
         let rows = resolve(ix, &r, reference)?;
         Ok(handle_for(&r, rows))
     }
@@ -285,7 +297,9 @@ impl Cache {
     pub fn list(&self) -> Result<Vec<ImageHandle>> {
         self.local()?;
         let ix = self.index()?;
-        let ix = ix.as_ref().ok_or_else(|| Error::internal("index not open"))?;
+        let ix = ix
+            .as_ref()
+            .ok_or_else(|| Error::internal("index not open"))?;
         Ok(ix.list()?.into_iter().map(handle_from_row).collect())
     }
 
@@ -294,13 +308,23 @@ impl Cache {
         self.local()?;
         let r = Reference::parse(reference)?;
         let ix = self.index()?;
-        let ix = ix.as_ref().ok_or_else(|| Error::internal("index not open"))?;
+        let ix = ix
+            .as_ref()
+            .ok_or_else(|| Error::internal("index not open"))?;
         let rows = resolve(ix, &r, reference)?;
         let handle = handle_for(&r, rows);
         let manifest = handle.manifest_digest.clone().unwrap_or_default();
         let config = ix.config_of(&manifest)?.map(config_detail).transpose()?;
-        let layers = ix.layers_of(&manifest)?.into_iter().map(layer_detail).collect();
-        Ok(ImageDetail { handle, config, layers })
+        let layers = ix
+            .layers_of(&manifest)?
+            .into_iter()
+            .map(layer_detail)
+            .collect();
+        Ok(ImageDetail {
+            handle,
+            config,
+            layers,
+        })
     }
 
     /// Removes `reference` (every reference of that repository pointing at the manifest, for
@@ -315,7 +339,9 @@ impl Cache {
         let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
         let collected = {
             let mut guard = self.index()?;
-            let ix = guard.as_mut().ok_or_else(|| Error::internal("index not open"))?;
+            let ix = guard
+                .as_mut()
+                .ok_or_else(|| Error::internal("index not open"))?;
             let rows = resolve(ix, &r, reference)?;
             let manifest = rows[0].manifest_digest.clone();
             if !force {
@@ -323,7 +349,10 @@ impl Cache {
                 if !uses.is_empty() {
                     return Err(Error::ImageInUse {
                         reference: reference.to_owned(),
-                        holders: uses.iter().map(|u| format!("{}:{}", u.holder_kind, u.holder_id)).collect(),
+                        holders: uses
+                            .iter()
+                            .map(|u| format!("{}:{}", u.holder_kind, u.holder_id))
+                            .collect(),
                     });
                 }
             }
@@ -342,7 +371,9 @@ impl Cache {
         let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
         let (collected, live) = {
             let mut guard = self.index()?;
-            let ix = guard.as_mut().ok_or_else(|| Error::internal("index not open"))?;
+            let ix = guard
+                .as_mut()
+                .ok_or_else(|| Error::internal("index not open"))?;
             let collected = ix.collect_garbage(RefSelection::AllUnused, false)?;
             (collected, ix.blob_digests()?)
         };
@@ -359,10 +390,15 @@ impl Cache {
         let r = Reference::parse(reference)?;
         let (kind, holder_id) = holder.parts();
         if holder_id.is_empty() {
-            return Err(Error::InvalidArgument { name: "holder".into(), reason: "the holder id is empty".into() });
+            return Err(Error::InvalidArgument {
+                name: "holder".into(),
+                reason: "the holder id is empty".into(),
+            });
         }
         let mut guard = self.index()?;
-        let ix = guard.as_mut().ok_or_else(|| Error::internal("index not open"))?;
+        let ix = guard
+            .as_mut()
+            .ok_or_else(|| Error::internal("index not open"))?;
         let rows = resolve(ix, &r, reference)?;
         let row = UseRow {
             id: random_id()?,
@@ -380,7 +416,9 @@ impl Cache {
     pub fn release(&self, id: &str) -> Result<()> {
         self.local()?;
         let mut guard = self.index()?;
-        let ix = guard.as_mut().ok_or_else(|| Error::internal("index not open"))?;
+        let ix = guard
+            .as_mut()
+            .ok_or_else(|| Error::internal("index not open"))?;
         ix.remove_use(id)?;
         Ok(())
     }
@@ -389,7 +427,9 @@ impl Cache {
     pub fn uses(&self, reference: Option<&str>) -> Result<Vec<ImageUse>> {
         self.local()?;
         let guard = self.index()?;
-        let ix = guard.as_ref().ok_or_else(|| Error::internal("index not open"))?;
+        let ix = guard
+            .as_ref()
+            .ok_or_else(|| Error::internal("index not open"))?;
         let manifest = match reference {
             Some(text) => {
                 let r = Reference::parse(text)?;
@@ -397,7 +437,10 @@ impl Cache {
             }
             None => None,
         };
-        ix.uses(manifest.as_deref())?.into_iter().map(use_from_row).collect()
+        ix.uses(manifest.as_deref())?
+            .into_iter()
+            .map(use_from_row)
+            .collect()
     }
 
     fn local(&self) -> Result<()> {
@@ -418,7 +461,10 @@ impl Cache {
 
     /// The index, opened (and the layout created) on first use.
     fn index(&self) -> Result<MutexGuard<'_, Option<Index>>> {
-        let mut guard = self.index.lock().map_err(|_| Error::internal("index mutex poisoned"))?;
+        let mut guard = self
+            .index
+            .lock()
+            .map_err(|_| Error::internal("index mutex poisoned"))?;
         if guard.is_none() {
             self.layout.ensure()?;
             *guard = Some(Index::open(&self.layout.index_db())?);
@@ -443,7 +489,11 @@ fn report(collected: &index::Collected, swept: &Swept) -> ImagePruneReport {
         layers_removed: collected.layers.len() as u64,
         fsmeta_removed: 0,
         vmdk_removed: 0,
-        bytes_reclaimed: if measured_nothing { None } else { Some(swept.bytes) },
+        bytes_reclaimed: if measured_nothing {
+            None
+        } else {
+            Some(swept.bytes)
+        },
     }
 }
 
@@ -453,12 +503,8 @@ fn name_images(images: &[StagedImage], tag: Option<&Reference>) -> Result<Vec<Ve
     let mut named = Vec::with_capacity(images.len());
     for (i, image) in images.iter().enumerate() {
         let mut refs = image.references.clone();
-        if i == 0 {
-            if let Some(t) = tag {
-                if !refs.contains(t) {
-                    refs.push(t.clone());
-                }
-            }
+        if let Some(t) = tag.filter(|t| i == 0 && !refs.contains(t)) {
+            refs.push(t.clone());
         }
         if refs.is_empty() {
             let available = images
@@ -485,22 +531,39 @@ fn name_images(images: &[StagedImage], tag: Option<&Reference>) -> Result<Vec<Ve
 }
 
 fn blobs_of(image: &StagedImage) -> impl Iterator<Item = &StagedBlob> {
-    [&image.manifest, &image.config].into_iter().chain(image.layers.iter().map(|l| &l.blob))
+    [&image.manifest, &image.config]
+        .into_iter()
+        .chain(image.layers.iter().map(|l| &l.blob))
 }
 
 fn new_image(image: &StagedImage, references: Vec<String>) -> NewImage {
     let c = &image.config_info;
-    let json = |v: &Option<Vec<String>>| v.as_ref().map(|v| serde_json::Value::from(v.clone()).to_string());
+    let json = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|v| serde_json::Value::from(v.clone()).to_string())
+    };
     let mut blobs = vec![
-        NewBlob { digest: image.manifest.digest.to_string(), size: image.manifest.size as i64, kind: "manifest" },
-        NewBlob { digest: image.config.digest.to_string(), size: image.config.size as i64, kind: "config" },
+        NewBlob {
+            digest: image.manifest.digest.to_string(),
+            size: image.manifest.size as i64,
+            kind: "manifest",
+        },
+        NewBlob {
+            digest: image.config.digest.to_string(),
+            size: image.config.size as i64,
+            kind: "config",
+        },
     ];
     let mut seen = HashSet::new();
     let mut disk = image.manifest.size + image.config.size;
     for l in &image.layers {
         if seen.insert(l.blob.digest.clone()) {
             disk += l.blob.size;
-            blobs.push(NewBlob { digest: l.blob.digest.to_string(), size: l.blob.size as i64, kind: "layer" });
+            blobs.push(NewBlob {
+                digest: l.blob.digest.to_string(),
+                size: l.blob.size as i64,
+                kind: "layer",
+            });
         }
     }
     NewImage {
@@ -512,7 +575,10 @@ fn new_image(image: &StagedImage, references: Vec<String>) -> NewImage {
             entrypoint: json(&c.entrypoint),
             working_dir: c.working_dir.clone(),
             user: c.user.clone(),
-            labels: c.labels.as_ref().map(|l| serde_json::Value::Object(l.clone()).to_string()),
+            labels: c
+                .labels
+                .as_ref()
+                .map(|l| serde_json::Value::Object(l.clone()).to_string()),
             stop_signal: c.stop_signal.clone(),
         },
         manifest_digest: image.manifest.digest.to_string(),
@@ -520,8 +586,9 @@ fn new_image(image: &StagedImage, references: Vec<String>) -> NewImage {
         architecture: c.platform.architecture.clone(),
         os: c.platform.os.clone(),
         variant: c.platform.variant.clone(),
-        total_size: (image.manifest.size + image.config.size + image.layers.iter().map(|l| l.blob.size).sum::<u64>())
-            as i64,
+        total_size: (image.manifest.size
+            + image.config.size
+            + image.layers.iter().map(|l| l.blob.size).sum::<u64>()) as i64,
         disk_size: disk as i64,
         layers: image
             .layers
@@ -548,7 +615,9 @@ fn resolve(ix: &Index, r: &Reference, input: &str) -> Result<Vec<HandleRow>> {
         None => ix.get(&r.canonical())?.into_iter().collect(),
     };
     if rows.is_empty() {
-        return Err(Error::ImageNotFound { reference: input.to_owned() });
+        return Err(Error::ImageNotFound {
+            reference: input.to_owned(),
+        });
     }
     Ok(rows)
 }
@@ -556,7 +625,11 @@ fn resolve(ix: &Index, r: &Reference, input: &str) -> Result<Vec<HandleRow>> {
 fn handle_for(r: &Reference, rows: Vec<HandleRow>) -> ImageHandle {
     let created = rows.iter().map(|row| row.created_at).max();
     let used = rows.iter().filter_map(|row| row.last_used_at).max();
-    let mut handle = handle_from_row(rows.into_iter().next().expect("resolve returns at least one row"));
+    let mut handle = handle_from_row(
+        rows.into_iter()
+            .next()
+            .expect("resolve returns at least one row"),
+    );
     if r.digest().is_some() {
         handle.reference = r.familiar();
         handle.created_at = created;
@@ -580,15 +653,23 @@ fn handle_from_row(row: HandleRow) -> ImageHandle {
 }
 
 fn config_detail(row: ConfigRow) -> Result<ImageConfigDetail> {
-    let corrupt = |field: &str| Error::CorruptCache { reason: format!("config {} has malformed {field}", row.digest) };
+    let corrupt = |field: &str| Error::CorruptCache {
+        reason: format!("config {} has malformed {field}", row.digest),
+    };
     let list = |v: &Option<String>, field: &str| -> Result<Option<Vec<String>>> {
-        v.as_deref().map(|s| serde_json::from_str(s).map_err(|_| corrupt(field))).transpose()
+        v.as_deref()
+            .map(|s| serde_json::from_str(s).map_err(|_| corrupt(field)))
+            .transpose()
     };
     Ok(ImageConfigDetail {
         env: list(&row.env, "env")?,
         cmd: list(&row.cmd, "cmd")?,
         entrypoint: list(&row.entrypoint, "entrypoint")?,
-        labels: row.labels.as_deref().map(|s| serde_json::from_str(s).map_err(|_| corrupt("labels"))).transpose()?,
+        labels: row
+            .labels
+            .as_deref()
+            .map(|s| serde_json::from_str(s).map_err(|_| corrupt("labels")))
+            .transpose()?,
         digest: row.digest,
         working_dir: row.working_dir,
         user: row.user,
@@ -611,7 +692,11 @@ fn use_from_row(row: UseRow) -> Result<ImageUse> {
     let holder = match row.holder_kind.as_str() {
         "sandbox" => Holder::Sandbox(row.holder_id),
         "snapshot" => Holder::Snapshot(row.holder_id),
-        other => return Err(Error::CorruptCache { reason: format!("use {} has holder kind {other:?}", row.id) }),
+        other => {
+            return Err(Error::CorruptCache {
+                reason: format!("use {} has holder kind {other:?}", row.id),
+            });
+        }
     };
     Ok(ImageUse {
         id: row.id,
@@ -623,7 +708,10 @@ fn use_from_row(row: UseRow) -> Result<ImageUse> {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Number of random bytes in a use id (128 bits: unguessable and collision-free in practice).

@@ -19,5 +19,5 @@ pub mod index;
 pub mod oci;
 pub mod store;
 
-pub use error::{Error, Result, ERROR_CODES};
+pub use error::{ERROR_CODES, Error, Result};
 pub use image::*;

@@ -138,7 +138,9 @@ pub struct NativeImageUse {
 pub(crate) fn backend_from(b: NativeBackend) -> core::Result<core::Backend> {
     match b.kind.as_str() {
         "local" => Ok(core::Backend::Local),
-        "cloud" => Ok(core::Backend::Cloud { url: b.url.unwrap_or_default() }),
+        "cloud" => Ok(core::Backend::Cloud {
+            url: b.url.unwrap_or_default(),
+        }),
         other => Err(core::Error::InvalidArgument {
             name: "backend".into(),
             reason: format!("unknown backend {other:?} (expected \"local\" or \"cloud\")"),
@@ -219,7 +221,10 @@ pub(crate) fn image_use(u: core::ImageUse) -> NativeImageUse {
         id: u.id,
         reference: u.reference,
         manifest_digest: u.manifest_digest,
-        holder: NativeHolder { kind: kind.into(), id },
+        holder: NativeHolder {
+            kind: kind.into(),
+            id,
+        },
         since_ms: u.since as f64,
     }
 }

@@ -31,7 +31,10 @@ where
         move |env, joined| match joined {
             Ok(Ok(value)) => Ok(convert(value)),
             Ok(Err(error)) => Err(js_error(env, &error)),
-            Err(join) => Err(js_error(env, &core::Error::internal(format!("worker failed: {join}")))),
+            Err(join) => Err(js_error(
+                env,
+                &core::Error::internal(format!("worker failed: {join}")),
+            )),
         },
     )
 }
@@ -40,13 +43,15 @@ where
 /// core error has a source.
 fn js_error(env: &Env, error: &core::Error) -> napi::Error {
     let build = || -> napi::Result<napi::Error> {
-        let mut obj = env.create_error(napi::Error::new(Status::GenericFailure, error.to_string()))?;
+        let mut obj =
+            env.create_error(napi::Error::new(Status::GenericFailure, error.to_string()))?;
         obj.set_named_property("code", error.code())?;
         for (name, value) in error.details() {
             obj.set_named_property(name, env.to_js_value(&value)?)?;
         }
         if let Some(source) = std::error::Error::source(error) {
-            let cause = env.create_error(napi::Error::new(Status::GenericFailure, source.to_string()))?;
+            let cause =
+                env.create_error(napi::Error::new(Status::GenericFailure, source.to_string()))?;
             obj.set_named_property("cause", cause)?;
         }
         Ok(napi::Error::from(obj.to_unknown()))
@@ -85,7 +90,9 @@ impl NativeCache {
                 Some(b) => Some(backend_from(b).map_err(|e| js_error(env, &e))?),
             },
         };
-        core::Cache::open(opts).map(|c| NativeCache { inner: Arc::new(c) }).map_err(|e| js_error(env, &e))
+        core::Cache::open(opts)
+            .map(|c| NativeCache { inner: Arc::new(c) })
+            .map_err(|e| js_error(env, &e))
     }
 
     /// The cache root folder.
@@ -103,27 +110,49 @@ impl NativeCache {
         tag: Option<String>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
-        let opts = core::LoadOptions { tag, platform: None };
-        spawn(env, move || cache.load(&PathBuf::from(path), &opts), |v| v.into_iter().map(handle).collect())
+        let opts = core::LoadOptions {
+            tag,
+            platform: None,
+        };
+        spawn(
+            env,
+            move || cache.load(&PathBuf::from(path), &opts),
+            |v| v.into_iter().map(handle).collect(),
+        )
     }
 
     /// The handle of one reference.
     #[napi(ts_return_type = "Promise<NativeImageHandle>")]
-    pub fn get<'env>(&self, env: &'env Env, reference: String) -> napi::Result<PromiseRaw<'env, NativeImageHandle>> {
+    pub fn get<'env>(
+        &self,
+        env: &'env Env,
+        reference: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeImageHandle>> {
         let cache = self.inner.clone();
         spawn(env, move || cache.get(&reference), handle)
     }
 
     /// Every reference, newest first.
     #[napi(ts_return_type = "Promise<NativeImageHandle[]>")]
-    pub fn list<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
+    pub fn list<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
-        spawn(env, move || cache.list(), |v| v.into_iter().map(handle).collect())
+        spawn(
+            env,
+            move || cache.list(),
+            |v| v.into_iter().map(handle).collect(),
+        )
     }
 
     /// Handle, config and layers of one reference.
     #[napi(ts_return_type = "Promise<NativeImageDetail>")]
-    pub fn inspect<'env>(&self, env: &'env Env, reference: String) -> napi::Result<PromiseRaw<'env, NativeImageDetail>> {
+    pub fn inspect<'env>(
+        &self,
+        env: &'env Env,
+        reference: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeImageDetail>> {
         let cache = self.inner.clone();
         spawn(env, move || cache.inspect(&reference), detail)
     }
@@ -175,6 +204,10 @@ impl NativeCache {
         reference: Option<String>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageUse>>> {
         let cache = self.inner.clone();
-        spawn(env, move || cache.uses(reference.as_deref()), |v| v.into_iter().map(image_use).collect())
+        spawn(
+            env,
+            move || cache.uses(reference.as_deref()),
+            |v| v.into_iter().map(image_use).collect(),
+        )
     }
 }

@@ -248,7 +248,7 @@ fn parse_octal(field: &[u8]) -> Option<u64> {
     u64::from_str_radix(digits, 8).ok()
 }
 
-/// Whether `path` starts with a compression magic; used to unwrap a compressed archive.
+/// The compression of the source file `path`, from its first bytes (`head`).
 pub(crate) fn sniff_file_head(head: &[u8], path: &Path) -> Result<Compression> {
     Compression::sniff(head).map_err(|e| match e {
         Error::Unsupported { what } => Error::Unsupported {

@@ -9,6 +9,11 @@
 //!
 //! Security: member names with `..` components or absolute paths are rejected, and so are
 //! symlinks (in an archive or a layout directory) that point outside the source.
+//!
+//! Inside: `tarball` (a tar, streamed once) and `layout_dir` (a layout folder) are the two
+//! sources of files; `oci_layout` and `docker` read images out of them; `layer` verifies layers
+//! in parallel; `descriptor` parses the JSON documents; `member` resolves tar names and links;
+//! `source` stages files into the staging folder, named `sha256-<hex>` by content.
 
 mod descriptor;
 mod docker;

@@ -93,7 +93,9 @@ pub fn reconcile(layout: &Layout, live_blobs: &HashSet<String>, delete: bool) ->
         for entry in entries {
             let entry = entry.at(&blobs)?;
             let name = entry.file_name();
-            let live = name.to_str().is_some_and(|hex| live_blobs.contains(&format!("sha256:{hex}")));
+            let live = name
+                .to_str()
+                .is_some_and(|hex| live_blobs.contains(&format!("sha256:{hex}")));
             if !live {
                 orphans.push(entry.path());
             }
@@ -120,8 +122,11 @@ pub fn reconcile(layout: &Layout, live_blobs: &HashSet<String>, delete: bool) ->
             };
             if delete {
                 let meta = fs::symlink_metadata(&path).at(&path)?;
-                let result =
-                    if meta.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                let result = if meta.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
                 match result {
                     Ok(()) => {}
                     Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -148,7 +153,14 @@ mod tests {
         let a = dir.path().join("a");
         fs::write(&a, vec![0u8; 1234]).unwrap();
         let s = sweep_files(&[a.clone(), dir.path().join("missing")]).unwrap();
-        assert_eq!(s, Swept { removed: 1, bytes: 1234, already_gone: 1 });
+        assert_eq!(
+            s,
+            Swept {
+                removed: 1,
+                bytes: 1234,
+                already_gone: 1
+            }
+        );
         assert!(!a.exists());
     }
 

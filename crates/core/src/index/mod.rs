@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 
@@ -245,14 +245,18 @@ impl Index {
 
     /// Every reference, newest first (ties by reference).
     pub fn list(&self) -> Result<Vec<HandleRow>> {
-        let mut stmt = self.conn.prepare_cached(&format!("{HANDLE_SELECT} ORDER BY r.created_at DESC, r.reference"))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{HANDLE_SELECT} ORDER BY r.created_at DESC, r.reference"
+        ))?;
         let rows = stmt.query_map([], handle_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The row of one canonical reference.
     pub fn get(&self, reference: &str) -> Result<Option<HandleRow>> {
-        let mut stmt = self.conn.prepare_cached(&format!("{HANDLE_SELECT} WHERE r.reference = ?1"))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{HANDLE_SELECT} WHERE r.reference = ?1"))?;
         Ok(stmt.query_row([reference], handle_row).optional()?)
     }
 
@@ -436,7 +440,10 @@ fn collect_in(tx: &Transaction<'_>, refs: RefSelection<'_>) -> Result<Collected>
         [],
     )?;
     for m in &out.manifests {
-        tx.execute("DELETE FROM manifest_layers WHERE manifest_digest = ?1", [m])?;
+        tx.execute(
+            "DELETE FROM manifest_layers WHERE manifest_digest = ?1",
+            [m],
+        )?;
         tx.execute("DELETE FROM manifests WHERE digest = ?1", [m])?;
     }
     tx.execute(
@@ -494,10 +501,22 @@ mod tests {
 
     fn image(manifest: u8, config: u8, layers: &[(u8, u8)], refs: &[&str]) -> NewImage {
         let mut blobs = vec![
-            NewBlob { digest: d(manifest), size: 100, kind: "manifest" },
-            NewBlob { digest: d(config), size: 10, kind: "config" },
+            NewBlob {
+                digest: d(manifest),
+                size: 100,
+                kind: "manifest",
+            },
+            NewBlob {
+                digest: d(config),
+                size: 10,
+                kind: "config",
+            },
         ];
-        blobs.extend(layers.iter().map(|(b, _)| NewBlob { digest: d(*b), size: 1000, kind: "layer" }));
+        blobs.extend(layers.iter().map(|(b, _)| NewBlob {
+            digest: d(*b),
+            size: 1000,
+            kind: "layer",
+        }));
         NewImage {
             blobs,
             config: ConfigRow {
@@ -537,11 +556,24 @@ mod tests {
     fn shared_layers_survive_until_their_last_manifest_goes() {
         let dir = tempfile::tempdir().unwrap();
         let mut ix = Index::open(&dir.path().join("i.db")).unwrap();
-        ix.insert_image(&image(1, 2, &[(10, 20), (11, 21)], &["a"]), 1).unwrap();
-        ix.insert_image(&image(3, 4, &[(10, 20), (12, 22)], &["b"]), 2).unwrap();
-        assert_eq!(ix.list().unwrap().iter().map(|r| r.reference.as_str()).collect::<Vec<_>>(), ["b", "a"]);
-        let dry = ix.collect_garbage(RefSelection::These(&["a".into()]), true).unwrap();
-        let got = ix.collect_garbage(RefSelection::These(&["a".into()]), false).unwrap();
+        ix.insert_image(&image(1, 2, &[(10, 20), (11, 21)], &["a"]), 1)
+            .unwrap();
+        ix.insert_image(&image(3, 4, &[(10, 20), (12, 22)], &["b"]), 2)
+            .unwrap();
+        assert_eq!(
+            ix.list()
+                .unwrap()
+                .iter()
+                .map(|r| r.reference.as_str())
+                .collect::<Vec<_>>(),
+            ["b", "a"]
+        );
+        let dry = ix
+            .collect_garbage(RefSelection::These(&["a".into()]), true)
+            .unwrap();
+        let got = ix
+            .collect_garbage(RefSelection::These(&["a".into()]), false)
+            .unwrap();
         assert_eq!(dry, got, "a dry run reports exactly what the real run does");
         assert_eq!(got.manifests, [d(1)]);
         assert_eq!(got.layers, [d(21)]);
@@ -554,8 +586,10 @@ mod tests {
     fn uses_pin_manifests_through_prune() {
         let dir = tempfile::tempdir().unwrap();
         let mut ix = Index::open(&dir.path().join("i.db")).unwrap();
-        ix.insert_image(&image(1, 2, &[(10, 20)], &["a"]), 1).unwrap();
-        ix.insert_image(&image(3, 4, &[(11, 21)], &["b"]), 1).unwrap();
+        ix.insert_image(&image(1, 2, &[(10, 20)], &["a"]), 1)
+            .unwrap();
+        ix.insert_image(&image(3, 4, &[(11, 21)], &["b"]), 1)
+            .unwrap();
         let u = UseRow {
             id: "u1".into(),
             holder_kind: "snapshot".into(),
@@ -570,7 +604,9 @@ mod tests {
         assert_eq!(got.manifests, [d(3)]);
         assert_eq!(ix.get("a").unwrap().unwrap().last_used_at, Some(5));
         // A snapshot keeps the manifest after its references go.
-        let got = ix.collect_garbage(RefSelection::These(&["a".into()]), false).unwrap();
+        let got = ix
+            .collect_garbage(RefSelection::These(&["a".into()]), false)
+            .unwrap();
         assert!(got.manifests.is_empty());
         assert!(ix.remove_use("u1").unwrap());
         assert!(!ix.remove_use("u1").unwrap());
@@ -583,7 +619,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("i.db");
         drop(Index::open(&path).unwrap());
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert_eq!(Index::open(&path).err().map(|e| e.code()), Some("CORRUPT_CACHE"));
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert_eq!(
+            Index::open(&path).err().map(|e| e.code()),
+            Some("CORRUPT_CACHE")
+        );
     }
 }

@@ -79,11 +79,19 @@ impl ConfigInfo {
             .collect::<Result<Vec<_>>>()?;
         let (os, architecture) = match (raw.os, raw.architecture) {
             (Some(os), Some(arch)) if !os.is_empty() && !arch.is_empty() => (os, arch),
-            _ => return Err(Error::invalid_archive("image config lacks os or architecture")),
+            _ => {
+                return Err(Error::invalid_archive(
+                    "image config lacks os or architecture",
+                ));
+            }
         };
         let rt = raw.config;
         let mut info = ConfigInfo {
-            platform: Platform { os, architecture, variant: raw.variant.filter(|v| !v.is_empty()) },
+            platform: Platform {
+                os,
+                architecture,
+                variant: raw.variant.filter(|v| !v.is_empty()),
+            },
             diff_ids,
             ..ConfigInfo::default()
         };

@@ -22,19 +22,26 @@ pub struct Digest {
 impl Digest {
     /// Parses `sha256:<64 lowercase hex>`.
     pub fn parse(text: &str) -> Result<Self> {
-        let bad = |reason: &str| Error::invalid_archive(format!("invalid digest {text:?}: {reason}"));
-        let (algorithm, hex) = text.split_once(':').ok_or_else(|| bad("missing algorithm"))?;
+        let bad =
+            |reason: &str| Error::invalid_archive(format!("invalid digest {text:?}: {reason}"));
+        let (algorithm, hex) = text
+            .split_once(':')
+            .ok_or_else(|| bad("missing algorithm"))?;
         if algorithm != "sha256" {
             return Err(Error::Unsupported {
                 what: format!("digest algorithm {algorithm:?} (only sha256)"),
             });
         }
         if hex.len() != SHA256_HEX_LEN
-            || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(bad("expected 64 lowercase hex digits"));
         }
-        Ok(Digest { hex: hex.to_owned() })
+        Ok(Digest {
+            hex: hex.to_owned(),
+        })
     }
 
     /// Builds a digest from a finished hasher.
@@ -95,7 +102,11 @@ pub struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     /// Wraps `inner`.
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), count: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// The digest and byte count of everything read so far.
@@ -123,7 +134,11 @@ pub struct HashingWriter<W> {
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), count: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// The inner writer, the digest and the byte count of everything written.
@@ -159,7 +174,11 @@ mod tests {
             (&*format!("sha256:{}", "A".repeat(64)), "INVALID_ARCHIVE"),
             (&*format!("sha512:{}", "a".repeat(128)), "UNSUPPORTED"),
         ] {
-            assert_eq!(Digest::parse(input).map(|_| ()).unwrap_err().code(), code, "{input}");
+            assert_eq!(
+                Digest::parse(input).map(|_| ()).unwrap_err().code(),
+                code,
+                "{input}"
+            );
         }
     }
 

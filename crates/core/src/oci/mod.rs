@@ -1,13 +1,13 @@
 //! Pure OCI types and parsing: digests, references, media types, platforms, and the parts of
 //! manifests and configs the cache records. Input is bytes, never a path.
 
+mod config;
 mod digest;
-mod reference;
 pub mod media_type;
 mod platform;
-mod config;
+mod reference;
 
 pub use config::ConfigInfo;
 pub use digest::{Digest, HashingReader, HashingWriter};
 pub use platform::Platform;
-pub use reference::{familiar_from_canonical, Reference};
+pub use reference::{Reference, familiar_from_canonical};

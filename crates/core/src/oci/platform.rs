@@ -27,7 +27,11 @@ impl Platform {
             "riscv64" => "riscv64",
             other => other,
         };
-        Platform { os: "linux".into(), architecture: architecture.into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
     }
 
     /// Whether an index entry for `other` runs here. The variant only has to match when both

@@ -60,7 +60,10 @@ mod tests {
         let shared = CacheLock::acquire(&path, LockMode::Shared).unwrap();
         let _shared2 = CacheLock::acquire(&path, LockMode::Shared).unwrap();
         let probe = OpenOptions::new().write(true).open(&path).unwrap();
-        assert!(probe.try_lock().is_err(), "exclusive must wait for shared holders");
+        assert!(
+            probe.try_lock().is_err(),
+            "exclusive must wait for shared holders"
+        );
         drop(shared);
         drop(_shared2);
         assert!(probe.try_lock().is_ok());

@@ -88,7 +88,10 @@ impl Layout {
     /// `prefix` so a person can tell what left it behind.
     pub fn staging_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
         let tmp = self.tmp_dir();
-        tempfile::Builder::new().prefix(prefix).tempdir_in(&tmp).at(&tmp)
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&tmp)
+            .at(&tmp)
     }
 }
 

@@ -1,0 +1,395 @@
+//! Behaviour of the `Cache` façade on real archives: what load records, what remove and prune
+//! delete (checked against the disk), uses, failure atomicity and concurrent use of one root.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::*;
+use ocicache_core::{Cache, CacheOptions, Holder, LoadOptions};
+
+fn open(root: &Path) -> Cache {
+    Cache::open(CacheOptions {
+        root: Some(root.to_path_buf()),
+        backend: Some(ocicache_core::Backend::Local),
+    })
+    .unwrap()
+}
+
+fn image(seed: &str, shared_base: bool) -> BuiltImage {
+    let base = LayerSpec::file(Compression::Gzip, "etc/base", "the shared base layer\n");
+    let own = LayerSpec::file(
+        Compression::Gzip,
+        &format!("app/{seed}"),
+        &format!("content of {seed}\n"),
+    );
+    let layers = if shared_base {
+        vec![base, own]
+    } else {
+        vec![own]
+    };
+    ImageSpec::new("amd64", layers).with_cmd(seed).build()
+}
+
+/// Writes an OCI layout tar holding `images` named by containerd annotations.
+fn layout_tar(dir: &Path, name: &str, images: &[(&BuiltImage, &str)]) -> PathBuf {
+    let mut layout = OciLayout::new();
+    for (img, reference) in images {
+        layout.add_image(img, &[(CONTAINERD_NAME, reference)]);
+    }
+    let path = dir.join(name);
+    fs::write(&path, layout.to_tar()).unwrap();
+    path
+}
+
+/// Every file under `root` except the index and locks, with its size.
+fn files(root: &Path) -> BTreeMap<PathBuf, u64> {
+    let mut out = BTreeMap::new();
+    for rel in tree_listing(root, &root.join("locks")) {
+        let meta = fs::symlink_metadata(root.join(&rel)).unwrap();
+        let name = rel.to_string_lossy();
+        if meta.is_file() && !name.starts_with("index.db") {
+            out.insert(rel, meta.len());
+        }
+    }
+    out
+}
+
+fn bytes(root: &Path) -> u64 {
+    files(root).values().sum()
+}
+
+#[test]
+fn load_records_what_the_image_says() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("cache");
+    let a = image("a", true);
+    let src = layout_tar(work.path(), "a.tar", &[(&a, "example.com/app:1")]);
+    let cache = open(&root);
+    let handles = cache
+        .load(
+            &src,
+            &LoadOptions {
+                tag: Some("app:extra".into()),
+                platform: None,
+            },
+        )
+        .unwrap();
+    let refs: Vec<_> = handles.iter().map(|h| h.reference.as_str()).collect();
+    assert_eq!(refs, ["example.com/app:1", "app:extra"]);
+
+    let d = cache.inspect("example.com/app:1").unwrap();
+    assert_eq!(
+        d.handle.manifest_digest.as_deref(),
+        Some(a.manifest_digest.as_str())
+    );
+    assert_eq!(d.handle.layer_count, 2);
+    assert_eq!(d.handle.architecture.as_deref(), Some("amd64"));
+    let config = d.config.unwrap();
+    assert_eq!(config.digest, a.config_digest);
+    assert_eq!(config.cmd, Some(vec!["a".to_string()]));
+    for (i, (got, want)) in d.layers.iter().zip(&a.layers).enumerate() {
+        assert_eq!(got.position, i as u32);
+        assert_eq!(got.diff_id, want.diff_id);
+        assert_eq!(got.blob_digest, want.digest);
+        assert_eq!(got.media_type, want.media_type);
+        assert_eq!(got.compressed_size_bytes, want.blob.len() as u64);
+    }
+    // sizeBytes is exactly the blob files of the image on disk.
+    assert_eq!(d.handle.size_bytes, Some(bytes(&root)));
+    // Any spelling finds it; a digest reference too.
+    assert_eq!(
+        cache.get("docker.io/library/app:extra").unwrap().reference,
+        "app:extra"
+    );
+    let by_digest = cache
+        .get(&format!("example.com/app@{}", a.manifest_digest))
+        .unwrap();
+    assert_eq!(
+        by_digest.reference,
+        format!("example.com/app@{}", a.manifest_digest)
+    );
+    assert_eq!(
+        cache.get("example.com/app:2").unwrap_err().code(),
+        "IMAGE_NOT_FOUND"
+    );
+    // tmp/ is empty after a load.
+    assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn remove_deletes_exactly_what_only_that_image_used() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("cache");
+    let (a, b) = (image("a", true), image("b", true));
+    let src = layout_tar(
+        work.path(),
+        "ab.tar",
+        &[(&a, "example.com/a:1"), (&b, "example.com/b:1")],
+    );
+    let cache = open(&root);
+    cache.load(&src, &LoadOptions::default()).unwrap();
+    let before = bytes(&root);
+    let report = cache.remove("example.com/a:1", false).unwrap();
+    let after = bytes(&root);
+    assert_eq!(report.image_refs_removed, 1);
+    assert_eq!(report.manifests_removed, 1);
+    assert_eq!(report.layers_removed, 1, "only the unshared layer goes");
+    assert_eq!(report.bytes_reclaimed, Some(before - after));
+    let blob = |d: &str| root.join("blobs/sha256").join(hex_of(d));
+    assert!(!blob(&a.manifest_digest).exists());
+    assert!(!blob(&a.config_digest).exists());
+    assert!(!blob(&a.layers[1].digest).exists());
+    assert!(
+        blob(&a.layers[0].digest).exists(),
+        "the base layer b still uses stays"
+    );
+    assert!(cache.inspect("example.com/b:1").is_ok());
+    assert_eq!(
+        cache.remove("example.com/a:1", false).unwrap_err().code(),
+        "IMAGE_NOT_FOUND"
+    );
+}
+
+#[test]
+fn uses_pin_images_through_remove_and_prune() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("cache");
+    let a = image("a", false);
+    let src = layout_tar(work.path(), "a.tar", &[(&a, "example.com/a:1")]);
+    let cache = open(&root);
+    cache.load(&src, &LoadOptions::default()).unwrap();
+    let u = cache
+        .acquire("example.com/a:1", Holder::Sandbox("sb-1".into()))
+        .unwrap();
+    assert_eq!(
+        cache
+            .acquire("example.com/a:1", Holder::Sandbox("sb-1".into()))
+            .unwrap()
+            .id,
+        u.id
+    );
+    assert!(cache.get("example.com/a:1").unwrap().last_used_at.is_some());
+    match cache.remove("example.com/a:1", false).unwrap_err() {
+        ocicache_core::Error::ImageInUse { holders, .. } => assert_eq!(holders, ["sandbox:sb-1"]),
+        other => panic!("unexpected {other}"),
+    }
+    let before = bytes(&root);
+    let report = cache.remove("example.com/a:1", true).unwrap();
+    assert_eq!(
+        (report.image_refs_removed, report.manifests_removed),
+        (1, 0)
+    );
+    assert_eq!(bytes(&root), before, "force keeps the data a use pins");
+    assert_eq!(cache.prune().unwrap().manifests_removed, 0);
+    assert_eq!(cache.uses(None).unwrap().len(), 1);
+    cache.release(&u.id).unwrap();
+    cache.release(&u.id).unwrap();
+    let report = cache.prune().unwrap();
+    assert_eq!((report.manifests_removed, report.layers_removed), (1, 1));
+    assert_eq!(report.bytes_reclaimed, Some(before));
+    assert_eq!(bytes(&root), 0);
+}
+
+#[test]
+fn prune_reclaims_orphans_and_tmp_leftovers_and_counts_them() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("cache");
+    let a = image("a", false);
+    let src = layout_tar(work.path(), "a.tar", &[(&a, "example.com/a:1")]);
+    let cache = open(&root);
+    cache.load(&src, &LoadOptions::default()).unwrap();
+    cache
+        .acquire("example.com/a:1", Holder::Snapshot("snap".into()))
+        .unwrap();
+    // What a killed load leaves: a published blob no row names, and its staging folder.
+    fs::write(
+        root.join("blobs/sha256").join("0".repeat(64)),
+        vec![7u8; 5000],
+    )
+    .unwrap();
+    fs::create_dir_all(root.join("tmp/load-dead/m")).unwrap();
+    fs::write(root.join("tmp/load-dead/m/0"), vec![1u8; 3000]).unwrap();
+    let before = bytes(&root);
+    let report = cache.prune().unwrap();
+    assert_eq!(
+        report.image_refs_removed, 0,
+        "a used image keeps its references"
+    );
+    assert_eq!(report.bytes_reclaimed, Some(8000));
+    assert_eq!(bytes(&root), before - 8000);
+    assert!(cache.inspect("example.com/a:1").is_ok());
+}
+
+#[test]
+fn failed_loads_leave_the_cache_exactly_as_it_was() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("cache");
+    let good = image("good", true);
+    let cache = open(&root);
+    cache
+        .load(
+            &layout_tar(work.path(), "g.tar", &[(&good, "example.com/g:1")]),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+    let before = (files(&root), cache.list().unwrap());
+    let faulty = |faults: Faults| {
+        ImageSpec::new("amd64", vec![LayerSpec::file(Compression::Gzip, "x", "y")])
+            .with_faults(faults)
+            .build()
+    };
+    let cases: Vec<(&str, BuiltImage, &str)> = vec![
+        (
+            "diff_id",
+            faulty(Faults {
+                wrong_diff_id: Some(0),
+                ..Faults::default()
+            }),
+            "DIGEST_MISMATCH",
+        ),
+        (
+            "layer count",
+            faulty(Faults {
+                extra_diff_id: true,
+                ..Faults::default()
+            }),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "media type",
+            faulty(Faults {
+                layer_media_type: Some("application/x-nope".into()),
+                ..Faults::default()
+            }),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "truncated",
+            faulty(Faults {
+                truncated_layer_blob: Some(0),
+                ..Faults::default()
+            }),
+            "INVALID_ARCHIVE",
+        ),
+    ];
+    for (what, img, code) in cases {
+        let src = layout_tar(
+            work.path(),
+            "bad.tar",
+            &[
+                (&good, "example.com/also-good:1"),
+                (&img, "example.com/bad:1"),
+            ],
+        );
+        let err = cache.load(&src, &LoadOptions::default()).unwrap_err();
+        assert_eq!(err.code(), code, "{what}: {err}");
+        assert_eq!(
+            (files(&root), cache.list().unwrap()),
+            before,
+            "{what} changed the cache"
+        );
+    }
+    // An OCI layout whose only name is a bare tag needs `tag`.
+    let mut layout = OciLayout::new();
+    layout.add_image(&good, &[(REF_NAME, "1")]);
+    let src = work.path().join("bare.tar");
+    fs::write(&src, layout.to_tar()).unwrap();
+    assert_eq!(
+        cache
+            .load(&src, &LoadOptions::default())
+            .unwrap_err()
+            .code(),
+        "REFERENCE_REQUIRED"
+    );
+    assert_eq!((files(&root), cache.list().unwrap()), before);
+    let h = cache
+        .load(
+            &src,
+            &LoadOptions {
+                tag: Some("example.com/named:1".into()),
+                platform: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(h[0].reference, "example.com/named:1");
+}
+
+#[test]
+fn cloud_backend_touches_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("never");
+    let cache = Cache::open(CacheOptions {
+        root: Some(root.clone()),
+        backend: Some(ocicache_core::Backend::Cloud {
+            url: "https://cache.invalid".into(),
+        }),
+    })
+    .unwrap();
+    assert_eq!(cache.list().unwrap_err().code(), "UNSUPPORTED");
+    assert_eq!(cache.prune().unwrap_err().code(), "UNSUPPORTED");
+    assert_eq!(cache.get("busybox").unwrap_err().code(), "UNSUPPORTED");
+    assert!(!root.exists());
+}
+
+/// Several cache handles on one root (each with its own lock file descriptor and SQLite
+/// connection, as separate processes have) load and prune at once; afterwards every listed
+/// image is whole on disk.
+#[test]
+fn concurrent_loads_and_prunes_on_one_root_stay_consistent() {
+    let work = tempfile::tempdir().unwrap();
+    let root = Arc::new(work.path().join("cache"));
+    let sources: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            let img = image(&format!("c{i}"), true);
+            layout_tar(
+                work.path(),
+                &format!("c{i}.tar"),
+                &[(&img, &format!("example.com/c{i}:1"))],
+            )
+        })
+        .collect();
+    let sources = Arc::new(sources);
+    let mut threads = Vec::new();
+    for t in 0..4 {
+        let (root, sources) = (root.clone(), sources.clone());
+        threads.push(std::thread::spawn(move || {
+            let cache = open(&root);
+            for round in 0..8 {
+                if t == 3 {
+                    cache.prune().unwrap();
+                } else {
+                    cache
+                        .load(
+                            &sources[(t + round) % sources.len()],
+                            &LoadOptions::default(),
+                        )
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let cache = open(&root);
+    for h in cache.list().unwrap() {
+        let d = cache.inspect(&h.reference).unwrap();
+        let digest = d.handle.manifest_digest.unwrap();
+        let mut needed = vec![digest, d.config.unwrap().digest];
+        needed.extend(d.layers.iter().map(|l| l.blob_digest.clone()));
+        for blob in needed {
+            assert!(
+                root.join("blobs/sha256").join(hex_of(&blob)).is_file(),
+                "{} lacks {blob}",
+                h.reference
+            );
+        }
+    }
+    cache.prune().unwrap();
+    assert_eq!(bytes(&root), 0);
+}
