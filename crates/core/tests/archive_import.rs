@@ -928,6 +928,17 @@ mod archive_bad_input {
     }
 
     #[test]
+    fn oversized_metadata() {
+        // Over the 16 MiB cap on JSON read into memory, even if it would parse.
+        let mut padded = vec![b' '; 17 << 20];
+        padded.extend_from_slice(b"[]");
+        let mut tree =
+            legacy_docker_archive(&[(&sample().build(), &["a:1"])], LegacyOptions::default());
+        *tree.file_mut("manifest.json") = padded;
+        assert_eq!(code_of(stage_bytes(&tree.to_tar())), "INVALID_ARCHIVE");
+    }
+
+    #[test]
     fn invalid_repo_tag() {
         let built = sample().build();
         let tree = legacy_docker_archive(&[(&built, &["Not A Tag"])], LegacyOptions::default());
