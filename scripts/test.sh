@@ -14,6 +14,9 @@ npx napi build --platform --manifest-path crates/node/Cargo.toml --output-dir na
   --dts ../src/internal/binding.d.ts --no-const-enum
 git diff --exit-code -- src/internal/binding.d.ts || {
   echo "src/internal/binding.d.ts is stale: commit the regenerated file" >&2; exit 1; }
+# Test the addon just built, even when an older release copy sits in prebuilds/.
+OCICACHE_NATIVE_PATH="$(ls "$PWD"/native/ocicache.*.node | head -n 1)"
+export OCICACHE_NATIVE_PATH
 step "typecheck"
 npx tsc --noEmit
 step "TypeScript build and public types"

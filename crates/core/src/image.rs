@@ -265,9 +265,6 @@ impl Cache {
         let now = now_ms();
         let mut out = Vec::new();
         let mut ix = self.index()?;
-        let ix = ix
-            .as_mut()
-            .ok_or_else(|| Error::internal("index not open"))?;
         for (image, refs) in images.iter().zip(named) {
             let canonical: Vec<String> = refs.iter().map(Reference::canonical).collect();
             ix.insert_image(&new_image(image, canonical.clone()), now)?;
@@ -286,10 +283,7 @@ impl Cache {
         self.local()?;
         let r = Reference::parse(reference)?;
         let ix = self.index()?;
-        let ix = ix
-            .as_ref()
-            .ok_or_else(|| Error::internal("index not open"))?;
-        let rows = resolve(ix, &r, reference)?;
+        let rows = resolve(&ix, &r, reference)?;
         Ok(handle_for(&r, rows))
     }
 
@@ -297,9 +291,6 @@ impl Cache {
     pub fn list(&self) -> Result<Vec<ImageHandle>> {
         self.local()?;
         let ix = self.index()?;
-        let ix = ix
-            .as_ref()
-            .ok_or_else(|| Error::internal("index not open"))?;
         Ok(ix.list()?.into_iter().map(handle_from_row).collect())
     }
 
@@ -308,10 +299,7 @@ impl Cache {
         self.local()?;
         let r = Reference::parse(reference)?;
         let ix = self.index()?;
-        let ix = ix
-            .as_ref()
-            .ok_or_else(|| Error::internal("index not open"))?;
-        let rows = resolve(ix, &r, reference)?;
+        let rows = resolve(&ix, &r, reference)?;
         let handle = handle_for(&r, rows);
         let manifest = handle.manifest_digest.clone().unwrap_or_default();
         let config = ix.config_of(&manifest)?.map(config_detail).transpose()?;
@@ -338,11 +326,8 @@ impl Cache {
         self.ensure()?;
         let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
         let collected = {
-            let mut guard = self.index()?;
-            let ix = guard
-                .as_mut()
-                .ok_or_else(|| Error::internal("index not open"))?;
-            let rows = resolve(ix, &r, reference)?;
+            let mut ix = self.index()?;
+            let rows = resolve(&ix, &r, reference)?;
             let manifest = rows[0].manifest_digest.clone();
             if !force {
                 let uses = ix.uses(Some(&manifest))?;
@@ -370,10 +355,7 @@ impl Cache {
         self.ensure()?;
         let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
         let (collected, live) = {
-            let mut guard = self.index()?;
-            let ix = guard
-                .as_mut()
-                .ok_or_else(|| Error::internal("index not open"))?;
+            let mut ix = self.index()?;
             let collected = ix.collect_garbage(RefSelection::AllUnused, false)?;
             (collected, ix.blob_digests()?)
         };
@@ -395,11 +377,8 @@ impl Cache {
                 reason: "the holder id is empty".into(),
             });
         }
-        let mut guard = self.index()?;
-        let ix = guard
-            .as_mut()
-            .ok_or_else(|| Error::internal("index not open"))?;
-        let rows = resolve(ix, &r, reference)?;
+        let mut ix = self.index()?;
+        let rows = resolve(&ix, &r, reference)?;
         let row = UseRow {
             id: random_id()?,
             holder_kind: kind.into(),
@@ -415,10 +394,7 @@ impl Cache {
     /// Ends a use. Releasing an unknown or already released use does nothing.
     pub fn release(&self, id: &str) -> Result<()> {
         self.local()?;
-        let mut guard = self.index()?;
-        let ix = guard
-            .as_mut()
-            .ok_or_else(|| Error::internal("index not open"))?;
+        let mut ix = self.index()?;
         ix.remove_use(id)?;
         Ok(())
     }
@@ -426,14 +402,11 @@ impl Cache {
     /// Current uses, of one reference's manifest or of all, oldest first.
     pub fn uses(&self, reference: Option<&str>) -> Result<Vec<ImageUse>> {
         self.local()?;
-        let guard = self.index()?;
-        let ix = guard
-            .as_ref()
-            .ok_or_else(|| Error::internal("index not open"))?;
+        let ix = self.index()?;
         let manifest = match reference {
             Some(text) => {
                 let r = Reference::parse(text)?;
-                Some(resolve(ix, &r, text)?.swap_remove(0).manifest_digest)
+                Some(resolve(&ix, &r, text)?.swap_remove(0).manifest_digest)
             }
             None => None,
         };
@@ -460,7 +433,7 @@ impl Cache {
     }
 
     /// The index, opened (and the layout created) on first use.
-    fn index(&self) -> Result<MutexGuard<'_, Option<Index>>> {
+    fn index(&self) -> Result<IndexGuard<'_>> {
         let mut guard = self
             .index
             .lock()
@@ -469,7 +442,7 @@ impl Cache {
             self.layout.ensure()?;
             *guard = Some(Index::open(&self.layout.index_db())?);
         }
-        Ok(guard)
+        Ok(IndexGuard(guard))
     }
 
     fn sweep(&self, collected: &index::Collected) -> Result<Swept> {
@@ -478,6 +451,27 @@ impl Cache {
             paths.push(self.layout.blob(&Digest::parse(digest)?));
         }
         gc::sweep_files(&paths)
+    }
+}
+
+/// The open index of a [`Cache`], locked for this thread.
+struct IndexGuard<'a>(MutexGuard<'a, Option<Index>>);
+
+impl std::ops::Deref for IndexGuard<'_> {
+    type Target = Index;
+    fn deref(&self) -> &Index {
+        // Invariant: `Cache::index` fills the option before building the guard.
+        self.0
+            .as_ref()
+            .expect("index opened before the guard is built")
+    }
+}
+
+impl std::ops::DerefMut for IndexGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Index {
+        self.0
+            .as_mut()
+            .expect("index opened before the guard is built")
     }
 }
 
