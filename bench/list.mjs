@@ -61,5 +61,5 @@ try {
   const floorMs = Number(/floor_ms=([\d.]+)/.exec(floor)[1]);
   console.log(`list: references=${rows} Image.list() median=${fmt(listMs)} ms, bare SQLite query median=${fmt(floorMs)} ms, ratio=${fmt(listMs / floorMs)}x (aim <= 3x)`);
 } finally {
-  rmSync(work, { recursive: true, force: true });
+  if (!process.env.KEEP) rmSync(work, { recursive: true, force: true }); else console.log(work);
 }

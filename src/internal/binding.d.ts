@@ -11,8 +11,12 @@ export declare class NativeCache {
   load(path: string, tag?: string | undefined | null): Promise<NativeImageHandle[]>
   /** The handle of one reference. */
   get(reference: string): Promise<NativeImageHandle>
-  /** Every reference, newest first. */
-  list(): Promise<NativeImageHandle[]>
+  /**
+   * Every reference, newest first, as a JSON array of `NativeImageHandle` (absent fields
+   * omitted). A list can hold 100,000 rows, and one string plus `JSON.parse` is cheaper than
+   * an N-API object per row (27 ms down to 21 ms for 10,000 rows, bench/list.mjs).
+   */
+  listJson(): Promise<string>
   /** Handle, config and layers of one reference. */
   inspect(reference: string): Promise<NativeImageDetail>
   /** Removes one reference and what only it used. */

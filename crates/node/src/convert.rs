@@ -33,24 +33,33 @@ pub struct NativeHolder {
 
 /// A cached reference.
 #[napi(object)]
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NativeImageHandle {
     /// Familiar reference.
     pub reference: String,
     /// Manifest digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_digest: Option<String>,
     /// Architecture.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
     /// OS.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
     /// Variant.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// Layers.
     pub layer_count: u32,
     /// Bytes on disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<f64>,
     /// Milliseconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at_ms: Option<f64>,
     /// Milliseconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used_at_ms: Option<f64>,
 }
 

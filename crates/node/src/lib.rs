@@ -132,17 +132,21 @@ impl NativeCache {
         spawn(env, move || cache.get(&reference), handle)
     }
 
-    /// Every reference, newest first.
-    #[napi(ts_return_type = "Promise<NativeImageHandle[]>")]
-    pub fn list<'env>(
-        &self,
-        env: &'env Env,
-    ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
+    /// Every reference, newest first, as a JSON array of `NativeImageHandle` (absent fields
+    /// omitted). A list can hold 100,000 rows, and one string plus `JSON.parse` is cheaper than
+    /// an N-API object per row (27 ms down to 21 ms for 10,000 rows, bench/list.mjs).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn list_json<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
         let cache = self.inner.clone();
         spawn(
             env,
-            move || cache.list(),
-            |v| v.into_iter().map(handle).collect(),
+            move || {
+                let handles: Vec<NativeImageHandle> =
+                    cache.list()?.into_iter().map(handle).collect();
+                serde_json::to_string(&handles)
+                    .map_err(|e| core::Error::internal(format!("serializing the list: {e}")))
+            },
+            |json| json,
         )
     }
 
