@@ -5,6 +5,7 @@
 //!
 //! - [`oci`]: pure types and parsing (digest, reference, media type, platform, config);
 //! - [`archive`]: `docker save` and OCI layout import, verified while staging;
+//! - [`erofs`]: EROFS format, metadata writer and tar-to-EROFS layer conversion;
 //! - [`store`]: the cache root's layout, atomic publication, cross-process locks;
 //! - [`index`]: the SQLite index (the only module with SQL);
 //! - [`gc`]: the file sweep and byte measurement shared by remove and prune.
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod erofs;
 pub mod error;
 pub mod gc;
 pub mod image;

@@ -34,6 +34,9 @@ use layout_dir::DirSource;
 use source::{Source, Staging};
 use tarball::TarSource;
 
+pub(crate) use layer::Compression;
+pub(crate) use source::{COPY_BUFFER_SIZE, TrackedReader};
+
 /// Marks an OCI Image Layout and holds its version.
 const OCI_LAYOUT_FILE: &str = "oci-layout";
 /// The image index of an OCI Image Layout.

@@ -1,0 +1,654 @@
+//! Layer conversion: one pass over a layer blob (gzip, zstd or plain tar, told apart by
+//! content) that checks its digest and its `diff_id` and writes an EROFS image, never
+//! extracting anything to a host folder.
+//!
+//! File data streams straight into the image (blocks 1 onwards, each file a block-aligned run,
+//! zero-padded), in tar order; the tree of entries stays in memory (its size grows with the
+//! number of entries, not with file sizes) and its metadata is written after the data once the
+//! digests are known to be right. See `docs/cache-layout.md` for the tar-to-EROFS rules:
+//! path normalization, duplicates, hardlinks, whiteouts.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use super::format::{BLOCK_SIZE, MAX_NAME_LEN, mode};
+use super::writer::{self, Content, ImageOptions, Node, NodeId, ROOT, Tree};
+use crate::archive::{COPY_BUFFER_SIZE, Compression, TrackedReader};
+use crate::error::{Error, IoContext, Result};
+use crate::oci::{Digest, HashingReader};
+
+/// Prefix of an OCI whiteout file name.
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+/// The OCI opaque-directory marker.
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+/// Prefix of other `.wh..wh.` names (aufs bookkeeping, which carries no content).
+const META_PREFIX: &[u8] = b".wh..wh.";
+/// The xattr overlayfs reads to make a directory opaque, and its value.
+pub const OPAQUE_XATTR: (&[u8], &[u8]) = (b"trusted.overlay.opaque", b"y");
+/// PAX record prefixes carrying xattrs (`SCHILY.xattr.` from GNU tar and Go's archive/tar;
+/// `LIBARCHIVE.xattr.` values are base64 and not read).
+const PAX_XATTR: &[u8] = b"SCHILY.xattr.";
+/// Write buffer of the image file.
+const WRITE_BUFFER: usize = COPY_BUFFER_SIZE;
+
+/// What the caller expects of a layer.
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// The blob's digest (as stored: compressed or not); checked when given.
+    pub blob_digest: Option<Digest>,
+    /// The uncompressed tar's digest (`rootfs.diff_ids`); checked when given.
+    pub diff_id: Option<Digest>,
+}
+
+/// A converted layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertedLayer {
+    /// Digest of the blob as read.
+    pub blob_digest: Digest,
+    /// Size of the blob as read.
+    pub blob_size: u64,
+    /// How the blob was compressed.
+    pub compressed: bool,
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Size of the uncompressed tar.
+    pub tar_size: u64,
+    /// Size of the EROFS image written.
+    pub erofs_size: u64,
+    /// Tar entries read (metadata records such as PAX headers not counted).
+    pub entries: u64,
+}
+
+/// Converts the layer blob at `blob` into an EROFS image at `dest` (created or truncated, and
+/// fsynced before returning).
+///
+/// Errors: [`Error::DigestMismatch`] when the blob or its uncompressed tar does not match
+/// `options`; [`Error::InvalidArchive`] for a corrupt or truncated stream, a malformed tar
+/// header, a name over 255 bytes, a hardlink to a missing or directory target; and
+/// [`Error::Unsupported`] for bzip2/xz, PAX sparse files or xattrs EROFS cannot name. On error,
+/// `dest` may hold partial bytes: it belongs to the caller's staging area and must not be
+/// published.
+pub fn convert_layer(blob: &Path, dest: &Path, options: &ConvertOptions) -> Result<ConvertedLayer> {
+    let file = File::open(blob).at(blob)?;
+    let (tracked, failure) = TrackedReader::new(file);
+    let mut compressed = HashingReader::new(tracked);
+    let corrupt = |e: io::Error| failure.classify(blob, "layer", e);
+    let (kind, diff_id, tar_size, builder) = {
+        let mut buffered = BufReader::with_capacity(COPY_BUFFER_SIZE, &mut compressed);
+        let head = buffered.fill_buf().map_err(&corrupt)?;
+        let kind = Compression::sniff(head)?;
+        let decoder: Box<dyn Read + '_> = match kind {
+            Compression::None => Box::new(buffered),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+            Compression::Zstd => {
+                Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(&corrupt)?)
+            }
+        };
+        let mut tar_stream = HashingReader::new(decoder);
+        let out = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dest)
+            .at(dest)?;
+        let mut builder = Builder::new(out, dest)?;
+        {
+            let mut archive =
+                tar::Archive::new(BufReader::with_capacity(COPY_BUFFER_SIZE, &mut tar_stream));
+            let entries = archive.entries().map_err(&corrupt)?;
+            for entry in entries {
+                let entry = entry.map_err(&corrupt)?;
+                builder.add(entry).map_err(|e| match e {
+                    AddError::Read(e) => corrupt(e),
+                    AddError::Other(e) => e,
+                })?;
+            }
+        }
+        // Hash what follows the end-of-archive blocks too: the diff_id covers every byte.
+        io::copy(&mut tar_stream, &mut io::sink()).map_err(&corrupt)?;
+        let (diff_id, tar_size) = tar_stream.finish();
+        (kind, diff_id, tar_size, builder)
+    };
+    io::copy(&mut compressed, &mut io::sink()).map_err(&corrupt)?;
+    let (blob_digest, blob_size) = compressed.finish();
+    if let Some(want) = &options.blob_digest {
+        want.verify(&blob_digest, || "layer blob".into())?;
+    }
+    if let Some(want) = &options.diff_id {
+        want.verify(&diff_id, || "layer diff_id".into())?;
+    }
+    if builder.entries == 0 && tar_size == 0 {
+        // An empty stream is not a tar (a tar has at least its end-of-archive blocks).
+        return Err(Error::invalid_archive("layer is empty, not a tar archive"));
+    }
+    let entries = builder.entries;
+    // A stable volume uuid: the first 16 bytes of the diff_id.
+    let mut uuid = [0u8; 16];
+    if let Ok(bytes) = hex::decode(&diff_id.hex()[..32]) {
+        uuid.copy_from_slice(&bytes);
+    }
+    let erofs_size = builder.finish(uuid)?;
+    Ok(ConvertedLayer {
+        blob_digest,
+        blob_size,
+        compressed: kind != Compression::None,
+        diff_id,
+        tar_size,
+        erofs_size,
+        entries,
+    })
+}
+
+/// An error while adding an entry: reading the stream (classified by the caller) or anything
+/// else.
+enum AddError {
+    Read(io::Error),
+    Other(Error),
+}
+
+impl From<Error> for AddError {
+    fn from(e: Error) -> Self {
+        AddError::Other(e)
+    }
+}
+
+/// The image being built: the data written so far and the tree.
+struct Builder<'p> {
+    out: BufWriter<File>,
+    path: &'p Path,
+    /// Next free data block.
+    next_block: u64,
+    tree: Tree,
+    /// Nodes that are whiteouts (character devices 0:0 made from `.wh.` names).
+    whiteouts: HashSet<NodeId>,
+    /// Directories that get `trusted.overlay.opaque=y`.
+    opaque: HashSet<NodeId>,
+    entries: u64,
+    /// Copy buffer for file data.
+    buffer: Vec<u8>,
+}
+
+impl<'p> Builder<'p> {
+    fn new(file: File, path: &'p Path) -> Result<Self> {
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        // Block 0 is written last; data starts at block 1.
+        out.seek(SeekFrom::Start(BLOCK_SIZE)).at(path)?;
+        let mut root = Node::dir(0o755);
+        root.implicit = true;
+        Ok(Builder {
+            out,
+            path,
+            next_block: 1,
+            tree: Tree { nodes: vec![root] },
+            whiteouts: HashSet::new(),
+            opaque: HashSet::new(),
+            entries: 0,
+            buffer: vec![0; COPY_BUFFER_SIZE],
+        })
+    }
+
+    fn add<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), AddError> {
+        use tar::EntryType as T;
+        let kind = entry.header().entry_type();
+        if matches!(kind, T::XGlobalHeader) {
+            // Global PAX records (rare in layers) set defaults ocicache does not apply.
+            return Ok(());
+        }
+        self.entries += 1;
+        let mut mtime: Option<(i64, u32)> = None;
+        let mut xattrs = BTreeMap::new();
+        if let Some(exts) = entry.pax_extensions().map_err(AddError::Read)? {
+            for ext in exts {
+                let ext = ext.map_err(AddError::Read)?;
+                let key = ext.key_bytes();
+                if key == b"mtime" {
+                    mtime = Some(parse_pax_time(ext.value_bytes())?);
+                } else if let Some(name) = key.strip_prefix(PAX_XATTR) {
+                    xattrs.insert(name.to_vec(), ext.value_bytes().to_vec());
+                } else if key.starts_with(b"GNU.sparse.") {
+                    return Err(Error::Unsupported {
+                        what: "PAX-format sparse files (GNU.sparse records); use the GNU format"
+                            .into(),
+                    }
+                    .into());
+                }
+            }
+        }
+        let header = entry.header();
+        let raw_path = entry.path_bytes().into_owned();
+        let path = normalize(&raw_path)?;
+        let perms = header.mode().map_err(AddError::Read)? & mode::PERMS;
+        let uid = id32(header.uid().map_err(AddError::Read)?, "uid", &raw_path)?;
+        let gid = id32(header.gid().map_err(AddError::Read)?, "gid", &raw_path)?;
+        let mtime = match mtime {
+            Some(t) => t,
+            None => (
+                i64::try_from(header.mtime().map_err(AddError::Read)?).unwrap_or(i64::MAX),
+                0,
+            ),
+        };
+        let base = |type_bits: u32, content: Content| Node {
+            mode: type_bits | perms,
+            uid,
+            gid,
+            mtime: mtime.0,
+            mtime_nsec: mtime.1,
+            xattrs: xattrs.clone(),
+            content,
+            implicit: false,
+        };
+        let node = match kind {
+            T::Regular | T::Continuous | T::GNUSparse => {
+                let size = entry.size();
+                let blkaddr = self.next_block;
+                let copied = self.copy_data(&mut entry)?;
+                if copied != size {
+                    return Err(Error::invalid_archive(format!(
+                        "layer tar is truncated in {:?}",
+                        String::from_utf8_lossy(&raw_path)
+                    ))
+                    .into());
+                }
+                let pad = (BLOCK_SIZE - size % BLOCK_SIZE) % BLOCK_SIZE;
+                self.out.write_all(&ZEROS[..pad as usize]).at(self.path)?;
+                self.next_block += size.div_ceil(BLOCK_SIZE);
+                base(mode::IFREG, Content::File { size, blkaddr })
+            }
+            T::Directory => base(mode::IFDIR, Content::Dir(BTreeMap::new())),
+            T::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
+                if target.is_empty() || target.len() >= BLOCK_SIZE as usize {
+                    return Err(Error::invalid_archive(format!(
+                        "symlink {:?} has an empty or over-long target",
+                        String::from_utf8_lossy(&raw_path)
+                    ))
+                    .into());
+                }
+                base(mode::IFLNK, Content::Symlink(target))
+            }
+            T::Char | T::Block => {
+                let major = header.device_major().map_err(AddError::Read)?.unwrap_or(0);
+                let minor = header.device_minor().map_err(AddError::Read)?.unwrap_or(0);
+                let bits = if kind == T::Char {
+                    mode::IFCHR
+                } else {
+                    mode::IFBLK
+                };
+                base(bits, Content::Device(major, minor))
+            }
+            T::Fifo => base(mode::IFIFO, Content::Special),
+            T::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
+                return Ok(self.link(&path, &raw_path, &target)?);
+            }
+            other => {
+                return Err(Error::Unsupported {
+                    what: format!(
+                        "tar entry type {:?} at {:?}",
+                        other.as_byte() as char,
+                        String::from_utf8_lossy(&raw_path)
+                    ),
+                }
+                .into());
+            }
+        };
+        Ok(self.place(&path, &raw_path, node)?)
+    }
+
+    /// Streams an entry's data to the image; read errors are the stream's, write errors the
+    /// image file's.
+    fn copy_data(&mut self, entry: &mut impl Read) -> Result<u64, AddError> {
+        let mut copied = 0u64;
+        loop {
+            let n = match entry.read(&mut self.buffer) {
+                Ok(0) => return Ok(copied),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(AddError::Read(e)),
+            };
+            self.out.write_all(&self.buffer[..n]).at(self.path)?;
+            copied += n as u64;
+        }
+    }
+
+    /// Puts `node` at `path`, applying whiteout names and the later-entry-wins rule.
+    fn place(&mut self, path: &[Vec<u8>], raw: &[u8], node: Node) -> Result<()> {
+        let Some((name, dirs)) = path.split_last() else {
+            // The root itself (`./`, `/`).
+            if !node.is_dir() {
+                return Err(Error::invalid_archive(format!(
+                    "tar entry {:?} names the root but is not a directory",
+                    String::from_utf8_lossy(raw)
+                )));
+            }
+            self.update_dir(ROOT, node);
+            return Ok(());
+        };
+        let parent = self.make_dirs(dirs);
+        if name.as_slice() == OPAQUE_MARKER {
+            self.opaque.insert(parent);
+            return Ok(());
+        }
+        if name.starts_with(META_PREFIX) {
+            return Ok(());
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            check_name(hidden, raw)?;
+            let existing = self.child(parent, hidden);
+            match existing {
+                // A real entry of this layer wins over its whiteout; a directory made here also
+                // hides what lower layers had under that name.
+                Some(id) if !self.whiteouts.contains(&id) => {
+                    if self.tree.nodes[id].is_dir() {
+                        self.opaque.insert(id);
+                    }
+                }
+                _ => {
+                    let mut wh = node;
+                    wh.mode = mode::IFCHR;
+                    wh.content = Content::Device(0, 0);
+                    wh.xattrs.clear();
+                    let id = self.push(wh);
+                    self.whiteouts.insert(id);
+                    self.set_child(parent, hidden.to_vec(), id);
+                }
+            }
+            return Ok(());
+        }
+        check_name(name, raw)?;
+        match self.child(parent, name) {
+            Some(id) if self.tree.nodes[id].is_dir() && node.is_dir() => {
+                self.update_dir(id, node);
+            }
+            existing => {
+                let replaces_whiteout = existing.is_some_and(|id| self.whiteouts.contains(&id));
+                let is_dir = node.is_dir();
+                let id = self.push(node);
+                if is_dir && replaces_whiteout {
+                    self.opaque.insert(id);
+                }
+                self.set_child(parent, name.clone(), id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a hardlink at `path` to the node at `target` (a path of this layer).
+    fn link(&mut self, path: &[Vec<u8>], raw: &[u8], target: &[u8]) -> Result<()> {
+        let want = normalize(target)?;
+        let found = self.lookup(&want).filter(|id| !self.whiteouts.contains(id));
+        let Some(id) = found else {
+            return Err(Error::invalid_archive(format!(
+                "hardlink {:?} points to {:?}, which the layer does not hold",
+                String::from_utf8_lossy(raw),
+                String::from_utf8_lossy(target)
+            )));
+        };
+        if self.tree.nodes[id].is_dir() {
+            return Err(Error::invalid_archive(format!(
+                "hardlink {:?} points to a directory",
+                String::from_utf8_lossy(raw)
+            )));
+        }
+        let Some((name, dirs)) = path.split_last() else {
+            return Err(Error::invalid_archive("a hardlink names the root"));
+        };
+        check_name(name, raw)?;
+        if name.starts_with(WHITEOUT_PREFIX) {
+            return Err(Error::invalid_archive(format!(
+                "hardlink {:?} has a whiteout name",
+                String::from_utf8_lossy(raw)
+            )));
+        }
+        let parent = self.make_dirs(dirs);
+        if self.child(parent, name) == Some(id) {
+            return Ok(());
+        }
+        self.set_child(parent, name.clone(), id);
+        Ok(())
+    }
+
+    fn push(&mut self, node: Node) -> NodeId {
+        self.tree.nodes.push(node);
+        self.tree.nodes.len() - 1
+    }
+
+    fn child(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
+        match &self.tree.nodes[dir].content {
+            Content::Dir(children) => children.get(name).copied(),
+            _ => None,
+        }
+    }
+
+    fn set_child(&mut self, dir: NodeId, name: Vec<u8>, id: NodeId) {
+        if let Content::Dir(children) = &mut self.tree.nodes[dir].content {
+            children.insert(name, id);
+        }
+    }
+
+    fn lookup(&self, path: &[Vec<u8>]) -> Option<NodeId> {
+        let mut at = ROOT;
+        for name in path {
+            at = self.child(at, name)?;
+        }
+        Some(at)
+    }
+
+    /// Walks `dirs` from the root, creating missing directories (implicit: 0755, root-owned,
+    /// mtime 0) and replacing non-directories in the way, as extracting the tar would.
+    fn make_dirs(&mut self, dirs: &[Vec<u8>]) -> NodeId {
+        let mut at = ROOT;
+        for name in dirs {
+            at = match self.child(at, name) {
+                Some(id) if self.tree.nodes[id].is_dir() => id,
+                existing => {
+                    let mut dir = Node::dir(0o755);
+                    dir.implicit = true;
+                    let replaces_whiteout = existing.is_some_and(|id| self.whiteouts.contains(&id));
+                    let id = self.push(dir);
+                    if replaces_whiteout {
+                        self.opaque.insert(id);
+                    }
+                    self.set_child(at, name.clone(), id);
+                    id
+                }
+            };
+        }
+        at
+    }
+
+    /// A later directory entry for an existing directory: its metadata wins, entries stay.
+    fn update_dir(&mut self, id: NodeId, node: Node) {
+        let dir = &mut self.tree.nodes[id];
+        dir.mode = node.mode;
+        dir.uid = node.uid;
+        dir.gid = node.gid;
+        dir.mtime = node.mtime;
+        dir.mtime_nsec = node.mtime_nsec;
+        dir.xattrs = node.xattrs;
+        dir.implicit = false;
+    }
+
+    /// Writes the metadata after the data and block 0 in front; fsyncs. Returns the image
+    /// size.
+    fn finish(mut self, uuid: [u8; 16]) -> Result<u64> {
+        for id in std::mem::take(&mut self.opaque) {
+            let (name, value) = OPAQUE_XATTR;
+            self.tree.nodes[id]
+                .xattrs
+                .insert(name.to_vec(), value.to_vec());
+        }
+        let meta = writer::write_metadata(
+            &self.tree,
+            &ImageOptions {
+                data_blocks: self.next_block - 1,
+                devices: Vec::new(),
+                uuid,
+            },
+        )?;
+        let path = self.path;
+        self.out.write_all(&meta.tail).at(path)?;
+        self.out.seek(SeekFrom::Start(0)).at(path)?;
+        self.out.write_all(&meta.block0).at(path)?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(path, e.into_error()))?;
+        let size = meta.blocks * BLOCK_SIZE;
+        file.set_len(size).at(path)?;
+        file.sync_all().at(path)?;
+        Ok(size)
+    }
+}
+
+/// Zeros for padding a file's last block.
+static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
+
+/// Splits a tar path into components inside the image root: empty components and `.` are
+/// dropped, a leading `/` is ignored, and `..` removes the previous component but never climbs
+/// above the root (as securejoin and umoci do).
+pub fn normalize(raw: &[u8]) -> Result<Vec<Vec<u8>>> {
+    if raw.contains(&0) {
+        return Err(Error::invalid_archive(format!(
+            "tar path {:?} contains a NUL byte",
+            String::from_utf8_lossy(raw)
+        )));
+    }
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for part in raw.split(|b| *b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                out.pop();
+            }
+            name => {
+                check_name(name, raw)?;
+                out.push(name.to_vec());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_name(name: &[u8], raw: &[u8]) -> Result<()> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid_archive(format!(
+            "tar path {:?} has a name of {} bytes (at most {MAX_NAME_LEN})",
+            String::from_utf8_lossy(raw),
+            name.len()
+        )));
+    }
+    if name.is_empty() {
+        return Err(Error::invalid_archive(format!(
+            "tar path {:?} has an empty whiteout name",
+            String::from_utf8_lossy(raw)
+        )));
+    }
+    Ok(())
+}
+
+fn id32(value: u64, what: &str, raw: &[u8]) -> Result<u32> {
+    u32::try_from(value).map_err(|_| {
+        Error::invalid_archive(format!(
+            "tar entry {:?} has {what} {value}, over 32 bits",
+            String::from_utf8_lossy(raw)
+        ))
+    })
+}
+
+/// Parses a PAX time (`1700000000.123456789`, possibly negative) into seconds and
+/// nanoseconds (the fraction truncated to nanoseconds).
+pub fn parse_pax_time(value: &[u8]) -> Result<(i64, u32)> {
+    let bad = || {
+        Error::invalid_archive(format!(
+            "malformed PAX mtime {:?}",
+            String::from_utf8_lossy(value)
+        ))
+    };
+    let text = std::str::from_utf8(value).map_err(|_| bad())?;
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let secs: i64 = whole.parse().map_err(|_| bad())?;
+    let mut nanos: u32 = 0;
+    for (i, digit) in frac.bytes().take(9).enumerate() {
+        nanos += u32::from(digit - b'0') * 10u32.pow(8 - i as u32);
+    }
+    if !negative {
+        return Ok((secs, nanos));
+    }
+    // -1.25 is 1.25 s before the epoch: seconds -2, nanoseconds 750000000.
+    if nanos == 0 {
+        Ok((-secs, 0))
+    } else {
+        Ok((-secs - 1, 1_000_000_000 - nanos))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+mod tests {
+    use super::*;
+
+    fn parts(p: &str) -> Vec<String> {
+        normalize(p.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|c| String::from_utf8(c).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn normalize_table() {
+        let cases: &[(&str, &[&str])] = &[
+            ("a/b", &["a", "b"]),
+            ("./a//b/", &["a", "b"]),
+            ("/etc/passwd", &["etc", "passwd"]),
+            ("../../etc/passwd", &["etc", "passwd"]),
+            ("a/../../b", &["b"]),
+            ("a/./b/../c", &["a", "c"]),
+            ("./", &[]),
+            ("", &[]),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parts(input), *want, "{input}");
+        }
+        assert!(normalize(&[b'a'; 256]).is_err());
+        assert!(normalize(&[b'a'; 255]).is_ok());
+        assert!(normalize(b"a\0b").is_err());
+    }
+
+    #[test]
+    fn pax_time_table() {
+        let cases: &[(&str, (i64, u32))] = &[
+            ("1700000000", (1_700_000_000, 0)),
+            ("1700000000.5", (1_700_000_000, 500_000_000)),
+            ("1700000000.123456789123", (1_700_000_000, 123_456_789)),
+            ("-1.25", (-2, 750_000_000)),
+            ("-3", (-3, 0)),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_pax_time(input.as_bytes()).unwrap(), *want, "{input}");
+        }
+        for bad in ["", "x", "1.x", ".5", "--1"] {
+            assert!(parse_pax_time(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+}
