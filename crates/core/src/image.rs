@@ -10,14 +10,15 @@
 //! before their files; a killed process leaves orphan files at worst, which the next prune
 //! reclaims.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::archive::{self, StagedBlob, StagedImage};
+use crate::archive::{self, StagedBlob, StagedImage, StagedLayer};
+use crate::artifacts;
 use crate::error::{Error, Result};
-use crate::gc::{self, Swept};
+use crate::gc::{self, Reconciled};
 use crate::index::{
     self, ConfigRow, HandleRow, Index, LayerRow, NewBlob, NewImage, RefSelection, UseRow,
 };
@@ -257,6 +258,8 @@ impl Cache {
             return Err(Error::invalid_archive("the archive holds no image"));
         }
         let named = name_images(&images, tag.as_ref())?;
+        let all_layers: Vec<&StagedLayer> = images.iter().flat_map(|i| &i.layers).collect();
+        let layer_sizes = artifacts::prepare_layers(&self.layout, staging.path(), &all_layers)?;
         for image in &images {
             for blob in blobs_of(image) {
                 store::publish_file(&blob.path, &self.layout.blob(&blob.digest))?;
@@ -267,7 +270,7 @@ impl Cache {
         let mut ix = self.index()?;
         for (image, refs) in images.iter().zip(named) {
             let canonical: Vec<String> = refs.iter().map(Reference::canonical).collect();
-            ix.insert_image(&new_image(image, canonical.clone()), now)?;
+            ix.insert_image(&new_image(image, &layer_sizes, canonical.clone()), now)?;
             for r in canonical {
                 if let Some(row) = ix.get(&r)? {
                     out.push(handle_from_row(row));
@@ -357,10 +360,13 @@ impl Cache {
         let (collected, live) = {
             let mut ix = self.index()?;
             let collected = ix.collect_garbage(RefSelection::AllUnused, false)?;
-            (collected, ix.blob_digests()?)
+            (collected, ix.live_artifacts()?)
         };
         let mut swept = self.sweep(&collected)?;
-        swept.add(&gc::reconcile(&self.layout, &live, true)?);
+        let reconciled = gc::reconcile(&self.layout, &live, true)?;
+        swept.swept.add(&reconciled.swept);
+        swept.fsmeta += reconciled.fsmeta;
+        swept.vmdk += reconciled.vmdk;
         Ok(report(&collected, &swept))
     }
 
@@ -445,12 +451,33 @@ impl Cache {
         Ok(IndexGuard(guard))
     }
 
-    fn sweep(&self, collected: &index::Collected) -> Result<Swept> {
-        let mut paths = Vec::with_capacity(collected.blobs.len());
+    /// Deletes the files of what `collected` removed from the index.
+    fn sweep(&self, collected: &index::Collected) -> Result<Reconciled> {
+        let mut paths = Vec::with_capacity(collected.blobs.len() + collected.layers.len());
         for (digest, _) in &collected.blobs {
             paths.push(self.layout.blob(&Digest::parse(digest)?));
         }
-        gc::sweep_files(&paths)
+        for diff_id in &collected.layers {
+            paths.push(self.layout.layer(&Digest::parse(diff_id)?));
+        }
+        let mut out = Reconciled {
+            swept: gc::sweep_files(&paths)?,
+            ..Reconciled::default()
+        };
+        let mut fsmeta = Vec::with_capacity(collected.manifests.len());
+        let mut vmdk = Vec::with_capacity(collected.manifests.len());
+        for m in &collected.manifests {
+            let digest = Digest::parse(m)?;
+            fsmeta.push(self.layout.fsmeta(&digest));
+            vmdk.push(self.layout.vmdk(&digest));
+        }
+        let f = gc::sweep_files(&fsmeta)?;
+        let v = gc::sweep_files(&vmdk)?;
+        out.fsmeta = f.removed;
+        out.vmdk = v.removed;
+        out.swept.add(&f);
+        out.swept.add(&v);
+        Ok(out)
     }
 }
 
@@ -475,18 +502,18 @@ impl std::ops::DerefMut for IndexGuard<'_> {
     }
 }
 
-fn report(collected: &index::Collected, swept: &Swept) -> ImagePruneReport {
-    let measured_nothing = swept.removed == 0 && swept.already_gone > 0;
+fn report(collected: &index::Collected, swept: &Reconciled) -> ImagePruneReport {
+    let measured_nothing = swept.swept.removed == 0 && swept.swept.already_gone > 0;
     ImagePruneReport {
         image_refs_removed: collected.image_refs.len() as u64,
         manifests_removed: collected.manifests.len() as u64,
         layers_removed: collected.layers.len() as u64,
-        fsmeta_removed: 0,
-        vmdk_removed: 0,
+        fsmeta_removed: swept.fsmeta,
+        vmdk_removed: swept.vmdk,
         bytes_reclaimed: if measured_nothing {
             None
         } else {
-            Some(swept.bytes)
+            Some(swept.swept.bytes)
         },
     }
 }
@@ -524,19 +551,22 @@ fn name_images(images: &[StagedImage], tag: Option<&Reference>) -> Result<Vec<Ve
     Ok(named)
 }
 
+/// The blobs a load keeps: manifest and config (layer blobs only feed their EROFS images).
 fn blobs_of(image: &StagedImage) -> impl Iterator<Item = &StagedBlob> {
-    [&image.manifest, &image.config]
-        .into_iter()
-        .chain(image.layers.iter().map(|l| &l.blob))
+    [&image.manifest, &image.config].into_iter()
 }
 
-fn new_image(image: &StagedImage, references: Vec<String>) -> NewImage {
+fn new_image(
+    image: &StagedImage,
+    layer_sizes: &HashMap<Digest, u64>,
+    references: Vec<String>,
+) -> NewImage {
     let c = &image.config_info;
     let json = |v: &Option<Vec<String>>| {
         v.as_ref()
             .map(|v| serde_json::Value::from(v.clone()).to_string())
     };
-    let mut blobs = vec![
+    let blobs = vec![
         NewBlob {
             digest: image.manifest.digest.to_string(),
             size: image.manifest.size as i64,
@@ -551,13 +581,8 @@ fn new_image(image: &StagedImage, references: Vec<String>) -> NewImage {
     let mut seen = HashSet::new();
     let mut disk = image.manifest.size + image.config.size;
     for l in &image.layers {
-        if seen.insert(l.blob.digest.clone()) {
-            disk += l.blob.size;
-            blobs.push(NewBlob {
-                digest: l.blob.digest.to_string(),
-                size: l.blob.size as i64,
-                kind: "layer",
-            });
+        if seen.insert(l.diff_id.clone()) {
+            disk += layer_sizes.get(&l.diff_id).copied().unwrap_or(0);
         }
     }
     NewImage {
@@ -594,7 +619,7 @@ fn new_image(image: &StagedImage, references: Vec<String>) -> NewImage {
                 blob_digest: l.blob.digest.to_string(),
                 media_type: l.media_type.clone(),
                 compressed_size: l.blob.size as i64,
-                erofs_size: None,
+                erofs_size: layer_sizes.get(&l.diff_id).map(|s| *s as i64),
             })
             .collect(),
         references,

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+mod artifacts;
 pub mod erofs;
 pub mod error;
 pub mod gc;

@@ -1,6 +1,9 @@
 //! `stage_archive` against fixture archives: every format and compression, names, platform
 //! selection, and every kind of bad input. Errors are checked by code, never by message, and
 //! every failure is checked to have written nothing outside the staging folder.
+//!
+//! Staging checks blob digests; a layer's `diff_id` is checked when it is converted to EROFS,
+//! so [`Env::stage`] converts every staged layer into the staging folder too, as `load` does.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
@@ -12,6 +15,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use ocicache_core::Result;
 use ocicache_core::archive::{StagedBlob, StagedImage, stage_archive};
+use ocicache_core::erofs::{ConvertOptions, convert_layer};
 use ocicache_core::oci::{Digest, Platform};
 
 /// A scratch root holding the source (`input/`) and the staging folder (`staging/`).
@@ -39,7 +43,8 @@ impl Env {
     /// every staged file is inside it.
     fn stage(&self, source: &Path, platform: &str) -> Result<Vec<StagedImage>> {
         let before = tree_listing(self.root.path(), &self.staging());
-        let result = stage_archive(source, &self.staging(), &parse_platform(platform));
+        let result = stage_archive(source, &self.staging(), &parse_platform(platform))
+            .and_then(|images| self.convert(images));
         assert_eq!(
             tree_listing(self.root.path(), &self.staging()),
             before,
@@ -62,6 +67,23 @@ impl Env {
             }
         }
         result
+    }
+
+    /// Converts every staged layer into the staging folder, checking its `diff_id`.
+    fn convert(&self, images: Vec<StagedImage>) -> Result<Vec<StagedImage>> {
+        for image in &images {
+            for layer in &image.layers {
+                let dest = self
+                    .staging()
+                    .join(format!("{}.erofs", layer.diff_id.hex()));
+                let options = ConvertOptions {
+                    blob_digest: Some(layer.blob.digest.clone()),
+                    diff_id: Some(layer.diff_id.clone()),
+                };
+                convert_layer(&layer.blob.path, &dest, &options)?;
+            }
+        }
+        Ok(images)
     }
 
     /// Writes `bytes` as `input/archive.tar` and stages it.

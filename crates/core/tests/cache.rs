@@ -59,6 +59,12 @@ fn files(root: &Path) -> BTreeMap<PathBuf, u64> {
     out
 }
 
+/// The EROFS image of a layer.
+fn layer_file(root: &Path, diff_id: &str) -> PathBuf {
+    root.join("layers/sha256")
+        .join(format!("{}.erofs", hex_of(diff_id)))
+}
+
 fn bytes(root: &Path) -> u64 {
     files(root).values().sum()
 }
@@ -98,8 +104,20 @@ fn load_records_what_the_image_says() {
         assert_eq!(got.blob_digest, want.digest);
         assert_eq!(got.media_type, want.media_type);
         assert_eq!(got.compressed_size_bytes, want.blob.len() as u64);
+        // The layer is kept as its EROFS image, named by diff_id; the blob is not kept.
+        let erofs = layer_file(&root, &want.diff_id);
+        assert_eq!(
+            got.erofs_size_bytes,
+            Some(fs::metadata(&erofs).unwrap().len())
+        );
+        assert!(
+            !root
+                .join("blobs/sha256")
+                .join(hex_of(&want.digest))
+                .exists()
+        );
     }
-    // sizeBytes is exactly the blob files of the image on disk.
+    // sizeBytes is exactly the files of the image on disk.
     assert_eq!(d.handle.size_bytes, Some(bytes(&root)));
     // Any spelling finds it; a digest reference too.
     assert_eq!(
@@ -143,9 +161,9 @@ fn remove_deletes_exactly_what_only_that_image_used() {
     let blob = |d: &str| root.join("blobs/sha256").join(hex_of(d));
     assert!(!blob(&a.manifest_digest).exists());
     assert!(!blob(&a.config_digest).exists());
-    assert!(!blob(&a.layers[1].digest).exists());
+    assert!(!layer_file(&root, &a.layers[1].diff_id).exists());
     assert!(
-        blob(&a.layers[0].digest).exists(),
+        layer_file(&root, &a.layers[0].diff_id).exists(),
         "the base layer b still uses stays"
     );
     assert!(cache.inspect("example.com/b:1").is_ok());
@@ -214,14 +232,24 @@ fn prune_reclaims_orphans_and_tmp_leftovers_and_counts_them() {
     .unwrap();
     fs::create_dir_all(root.join("tmp/load-dead/m")).unwrap();
     fs::write(root.join("tmp/load-dead/m/0"), vec![1u8; 3000]).unwrap();
+    // A layer image published by a load killed before its index commit, and a stray name.
+    fs::write(
+        layer_file(&root, &format!("sha256:{}", "1".repeat(64))),
+        vec![0u8; 4096],
+    )
+    .unwrap();
+    fs::write(root.join("layers/sha256/stray"), vec![0u8; 10]).unwrap();
     let before = bytes(&root);
     let report = cache.prune().unwrap();
     assert_eq!(
         report.image_refs_removed, 0,
         "a used image keeps its references"
     );
-    assert_eq!(report.bytes_reclaimed, Some(8000));
-    assert_eq!(bytes(&root), before - 8000);
+    assert_eq!(report.bytes_reclaimed, Some(8000 + 4096 + 10));
+    assert_eq!(bytes(&root), before - 8000 - 4096 - 10);
+    for l in &a.layers {
+        assert!(layer_file(&root, &l.diff_id).exists(), "a used layer stays");
+    }
     assert!(cache.inspect("example.com/a:1").is_ok());
 }
 

@@ -220,13 +220,14 @@ impl<'p> Builder<'p> {
         let header = entry.header();
         let raw_path = entry.path_bytes().into_owned();
         let path = normalize(&raw_path)?;
-        let perms = header.mode().map_err(AddError::Read)? & mode::PERMS;
-        let uid = id32(header.uid().map_err(AddError::Read)?, "uid", &raw_path)?;
-        let gid = id32(header.gid().map_err(AddError::Read)?, "gid", &raw_path)?;
+        let old = header.as_old();
+        let perms = numeric(header.mode().map(u64::from), &old.mode)? as u32 & mode::PERMS;
+        let uid = id32(numeric(header.uid(), &old.uid)?, "uid", &raw_path)?;
+        let gid = id32(numeric(header.gid(), &old.gid)?, "gid", &raw_path)?;
         let mtime = match mtime {
             Some(t) => t,
             None => (
-                i64::try_from(header.mtime().map_err(AddError::Read)?).unwrap_or(i64::MAX),
+                i64::try_from(numeric(header.mtime(), &old.mtime)?).unwrap_or(i64::MAX),
                 0,
             ),
         };
@@ -554,6 +555,16 @@ fn check_name(name: &[u8], raw: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A numeric header field: as parsed, or 0 when the field is blank (all NULs or spaces, as some
+/// writers leave uid, gid or mtime), like GNU tar reads it.
+fn numeric(parsed: io::Result<u64>, field: &[u8]) -> Result<u64, AddError> {
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(_) if field.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        Err(e) => Err(AddError::Read(e)),
+    }
 }
 
 fn id32(value: u64, what: &str, raw: &[u8]) -> Result<u32> {

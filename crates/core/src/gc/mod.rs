@@ -3,7 +3,7 @@
 //! Reachability is decided in the index ([`crate::index::Index::collect_garbage`]); this module
 //! only deletes files after the index has committed, so a crash between the two leaves orphan
 //! files and never an index row naming a missing file. [`reconcile`] finds those orphans (files
-//! under `blobs/` that no row names, and anything under `tmp/`) and is run by prune while it
+//! under `blobs/`, `layers/`, `fsmeta/` and `vmdk/` that no row names, and anything under `tmp/`) and is run by prune while it
 //! holds the exclusive GC lock, so no load is writing at the time.
 //!
 //! Deletion never follows symlinks (sizes come from `symlink_metadata`, and `remove_dir_all`
@@ -16,7 +16,8 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
-use crate::store::Layout;
+use crate::index::LiveArtifacts;
+use crate::store::{EROFS_SUFFIX, Layout, VMDK_SUFFIX};
 
 /// What a sweep deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,37 +83,103 @@ pub fn tree_size(path: &Path) -> Result<u64> {
     Ok(total)
 }
 
-/// Files on disk that the index does not name: blobs whose digest is not in `live_blobs`, and
+/// Kinds of artifact files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactKind {
+    /// `blobs/sha256/<hex>`.
+    Blob,
+    /// `layers/sha256/<hex>.erofs`.
+    Layer,
+    /// `fsmeta/sha256/<hex>.erofs`.
+    Fsmeta,
+    /// `vmdk/sha256/<hex>.vmdk`.
+    Vmdk,
+}
+
+/// Files on disk that the index does not name: under `blobs/`, `layers/`, `fsmeta/` and
+/// `vmdk/`, every file whose name is not that of a live artifact (including stray names), and
 /// every entry under `tmp/`. With `delete` they are removed and measured; without, only
-/// measured (a dry run). Must run under the exclusive GC lock.
-pub fn reconcile(layout: &Layout, live_blobs: &HashSet<String>, delete: bool) -> Result<Swept> {
-    let mut out = Swept::default();
-    let blobs = layout.blobs_dir();
-    let mut orphans = Vec::new();
-    if let Ok(entries) = fs::read_dir(&blobs) {
-        for entry in entries {
-            let entry = entry.at(&blobs)?;
-            let name = entry.file_name();
-            let live = name
-                .to_str()
-                .is_some_and(|hex| live_blobs.contains(&format!("sha256:{hex}")));
-            if !live {
-                orphans.push(entry.path());
+/// measured (a dry run). Must run under the exclusive GC lock. Returns the total and the
+/// fsmeta and VMDK counts (for the report).
+pub fn reconcile(layout: &Layout, live: &LiveArtifacts, delete: bool) -> Result<Reconciled> {
+    let mut out = Reconciled::default();
+    let dirs = [
+        (ArtifactKind::Blob, layout.blobs_dir(), "", &live.blobs),
+        (
+            ArtifactKind::Layer,
+            layout.layers_dir(),
+            EROFS_SUFFIX,
+            &live.layers,
+        ),
+        (
+            ArtifactKind::Fsmeta,
+            layout.fsmeta_dir(),
+            EROFS_SUFFIX,
+            &live.manifests,
+        ),
+        (
+            ArtifactKind::Vmdk,
+            layout.vmdk_dir(),
+            VMDK_SUFFIX,
+            &live.manifests,
+        ),
+    ];
+    for (kind, dir, suffix, names) in dirs {
+        let mut orphans = Vec::new();
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries {
+                let entry = entry.at(&dir)?;
+                let name = entry.file_name();
+                let live = name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(suffix))
+                    .is_some_and(|hex| names.contains(&format!("sha256:{hex}")));
+                if !live {
+                    orphans.push(entry.path());
+                }
             }
         }
-    }
-    if delete {
-        out.add(&sweep_files(&orphans)?);
-    } else {
-        for p in &orphans {
-            out.removed += 1;
-            out.bytes += tree_size(p)?;
+        let swept = if delete {
+            sweep_files(&orphans)?
+        } else {
+            let mut s = Swept::default();
+            for p in &orphans {
+                s.removed += 1;
+                s.bytes += tree_size(p)?;
+            }
+            s
+        };
+        match kind {
+            ArtifactKind::Fsmeta => out.fsmeta += swept.removed,
+            ArtifactKind::Vmdk => out.vmdk += swept.removed,
+            _ => {}
         }
+        out.swept.add(&swept);
     }
+    let out_swept = &mut out.swept;
     let tmp = layout.tmp_dir();
-    if let Ok(entries) = fs::read_dir(&tmp) {
+    let out_tmp = reconcile_tmp(&tmp, delete)?;
+    out_swept.add(&out_tmp);
+    Ok(out)
+}
+
+/// What [`reconcile`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Everything, all kinds together.
+    pub swept: Swept,
+    /// fsmeta images among them.
+    pub fsmeta: u64,
+    /// VMDK descriptors among them.
+    pub vmdk: u64,
+}
+
+/// Deletes (or measures) every entry under `tmp/`.
+fn reconcile_tmp(tmp: &Path, delete: bool) -> Result<Swept> {
+    let mut out = Swept::default();
+    if let Ok(entries) = fs::read_dir(tmp) {
         for entry in entries {
-            let path = entry.at(&tmp)?.path();
+            let path = entry.at(tmp)?.path();
             let size = match tree_size(&path) {
                 Ok(size) => size,
                 Err(_) => {
@@ -174,10 +241,10 @@ mod tests {
         layout.ensure().unwrap();
         std::os::unix::fs::symlink(outside.path(), layout.tmp_dir().join("link")).unwrap();
         fs::write(layout.blobs_dir().join("orphan"), b"xx").unwrap();
-        let dry = reconcile(&layout, &HashSet::new(), false).unwrap();
-        let real = reconcile(&layout, &HashSet::new(), true).unwrap();
-        assert_eq!(dry.bytes, real.bytes);
-        assert_eq!(real.removed, 2);
+        let dry = reconcile(&layout, &LiveArtifacts::default(), false).unwrap();
+        let real = reconcile(&layout, &LiveArtifacts::default(), true).unwrap();
+        assert_eq!(dry.swept.bytes, real.swept.bytes);
+        assert_eq!(real.swept.removed, 2);
         assert_eq!(fs::read(outside.path().join("precious")).unwrap(), b"keep");
     }
 }

@@ -18,7 +18,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::error::{Error, Result};
 
 /// Current schema version, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+/// Migration scripts: entry `i` takes version `i + 1` to `i + 2`.
+const MIGRATIONS: &[&str] = &[include_str!("migrate_v2.sql")];
 /// How long a writer waits for another process's transaction before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -132,7 +134,7 @@ pub struct NewImage {
     pub total_size: i64,
     /// Bytes on disk.
     pub disk_size: i64,
-    /// Layers bottom to top (erofs_size ignored).
+    /// Layers bottom to top, with the size of each layer's EROFS image.
     pub layers: Vec<LayerRow>,
     /// Canonical references to point at the manifest.
     pub references: Vec<String>,
@@ -149,6 +151,17 @@ pub struct Collected {
     pub layers: Vec<String>,
     /// Blob digests whose files must now be deleted, with recorded sizes.
     pub blobs: Vec<(String, i64)>,
+}
+
+/// Digests the index names, by kind (`sha256:<hex>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveArtifacts {
+    /// Blob digests (files under `blobs/`).
+    pub blobs: HashSet<String>,
+    /// diff_ids of layers with an EROFS image (files under `layers/`).
+    pub layers: HashSet<String>,
+    /// Manifest digests (their fsmeta and VMDK files).
+    pub manifests: HashSet<String>,
 }
 
 /// Which references a collection removes before collecting.
@@ -214,12 +227,17 @@ impl Index {
                 now
             ],
         )?;
+        for l in &image.layers {
+            // A layer converted again (a version-1 row without an image) gets its size.
+            tx.execute(
+                "INSERT INTO layers (diff_id, erofs_size, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (diff_id) DO UPDATE SET erofs_size = excluded.erofs_size
+                 WHERE layers.erofs_size IS NULL",
+                params![l.diff_id, l.erofs_size, now],
+            )?;
+        }
         if inserted == 1 {
             for l in &image.layers {
-                tx.execute(
-                    "INSERT OR IGNORE INTO layers (diff_id, erofs_size, created_at) VALUES (?1, NULL, ?2)",
-                    params![l.diff_id, now],
-                )?;
                 tx.execute(
                     "INSERT INTO manifest_layers (manifest_digest, position, diff_id, blob_digest, media_type, compressed_size)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -371,7 +389,20 @@ impl Index {
 
     /// Digests of every recorded blob (for reconciling the disk with the index).
     pub fn blob_digests(&self) -> Result<HashSet<String>> {
-        let mut stmt = self.conn.prepare_cached("SELECT digest FROM blobs")?;
+        self.column_set("SELECT digest FROM blobs")
+    }
+
+    /// Everything the index names, by artifact kind (for reconciling the disk with the index).
+    pub fn live_artifacts(&self) -> Result<LiveArtifacts> {
+        Ok(LiveArtifacts {
+            blobs: self.column_set("SELECT digest FROM blobs")?,
+            layers: self.column_set("SELECT diff_id FROM layers WHERE erofs_size IS NOT NULL")?,
+            manifests: self.column_set("SELECT digest FROM manifests")?,
+        })
+    }
+
+    fn column_set(&self, sql: &str) -> Result<HashSet<String>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -479,6 +510,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         SCHEMA_VERSION => {}
+        older if (1..SCHEMA_VERSION).contains(&older) => {
+            for script in &MIGRATIONS[(older - 1) as usize..] {
+                tx.execute_batch(script)?;
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
         newer => {
             return Err(Error::CorruptCache {
                 reason: format!(
@@ -494,6 +531,49 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache written by schema version 1 (layer blobs kept, no artifact sizes) opens, migrates
+    /// to the current version in place, and keeps every row.
+    #[test]
+    fn version_1_index_migrates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(include_str!("testdata/schema_v1.sql"))
+                .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(&format!(
+                "INSERT INTO blobs VALUES ('{m}', 100, 'manifest', 1), ('{c}', 10, 'config', 1), ('{b}', 1000, 'layer', 1);
+                 INSERT INTO configs (digest) VALUES ('{c}');
+                 INSERT INTO manifests VALUES ('{m}', 'mt', 'amd64', 'linux', NULL, 1, '{c}', 1110, 1110, 1);
+                 INSERT INTO layers VALUES ('{l}', NULL, 1);
+                 INSERT INTO manifest_layers VALUES ('{m}', 0, '{l}', '{b}', 'lt', 1000);
+                 INSERT INTO image_refs VALUES ('docker.io/library/a:1', '{m}', 1, NULL);",
+                m = d(1),
+                c = d(2),
+                b = d(3),
+                l = d(4)
+            ))
+            .unwrap();
+        }
+        let ix = Index::open(&path).unwrap();
+        let version: i64 = ix
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(ix.list().unwrap().len(), 1);
+        let layers = ix.layers_of(&d(1)).unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(layers[0].blob_digest, d(3));
+        assert_eq!(layers[0].erofs_size, None);
+        // The version-1 layer blob stays named while its manifest lives.
+        assert!(ix.blob_digests().unwrap().contains(&d(3)));
+        drop(ix);
+        // Opening again is a no-op.
+        assert!(Index::open(&path).is_ok());
+    }
 
     fn d(n: u8) -> String {
         format!("sha256:{}", hex::encode([n; 32]))

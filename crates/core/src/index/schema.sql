@@ -1,9 +1,11 @@
--- ocicache index, schema version 1 (PRAGMA user_version). See docs/cache-layout.md.
+-- ocicache index, schema version 2 (PRAGMA user_version). See docs/cache-layout.md.
 -- Every table is keyed by the spec's own identifiers: digests and diff_ids as `sha256:<hex>`,
 -- references in canonical form (`docker.io/library/busybox:latest`). Times are milliseconds
 -- since the Unix epoch.
 
--- Every file under blobs/sha256/, with its size in bytes when it was written.
+-- Every file under blobs/sha256/, with its size in bytes when it was written. Since version 2
+-- layer blobs are transient (converted to layers/ then deleted); 'layer' rows only remain from
+-- caches written by version 1.
 CREATE TABLE blobs (
     digest     TEXT PRIMARY KEY,
     size       INTEGER NOT NULL,
@@ -32,9 +34,12 @@ CREATE TABLE manifests (
     config_digest TEXT NOT NULL REFERENCES configs (digest),
     -- manifest + config + layer sizes as the descriptors state them (registry transfer size)
     total_size    INTEGER NOT NULL,
-    -- bytes on disk of the manifest and config blobs and each distinct layer's stored file
+    -- bytes on disk of the manifest and config blobs, each distinct layer's stored file, and
+    -- the manifest's fsmeta and VMDK
     disk_size     INTEGER,
-    created_at    INTEGER NOT NULL
+    created_at    INTEGER NOT NULL,
+    fsmeta_size   INTEGER,   -- NULL until fsmeta/sha256/<hex>.erofs is built
+    vmdk_size     INTEGER    -- NULL until vmdk/sha256/<hex>.vmdk is written
 ) STRICT;
 
 -- One row per distinct uncompressed layer, shared by every manifest that lists its diff_id.
@@ -48,7 +53,7 @@ CREATE TABLE manifest_layers (
     manifest_digest TEXT NOT NULL REFERENCES manifests (digest) ON DELETE CASCADE,
     position        INTEGER NOT NULL,   -- 0 = bottom
     diff_id         TEXT NOT NULL REFERENCES layers (diff_id),
-    blob_digest     TEXT NOT NULL REFERENCES blobs (digest),
+    blob_digest     TEXT NOT NULL,   -- the blob as distributed (not kept since version 2)
     media_type      TEXT NOT NULL,
     compressed_size INTEGER NOT NULL,
     PRIMARY KEY (manifest_digest, position)

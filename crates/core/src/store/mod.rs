@@ -4,14 +4,19 @@
 //!
 //! ```text
 //! <root>/
-//!   index.db            SQLite index (WAL mode; index.db-wal, index.db-shm beside it)
-//!   blobs/sha256/<hex>  content-addressed manifests, configs and layer blobs
-//!   tmp/                work in progress (one folder per load), reclaimed by prune
-//!   locks/gc.lock       shared by loads, exclusive for remove and prune
+//!   index.db                     SQLite index (WAL mode; index.db-wal, index.db-shm beside it)
+//!   blobs/sha256/<hex>           content-addressed manifests and configs
+//!   layers/sha256/<hex>.erofs    one EROFS image per distinct layer, named by its diff_id
+//!   fsmeta/sha256/<hex>.erofs    merged metadata EROFS per manifest, named by manifest digest
+//!   vmdk/sha256/<hex>.vmdk       VMDK descriptor per manifest (fsmeta + layers as one disk)
+//!   tmp/                         work in progress (one folder per load), reclaimed by prune
+//!   locks/gc.lock                shared by loads, exclusive for remove and prune
+//!   locks/layers/<hh>.lock       serializes conversion of layers whose diff_id starts with hh
 //! ```
 //!
-//! Invariants: a file under `blobs/` is only ever created by renaming a complete, fsynced file
-//! from `tmp/` (so it is whole or absent), and its name is the sha256 of its bytes.
+//! Invariants: a file under `blobs/`, `layers/`, `fsmeta/` or `vmdk/` is only ever created by
+//! renaming a complete, fsynced file from `tmp/` (so it is whole or absent); a blob's name is
+//! the sha256 of its bytes, a layer image's the sha256 of the uncompressed tar it was made from.
 
 mod lock;
 
@@ -27,6 +32,21 @@ use crate::oci::Digest;
 const INDEX_FILE: &str = "index.db";
 /// Folder of content-addressed blobs, one sub-folder per digest algorithm.
 const BLOBS_DIR: &str = "blobs";
+/// Folder of layer EROFS images.
+const LAYERS_DIR: &str = "layers";
+/// Folder of per-manifest merged metadata EROFS images.
+const FSMETA_DIR: &str = "fsmeta";
+/// Folder of per-manifest VMDK descriptors.
+const VMDK_DIR: &str = "vmdk";
+/// The digest algorithm folder under each artifact folder.
+const ALGORITHM_DIR: &str = "sha256";
+/// Suffix of EROFS images.
+pub const EROFS_SUFFIX: &str = ".erofs";
+/// Suffix of VMDK descriptors.
+pub const VMDK_SUFFIX: &str = ".vmdk";
+/// Layer conversion locks are striped over this many files (by the diff_id's first byte), so
+/// lock files do not grow with the number of layers; two layers sharing a stripe only wait.
+const LAYER_LOCK_STRIPES: usize = 256;
 /// Folder of work in progress.
 const TMP_DIR: &str = "tmp";
 /// Folder of lock files.
@@ -66,6 +86,50 @@ impl Layout {
         self.blobs_dir().join(digest.hex())
     }
 
+    /// The folder of layer EROFS images.
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join(LAYERS_DIR).join(ALGORITHM_DIR)
+    }
+
+    /// The EROFS image of the layer with this `diff_id`.
+    pub fn layer(&self, diff_id: &Digest) -> PathBuf {
+        self.layers_dir()
+            .join(format!("{}{EROFS_SUFFIX}", diff_id.hex()))
+    }
+
+    /// The folder of fsmeta images.
+    pub fn fsmeta_dir(&self) -> PathBuf {
+        self.root.join(FSMETA_DIR).join(ALGORITHM_DIR)
+    }
+
+    /// The fsmeta image of a manifest.
+    pub fn fsmeta(&self, manifest: &Digest) -> PathBuf {
+        self.fsmeta_dir()
+            .join(format!("{}{EROFS_SUFFIX}", manifest.hex()))
+    }
+
+    /// The folder of VMDK descriptors.
+    pub fn vmdk_dir(&self) -> PathBuf {
+        self.root.join(VMDK_DIR).join(ALGORITHM_DIR)
+    }
+
+    /// The VMDK descriptor of a manifest.
+    pub fn vmdk(&self, manifest: &Digest) -> PathBuf {
+        self.vmdk_dir()
+            .join(format!("{}{VMDK_SUFFIX}", manifest.hex()))
+    }
+
+    /// The lock guarding conversion of the layer with this `diff_id` (one of
+    /// [`LAYER_LOCK_STRIPES`] files).
+    pub fn layer_lock(&self, diff_id: &Digest) -> PathBuf {
+        let stripe = diff_id.hex().get(..2).unwrap_or("00").to_owned();
+        const { assert!(LAYER_LOCK_STRIPES == 256, "two hex digits name the stripe") };
+        self.root
+            .join(LOCKS_DIR)
+            .join(LAYERS_DIR)
+            .join(format!("{stripe}.lock"))
+    }
+
     /// The folder of work in progress.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join(TMP_DIR)
@@ -78,7 +142,14 @@ impl Layout {
 
     /// Creates the folders of the layout (idempotent).
     pub fn ensure(&self) -> Result<()> {
-        for dir in [self.blobs_dir(), self.tmp_dir(), self.root.join(LOCKS_DIR)] {
+        for dir in [
+            self.blobs_dir(),
+            self.layers_dir(),
+            self.fsmeta_dir(),
+            self.vmdk_dir(),
+            self.tmp_dir(),
+            self.root.join(LOCKS_DIR).join(LAYERS_DIR),
+        ] {
             fs::create_dir_all(&dir).at(&dir)?;
         }
         Ok(())

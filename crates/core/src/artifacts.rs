@@ -1,0 +1,88 @@
+//! Building the cache's derived artifacts during `load`: one EROFS image per distinct layer.
+//!
+//! Layers are converted in parallel into the load's staging folder and published only when
+//! every layer of the load converted: a bad layer leaves nothing under `layers/`. A layer whose
+//! image already exists (by `diff_id`) is reused without reading its blob. Concurrent loads that
+//! need the same layer converge on one file: each takes the layer's lock (striped files under
+//! `locks/layers/`, taken in sorted order so two loads cannot deadlock), re-checks for the
+//! image, and only then converts.
+//!
+//! Trust: a reused layer's `diff_id` comes from the image config, whose digest was verified; a
+//! converted layer's `diff_id` is verified against its tar.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::archive::StagedLayer;
+use crate::erofs::{ConvertOptions, convert_layer};
+use crate::error::{Error, IoContext, Result};
+use crate::oci::Digest;
+use crate::store::{self, CacheLock, Layout, LockMode};
+
+/// Ensures every layer of `layers` has its EROFS image under `layers/`, converting the missing
+/// ones from their staged blobs (in `staging`). Returns each layer's image size, by `diff_id`.
+///
+/// The caller holds the GC lock (shared) until the index names the layers, so a prune cannot
+/// collect an image published here before that.
+pub(crate) fn prepare_layers(
+    layout: &Layout,
+    staging: &Path,
+    layers: &[&StagedLayer],
+) -> Result<HashMap<Digest, u64>> {
+    // One staged layer per diff_id, the lowest position first (for the error to report).
+    let mut wanted: BTreeMap<&Digest, &StagedLayer> = BTreeMap::new();
+    for layer in layers {
+        wanted.entry(&layer.diff_id).or_insert(layer);
+    }
+    let stripes: BTreeSet<PathBuf> = wanted.keys().map(|d| layout.layer_lock(d)).collect();
+    let mut locks = Vec::with_capacity(stripes.len());
+    for stripe in &stripes {
+        locks.push(CacheLock::acquire(stripe, LockMode::Exclusive)?);
+    }
+    let mut sizes = HashMap::new();
+    let mut missing = Vec::new();
+    for (diff_id, layer) in &wanted {
+        match existing_size(&layout.layer(diff_id))? {
+            Some(size) => {
+                sizes.insert((*diff_id).clone(), size);
+            }
+            None => missing.push(*layer),
+        }
+    }
+    let converted: Vec<Result<(Digest, PathBuf, u64)>> = missing
+        .par_iter()
+        .map(|layer| {
+            let dest = staging.join(format!("layer-{}.erofs", layer.diff_id.hex()));
+            let options = ConvertOptions {
+                // The blob's digest was checked when it was staged.
+                blob_digest: None,
+                diff_id: Some(layer.diff_id.clone()),
+            };
+            let out = convert_layer(&layer.blob.path, &dest, &options)?;
+            Ok((layer.diff_id.clone(), dest, out.erofs_size))
+        })
+        .collect();
+    let converted: Vec<(Digest, PathBuf, u64)> = converted.into_iter().collect::<Result<_>>()?;
+    for (diff_id, staged, size) in converted {
+        store::publish_file(&staged, &layout.layer(&diff_id))?;
+        sizes.insert(diff_id, size);
+    }
+    drop(locks);
+    Ok(sizes)
+}
+
+/// The size of an existing artifact file, `None` when absent.
+fn existing_size(path: &Path) -> Result<Option<u64>> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+        Ok(_) => Err(Error::CorruptCache {
+            reason: format!("{} is not a regular file", path.display()),
+        }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).at(path),
+    }
+}
