@@ -1,4 +1,5 @@
-//! Building the cache's derived artifacts during `load`: one EROFS image per distinct layer.
+//! Building the cache's derived artifacts during `load`: one EROFS image per distinct layer,
+//! then per manifest an fsmeta image and a VMDK descriptor over those layer images.
 //!
 //! Layers are converted in parallel into the load's staging folder and published only when
 //! every layer of the load converted: a bad layer leaves nothing under `layers/`. A layer whose
@@ -18,10 +19,11 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::archive::StagedLayer;
-use crate::erofs::{ConvertOptions, convert_layer};
+use crate::erofs::{ConvertOptions, LayerImage, build_fsmeta, convert_layer};
 use crate::error::{Error, IoContext, Result};
 use crate::oci::Digest;
 use crate::store::{self, CacheLock, Layout, LockMode};
+use crate::vmdk::{self, Extent};
 
 /// Ensures every layer of `layers` has its EROFS image under `layers/`, converting the missing
 /// ones from their staged blobs (in `staging`). Returns each layer's image size, by `diff_id`.
@@ -85,4 +87,75 @@ fn existing_size(path: &Path) -> Result<Option<u64>> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).at(path),
     }
+}
+
+/// Sizes of a manifest's fsmeta image and VMDK descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ImageArtifacts {
+    /// fsmeta bytes.
+    pub fsmeta: u64,
+    /// VMDK descriptor bytes.
+    pub vmdk: u64,
+}
+
+/// Ensures the manifest's fsmeta image and VMDK descriptor exist, building them from the layer
+/// images (bottom to top) when absent; both are built in `staging` and published atomically,
+/// fsmeta first. The same layers always give the same bytes, so concurrent builders of one
+/// manifest publish identical files.
+pub(crate) fn prepare_image(
+    layout: &Layout,
+    staging: &Path,
+    manifest: &Digest,
+    diff_ids: &[Digest],
+) -> Result<ImageArtifacts> {
+    let fsmeta_path = layout.fsmeta(manifest);
+    let vmdk_path = layout.vmdk(manifest);
+    let layers: Vec<LayerImage> = diff_ids
+        .iter()
+        .map(|d| LayerImage {
+            path: layout.layer(d),
+            diff_id: d.clone(),
+        })
+        .collect();
+    let fsmeta = match existing_size(&fsmeta_path)? {
+        Some(size) => size,
+        None => {
+            let staged = staging.join(format!("fsmeta-{}.erofs", manifest.hex()));
+            let mut uuid = [0u8; 16];
+            if let Ok(bytes) = hex::decode(&manifest.hex()[..32]) {
+                uuid.copy_from_slice(&bytes);
+            }
+            let built = build_fsmeta(&layers, &staged, uuid)?;
+            store::publish_file(&staged, &fsmeta_path)?;
+            built.size
+        }
+    };
+    let vmdk = match existing_size(&vmdk_path)? {
+        Some(size) => size,
+        None => {
+            let mut extents = vec![Extent {
+                path: layout.relative_to_vmdk(&fsmeta_path),
+                size: fsmeta,
+            }];
+            for layer in &layers {
+                let size = existing_size(&layer.path)?.ok_or_else(|| Error::CorruptCache {
+                    reason: format!("layer image {} is missing", layer.path.display()),
+                })?;
+                extents.push(Extent {
+                    path: layout.relative_to_vmdk(&layer.path),
+                    size,
+                });
+            }
+            let cid = u32::from_str_radix(&manifest.hex()[..8], 16).unwrap_or(0);
+            let text = vmdk::descriptor(&extents, cid)?;
+            let staged = store::write_staged(
+                staging,
+                &format!("vmdk-{}.vmdk", manifest.hex()),
+                text.as_bytes(),
+            )?;
+            store::publish_file(&staged, &vmdk_path)?;
+            text.len() as u64
+        }
+    };
+    Ok(ImageArtifacts { fsmeta, vmdk })
 }

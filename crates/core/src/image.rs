@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::archive::{self, StagedBlob, StagedImage, StagedLayer};
-use crate::artifacts;
+use crate::artifacts::{self, ImageArtifacts};
 use crate::error::{Error, Result};
 use crate::gc::{self, Reconciled};
 use crate::index::{
@@ -151,6 +151,17 @@ pub struct ImagePruneReport {
     pub bytes_reclaimed: Option<u64>,
 }
 
+/// The files a VM boots an image from (see [`Cache::boot_disk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootDisk {
+    /// The VMDK descriptor: fsmeta, then each layer image, as FLAT extents.
+    pub vmdk: PathBuf,
+    /// The merged metadata EROFS image.
+    pub fsmeta: PathBuf,
+    /// Layer EROFS images, bottom to top (fsmeta's extra devices, in slot order).
+    pub layers: Vec<PathBuf>,
+}
+
 /// Who holds a use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
@@ -265,12 +276,23 @@ impl Cache {
                 store::publish_file(&blob.path, &self.layout.blob(&blob.digest))?;
             }
         }
+        let mut built = Vec::with_capacity(images.len());
+        for image in &images {
+            let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
+            built.push(artifacts::prepare_image(
+                &self.layout,
+                staging.path(),
+                &image.manifest.digest,
+                &diff_ids,
+            )?);
+        }
         let now = now_ms();
         let mut out = Vec::new();
         let mut ix = self.index()?;
-        for (image, refs) in images.iter().zip(named) {
+        for ((image, refs), artifacts) in images.iter().zip(named).zip(built) {
             let canonical: Vec<String> = refs.iter().map(Reference::canonical).collect();
-            ix.insert_image(&new_image(image, &layer_sizes, canonical.clone()), now)?;
+            let record = new_image(image, &layer_sizes, artifacts, canonical.clone());
+            ix.insert_image(&record, now)?;
             for r in canonical {
                 if let Some(row) = ix.get(&r)? {
                     out.push(handle_from_row(row));
@@ -314,6 +336,59 @@ impl Cache {
         Ok(ImageDetail {
             handle,
             config,
+            layers,
+        })
+    }
+
+    /// The files a VM boots `reference` from: its VMDK descriptor (which stitches the fsmeta
+    /// image and the layer images into one disk), the fsmeta image, and the layer images
+    /// bottom to top (for a `device=` mount). A missing fsmeta or VMDK is rebuilt from the
+    /// layer images alone. Pin the image with [`Cache::acquire`] while the files are in use.
+    ///
+    /// Errors: [`Error::ImageNotFound`]; [`Error::CorruptCache`] when a layer image is missing
+    /// (a version-1 cache whose layers were never converted: load the image again).
+    pub fn boot_disk(&self, reference: &str) -> Result<BootDisk> {
+        self.local()?;
+        let r = Reference::parse(reference)?;
+        self.ensure()?;
+        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Shared)?;
+        let (manifest, diff_ids) = {
+            let ix = self.index()?;
+            let rows = resolve(&ix, &r, reference)?;
+            let manifest = rows[0].manifest_digest.clone();
+            let diff_ids = ix
+                .layers_of(&manifest)?
+                .into_iter()
+                .map(|l| Digest::parse(&l.diff_id))
+                .collect::<Result<Vec<_>>>()?;
+            (Digest::parse(&manifest)?, diff_ids)
+        };
+        let layers: Vec<PathBuf> = diff_ids.iter().map(|d| self.layout.layer(d)).collect();
+        for path in &layers {
+            if !path.is_file() {
+                return Err(Error::CorruptCache {
+                    reason: format!(
+                        "layer image {} of {reference} is missing; load the image again",
+                        path.display()
+                    ),
+                });
+            }
+        }
+        let fsmeta = self.layout.fsmeta(&manifest);
+        let vmdk = self.layout.vmdk(&manifest);
+        if !fsmeta.is_file() || !vmdk.is_file() {
+            let staging = self.layout.staging_dir("rebuild-")?;
+            let built =
+                artifacts::prepare_image(&self.layout, staging.path(), &manifest, &diff_ids)?;
+            self.index()?.set_image_artifacts(
+                &manifest.to_string(),
+                built.fsmeta as i64,
+                built.vmdk as i64,
+            )?;
+        }
+        Ok(BootDisk {
+            vmdk,
+            fsmeta,
             layers,
         })
     }
@@ -559,6 +634,7 @@ fn blobs_of(image: &StagedImage) -> impl Iterator<Item = &StagedBlob> {
 fn new_image(
     image: &StagedImage,
     layer_sizes: &HashMap<Digest, u64>,
+    artifacts: ImageArtifacts,
     references: Vec<String>,
 ) -> NewImage {
     let c = &image.config_info;
@@ -579,7 +655,7 @@ fn new_image(
         },
     ];
     let mut seen = HashSet::new();
-    let mut disk = image.manifest.size + image.config.size;
+    let mut disk = image.manifest.size + image.config.size + artifacts.fsmeta + artifacts.vmdk;
     for l in &image.layers {
         if seen.insert(l.diff_id.clone()) {
             disk += layer_sizes.get(&l.diff_id).copied().unwrap_or(0);
@@ -609,6 +685,8 @@ fn new_image(
             + image.config.size
             + image.layers.iter().map(|l| l.blob.size).sum::<u64>()) as i64,
         disk_size: disk as i64,
+        fsmeta_size: Some(artifacts.fsmeta as i64),
+        vmdk_size: Some(artifacts.vmdk as i64),
         layers: image
             .layers
             .iter()

@@ -8,6 +8,7 @@
 //! - [`erofs`]: EROFS format, metadata writer and tar-to-EROFS layer conversion;
 //! - [`store`]: the cache root's layout, atomic publication, cross-process locks;
 //! - [`index`]: the SQLite index (the only module with SQL);
+//! - [`vmdk`]: VMDK descriptors stitching fsmeta and layer images into one disk;
 //! - [`gc`]: the file sweep and byte measurement shared by remove and prune.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod image;
 pub mod index;
 pub mod oci;
 pub mod store;
+pub mod vmdk;
 
 pub use error::{ERROR_CODES, Error, Result};
 pub use image::*;

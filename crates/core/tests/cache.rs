@@ -408,16 +408,70 @@ fn concurrent_loads_and_prunes_on_one_root_stay_consistent() {
     for h in cache.list().unwrap() {
         let d = cache.inspect(&h.reference).unwrap();
         let digest = d.handle.manifest_digest.unwrap();
-        let mut needed = vec![digest, d.config.unwrap().digest];
-        needed.extend(d.layers.iter().map(|l| l.blob_digest.clone()));
-        for blob in needed {
-            assert!(
-                root.join("blobs/sha256").join(hex_of(&blob)).is_file(),
-                "{} lacks {blob}",
-                h.reference
-            );
+        let mut needed = vec![
+            root.join("blobs/sha256").join(hex_of(&digest)),
+            root.join("blobs/sha256")
+                .join(hex_of(&d.config.unwrap().digest)),
+            root.join("fsmeta/sha256")
+                .join(format!("{}.erofs", hex_of(&digest))),
+            root.join("vmdk/sha256")
+                .join(format!("{}.vmdk", hex_of(&digest))),
+        ];
+        needed.extend(d.layers.iter().map(|l| layer_file(&root, &l.diff_id)));
+        for file in needed {
+            assert!(file.is_file(), "{} lacks {}", h.reference, file.display());
         }
     }
     cache.prune().unwrap();
     assert_eq!(bytes(&root), 0);
+}
+
+#[test]
+fn boot_disk_rebuilds_missing_fsmeta_and_vmdk_byte_for_byte() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("cache");
+    let a = image("a", true);
+    let src = layout_tar(work.path(), "a.tar", &[(&a, "example.com/a:1")]);
+    let cache = open(&root);
+    cache.load(&src, &LoadOptions::default()).unwrap();
+    let disk = cache.boot_disk("example.com/a:1").unwrap();
+    assert_eq!(disk.layers.len(), 2);
+    for (path, layer) in disk.layers.iter().zip(&a.layers) {
+        assert_eq!(path, &layer_file(&root, &layer.diff_id));
+    }
+    let before = (
+        fs::read(&disk.fsmeta).unwrap(),
+        fs::read(&disk.vmdk).unwrap(),
+    );
+    let size_before = cache.get("example.com/a:1").unwrap().size_bytes;
+    fs::remove_file(&disk.fsmeta).unwrap();
+    fs::remove_file(&disk.vmdk).unwrap();
+    // Only the layer images are left to rebuild from: no blob of the layers exists.
+    for layer in &a.layers {
+        assert!(
+            !root
+                .join("blobs/sha256")
+                .join(hex_of(&layer.digest))
+                .exists()
+        );
+    }
+    let again = cache.boot_disk("example.com/a:1").unwrap();
+    assert_eq!(again, disk);
+    assert_eq!(
+        (
+            fs::read(&disk.fsmeta).unwrap(),
+            fs::read(&disk.vmdk).unwrap()
+        ),
+        before,
+        "a rebuild gives the same bytes"
+    );
+    assert_eq!(
+        cache.get("example.com/a:1").unwrap().size_bytes,
+        size_before
+    );
+    assert_eq!(size_before, Some(bytes(&root)));
+    assert_eq!(
+        cache.boot_disk("example.com/nope:1").unwrap_err().code(),
+        "IMAGE_NOT_FOUND"
+    );
 }

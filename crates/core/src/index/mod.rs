@@ -134,6 +134,10 @@ pub struct NewImage {
     pub total_size: i64,
     /// Bytes on disk.
     pub disk_size: i64,
+    /// Size of the manifest's fsmeta image.
+    pub fsmeta_size: Option<i64>,
+    /// Size of the manifest's VMDK descriptor.
+    pub vmdk_size: Option<i64>,
     /// Layers bottom to top, with the size of each layer's EROFS image.
     pub layers: Vec<LayerRow>,
     /// Canonical references to point at the manifest.
@@ -212,8 +216,8 @@ impl Index {
         )?;
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO manifests (digest, media_type, architecture, os, variant, layer_count,
-                 config_digest, total_size, disk_size, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 config_digest, total_size, disk_size, created_at, fsmeta_size, vmdk_size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 image.manifest_digest,
                 image.media_type,
@@ -224,9 +228,24 @@ impl Index {
                 c.digest,
                 image.total_size,
                 image.disk_size,
-                now
+                now,
+                image.fsmeta_size,
+                image.vmdk_size
             ],
         )?;
+        if inserted == 0 {
+            // A manifest recorded before its artifacts existed (schema 1) gets them now.
+            tx.execute(
+                "UPDATE manifests SET fsmeta_size = ?2, vmdk_size = ?3, disk_size = ?4
+                 WHERE digest = ?1 AND (fsmeta_size IS NULL OR vmdk_size IS NULL)",
+                params![
+                    image.manifest_digest,
+                    image.fsmeta_size,
+                    image.vmdk_size,
+                    image.disk_size
+                ],
+            )?;
+        }
         for l in &image.layers {
             // A layer converted again (a version-1 row without an image) gets its size.
             tx.execute(
@@ -257,6 +276,25 @@ impl Index {
                 params![r, image.manifest_digest, now],
             )?;
         }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the sizes of a manifest's rebuilt fsmeta and VMDK, and its disk size with them.
+    pub fn set_image_artifacts(
+        &mut self,
+        manifest_digest: &str,
+        fsmeta: i64,
+        vmdk: i64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE manifests SET
+                 disk_size = disk_size - COALESCE(fsmeta_size, 0) - COALESCE(vmdk_size, 0) + ?2 + ?3,
+                 fsmeta_size = ?2, vmdk_size = ?3
+             WHERE digest = ?1",
+            params![manifest_digest, fsmeta, vmdk],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -616,6 +654,8 @@ mod tests {
             variant: None,
             total_size: 0,
             disk_size: 0,
+            fsmeta_size: None,
+            vmdk_size: None,
             layers: layers
                 .iter()
                 .enumerate()

@@ -119,6 +119,18 @@ impl Layout {
             .join(format!("{}{VMDK_SUFFIX}", manifest.hex()))
     }
 
+    /// How a VMDK descriptor names `artifact` (a path under this root): relative to the
+    /// descriptor's folder (`vmdk/sha256/`), which is how qemu resolves extent paths, so the cache
+    /// root can move.
+    pub fn relative_to_vmdk(&self, artifact: &Path) -> String {
+        let rel = artifact.strip_prefix(&self.root).unwrap_or(artifact);
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        format!("../../{}", parts.join("/"))
+    }
+
     /// The lock guarding conversion of the layer with this `diff_id` (one of
     /// [`LAYER_LOCK_STRIPES`] files).
     pub fn layer_lock(&self, diff_id: &Digest) -> PathBuf {

@@ -1,0 +1,220 @@
+//! fsmeta: one image's merged root filesystem as a metadata-only EROFS whose regular files
+//! point, chunk by chunk, into the layer images.
+//!
+//! The merge follows OCI layer semantics bottom to top: a later layer's entry replaces an
+//! earlier one; a whiteout (a character device 0:0, as the layer writer stores `.wh.` names)
+//! deletes the path below it; a directory marked `trusted.overlay.opaque=y` hides everything
+//! below it; a directory's metadata comes from the topmost layer that lists it (a directory a
+//! layer only creates implicitly keeps the metadata from below); hardlink groups stay groups.
+//! Whiteouts and opaque markers do not appear in the result.
+//!
+//! The image lists the layers as extra devices in layer order (device id 1 = bottom layer), each
+//! slot with its block count and `mapped_blkaddr` (where the layer starts when fsmeta and the
+//! layers are concatenated, as the VMDK does). It is built from the layer images alone, and the
+//! same layers give the same bytes.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::format::{BLOCK_SIZE, DeviceSlot, mode};
+use super::layer::OPAQUE_XATTR;
+use super::reader::{ImageReader, read_tree};
+use super::writer::{self, Content, ImageOptions, Node, NodeId, ROOT, Tree};
+use crate::error::{Error, IoContext, Result};
+use crate::oci::Digest;
+
+/// One layer image, bottom to top.
+#[derive(Debug, Clone)]
+pub struct LayerImage {
+    /// The layer's EROFS image.
+    pub path: PathBuf,
+    /// Its diff_id (the device slot's tag).
+    pub diff_id: Digest,
+}
+
+/// A built fsmeta image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fsmeta {
+    /// Size of the fsmeta image in bytes.
+    pub size: u64,
+    /// Size of each layer image in bytes, bottom to top.
+    pub layer_sizes: Vec<u64>,
+}
+
+/// Builds the fsmeta image of `layers` at `dest` (created or truncated, fsynced).
+///
+/// Errors: [`Error::CorruptCache`] when a layer image is unreadable or not one ocicache wrote
+/// (regular files must be block-aligned); [`Error::Unsupported`] beyond the format's limits
+/// (more than 22 layers fit the device table of block 0, blocks beyond 2^32).
+pub fn build_fsmeta(layers: &[LayerImage], dest: &Path, uuid: [u8; 16]) -> Result<Fsmeta> {
+    let mut merged = Tree {
+        nodes: vec![Node::dir(0o755)],
+    };
+    let mut layer_sizes = Vec::with_capacity(layers.len());
+    for (i, layer) in layers.iter().enumerate() {
+        let image = ImageReader::open(&layer.path)?;
+        if image.len() % BLOCK_SIZE != 0 {
+            return Err(Error::CorruptCache {
+                reason: format!("{} is not a whole number of blocks", layer.path.display()),
+            });
+        }
+        layer_sizes.push(image.len());
+        let tree = read_tree(&image)?;
+        let device = u16::try_from(i + 1).map_err(|_| Error::Unsupported {
+            what: "more than 65535 layers".into(),
+        })?;
+        Merge {
+            out: &mut merged,
+            layer: &tree,
+            device,
+            mapped: HashMap::new(),
+        }
+        .dir(ROOT, ROOT);
+    }
+    let slots = |meta_blocks: u64| -> Result<Vec<DeviceSlot>> {
+        let mut at = meta_blocks;
+        let mut out = Vec::with_capacity(layers.len());
+        for (layer, size) in layers.iter().zip(&layer_sizes) {
+            let blocks = size / BLOCK_SIZE;
+            out.push(DeviceSlot {
+                tag: layer.diff_id.hex().as_bytes().to_vec(),
+                blocks: u32::try_from(blocks).map_err(too_big)?,
+                mapped_blkaddr: u32::try_from(at).map_err(too_big)?,
+            });
+            at += blocks;
+        }
+        Ok(out)
+    };
+    // Lay out once to learn fsmeta's own size (the device table does not change it), then
+    // again with the real mapped addresses.
+    let mut options = ImageOptions {
+        data_blocks: 0,
+        devices: slots(0)?,
+        uuid,
+    };
+    let first = writer::write_metadata(&merged, &options)?;
+    options.devices = slots(first.blocks)?;
+    let meta = writer::write_metadata(&merged, &options)?;
+    let mut file = File::create(dest).at(dest)?;
+    file.write_all(&meta.block0).at(dest)?;
+    file.write_all(&meta.tail).at(dest)?;
+    file.sync_all().at(dest)?;
+    Ok(Fsmeta {
+        size: meta.blocks * BLOCK_SIZE,
+        layer_sizes,
+    })
+}
+
+fn too_big(_: std::num::TryFromIntError) -> Error {
+    Error::Unsupported {
+        what: "an image of 2^32 blocks or more".into(),
+    }
+}
+
+/// Whether a layer node is a whiteout (a character device 0:0).
+fn is_whiteout(node: &Node) -> bool {
+    node.mode & mode::IFMT == mode::IFCHR && node.content == Content::Device(0, 0)
+}
+
+/// Merges one layer's tree into the result.
+struct Merge<'a> {
+    out: &'a mut Tree,
+    layer: &'a Tree,
+    device: u16,
+    /// Layer node to result node, so hardlinked names stay one inode.
+    mapped: HashMap<NodeId, NodeId>,
+}
+
+impl Merge<'_> {
+    fn dir(&mut self, out_dir: NodeId, layer_dir: NodeId) {
+        let ldir = &self.layer.nodes[layer_dir];
+        let (opaque_name, opaque_value) = OPAQUE_XATTR;
+        if ldir.xattrs.get(opaque_name).map(Vec::as_slice) == Some(opaque_value)
+            && let Content::Dir(children) = &mut self.out.nodes[out_dir].content
+        {
+            children.clear();
+        }
+        if !ldir.implicit {
+            let mut xattrs = ldir.xattrs.clone();
+            xattrs.remove(opaque_name);
+            let o = &mut self.out.nodes[out_dir];
+            o.mode = ldir.mode;
+            o.uid = ldir.uid;
+            o.gid = ldir.gid;
+            o.mtime = ldir.mtime;
+            o.mtime_nsec = ldir.mtime_nsec;
+            o.xattrs = xattrs;
+        }
+        let Content::Dir(entries) = &ldir.content else {
+            return;
+        };
+        for (name, &lchild) in entries {
+            let lnode = &self.layer.nodes[lchild];
+            if is_whiteout(lnode) {
+                self.remove(out_dir, name);
+                continue;
+            }
+            if lnode.is_dir() {
+                let target = match self.child(out_dir, name) {
+                    Some(id) if self.out.nodes[id].is_dir() => id,
+                    _ => {
+                        let mut fresh = lnode.clone();
+                        fresh.content = Content::Dir(Default::default());
+                        fresh.implicit = false;
+                        fresh.xattrs.remove(opaque_name);
+                        let id = self.push(fresh);
+                        self.insert(out_dir, name.clone(), id);
+                        id
+                    }
+                };
+                self.dir(target, lchild);
+            } else {
+                let id = match self.mapped.get(&lchild) {
+                    Some(id) => *id,
+                    None => {
+                        let mut node = lnode.clone();
+                        if let Content::File { size, blkaddr } = node.content
+                            && size > 0
+                        {
+                            node.content = Content::DeviceFile {
+                                size,
+                                device: self.device,
+                                blkaddr,
+                            };
+                        }
+                        let id = self.push(node);
+                        self.mapped.insert(lchild, id);
+                        id
+                    }
+                };
+                self.insert(out_dir, name.clone(), id);
+            }
+        }
+    }
+
+    fn push(&mut self, node: Node) -> NodeId {
+        self.out.nodes.push(node);
+        self.out.nodes.len() - 1
+    }
+
+    fn child(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
+        match &self.out.nodes[dir].content {
+            Content::Dir(c) => c.get(name).copied(),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, dir: NodeId, name: Vec<u8>, id: NodeId) {
+        if let Content::Dir(c) = &mut self.out.nodes[dir].content {
+            c.insert(name, id);
+        }
+    }
+
+    fn remove(&mut self, dir: NodeId, name: &[u8]) {
+        if let Content::Dir(c) = &mut self.out.nodes[dir].content {
+            c.remove(name);
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! A bounds-checked reader of uncompressed EROFS images: superblock, inodes, xattrs,
+//! directories, symlinks, and the ocicache note. It reads what ocicache writes (layer and
+//! fsmeta images) and the plain, inline and chunk-based layouts in general, but not compressed
+//! images.
+//!
+//! Used to rebuild an fsmeta image from layer images alone ([`read_tree`]), and by tests.
+//! Every offset is checked against the image size; malformed input gives
+//! [`Error::CorruptCache`], never a panic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::format::{
+    self, BLOCK_SIZE, CHUNK_FORMAT_BLKBITS_MASK, CHUNK_FORMAT_INDEXES, CHUNK_INDEX_SIZE,
+    COMPACT_INODE_SIZE, DIRENT_SIZE, DataLayout, DeviceSlot, EXTENDED_INODE_SIZE, FORMAT_EXTENDED,
+    INODE_SLOT, SuperBlock, XATTR_IBODY_HEADER_SIZE, align_up, le_u16, le_u32, le_u64, mode,
+};
+use super::writer::{Content, NOTE_MAGIC, Node, NodeId, ROOT, Tree};
+use crate::error::{Error, IoContext, Result};
+
+/// Deepest directory nesting accepted (guards against loops in a corrupt image).
+const MAX_DEPTH: usize = 4096;
+
+/// An open image.
+pub struct ImageReader {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    sb: SuperBlock,
+    /// Bytes from `cached_from` to the end of the image, read once: the metadata of images
+    /// ocicache writes lies after the file data.
+    cached_from: u64,
+    cached: Vec<u8>,
+}
+
+/// A parsed inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inode {
+    /// Node id.
+    pub nid: u64,
+    /// `st_mode`.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Seconds.
+    pub mtime: i64,
+    /// Nanoseconds.
+    pub mtime_nsec: u32,
+    /// Link count.
+    pub nlink: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Data layout.
+    pub layout: DataLayout,
+    /// `i_u`: raw block address, device number or chunk format.
+    pub i_u: u32,
+    /// Xattrs, full names.
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Byte offset (in the image) right after the inode and its xattrs: inline data or chunk
+    /// indexes start here.
+    pub body: u64,
+}
+
+impl ImageReader {
+    /// Opens and checks the superblock (magic, block size, checksum).
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).at(path)?;
+        let len = file.metadata().at(path)?.len();
+        let mut reader = ImageReader {
+            path: path.to_path_buf(),
+            file,
+            len,
+            sb: SuperBlock::default(),
+            cached_from: len,
+            cached: Vec::new(),
+        };
+        let block0 = reader.read_at(0, BLOCK_SIZE as usize)?;
+        reader.sb = SuperBlock::decode(&block0).map_err(|e| reader.corrupt(e))?;
+        let meta_start = if reader.sb.xattr_blkaddr != 0 {
+            u64::from(reader.sb.xattr_blkaddr.min(reader.sb.meta_blkaddr))
+        } else {
+            u64::from(reader.sb.meta_blkaddr)
+        } * BLOCK_SIZE;
+        if meta_start < len {
+            reader.cached = reader.read_at(meta_start, (len - meta_start) as usize)?;
+            reader.cached_from = meta_start;
+        }
+        Ok(reader)
+    }
+
+    /// The superblock.
+    pub fn superblock(&self) -> &SuperBlock {
+        &self.sb
+    }
+
+    /// Size of the image file.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the image file is empty (never true for an opened image).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The device table.
+    pub fn devices(&self) -> Result<Vec<DeviceSlot>> {
+        let start = u64::from(self.sb.devt_slotoff) * format::DEVICE_SLOT_SIZE;
+        let mut out = Vec::new();
+        for i in 0..u64::from(self.sb.extra_devices) {
+            let slot = self.read_at(start + i * format::DEVICE_SLOT_SIZE, 128)?;
+            out.push(DeviceSlot::decode(&slot));
+        }
+        Ok(out)
+    }
+
+    fn corrupt(&self, what: impl std::fmt::Display) -> Error {
+        Error::CorruptCache {
+            reason: format!("{}: {what}", self.path.display()),
+        }
+    }
+
+    /// Reads `len` bytes at `offset`, failing on reads past the end.
+    pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let end = offset
+            .checked_add(len as u64)
+            .filter(|end| *end <= self.len)
+            .ok_or_else(|| self.corrupt(format!("read of {len} bytes at {offset} past the end")))?;
+        if offset >= self.cached_from {
+            let at = (offset - self.cached_from) as usize;
+            return Ok(self.cached[at..at + len].to_vec());
+        }
+        let _ = end;
+        let mut buf = vec![0u8; len];
+        read_exact_at(&self.file, &mut buf, offset).at(&self.path)?;
+        Ok(buf)
+    }
+
+    fn nid_offset(&self, nid: u64) -> Result<u64> {
+        nid.checked_mul(INODE_SLOT)
+            .and_then(|o| o.checked_add(u64::from(self.sb.meta_blkaddr) * BLOCK_SIZE))
+            .ok_or_else(|| self.corrupt(format!("nid {nid} out of range")))
+    }
+
+    /// Parses the inode `nid`.
+    pub fn inode(&self, nid: u64) -> Result<Inode> {
+        let at = self.nid_offset(nid)?;
+        let head = self.read_at(at, COMPACT_INODE_SIZE as usize)?;
+        let format_bits = le_u16(&head, 0);
+        let layout = DataLayout::from_format(format_bits).ok_or_else(|| {
+            self.corrupt(format!(
+                "nid {nid}: unsupported data layout {format_bits:#x}"
+            ))
+        })?;
+        let xattr_icount = le_u16(&head, 2);
+        let mut inode = if format_bits & FORMAT_EXTENDED != 0 {
+            let b = self.read_at(at, EXTENDED_INODE_SIZE as usize)?;
+            Inode {
+                nid,
+                mode: u32::from(le_u16(&b, 4)),
+                uid: le_u32(&b, 24),
+                gid: le_u32(&b, 28),
+                mtime: le_u64(&b, 32) as i64,
+                mtime_nsec: le_u32(&b, 40),
+                nlink: le_u32(&b, 44),
+                size: le_u64(&b, 8),
+                layout,
+                i_u: le_u32(&b, 16),
+                xattrs: BTreeMap::new(),
+                body: at + EXTENDED_INODE_SIZE,
+            }
+        } else {
+            let b = head;
+            Inode {
+                nid,
+                mode: u32::from(le_u16(&b, 4)),
+                uid: u32::from(le_u16(&b, 24)),
+                gid: u32::from(le_u16(&b, 26)),
+                mtime: self.sb.build_time as i64 + i64::from(le_u32(&b, 12)),
+                mtime_nsec: self.sb.build_time_nsec,
+                nlink: u32::from(le_u16(&b, 6)),
+                size: u64::from(le_u32(&b, 8)),
+                layout,
+                i_u: le_u32(&b, 16),
+                xattrs: BTreeMap::new(),
+                body: at + COMPACT_INODE_SIZE,
+            }
+        };
+        if xattr_icount > 0 {
+            let size = XATTR_IBODY_HEADER_SIZE + (u64::from(xattr_icount) - 1) * 4;
+            let body = self.read_at(inode.body, size as usize)?;
+            inode.xattrs = self.parse_xattrs(&body, nid)?;
+            inode.body += size;
+        }
+        Ok(inode)
+    }
+
+    fn parse_xattrs(&self, body: &[u8], nid: u64) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        let mut out = BTreeMap::new();
+        let shared = usize::from(body[4]);
+        let mut at = XATTR_IBODY_HEADER_SIZE as usize;
+        for _ in 0..shared {
+            if at + 4 > body.len() {
+                return Err(self.corrupt(format!("nid {nid}: shared xattr ids overflow")));
+            }
+            let id = le_u32(body, at);
+            at += 4;
+            let offset = u64::from(self.sb.xattr_blkaddr) * BLOCK_SIZE + u64::from(id) * 4;
+            let head = self.read_at(offset, 4)?;
+            let len = 4 + usize::from(head[0]) + usize::from(le_u16(&head, 2));
+            let entry = self.read_at(offset, len)?;
+            let (name, value, _) = self.xattr_entry(&entry, 0, nid)?;
+            out.insert(name, value);
+        }
+        while at + 4 <= body.len() {
+            let (name, value, next) = self.xattr_entry(body, at, nid)?;
+            out.insert(name, value);
+            at = next;
+        }
+        Ok(out)
+    }
+
+    fn xattr_entry(&self, b: &[u8], at: usize, nid: u64) -> Result<(Vec<u8>, Vec<u8>, usize)> {
+        let name_len = usize::from(b[at]);
+        let index = b[at + 1];
+        let value_len = usize::from(le_u16(b, at + 2));
+        let end = at + 4 + name_len + value_len;
+        if end > b.len() {
+            return Err(self.corrupt(format!("nid {nid}: xattr entry overflows")));
+        }
+        let suffix = &b[at + 4..at + 4 + name_len];
+        let name = format::join_xattr_name(index, suffix)
+            .ok_or_else(|| self.corrupt(format!("nid {nid}: unknown xattr prefix {index}")))?;
+        let value = b[at + 4 + name_len..end].to_vec();
+        Ok((name, value, align_up(end as u64, 4) as usize))
+    }
+
+    /// The data of a file, directory or symlink stored in this image (plain or inline layout),
+    /// for small objects (directories and symlinks; tests read files through it too).
+    pub fn data(&self, inode: &Inode) -> Result<Vec<u8>> {
+        let size = usize::try_from(inode.size).map_err(|_| self.corrupt("size overflows"))?;
+        match inode.layout {
+            DataLayout::FlatPlain => {
+                if size == 0 {
+                    return Ok(Vec::new());
+                }
+                self.read_at(u64::from(inode.i_u) * BLOCK_SIZE, size)
+            }
+            DataLayout::FlatInline => {
+                let full = size - size % BLOCK_SIZE as usize;
+                let mut out = if full > 0 {
+                    self.read_at(u64::from(inode.i_u) * BLOCK_SIZE, full)?
+                } else {
+                    Vec::new()
+                };
+                out.extend(self.read_at(inode.body, size - full)?);
+                Ok(out)
+            }
+            DataLayout::ChunkBased => Err(self.corrupt(format!(
+                "nid {}: chunk-based data lives on other devices",
+                inode.nid
+            ))),
+        }
+    }
+
+    /// The first chunk of a chunk-based file: `(device id, block address)` (what fsmeta files
+    /// hold: one chunk per file), with the chunk size in bits.
+    pub fn first_chunk(&self, inode: &Inode) -> Result<(u16, u64, u32)> {
+        let format_bits = inode.i_u as u16;
+        if format_bits & CHUNK_FORMAT_INDEXES == 0 {
+            return Err(self.corrupt(format!("nid {}: chunk format without indexes", inode.nid)));
+        }
+        let bits =
+            u32::from(format::BLOCK_BITS) + u32::from(format_bits & CHUNK_FORMAT_BLKBITS_MASK);
+        let at = align_up(inode.body, CHUNK_INDEX_SIZE);
+        let b = self.read_at(at, CHUNK_INDEX_SIZE as usize)?;
+        let blk = (u64::from(le_u16(&b, 0)) << 32) | u64::from(le_u32(&b, 4));
+        Ok((le_u16(&b, 2), blk, bits))
+    }
+
+    /// Directory entries (without `.` and `..`): name, nid, file type.
+    pub fn read_dir(&self, inode: &Inode) -> Result<Vec<(Vec<u8>, u64)>> {
+        if inode.mode & mode::IFMT != mode::IFDIR {
+            return Err(self.corrupt(format!("nid {} is not a directory", inode.nid)));
+        }
+        let data = self.data(inode)?;
+        let mut out = Vec::new();
+        for block in data.chunks(BLOCK_SIZE as usize) {
+            if block.len() < DIRENT_SIZE as usize {
+                return Err(self.corrupt(format!("nid {}: short directory block", inode.nid)));
+            }
+            let first_nameoff = usize::from(le_u16(block, 8));
+            if first_nameoff == 0
+                || first_nameoff % DIRENT_SIZE as usize != 0
+                || first_nameoff > block.len()
+            {
+                return Err(self.corrupt(format!("nid {}: bad directory block", inode.nid)));
+            }
+            let count = first_nameoff / DIRENT_SIZE as usize;
+            for i in 0..count {
+                let d = i * DIRENT_SIZE as usize;
+                let nid = le_u64(block, d);
+                let start = usize::from(le_u16(block, d + 8));
+                let end = if i + 1 < count {
+                    usize::from(le_u16(block, d + DIRENT_SIZE as usize + 8))
+                } else {
+                    let rest = &block[start.min(block.len())..];
+                    start + rest.iter().position(|b| *b == 0).unwrap_or(rest.len())
+                };
+                if start > end || end > block.len() {
+                    return Err(self.corrupt(format!("nid {}: bad directory entry", inode.nid)));
+                }
+                let name = &block[start..end];
+                if name != b"." && name != b".." {
+                    out.push((name.to_vec(), nid));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The nids of directories that the ocicache note marks implicit (none for an image
+    /// without a note).
+    pub fn implicit_dirs(&self) -> Result<Vec<u64>> {
+        let header = self.read_at(
+            u64::from(self.sb.meta_blkaddr) * BLOCK_SIZE,
+            INODE_SLOT as usize,
+        )?;
+        if &header[..8] != NOTE_MAGIC {
+            return Ok(Vec::new());
+        }
+        let blkaddr = le_u64(&header, 16);
+        let len = le_u64(&header, 24);
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let start = blkaddr
+            .checked_mul(BLOCK_SIZE)
+            .ok_or_else(|| self.corrupt("note address overflows"))?;
+        let bytes = self.read_at(
+            start,
+            usize::try_from(len).map_err(|_| self.corrupt("note too long"))?,
+        )?;
+        Ok(bytes.chunks_exact(8).map(|c| le_u64(c, 0)).collect())
+    }
+}
+
+/// The whole tree of an image ocicache wrote as a layer: regular files as
+/// [`Content::File`] runs of this image's blocks, implicit directories marked. Hardlinked names
+/// share one node.
+pub fn read_tree(image: &ImageReader) -> Result<Tree> {
+    let implicit: std::collections::HashSet<u64> = image.implicit_dirs()?.into_iter().collect();
+    let mut tree = Tree::default();
+    let mut by_nid: HashMap<u64, NodeId> = HashMap::new();
+    let root_nid = u64::from(image.sb.root_nid);
+    let root = image.inode(root_nid)?;
+    tree.nodes.push(node_of(image, &root, &implicit)?);
+    by_nid.insert(root_nid, ROOT);
+    let mut stack = vec![(ROOT, root, 0usize)];
+    while let Some((id, inode, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(image.corrupt("directory nesting too deep"));
+        }
+        let mut children = BTreeMap::new();
+        for (name, nid) in image.read_dir(&inode)? {
+            if let Some(&existing) = by_nid.get(&nid) {
+                if tree.nodes[existing].is_dir() {
+                    return Err(image.corrupt(format!("directory nid {nid} is linked twice")));
+                }
+                children.insert(name, existing);
+                continue;
+            }
+            let child = image.inode(nid)?;
+            let child_id = tree.nodes.len();
+            tree.nodes.push(node_of(image, &child, &implicit)?);
+            by_nid.insert(nid, child_id);
+            if child.mode & mode::IFMT == mode::IFDIR {
+                stack.push((child_id, child, depth + 1));
+            }
+            children.insert(name, child_id);
+        }
+        tree.nodes[id].content = Content::Dir(children);
+    }
+    Ok(tree)
+}
+
+fn node_of(
+    image: &ImageReader,
+    inode: &Inode,
+    implicit: &std::collections::HashSet<u64>,
+) -> Result<Node> {
+    let content = match inode.mode & mode::IFMT {
+        mode::IFDIR => Content::Dir(BTreeMap::new()),
+        mode::IFREG => match inode.layout {
+            DataLayout::FlatPlain => Content::File {
+                size: inode.size,
+                blkaddr: u64::from(inode.i_u),
+            },
+            _ => {
+                return Err(image.corrupt(format!(
+                    "nid {}: regular file data is not block-aligned (layout {:?})",
+                    inode.nid, inode.layout
+                )));
+            }
+        },
+        mode::IFLNK => Content::Symlink(image.data(inode)?),
+        mode::IFCHR | mode::IFBLK => {
+            let (major, minor) = format::decode_dev(inode.i_u);
+            Content::Device(major, minor)
+        }
+        mode::IFIFO | mode::IFSOCK => Content::Special,
+        other => {
+            return Err(image.corrupt(format!("nid {}: unknown file type {other:#o}", inode.nid)));
+        }
+    };
+    Ok(Node {
+        mode: inode.mode,
+        uid: inode.uid,
+        gid: inode.gid,
+        mtime: inode.mtime,
+        mtime_nsec: inode.mtime_nsec,
+        xattrs: inode.xattrs.clone(),
+        content,
+        implicit: implicit.contains(&inode.nid),
+    })
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
