@@ -92,7 +92,12 @@ export interface ImageLayerDetail {
   readonly mediaType: string;
   /** Size of the layer blob as distributed, in bytes. */
   readonly compressedSizeBytes: number;
-  /** Size of the layer's EROFS image in bytes, or null until it is built. */
+  /**
+   * Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
+   * per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
+   * multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
+   * version and not converted since; loading an image with that layer converts it.
+   */
   readonly erofsSizeBytes: number | null;
   /** Position in the image, 0 being the bottom layer. */
   readonly position: number;
@@ -139,9 +144,11 @@ export class ImageHandle {
   /** Familiar form of the reference: `busybox:latest`, `ghcr.io/org/app:v1`, `busybox@sha256:...`. */
   readonly reference: string;
   /**
-   * Bytes on disk of everything the image needs: its manifest and config blobs and each
-   * distinct layer's stored file. Layers shared with other images count fully for each image,
-   * so the sum over images can exceed the cache's size. Null when unknown.
+   * Bytes on disk of everything the image needs: its manifest and config blobs, its merged
+   * metadata (fsmeta) EROFS image and VMDK descriptor, and the EROFS image of each distinct layer
+   * (by `diffId`; the layer blobs as distributed are not kept). Layers shared with other images
+   * count fully for each image, so the sum over images can exceed the cache's size. Null when
+   * unknown.
    */
   readonly sizeBytes: number | null;
   /** Digest of the manifest the reference points to (`sha256:...`). */
@@ -416,8 +423,9 @@ export class ImageCache {
 
   /**
    * Removes a reference (for a digest reference, every reference of that repository pointing
-   * at the manifest), then deletes the manifest, config and layers nothing else names, from the
-   * index and from disk. Layers shared with other images stay.
+   * at the manifest), then deletes the manifest and config nothing else names, the manifest's
+   * fsmeta and VMDK files, and the EROFS images of layers nothing else uses, from the index and
+   * from disk. Layers shared with other images stay.
    *
    * @param reference - The image reference, in any spelling.
    * @param opts - `force` removes the reference even while the image is in use.
@@ -454,8 +462,10 @@ export class ImageCache {
 
   /**
    * Imports every image of an archive: a `docker save` tarball, an OCI image layout tarball
-   * (optionally gzip- or zstd-compressed) or an OCI image layout folder. Everything is verified
-   * before anything is published; on failure the cache is unchanged.
+   * (optionally gzip- or zstd-compressed) or an OCI image layout folder. Each distinct layer is
+   * converted to an EROFS image (its `diffId` checked against the uncompressed tar) and its blob
+   * is not kept; a layer whose `diffId` is already cached is reused without reading its blob.
+   * Everything is verified before anything is published; on failure the cache is unchanged.
    *
    * @param path - The archive file or layout folder.
    * @param opts - `tag` adds a reference to the first image.

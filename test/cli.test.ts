@@ -1,12 +1,12 @@
 // The `ocicache` bin, run as a child process from dist/cli.cjs (test/global-setup.ts builds it).
 
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 
 import { beforeAll, describe, expect, it } from "vitest";
 
 import { corpus, dockerSaveTar, ociLayoutTar, type Corpus } from "./fixtures";
-import { CLI, PACKAGE_ROOT, freshRoot, tempFile } from "./helpers";
+import { CLI, PACKAGE_ROOT, bytesOf, freshRoot, imageFiles, storedBytes, tempFile } from "./helpers";
 
 interface Run {
   status: number | null;
@@ -123,7 +123,7 @@ describe("ocicache CLI with images", () => {
       os: "linux",
       variant: null,
       layerCount: 2,
-      sizeBytes: c.alpha.sizeBytes,
+      sizeBytes: await bytesOf(imageFiles(root, c.alpha)),
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       lastUsedAt: null,
     });
@@ -161,11 +161,25 @@ describe("ocicache CLI with images", () => {
 
   it("prune --yes --json reports what it removed", async () => {
     const root = await loaded();
+    // Both images' files: manifests, configs, fsmeta and VMDK files, and three distinct layer
+    // images (base is shared).
+    const files = [...new Set([...imageFiles(root, c.alpha), ...imageFiles(root, c.beta)])];
+    expect(files).toHaveLength(11);
+    const expected = await bytesOf(files);
+    expect(await storedBytes(root)).toBe(expected);
     const r = run(["--root", root, "prune", "--yes", "--json"]);
     expect(r.status).toBe(0);
     const report = JSON.parse(r.stdout) as Record<string, number>;
-    expect(report).toMatchObject({ imageRefsRemoved: 2, manifestsRemoved: 2, layersRemoved: 3, fsmetaRemoved: 0, vmdkRemoved: 0 });
-    expect(report["bytesReclaimed"]).toBe(c.alpha.sizeBytes + c.beta.sizeBytes - c.base.size);
+    expect(report).toEqual({
+      imageRefsRemoved: 2,
+      manifestsRemoved: 2,
+      layersRemoved: 3,
+      fsmetaRemoved: 2,
+      vmdkRemoved: 2,
+      bytesReclaimed: expected,
+    });
+    for (const p of files) expect(existsSync(p), p).toBe(false);
+    expect(await storedBytes(root)).toBe(0);
   });
 
   it("load reads an archive from stdin and deletes its temp file", async () => {

@@ -1,15 +1,26 @@
 // Two processes loading different archives into one cache while both prune it: afterwards
-// every listed image must inspect cleanly with all its blobs on disk.
+// every listed image must inspect cleanly with all its files on disk (manifest and config blobs,
+// layer EROFS images), and no file may be left that no listed image uses.
 
 import { spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { lstat, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
 
 import { expect, it } from "vitest";
 
 import { ImageCache } from "../src/index";
 import { corpus, dockerSaveTar, ociLayoutTar } from "./fixtures";
-import { DIST_INDEX, blobExists, freshRoot, tempDir, tempFile, tmpFiles } from "./helpers";
+import {
+  DIST_INDEX,
+  bytesOf,
+  filesUnder,
+  freshRoot,
+  imageFiles,
+  layerPath,
+  tempDir,
+  tempFile,
+  tmpFiles,
+} from "./helpers";
 
 const ITERATIONS = 6;
 
@@ -62,10 +73,27 @@ it("two processes loading and pruning one cache keep it consistent", async () =>
   const list = await cache.list();
   // The worker that finished last loaded after every prune, so its images at least are listed.
   expect(list.length).toBeGreaterThan(0);
+  const used = new Set<string>();
   for (const h of list) {
     const d = await cache.inspect(h.reference);
-    const digests = [d.handle.manifestDigest as string, d.config?.digest as string, ...d.layers.map((l) => l.blobDigest)];
-    for (const digest of digests) expect(blobExists(root, digest), `${h.reference} ${digest}`).toBe(true);
+    const files = imageFiles(root, {
+      manifestDigest: d.handle.manifestDigest as string,
+      configDigest: d.config?.digest as string,
+      layers: d.layers,
+    });
+    // lstat throws for a missing file.
+    expect(h.sizeBytes, h.reference).toBe(await bytesOf(files));
+    for (const l of d.layers) {
+      expect(l.erofsSizeBytes, `${h.reference} ${l.diffId}`).toBe((await lstat(layerPath(root, l.diffId))).size);
+    }
+    for (const f of files) used.add(relative(root, f));
   }
+  // Every load commits the index rows for what it published, and every prune deletes what no
+  // row names, so the disk holds exactly the listed images' files: no orphan, nothing missing.
+  const stored = [];
+  for (const dir of ["blobs", "layers", "fsmeta", "vmdk"]) {
+    for (const f of (await filesUnder(join(root, dir))).keys()) stored.push(join(dir, f));
+  }
+  expect(stored.sort()).toEqual([...used].sort());
   expect(await tmpFiles(root)).toEqual([]);
 });

@@ -2,9 +2,9 @@
 // the library never reads it from TypeScript), and assertions on error classes and codes.
 
 import { existsSync } from "node:fs";
-import { lstat, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdtemp, open, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { afterEach, expect } from "vitest";
@@ -43,13 +43,102 @@ export async function tempFile(name: string, data: Buffer | string): Promise<str
   return path;
 }
 
-/** Path of a blob file in a cache root (the on-disk layout: `blobs/sha256/<hex>`). */
+/** Path of a blob file in a cache root (manifests and configs: `blobs/sha256/<hex>`). */
 export function blobPath(root: string, digest: string): string {
   return join(root, "blobs", "sha256", hexOf(digest));
 }
 
 export function blobExists(root: string, digest: string): boolean {
   return existsSync(blobPath(root, digest));
+}
+
+/** Path of a layer's EROFS image in a cache root (`layers/sha256/<diff_id hex>.erofs`). */
+export function layerPath(root: string, diffId: string): string {
+  return join(root, "layers", "sha256", `${hexOf(diffId)}.erofs`);
+}
+
+export function layerExists(root: string, diffId: string): boolean {
+  return existsSync(layerPath(root, diffId));
+}
+
+/** Path of a manifest's fsmeta image (merged metadata EROFS: `fsmeta/sha256/<hex>.erofs`). */
+export function fsmetaPath(root: string, manifestDigest: string): string {
+  return join(root, "fsmeta", "sha256", `${hexOf(manifestDigest)}.erofs`);
+}
+
+/** Path of a manifest's VMDK descriptor (`vmdk/sha256/<hex>.vmdk`). */
+export function vmdkPath(root: string, manifestDigest: string): string {
+  return join(root, "vmdk", "sha256", `${hexOf(manifestDigest)}.vmdk`);
+}
+
+/** What an image is stored as: digests of its manifest and config, and its layers' diff_ids. */
+export interface StoredImage {
+  manifestDigest: string;
+  configDigest: string;
+  layers: readonly { diffId: string }[];
+}
+
+/**
+ * The files an image is stored as, as paths: its manifest and config blobs, its fsmeta image
+ * and VMDK descriptor, and one EROFS image per distinct layer (by diff_id).
+ */
+export function imageFiles(root: string, image: StoredImage): string[] {
+  const diffIds = new Set(image.layers.map((l) => l.diffId));
+  return [
+    blobPath(root, image.manifestDigest),
+    blobPath(root, image.configDigest),
+    fsmetaPath(root, image.manifestDigest),
+    vmdkPath(root, image.manifestDigest),
+    ...[...diffIds].map((d) => layerPath(root, d)),
+  ];
+}
+
+/**
+ * The extents of a VMDK descriptor, in disk order: each `RW <sectors> FLAT "<path>" <offset>`
+ * line as its path resolved against the descriptor's folder, and its size in bytes.
+ */
+export async function vmdkExtents(path: string): Promise<{ path: string; bytes: number }[]> {
+  const text = await readFile(path, "utf8");
+  const out: { path: string; bytes: number }[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^RW (\d+) FLAT "([^"]+)" (\d+)$/.exec(line);
+    if (m) out.push({ path: resolve(dirname(path), m[2] ?? ""), bytes: Number(m[1]) * 512 });
+  }
+  return out;
+}
+
+/** The sum of the sizes of `paths`, each measured with lstat (a missing file throws). */
+export async function bytesOf(paths: readonly string[]): Promise<number> {
+  let total = 0;
+  for (const path of new Set(paths)) total += (await lstat(path)).size;
+  return total;
+}
+
+/** Sorted names of the files directly under `root/<dir>/sha256` ([] when absent). */
+export async function namesIn(root: string, dir: "blobs" | "layers" | "fsmeta" | "vmdk"): Promise<string[]> {
+  return [...(await filesUnder(join(root, dir, "sha256"))).keys()].sort();
+}
+
+/** EROFS block size (`blkszbits` = 12) the cache writes; an image's size is a multiple of it. */
+export const EROFS_BLOCK_SIZE = 4096;
+
+/**
+ * Reads the superblock of the EROFS image at `path` (at byte 1024: magic 0xE0F5E1E2 at +0,
+ * `blkszbits` at +12, `blocks` at +36, all little-endian, per the EROFS on-disk format) and
+ * returns the image's size as the superblock states it, in bytes. Throws when the magic is wrong.
+ */
+export async function erofsStatedSize(path: string): Promise<number> {
+  const file = await open(path, "r");
+  try {
+    const sb = Buffer.alloc(128);
+    const { bytesRead } = await file.read(sb, 0, sb.length, 1024);
+    if (bytesRead < sb.length) throw new Error(`${path}: too short for an EROFS superblock`);
+    const magic = sb.readUInt32LE(0);
+    if (magic !== 0xe0f5e1e2) throw new Error(`${path}: not an EROFS image (magic ${magic.toString(16)})`);
+    return sb.readUInt32LE(36) * 2 ** sb.readUInt8(12);
+  } finally {
+    await file.close();
+  }
 }
 
 /** Every file under `dir` (relative path to size), symlinks not followed; {} if absent. */
@@ -70,10 +159,13 @@ export async function filesUnder(dir: string): Promise<Map<string, number>> {
   return out;
 }
 
-/** Bytes of every file under `root/blobs` and `root/tmp`, measured with stat. */
+/**
+ * Bytes of every file the cache stores data in (`blobs/`, `layers/`, `fsmeta/`, `vmdk/` and
+ * `tmp/`), measured with stat.
+ */
 export async function storedBytes(root: string): Promise<number> {
   let total = 0;
-  for (const sub of ["blobs", "tmp"]) {
+  for (const sub of ["blobs", "layers", "fsmeta", "vmdk", "tmp"]) {
     for (const size of (await filesUnder(join(root, sub))).values()) total += size;
   }
   return total;

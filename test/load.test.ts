@@ -2,8 +2,8 @@
 // uses, remove and prune checked against the files on disk.
 
 import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { lstat, mkdir, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
 
 import { beforeAll, describe, expect, it } from "vitest";
 
@@ -24,6 +24,7 @@ import {
   MEDIA,
   corpus,
   dockerSaveTar,
+  hexOf,
   makeImage,
   makeLayer,
   ociLayoutTar,
@@ -35,15 +36,25 @@ import {
   type LayerFixture,
 } from "./fixtures";
 import {
+  EROFS_BLOCK_SIZE,
   blobExists,
   blobPath,
+  bytesOf,
+  erofsStatedSize,
   freshRoot,
+  fsmetaPath,
+  imageFiles,
+  layerExists,
+  layerPath,
+  namesIn,
   rejectsWith,
   snapshotRoot,
   storedBytes,
   tempDir,
   tempFile,
   tmpFiles,
+  vmdkExtents,
+  vmdkPath,
 } from "./helpers";
 
 let c: Corpus;
@@ -66,9 +77,22 @@ async function loadedCache(): Promise<{ cache: ImageCache; root: string }> {
   return { cache, root };
 }
 
-/** Checks an inspect result against the fixture it was loaded from. */
-function expectDetail(d: ImageDetail, image: ImageFixture, layerMediaTypes?: string[]): void {
+/**
+ * Checks an inspect result against the fixture it was loaded from and against the files on
+ * disk: each layer's `erofsSizeBytes` is the size of its EROFS image (a whole EROFS image, as its
+ * superblock states), the VMDK descriptor's extents are the fsmeta image then each layer's image
+ * at their sizes, and `sizeBytes` is the sum of the image's files (manifest and config blobs,
+ * fsmeta, VMDK, one EROFS image per distinct layer). `manifestDigest` defaults to the fixture's
+ * (a legacy docker-save image has a manifest the cache synthesizes).
+ */
+async function expectDetail(
+  root: string,
+  d: ImageDetail,
+  image: ImageFixture,
+  opts: { layerMediaTypes?: string[]; manifestDigest?: string } = {},
+): Promise<void> {
   expect(d.handle).toBeInstanceOf(ImageHandle);
+  expect(d.handle.manifestDigest).toBe(opts.manifestDigest ?? image.manifestDigest);
   expect(d.handle.architecture).toBe(image.architecture);
   expect(d.handle.os).toBe("linux");
   expect(d.handle.variant).toBeNull();
@@ -85,24 +109,63 @@ function expectDetail(d: ImageDetail, image: ImageFixture, layerMediaTypes?: str
     labels: f.labels,
     stopSignal: f.stopSignal ?? null,
   });
+  const erofsSizes: number[] = [];
+  for (const l of image.layers) {
+    const path = layerPath(root, l.diffId);
+    const size = (await lstat(path)).size;
+    expect(size % EROFS_BLOCK_SIZE, path).toBe(0);
+    expect(await erofsStatedSize(path), path).toBe(size);
+    erofsSizes.push(size);
+  }
   expect(d.layers).toEqual(
     image.layers.map((l: LayerFixture, i) => ({
       diffId: l.diffId,
       blobDigest: l.blobDigest,
-      mediaType: layerMediaTypes?.[i] ?? l.mediaType,
+      mediaType: opts.layerMediaTypes?.[i] ?? l.mediaType,
       compressedSizeBytes: l.size,
-      erofsSizeBytes: null,
+      erofsSizeBytes: erofsSizes[i],
       position: i,
     })),
   );
+  // The blobs kept are the manifest and config as distributed (the config's bytes are known).
+  expect((await lstat(blobPath(root, image.configDigest))).size).toBe(image.configBytes.length);
+  const manifestDigest = d.handle.manifestDigest as string;
+  const fsmeta = fsmetaPath(root, manifestDigest);
+  const fsmetaSize = (await lstat(fsmeta)).size;
+  expect(fsmetaSize % EROFS_BLOCK_SIZE).toBe(0);
+  expect(await erofsStatedSize(fsmeta)).toBe(fsmetaSize);
+  expect(await vmdkExtents(vmdkPath(root, manifestDigest))).toEqual([
+    { path: fsmeta, bytes: fsmetaSize },
+    ...image.layers.map((l, i) => ({ path: layerPath(root, l.diffId), bytes: erofsSizes[i] })),
+  ]);
+  expect(d.handle.sizeBytes).toBe(await bytesOf(imageFiles(root, { ...image, manifestDigest })));
 }
 
-/** sizeBytes as the documented sum of the image's blob files measured on disk. */
-async function measuredSize(root: string, d: ImageDetail): Promise<number> {
-  const digests = new Set([d.handle.manifestDigest ?? "", d.config?.digest ?? "", ...d.layers.map((l) => l.blobDigest)]);
-  let total = 0;
-  for (const digest of digests) total += (await readFile(blobPath(root, digest))).length;
-  return total;
+/** Hex names of blob files for these digests, sorted (what `blobs/sha256/` must hold). */
+function blobNames(...digests: string[]): string[] {
+  return [...new Set(digests.map(hexOf))].sort();
+}
+
+/** Names of a manifest's fsmeta image and VMDK descriptor files, as `namesIn` lists them. */
+function manifestArtifactNames(...manifestDigests: string[]): { fsmeta: string[]; vmdk: string[] } {
+  const hexes = [...new Set(manifestDigests.map(hexOf))].sort();
+  return { fsmeta: hexes.map((h) => `${h}.erofs`), vmdk: hexes.map((h) => `${h}.vmdk`) };
+}
+
+/** The files only this image uses: manifest and config blobs, fsmeta, VMDK, and `layers`' images. */
+function ownFiles(root: string, image: ImageFixture, layers: LayerFixture[]): string[] {
+  return [
+    blobPath(root, image.manifestDigest),
+    blobPath(root, image.configDigest),
+    fsmetaPath(root, image.manifestDigest),
+    vmdkPath(root, image.manifestDigest),
+    ...layers.map((l) => layerPath(root, l.diffId)),
+  ];
+}
+
+/** Names of EROFS images for these layers' diff_ids, sorted (what `layers/sha256/` must hold). */
+function layerNames(...layers: LayerFixture[]): string[] {
+  return [...new Set(layers.map((l) => `${hexOf(l.diffId)}.erofs`))].sort();
 }
 
 describe("load", () => {
@@ -114,22 +177,25 @@ describe("load", () => {
     const alpha = await cache.get("example.com/team/alpha:1.0");
     expect(alpha.reference).toBe("example.com/team/alpha:1.0");
     expect(alpha.manifestDigest).toBe(c.alpha.manifestDigest);
-    expect(alpha.sizeBytes).toBe(c.alpha.sizeBytes);
+    expect(alpha.sizeBytes).toBe(await bytesOf(imageFiles(root, c.alpha)));
     expect(alpha.createdAt).toBeInstanceOf(Date);
     expect(Math.abs(Date.now() - (alpha.createdAt as Date).getTime())).toBeLessThan(60_000);
     expect(alpha.lastUsedAt).toBeNull();
     expect(Object.isFrozen(alpha)).toBe(true);
 
-    const d = await cache.inspect("example.com/team/alpha:1.0");
-    expectDetail(d, c.alpha);
-    expect(await measuredSize(root, d)).toBe(alpha.sizeBytes);
-    expectDetail(await cache.inspect("beta"), c.beta);
+    await expectDetail(root, await cache.inspect("example.com/team/alpha:1.0"), c.alpha);
+    await expectDetail(root, await cache.inspect("beta"), c.beta);
 
-    for (const image of [c.alpha, c.beta]) {
-      for (const digest of [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.blobDigest)]) {
-        expect(blobExists(root, digest), digest).toBe(true);
-      }
-    }
+    // Manifests and configs are kept as blobs; layer blobs are not kept, each distinct layer
+    // (base is shared) is one EROFS image named by its diff_id.
+    expect(await namesIn(root, "blobs")).toEqual(
+      blobNames(c.alpha.manifestDigest, c.alpha.configDigest, c.beta.manifestDigest, c.beta.configDigest),
+    );
+    expect(await namesIn(root, "layers")).toEqual(layerNames(...c.alpha.layers, ...c.beta.layers));
+    expect(await namesIn(root, "layers")).toHaveLength(3);
+    const artifacts = manifestArtifactNames(c.alpha.manifestDigest, c.beta.manifestDigest);
+    expect(await namesIn(root, "fsmeta")).toEqual(artifacts.fsmeta);
+    expect(await namesIn(root, "vmdk")).toEqual(artifacts.vmdk);
     expect(await tmpFiles(root)).toEqual([]);
   });
 
@@ -138,11 +204,12 @@ describe("load", () => {
     await writeOciLayoutDir(dir, [
       { image: c.beta, annotations: { "org.opencontainers.image.ref.name": "registry.example.com:5000/beta:v2" } },
     ]);
-    const cache = ImageCache.open({ root: await freshRoot() });
+    const root = await freshRoot();
+    const cache = ImageCache.open({ root });
     const handles = await cache.load(dir);
     expect(handles.map((h) => h.reference)).toEqual(["registry.example.com:5000/beta:v2"]);
     expect(handles[0]?.manifestDigest).toBe(c.beta.manifestDigest);
-    expectDetail(await cache.inspect("registry.example.com:5000/beta:v2"), c.beta);
+    await expectDetail(root, await cache.inspect("registry.example.com:5000/beta:v2"), c.beta);
   });
 
   it("loads a gzip-compressed OCI layout tar", async () => {
@@ -150,10 +217,11 @@ describe("load", () => {
     const archive = gzipSync(
       await ociLayoutTar([{ image: c.alpha, annotations: { "io.containerd.image.name": "docker.io/org/alpha:gz" } }]),
     );
-    const cache = ImageCache.open({ root: await freshRoot() });
+    const root = await freshRoot();
+    const cache = ImageCache.open({ root });
     const handles = await cache.load(await tempFile("layout.tar.gz", archive));
     expect(handles.map((h) => h.reference)).toEqual(["org/alpha:gz"]);
-    expectDetail(await cache.inspect("org/alpha:gz"), c.alpha);
+    await expectDetail(root, await cache.inspect("org/alpha:gz"), c.alpha);
   });
 
   it("loads a legacy docker-save archive", async () => {
@@ -166,16 +234,21 @@ describe("load", () => {
     const handles = await cache.load(archive);
     expect(handles.map((h) => h.reference)).toEqual(["legacy:1.0", "example.com/legacy:stable"]);
     const d = await cache.inspect("legacy:1.0");
-    expectDetail(
-      d,
-      c.legacy,
-      c.legacy.layers.map(() => MEDIA.dockerLayer),
-    );
     // docker save has no manifest blob; the cache synthesizes one and stores it.
     expect(d.handle.manifestDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(blobExists(root, d.handle.manifestDigest as string)).toBe(true);
-    expect(d.handle.sizeBytes).toBe(await measuredSize(root, d));
-    expect((await cache.get("example.com/legacy:stable")).manifestDigest).toBe(d.handle.manifestDigest);
+    const manifestDigest = d.handle.manifestDigest as string;
+    await expectDetail(root, d, c.legacy, {
+      layerMediaTypes: c.legacy.layers.map(() => MEDIA.dockerLayer),
+      manifestDigest,
+    });
+    expect(blobExists(root, manifestDigest)).toBe(true);
+    // The plain layer tars (blob digest = diff_id) are not kept as blobs, only as EROFS images.
+    expect(await namesIn(root, "blobs")).toEqual(blobNames(manifestDigest, c.legacy.configDigest));
+    expect(await namesIn(root, "layers")).toEqual(layerNames(...c.legacy.layers));
+    const artifacts = manifestArtifactNames(manifestDigest);
+    expect(await namesIn(root, "fsmeta")).toEqual(artifacts.fsmeta);
+    expect(await namesIn(root, "vmdk")).toEqual(artifacts.vmdk);
+    expect((await cache.get("example.com/legacy:stable")).manifestDigest).toBe(manifestDigest);
   });
 
   it("is idempotent: loading the same archive again only refreshes references", async () => {
@@ -228,11 +301,12 @@ describe("load", () => {
     const err = await rejectsWith(cache.load(archive), ReferenceRequiredError, "REFERENCE_REQUIRED");
     expect(err.available.length).toBeGreaterThan(0);
     expect(await cache.list()).toEqual([]);
+    for (const dir of ["blobs", "layers", "fsmeta", "vmdk"] as const) expect(await namesIn(root, dir), dir).toEqual([]);
     expect(await tmpFiles(root)).toEqual([]);
 
     const handles = await cache.load(archive, { tag: "example.com/app:1" });
     expect(handles.map((h) => h.reference)).toEqual(["example.com/app:1"]);
-    expectDetail(await cache.inspect("example.com/app:1"), c.beta);
+    await expectDetail(root, await cache.inspect("example.com/app:1"), c.beta);
   });
 
   it("keeps two roots independent", async () => {
@@ -301,76 +375,139 @@ describe("uses, remove and prune", () => {
     const use = await cache.acquire("beta", { sandbox: "pinned" });
     await cache.remove("beta", { force: true });
     await rejectsWith(cache.get("beta"), ImageNotFoundError, "IMAGE_NOT_FOUND");
-    const betaOnly = [c.beta.manifestDigest, c.beta.configDigest, c.beta.layers[1]!.blobDigest];
-    for (const d of betaOnly) expect(blobExists(root, d), d).toBe(true);
+    const base = layerPath(root, c.base.diffId);
+    const betaOnly = ownFiles(root, c.beta, [c.beta.layers[1]!]);
+    const alphaOnly = ownFiles(root, c.alpha, [c.alpha.layers[1]!]);
+    for (const p of [...betaOnly, base, ...alphaOnly]) expect(existsSync(p), p).toBe(true);
 
-    // alpha is unpinned, so prune takes it; beta's data is still pinned by the use.
+    // alpha is unpinned, so prune takes it (but not the base layer beta shares); beta's data
+    // is still pinned by the use.
+    let expected = await bytesOf(alphaOnly);
+    let before = await storedBytes(root);
     let report = await cache.prune();
-    expect(report.imageRefsRemoved).toBe(1);
-    for (const d of betaOnly) expect(blobExists(root, d), d).toBe(true);
-    expect(blobExists(root, c.base.blobDigest)).toBe(true);
+    expect(report).toEqual({
+      imageRefsRemoved: 1,
+      manifestsRemoved: 1,
+      layersRemoved: 1,
+      fsmetaRemoved: 1,
+      vmdkRemoved: 1,
+      bytesReclaimed: expected,
+    });
+    expect(before - (await storedBytes(root))).toBe(expected);
+    for (const p of alphaOnly) expect(existsSync(p), p).toBe(false);
+    for (const p of [...betaOnly, base]) expect(existsSync(p), p).toBe(true);
 
     await use.release();
-    const before = await storedBytes(root);
+    expected = await bytesOf([...betaOnly, base]);
+    before = await storedBytes(root);
     report = await cache.prune();
     expect(report.manifestsRemoved).toBe(1);
     expect(report.layersRemoved).toBe(2);
-    for (const d of [...betaOnly, c.base.blobDigest]) expect(blobExists(root, d), d).toBe(false);
+    expect(report.fsmetaRemoved).toBe(1);
+    expect(report.vmdkRemoved).toBe(1);
+    for (const p of [...betaOnly, base]) expect(existsSync(p), p).toBe(false);
+    expect(report.bytesReclaimed).toBe(expected);
     expect(report.bytesReclaimed).toBe(before - (await storedBytes(root)));
+    expect(await storedBytes(root)).toBe(0);
   });
 
-  it("remove of the last reference deletes its blobs but keeps a layer another image shares", async () => {
+  it("remove of the last reference deletes its files but keeps a layer another image shares", async () => {
     const { cache, root } = await loadedCache();
+    const betaOnly = ownFiles(root, c.beta, [c.beta.layers[1]!]);
+    const expected = await bytesOf(betaOnly);
+    // Its manifest and config blobs are the fixture's bytes.
+    expect(await bytesOf(betaOnly.slice(0, 2))).toBe(c.beta.blobBytes);
     const before = await storedBytes(root);
     await cache.remove("beta");
-    for (const d of [c.beta.manifestDigest, c.beta.configDigest, c.beta.layers[1]!.blobDigest]) {
-      expect(blobExists(root, d), d).toBe(false);
-    }
-    expect(blobExists(root, c.base.blobDigest)).toBe(true);
-    expect(before - (await storedBytes(root))).toBe(
-      c.beta.manifestBytes.length + c.beta.configBytes.length + c.beta.layers[1]!.size,
-    );
-    expectDetail(await cache.inspect("example.com/team/alpha:1.0"), c.alpha);
+    for (const p of betaOnly) expect(existsSync(p), p).toBe(false);
+    expect(layerExists(root, c.base.diffId)).toBe(true);
+    for (const p of imageFiles(root, c.alpha)) expect(existsSync(p), p).toBe(true);
+    expect(before - (await storedBytes(root))).toBe(expected);
+    await expectDetail(root, await cache.inspect("example.com/team/alpha:1.0"), c.alpha);
   });
 
   it("removing one of two references keeps the image", async () => {
     const { cache, root } = await loadedCache();
     await cache.load(await tempFile("l.tar", await ociLayoutTar([{ image: c.beta, annotations: { "org.opencontainers.image.ref.name": "example.com/beta:copy" } }])));
     await cache.remove("beta");
-    expect(blobExists(root, c.beta.manifestDigest)).toBe(true);
+    for (const p of imageFiles(root, c.beta)) expect(existsSync(p), p).toBe(true);
     expect((await cache.get("example.com/beta:copy")).manifestDigest).toBe(c.beta.manifestDigest);
+  });
+
+  it("reuses a cached layer by diff_id without reading the new blob", async () => {
+    const { cache, root } = await loadedCache();
+    const files = await snapshotRoot(root);
+    // A blob that is not a valid gzip stream, under a config claiming the diff_id of alpha's
+    // cached top layer: by design the cached EROFS image is reused and the blob never read.
+    const good = c.alpha.layers[1]!;
+    const blob = Buffer.from(good.blob);
+    for (let i = 20; i < blob.length - 10; i += 7) blob[i] = (blob[i] ?? 0) ^ 0xff;
+    const reused: LayerFixture = { ...good, blob, blobDigest: sha256(blob), size: blob.length };
+    const image = makeImage([c.base, reused], { ...c.alpha.fields, env: ["REUSED=1"] }, { diffIds: [c.base.diffId, good.diffId] });
+    await cache.load(await tempFile("r.tar", await ociLayoutTar([{ image, annotations: { "io.containerd.image.name": "docker.io/x/reused:1" } }])));
+    await expectDetail(root, await cache.inspect("x/reused:1"), image);
+    // Only the new manifest's own files were added (no layer image); every other file is as
+    // it was.
+    const now = await snapshotRoot(root);
+    const added = now.filter(([p]) => !files.some(([q]) => q === p));
+    expect(added.map(([p]) => p).sort()).toEqual(ownFiles(root, image, []).map((p) => relative(root, p)).sort());
+    expect(now.filter(([p]) => files.some(([q]) => q === p))).toEqual(files);
+    expect(await namesIn(root, "layers")).toEqual(layerNames(...c.alpha.layers, ...c.beta.layers));
   });
 
   it("prune reports counts and the measured bytes it reclaimed", async () => {
     const { cache, root } = await loadedCache();
     const use = await cache.acquire("example.com/team/alpha:1.0", { sandbox: "keep" });
-    // Leftovers prune must also sweep: an orphan blob no index row names and a stale tmp file.
+    // Leftovers prune must also sweep: an orphan blob no index row names, a stale tmp file, and
+    // artifacts of a load killed before its index commit (a layer image, an fsmeta image and a
+    // VMDK descriptor no row names).
     const orphan = Buffer.from("orphan blob bytes\n".repeat(10));
     await writeFile(blobPath(root, sha256(orphan)), orphan);
     await mkdir(join(root, "tmp", "load-stale"), { recursive: true });
     await writeFile(join(root, "tmp", "load-stale", "partial"), Buffer.alloc(777, 1));
+    const orphanLayer = layerPath(root, sha256("a layer no index row names"));
+    await writeFile(orphanLayer, Buffer.alloc(2 * EROFS_BLOCK_SIZE, 2));
+    const orphanManifest = sha256("a manifest no index row names");
+    const orphanFsmeta = fsmetaPath(root, orphanManifest);
+    const orphanVmdk = vmdkPath(root, orphanManifest);
+    await writeFile(orphanFsmeta, Buffer.alloc(EROFS_BLOCK_SIZE, 3));
+    await writeFile(orphanVmdk, "# Disk DescriptorFile\n");
+    const leftovers = [orphanLayer, orphanFsmeta, orphanVmdk];
 
+    const betaOnly = ownFiles(root, c.beta, [c.beta.layers[1]!]);
+    const expected = (await bytesOf([...betaOnly, ...leftovers])) + orphan.length + 777;
     const before = await storedBytes(root);
     const report = await cache.prune();
     const after = await storedBytes(root);
+    // fsmeta and VMDK files count as removed, beta's and the orphans; layersRemoved counts the
+    // layers the index dropped (beta's own), the orphan layer image only its bytes, like the
+    // orphan blob.
     expect(report).toEqual({
       imageRefsRemoved: 1,
       manifestsRemoved: 1,
       layersRemoved: 1,
-      fsmetaRemoved: 0,
-      vmdkRemoved: 0,
-      bytesReclaimed: before - after,
+      fsmetaRemoved: 2,
+      vmdkRemoved: 2,
+      bytesReclaimed: expected,
     });
-    expect(before - after).toBe(
-      c.beta.manifestBytes.length + c.beta.configBytes.length + c.beta.layers[1]!.size + orphan.length + 777,
-    );
+    expect(before - after).toBe(expected);
+    for (const p of [...betaOnly, ...leftovers]) expect(existsSync(p), p).toBe(false);
     expect(blobExists(root, sha256(orphan))).toBe(false);
     expect(await tmpFiles(root)).toEqual([]);
-    expectDetail(await cache.inspect("example.com/team/alpha:1.0"), c.alpha);
+    for (const p of imageFiles(root, c.alpha)) expect(existsSync(p), p).toBe(true);
+    await expectDetail(root, await cache.inspect("example.com/team/alpha:1.0"), c.alpha);
     await use.release();
 
+    const rest = await bytesOf(imageFiles(root, c.alpha));
     const empty = await cache.prune();
-    expect(empty.imageRefsRemoved).toBe(1);
+    expect(empty).toEqual({
+      imageRefsRemoved: 1,
+      manifestsRemoved: 1,
+      layersRemoved: 2,
+      fsmetaRemoved: 1,
+      vmdkRemoved: 1,
+      bytesReclaimed: rest,
+    });
     expect(await cache.list()).toEqual([]);
     expect(await storedBytes(root)).toBe(0);
     expect(await cache.prune()).toEqual({
@@ -385,6 +522,15 @@ describe("uses, remove and prune", () => {
 });
 
 describe("bad inputs leave the cache unchanged", () => {
+  /** A gzip layer whose diff_id no corpus image has, so loading it must convert it. */
+  async function freshLayer(name: string): Promise<LayerFixture> {
+    const layer = await makeLayer({ [`app/${name}.txt`]: `${name} layer, not in any cached image\n`.repeat(60) }, { gzip: true });
+    for (const image of [c.alpha, c.beta, c.legacy]) {
+      expect(image.layers.map((l) => l.diffId)).not.toContain(layer.diffId);
+    }
+    return layer;
+  }
+
   type Bad = {
     name: string;
     make: () => Promise<string>;
@@ -404,14 +550,28 @@ describe("bad inputs leave the cache unchanged", () => {
       code: "INVALID_ARCHIVE",
     },
     {
+      // The layer must not be cached already: a cached diff_id is reused without reading the
+      // blob (see "reuses a cached layer by diff_id without reading the new blob").
       name: "corrupt gzip layer",
       make: async () => {
-        const good = c.alpha.layers[1]!;
+        const good = await freshLayer("corrupt");
         const blob = Buffer.from(good.blob);
         for (let i = 20; i < blob.length - 10; i += 7) blob[i] = (blob[i] ?? 0) ^ 0xff;
         const broken: LayerFixture = { ...good, blob, blobDigest: sha256(blob), size: blob.length };
         const image = makeImage([c.base, broken], c.alpha.fields, { diffIds: [c.base.diffId, good.diffId] });
         return tempFile("gz.tar", await ociLayoutTar([{ image, annotations: { "io.containerd.image.name": "docker.io/x/gz:1" } }]));
+      },
+      cls: InvalidArchiveError,
+      code: "INVALID_ARCHIVE",
+    },
+    {
+      name: "truncated gzip layer",
+      make: async () => {
+        const good = await freshLayer("truncated");
+        const blob = good.blob.subarray(0, Math.floor(good.blob.length / 2));
+        const broken: LayerFixture = { ...good, blob, blobDigest: sha256(blob), size: blob.length };
+        const image = makeImage([c.base, broken], c.alpha.fields, { diffIds: [c.base.diffId, good.diffId] });
+        return tempFile("tr.tar", await ociLayoutTar([{ image, annotations: { "io.containerd.image.name": "docker.io/x/tr:1" } }]));
       },
       cls: InvalidArchiveError,
       code: "INVALID_ARCHIVE",
@@ -454,6 +614,7 @@ describe("bad inputs leave the cache unchanged", () => {
     {
       name: "diff_id mismatch",
       make: async () => {
+        // The claimed diff_id is not cached, so the layer is converted and its tar checked.
         const image = makeImage(c.beta.layers, c.beta.fields, { diffIds: [c.beta.layers[0]!.diffId, sha256("not the layer")] });
         return tempFile("diff.tar", await ociLayoutTar([{ image, annotations: { "io.containerd.image.name": "docker.io/x/diff:1" } }]));
       },
