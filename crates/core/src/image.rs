@@ -18,9 +18,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::archive::{self, StagedBlob, StagedImage, StagedLayer};
 use crate::artifacts::{self, ImageArtifacts};
 use crate::error::{Error, Result};
-use crate::gc::{self, Reconciled};
+use crate::gc::{self, Planned, Reconciled};
 use crate::index::{
-    self, ConfigRow, HandleRow, Index, LayerRow, NewBlob, NewImage, RefSelection, UseRow,
+    self, Candidate, CandidateFilter, ConfigRow, HandleRow, Index, LayerRow, NewBlob, NewImage,
+    RefSelection, UseRow,
 };
 use crate::oci::{Digest, Platform, Reference, familiar_from_canonical};
 use crate::store::{self, CacheLock, Layout, LockMode};
@@ -146,9 +147,94 @@ pub struct ImagePruneReport {
     pub fsmeta_removed: u64,
     /// VMDK descriptors deleted.
     pub vmdk_removed: u64,
-    /// Measured bytes of the files actually deleted; `None` only when files were due for
-    /// deletion and none could be measured.
+    /// Measured bytes of the files actually deleted (a dry run: that would be deleted);
+    /// `None` only when files were due for deletion and none could be measured.
     pub bytes_reclaimed: Option<u64>,
+    /// Allocated bytes of those files (`st_blocks`; the apparent size where the platform has
+    /// no such figure).
+    pub allocated_bytes_reclaimed: Option<u64>,
+    /// The cache's size before: recorded artifact sizes, the index files, and the orphans and
+    /// `tmp/` leftovers this run found.
+    pub bytes_before: u64,
+    /// `bytes_before` minus what was reclaimed.
+    pub bytes_after: u64,
+    /// Each reference removed, in removal order (least recently used first), with the
+    /// recorded bytes its removal freed (0 when another reference keeps its manifest).
+    pub removed: Vec<PrunedReference>,
+    /// Whether nothing was changed (a dry run).
+    pub dry_run: bool,
+}
+
+/// One reference a prune or remove took away.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrunedReference {
+    /// Familiar form of the reference.
+    pub reference: String,
+    /// Its manifest.
+    pub manifest_digest: String,
+    /// Recorded bytes freed by removing it.
+    pub bytes_freed: u64,
+}
+
+/// Options of [`Cache::prune_with`]. The default prunes every reference no use pins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneOptions {
+    /// Compute the report without changing anything.
+    pub dry_run: bool,
+    /// Only references last used (never used: created) before this time, ms since the epoch.
+    pub older_than_ms: Option<i64>,
+    /// References kept (any spelling; a digest reference keeps every reference of its
+    /// repository to that manifest). Names not in the cache are ignored.
+    pub keep: Vec<String>,
+    /// Evict least recently used unused references until the cache is at most this many
+    /// bytes; without it every candidate goes.
+    pub max_bytes: Option<u64>,
+    /// References created or used within this many milliseconds are kept.
+    pub grace_period_ms: i64,
+}
+
+/// Options of [`Cache::acquire_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcquireOptions {
+    /// The use expires this many milliseconds after acquiring; `None` = never.
+    pub ttl_ms: Option<u64>,
+}
+
+/// Bytes on disk, by kind and per reference (see [`Cache::disk_usage`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Layer EROFS images.
+    pub layers: u64,
+    /// fsmeta images.
+    pub fsmeta: u64,
+    /// VMDK descriptors.
+    pub vmdk: u64,
+    /// Manifest and config blobs.
+    pub blobs: u64,
+    /// The SQLite index (with its WAL and shared-memory files).
+    pub index: u64,
+    /// Work in progress and leftovers under `tmp/`.
+    pub temporary: u64,
+    /// Sum of the above.
+    pub total: u64,
+    /// Per reference, sorted by canonical reference.
+    pub images: Vec<ImageDiskUsage>,
+}
+
+/// One reference's share of the cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageDiskUsage {
+    /// Familiar form of the reference.
+    pub reference: String,
+    /// Its manifest.
+    pub manifest_digest: String,
+    /// Bytes of artifacts its manifest shares with other manifests (layers, config).
+    pub shared_bytes: u64,
+    /// Bytes only its manifest uses (manifest, fsmeta, VMDK, unshared config and layers).
+    pub exclusive_bytes: u64,
+    /// What removing this reference and pruning would reclaim: the exclusive bytes when it is
+    /// its manifest's only reference and no unexpired use pins it, else 0.
+    pub reclaimable_bytes: u64,
 }
 
 /// The files a VM boots an image from (see [`Cache::boot_disk`]).
@@ -193,6 +279,10 @@ pub struct ImageUse {
     pub holder: Holder,
     /// Milliseconds since the epoch.
     pub since: i64,
+    /// When the use stops pinning the image (ms since the epoch); `None` = never.
+    pub expires_at: Option<i64>,
+    /// Whether it has expired (it then pins nothing; release it or let prune ignore it).
+    pub expired: bool,
 }
 
 /// Options of [`Cache::load`].
@@ -394,62 +484,206 @@ impl Cache {
     }
 
     /// Removes `reference` (every reference of that repository pointing at the manifest, for
-    /// a digest reference). Without `force`, fails with [`Error::ImageInUse`] while a use pins
-    /// the manifest. Then the manifest, config and layers nothing else names are deleted from
-    /// the index and from disk; data a use still pins stays until the use is released and a
-    /// later prune or remove collects it. Returns what was reclaimed.
+    /// a digest reference). Without `force`, fails with [`Error::ImageInUse`] while an
+    /// unexpired use pins the manifest. Then the manifest, config and layers nothing else names
+    /// are deleted from the index and from disk; data a use still pins stays until the use is
+    /// released (or expires) and a later prune or remove collects it. Returns what was
+    /// reclaimed.
     pub fn remove(&self, reference: &str, force: bool) -> Result<ImagePruneReport> {
         self.local()?;
         let r = Reference::parse(reference)?;
         self.ensure()?;
         let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
-        let collected = {
+        let now = now_ms();
+        let (collected, before, freed) = {
             let mut ix = self.index()?;
             let rows = resolve(&ix, &r, reference)?;
             let manifest = rows[0].manifest_digest.clone();
             if !force {
-                let uses = ix.uses(Some(&manifest))?;
-                if !uses.is_empty() {
+                let holders: Vec<String> = ix
+                    .uses(Some(&manifest))?
+                    .iter()
+                    .filter(|u| u.expires_at.is_none_or(|t| t > now))
+                    .map(|u| format!("{}:{}", u.holder_kind, u.holder_id))
+                    .collect();
+                if !holders.is_empty() {
                     return Err(Error::ImageInUse {
                         reference: reference.to_owned(),
-                        holders: uses
-                            .iter()
-                            .map(|u| format!("{}:{}", u.holder_kind, u.holder_id))
-                            .collect(),
+                        holders,
                     });
                 }
             }
+            let before = self.recorded_size(&ix)?;
+            let graph = ix.size_graph(now)?;
+            let candidates = rows.iter().map(|row| Candidate {
+                reference: row.reference.clone(),
+                manifest_digest: row.manifest_digest.clone(),
+                last_used: 0,
+            });
+            let planned = gc::plan(&graph, candidates, before, None);
             let refs: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
-            ix.collect_garbage(RefSelection::These(&refs), false)?
+            (
+                ix.collect_garbage(RefSelection::These(&refs), now, false)?,
+                before,
+                planned.references,
+            )
         };
-        let swept = self.sweep(&collected)?;
-        Ok(report(&collected, &swept))
+        let swept = self.sweep(&collected, true)?;
+        Ok(report(&collected, &swept, before, freed, false))
     }
 
-    /// Removes every reference no use pins, then every manifest, config and layer nothing
-    /// names, their files, files no index row names, and leftovers in `tmp/`.
+    /// Removes every reference no unexpired use pins, then every manifest, config and layer
+    /// nothing names, their files, files no index row names, and leftovers in `tmp/`. The same
+    /// as [`Cache::prune_with`] with default options.
     pub fn prune(&self) -> Result<ImagePruneReport> {
+        self.prune_with(&PruneOptions::default())
+    }
+
+    /// Prunes with options (see [`PruneOptions`]): reachability is decided in the index, in one
+    /// transaction, which commits before any file is deleted; files are then deleted in
+    /// parallel, and the disk is reconciled with the index (files no row names, `tmp/`
+    /// leftovers). A dry run computes the same report without changing anything.
+    ///
+    /// Errors: [`Error::InvalidReference`] for a malformed `keep` entry;
+    /// [`Error::InvalidArgument`] for a negative grace period.
+    pub fn prune_with(&self, options: &PruneOptions) -> Result<ImagePruneReport> {
         self.local()?;
+        if options.grace_period_ms < 0 {
+            return Err(Error::InvalidArgument {
+                name: "gracePeriodMs".into(),
+                reason: "must not be negative".into(),
+            });
+        }
+        let keep_refs = options
+            .keep
+            .iter()
+            .map(|k| Reference::parse(k).map(|r| (r, k.as_str())))
+            .collect::<Result<Vec<_>>>()?;
         self.ensure()?;
         let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
-        let (collected, live) = {
+        let now = now_ms();
+        let (collected, live, before, planned) = {
             let mut ix = self.index()?;
-            let collected = ix.collect_garbage(RefSelection::AllUnused, false)?;
-            (collected, ix.live_artifacts()?)
+            let mut keep = HashSet::new();
+            for (r, input) in &keep_refs {
+                match resolve(&ix, r, input) {
+                    Ok(rows) => keep.extend(rows.into_iter().map(|row| row.reference)),
+                    Err(Error::ImageNotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let filter = CandidateFilter {
+                now,
+                older_than: options.older_than_ms,
+                grace_since: (options.grace_period_ms > 0)
+                    .then(|| now.saturating_sub(options.grace_period_ms)),
+            };
+            let mut candidates = Vec::new();
+            ix.prune_candidates(&filter, |c| {
+                if !keep.contains(&c.reference) {
+                    candidates.push(c);
+                }
+                Ok(())
+            })?;
+            let before = self.recorded_size(&ix)?;
+            let graph = ix.size_graph(now)?;
+            let planned = gc::plan(&graph, candidates, before, options.max_bytes);
+            drop(graph);
+            let refs: Vec<String> = planned
+                .references
+                .iter()
+                .map(|p| p.reference.clone())
+                .collect();
+            let collected = ix.collect_garbage(RefSelection::These(&refs), now, options.dry_run)?;
+            (collected, ix.live_artifacts()?, before, planned.references)
         };
-        let mut swept = self.sweep(&collected)?;
-        let reconciled = gc::reconcile(&self.layout, &live, true)?;
+        let mut swept = self.sweep(&collected, !options.dry_run)?;
+        let reconciled = gc::reconcile(&self.layout, &live, !options.dry_run)?;
         swept.swept.add(&reconciled.swept);
         swept.fsmeta += reconciled.fsmeta;
         swept.vmdk += reconciled.vmdk;
-        Ok(report(&collected, &swept))
+        // Orphans and `tmp/` are on disk but in no record: count them in the size before.
+        let before = before + reconciled.swept.bytes;
+        Ok(report(&collected, &swept, before, planned, options.dry_run))
+    }
+
+    /// Bytes on disk by kind, from sizes recorded when artifacts were written (the index and
+    /// `tmp/` are measured), and per reference its shared, exclusive and reclaimable bytes.
+    pub fn disk_usage(&self) -> Result<DiskUsage> {
+        self.local()?;
+        self.ensure()?;
+        let now = now_ms();
+        let ix = self.index()?;
+        let totals = ix.kind_totals()?;
+        let mut images = Vec::new();
+        ix.image_usage(now, |row| {
+            images.push(ImageDiskUsage {
+                reference: familiar_from_canonical(&row.reference).to_owned(),
+                manifest_digest: row.manifest_digest,
+                shared_bytes: row.shared,
+                exclusive_bytes: row.exclusive,
+                reclaimable_bytes: row.reclaimable,
+            });
+            Ok(())
+        })?;
+        drop(ix);
+        let index = self.index_bytes()?;
+        let temporary = gc::tree_size(&self.layout.tmp_dir()).unwrap_or(0);
+        Ok(DiskUsage {
+            layers: totals.layers,
+            fsmeta: totals.fsmeta,
+            vmdk: totals.vmdk,
+            blobs: totals.blobs,
+            index,
+            temporary,
+            total: totals.layers + totals.fsmeta + totals.vmdk + totals.blobs + index + temporary,
+            images,
+        })
+    }
+
+    /// Recorded artifact bytes plus the index files.
+    fn recorded_size(&self, ix: &Index) -> Result<u64> {
+        let t = ix.kind_totals()?;
+        Ok(t.layers + t.fsmeta + t.vmdk + t.blobs + self.index_bytes()?)
+    }
+
+    /// Bytes of `index.db` and its WAL and shared-memory files.
+    fn index_bytes(&self) -> Result<u64> {
+        let db = self.layout.index_db();
+        let mut total = 0;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            if let Ok(meta) = std::fs::metadata(PathBuf::from(name)) {
+                total += meta.len();
+            }
+        }
+        Ok(total)
     }
 
     /// Records that `holder` uses `reference`: its manifest (and so its layers) stays until
     /// the use is released, even if its references are removed. Refreshes the reference's
     /// `last_used_at`. Acquiring twice for the same holder and manifest returns the same use.
     pub fn acquire(&self, reference: &str, holder: Holder) -> Result<ImageUse> {
+        self.acquire_with(reference, holder, &AcquireOptions::default())
+    }
+
+    /// [`Cache::acquire`] with options: with `ttl_ms` the use stops pinning the image that long
+    /// after this call, unless the holder acquires again (which renews it), so a holder that
+    /// died does not pin the image forever. Expired uses are listed with `expired` set.
+    pub fn acquire_with(
+        &self,
+        reference: &str,
+        holder: Holder,
+        options: &AcquireOptions,
+    ) -> Result<ImageUse> {
         self.local()?;
+        if options.ttl_ms == Some(0) {
+            return Err(Error::InvalidArgument {
+                name: "ttlMs".into(),
+                reason: "must be positive".into(),
+            });
+        }
         let r = Reference::parse(reference)?;
         let (kind, holder_id) = holder.parts();
         if holder_id.is_empty() {
@@ -458,6 +692,7 @@ impl Cache {
                 reason: "the holder id is empty".into(),
             });
         }
+        let now = now_ms();
         let mut ix = self.index()?;
         let rows = resolve(&ix, &r, reference)?;
         let row = UseRow {
@@ -466,10 +701,13 @@ impl Cache {
             holder_id: holder_id.into(),
             reference: r.canonical(),
             manifest_digest: rows[0].manifest_digest.clone(),
-            since: now_ms(),
+            since: now,
+            expires_at: options
+                .ttl_ms
+                .map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))),
         };
         let touch: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
-        use_from_row(ix.add_use(&row, &touch)?)
+        use_from_row(ix.add_use(&row, &touch)?, now)
     }
 
     /// Ends a use. Releasing an unknown or already released use does nothing.
@@ -491,9 +729,10 @@ impl Cache {
             }
             None => None,
         };
+        let now = now_ms();
         ix.uses(manifest.as_deref())?
             .into_iter()
-            .map(use_from_row)
+            .map(|row| use_from_row(row, now))
             .collect()
     }
 
@@ -527,7 +766,7 @@ impl Cache {
     }
 
     /// Deletes the files of what `collected` removed from the index.
-    fn sweep(&self, collected: &index::Collected) -> Result<Reconciled> {
+    fn sweep(&self, collected: &index::Collected, delete: bool) -> Result<Reconciled> {
         let mut paths = Vec::with_capacity(collected.blobs.len() + collected.layers.len());
         for (digest, _) in &collected.blobs {
             paths.push(self.layout.blob(&Digest::parse(digest)?));
@@ -536,7 +775,7 @@ impl Cache {
             paths.push(self.layout.layer(&Digest::parse(diff_id)?));
         }
         let mut out = Reconciled {
-            swept: gc::sweep_files(&paths)?,
+            swept: gc::sweep_files(&paths, delete)?,
             ..Reconciled::default()
         };
         let mut fsmeta = Vec::with_capacity(collected.manifests.len());
@@ -546,8 +785,8 @@ impl Cache {
             fsmeta.push(self.layout.fsmeta(&digest));
             vmdk.push(self.layout.vmdk(&digest));
         }
-        let f = gc::sweep_files(&fsmeta)?;
-        let v = gc::sweep_files(&vmdk)?;
+        let f = gc::sweep_files(&fsmeta, delete)?;
+        let v = gc::sweep_files(&vmdk, delete)?;
         out.fsmeta = f.removed;
         out.vmdk = v.removed;
         out.swept.add(&f);
@@ -577,7 +816,13 @@ impl std::ops::DerefMut for IndexGuard<'_> {
     }
 }
 
-fn report(collected: &index::Collected, swept: &Reconciled) -> ImagePruneReport {
+fn report(
+    collected: &index::Collected,
+    swept: &Reconciled,
+    bytes_before: u64,
+    planned: Vec<Planned>,
+    dry_run: bool,
+) -> ImagePruneReport {
     let measured_nothing = swept.swept.removed == 0 && swept.swept.already_gone > 0;
     ImagePruneReport {
         image_refs_removed: collected.image_refs.len() as u64,
@@ -590,6 +835,22 @@ fn report(collected: &index::Collected, swept: &Reconciled) -> ImagePruneReport 
         } else {
             Some(swept.swept.bytes)
         },
+        allocated_bytes_reclaimed: if measured_nothing {
+            None
+        } else {
+            Some(swept.swept.allocated)
+        },
+        bytes_before,
+        bytes_after: bytes_before.saturating_sub(swept.swept.bytes),
+        removed: planned
+            .into_iter()
+            .map(|p| PrunedReference {
+                reference: familiar_from_canonical(&p.reference).to_owned(),
+                manifest_digest: p.manifest_digest,
+                bytes_freed: p.bytes_freed,
+            })
+            .collect(),
+        dry_run,
     }
 }
 
@@ -785,7 +1046,7 @@ fn layer_detail(row: LayerRow) -> ImageLayerDetail {
     }
 }
 
-fn use_from_row(row: UseRow) -> Result<ImageUse> {
+fn use_from_row(row: UseRow, now: i64) -> Result<ImageUse> {
     let holder = match row.holder_kind.as_str() {
         "sandbox" => Holder::Sandbox(row.holder_id),
         "snapshot" => Holder::Snapshot(row.holder_id),
@@ -801,6 +1062,8 @@ fn use_from_row(row: UseRow) -> Result<ImageUse> {
         manifest_digest: row.manifest_digest,
         holder,
         since: row.since,
+        expires_at: row.expires_at,
+        expired: row.expires_at.is_some_and(|t| t <= now),
     })
 }
 

@@ -14,6 +14,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use super::format::{BLOCK_SIZE, MAX_NAME_LEN, mode};
+use super::tar::{Entry, Kind, ReadError, TarReader};
 use super::writer::{self, Content, ImageOptions, Node, NodeId, ROOT, Tree};
 use crate::archive::{COPY_BUFFER_SIZE, Compression, TrackedReader};
 use crate::error::{Error, IoContext, Result};
@@ -27,9 +28,6 @@ const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 const META_PREFIX: &[u8] = b".wh..wh.";
 /// The xattr overlayfs reads to make a directory opaque, and its value.
 pub const OPAQUE_XATTR: (&[u8], &[u8]) = (b"trusted.overlay.opaque", b"y");
-/// PAX record prefixes carrying xattrs (`SCHILY.xattr.` from GNU tar and Go's archive/tar;
-/// `LIBARCHIVE.xattr.` values are base64 and not read).
-const PAX_XATTR: &[u8] = b"SCHILY.xattr.";
 /// Write buffer of the image file.
 const WRITE_BUFFER: usize = COPY_BUFFER_SIZE;
 
@@ -95,18 +93,21 @@ pub fn convert_layer(blob: &Path, dest: &Path, options: &ConvertOptions) -> Resu
             .open(dest)
             .at(dest)?;
         let mut builder = Builder::new(out, dest)?;
-        {
-            let mut archive =
-                tar::Archive::new(BufReader::with_capacity(COPY_BUFFER_SIZE, &mut tar_stream));
-            let entries = archive.entries().map_err(&corrupt)?;
-            for entry in entries {
-                let entry = entry.map_err(&corrupt)?;
-                builder.add(entry).map_err(|e| match e {
-                    AddError::Read(e) => corrupt(e),
-                    AddError::Other(e) => e,
-                })?;
-            }
+        let mut tar = TarReader::new(BufReader::with_capacity(COPY_BUFFER_SIZE, &mut tar_stream));
+        loop {
+            let entry = match tar.next_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(ReadError::Io(e)) => return Err(corrupt(e)),
+                Err(ReadError::Other(e)) => return Err(e),
+            };
+            builder.add(entry, &mut tar).map_err(|e| match e {
+                AddError::Read(e) => corrupt(e),
+                AddError::Other(e) => e,
+            })?;
         }
+        // Drain what the reader buffered and what follows: the diff_id covers every byte.
+        io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(&corrupt)?;
         // Hash what follows the end-of-archive blocks too: the diff_id covers every byte.
         io::copy(&mut tar_stream, &mut io::sink()).map_err(&corrupt)?;
         let (diff_id, tar_size) = tar_stream.finish();
@@ -190,80 +191,63 @@ impl<'p> Builder<'p> {
         })
     }
 
-    fn add<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), AddError> {
-        use tar::EntryType as T;
-        let kind = entry.header().entry_type();
-        if matches!(kind, T::XGlobalHeader) {
-            // Global PAX records (rare in layers) set defaults ocicache does not apply.
-            return Ok(());
-        }
+    fn add<R: Read>(&mut self, entry: Entry, tar: &mut TarReader<R>) -> Result<(), AddError> {
         self.entries += 1;
-        let mut mtime: Option<(i64, u32)> = None;
-        let mut xattrs = BTreeMap::new();
-        if let Some(exts) = entry.pax_extensions().map_err(AddError::Read)? {
-            for ext in exts {
-                let ext = ext.map_err(AddError::Read)?;
-                let key = ext.key_bytes();
-                if key == b"mtime" {
-                    mtime = Some(parse_pax_time(ext.value_bytes())?);
-                } else if let Some(name) = key.strip_prefix(PAX_XATTR) {
-                    xattrs.insert(name.to_vec(), ext.value_bytes().to_vec());
-                } else if key.starts_with(b"GNU.sparse.") {
-                    return Err(Error::Unsupported {
-                        what: "PAX-format sparse files (GNU.sparse records); use the GNU format"
-                            .into(),
-                    }
-                    .into());
-                }
-            }
-        }
-        let header = entry.header();
-        let raw_path = entry.path_bytes().into_owned();
+        let raw_path = entry.path;
         let path = normalize(&raw_path)?;
-        let old = header.as_old();
-        let perms = numeric(header.mode().map(u64::from), &old.mode)? as u32 & mode::PERMS;
-        let uid = id32(numeric(header.uid(), &old.uid)?, "uid", &raw_path)?;
-        let gid = id32(numeric(header.gid(), &old.gid)?, "gid", &raw_path)?;
-        let mtime = match mtime {
-            Some(t) => t,
-            None => (
-                i64::try_from(numeric(header.mtime(), &old.mtime)?).unwrap_or(i64::MAX),
-                0,
-            ),
-        };
+        let uid = id32(entry.uid, "uid", &raw_path)?;
+        let gid = id32(entry.gid, "gid", &raw_path)?;
+        let perms = (entry.mode & u64::from(mode::PERMS)) as u32;
         let base = |type_bits: u32, content: Content| Node {
             mode: type_bits | perms,
             uid,
             gid,
-            mtime: mtime.0,
-            mtime_nsec: mtime.1,
-            xattrs: xattrs.clone(),
+            mtime: entry.mtime.0,
+            mtime_nsec: entry.mtime.1,
+            xattrs: entry.xattrs.clone(),
             content,
             implicit: false,
         };
-        let node = match kind {
-            T::Regular | T::Continuous | T::GNUSparse => {
-                let size = entry.size();
+        let node = match entry.kind {
+            Kind::File => {
                 let blkaddr = self.next_block;
-                let copied = self.copy_data(&mut entry)?;
-                if copied != size {
-                    return Err(Error::invalid_archive(format!(
-                        "layer tar is truncated in {:?}",
-                        String::from_utf8_lossy(&raw_path)
-                    ))
-                    .into());
+                let size = entry.size;
+                match &entry.sparse {
+                    None => {
+                        let copied = self.copy_data(tar)?;
+                        if copied != size {
+                            return Err(Error::invalid_archive(format!(
+                                "layer tar is truncated in {:?}",
+                                String::from_utf8_lossy(&raw_path)
+                            ))
+                            .into());
+                        }
+                    }
+                    Some(map) => {
+                        let mut at = 0u64;
+                        for &(offset, len) in map {
+                            self.write_zeros(offset - at)?;
+                            let copied = self.copy_data(&mut tar.take_data(len))?;
+                            if copied != len {
+                                return Err(Error::invalid_archive(format!(
+                                    "layer tar is truncated in {:?}",
+                                    String::from_utf8_lossy(&raw_path)
+                                ))
+                                .into());
+                            }
+                            at = offset + len;
+                        }
+                        self.write_zeros(size - at)?;
+                    }
                 }
                 let pad = (BLOCK_SIZE - size % BLOCK_SIZE) % BLOCK_SIZE;
-                self.out.write_all(&ZEROS[..pad as usize]).at(self.path)?;
+                self.write_zeros(pad)?;
                 self.next_block += size.div_ceil(BLOCK_SIZE);
                 base(mode::IFREG, Content::File { size, blkaddr })
             }
-            T::Directory => base(mode::IFDIR, Content::Dir(BTreeMap::new())),
-            T::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|c| c.into_owned())
-                    .unwrap_or_default();
+            Kind::Dir => base(mode::IFDIR, Content::Dir(BTreeMap::new())),
+            Kind::Symlink => {
+                let target = entry.link.clone();
                 if target.is_empty() || target.len() >= BLOCK_SIZE as usize {
                     return Err(Error::invalid_archive(format!(
                         "symlink {:?} has an empty or over-long target",
@@ -271,46 +255,38 @@ impl<'p> Builder<'p> {
                     ))
                     .into());
                 }
-                base(mode::IFLNK, Content::Symlink(target))
+                // Symlink permissions mean nothing on Linux and read as 0777 once extracted,
+                // whatever the header says.
+                let mut node = base(mode::IFLNK, Content::Symlink(target));
+                node.mode = mode::IFLNK | 0o777;
+                node
             }
-            T::Char | T::Block => {
-                let major = header.device_major().map_err(AddError::Read)?.unwrap_or(0);
-                let minor = header.device_minor().map_err(AddError::Read)?.unwrap_or(0);
-                let bits = if kind == T::Char {
-                    mode::IFCHR
-                } else {
-                    mode::IFBLK
-                };
-                base(bits, Content::Device(major, minor))
-            }
-            T::Fifo => base(mode::IFIFO, Content::Special),
-            T::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|c| c.into_owned())
-                    .unwrap_or_default();
-                return Ok(self.link(&path, &raw_path, &target)?);
-            }
-            other => {
-                return Err(Error::Unsupported {
-                    what: format!(
-                        "tar entry type {:?} at {:?}",
-                        other.as_byte() as char,
-                        String::from_utf8_lossy(&raw_path)
-                    ),
-                }
-                .into());
+            Kind::Char => base(mode::IFCHR, Content::Device(entry.dev.0, entry.dev.1)),
+            Kind::Block => base(mode::IFBLK, Content::Device(entry.dev.0, entry.dev.1)),
+            Kind::Fifo => base(mode::IFIFO, Content::Special),
+            Kind::Link => {
+                return Ok(self.link(&path, &raw_path, &entry.link)?);
             }
         };
         Ok(self.place(&path, &raw_path, node)?)
     }
 
+    /// Writes `n` zero bytes of file data.
+    fn write_zeros(&mut self, mut n: u64) -> Result<(), AddError> {
+        while n > 0 {
+            let step = n.min(ZEROS.len() as u64) as usize;
+            self.out.write_all(&ZEROS[..step]).at(self.path)?;
+            n -= step as u64;
+        }
+        Ok(())
+    }
+
     /// Streams an entry's data to the image; read errors are the stream's, write errors the
     /// image file's.
-    fn copy_data(&mut self, entry: &mut impl Read) -> Result<u64, AddError> {
+    fn copy_data(&mut self, entry: &mut impl DataSource) -> Result<u64, AddError> {
         let mut copied = 0u64;
         loop {
-            let n = match entry.read(&mut self.buffer) {
+            let n = match entry.read_data(&mut self.buffer) {
                 Ok(0) => return Ok(copied),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -511,12 +487,57 @@ impl<'p> Builder<'p> {
     }
 }
 
+/// Where file data comes from: a whole entry, or one segment of a sparse entry.
+trait DataSource {
+    fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl<R: Read> DataSource for TarReader<R> {
+    fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        TarReader::read_data(self, buf)
+    }
+}
+
+/// At most `left` bytes of the current entry's data.
+struct Segment<'a, R> {
+    tar: &'a mut TarReader<R>,
+    left: u64,
+}
+
+impl<R: Read> DataSource for Segment<'_, R> {
+    fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.tar.read_data(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+trait TakeData<R> {
+    fn take_data(&mut self, len: u64) -> Segment<'_, R>;
+}
+
+impl<R: Read> TakeData<R> for TarReader<R> {
+    fn take_data(&mut self, len: u64) -> Segment<'_, R> {
+        Segment {
+            tar: self,
+            left: len,
+        }
+    }
+}
+
 /// Zeros for padding a file's last block.
 static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
 
 /// Splits a tar path into components inside the image root: empty components and `.` are
 /// dropped, a leading `/` is ignored, and `..` removes the previous component but never climbs
-/// above the root (as securejoin and umoci do).
+/// above the root (as securejoin and umoci do). Directory components longer than 255 bytes are
+/// refused here, the last component by the caller.
 pub fn normalize(raw: &[u8]) -> Result<Vec<Vec<u8>>> {
     if raw.contains(&0) {
         return Err(Error::invalid_archive(format!(
@@ -531,10 +552,14 @@ pub fn normalize(raw: &[u8]) -> Result<Vec<Vec<u8>>> {
             b".." => {
                 out.pop();
             }
-            name => {
-                check_name(name, raw)?;
-                out.push(name.to_vec());
-            }
+            name => out.push(name.to_vec()),
+        }
+    }
+    // Directories must be valid names; the last component is checked by the caller, since a
+    // whiteout `.wh.<name>` may exceed 255 bytes while `<name>` fits.
+    if let Some((_, dirs)) = out.split_last() {
+        for dir in dirs {
+            check_name(dir, raw)?;
         }
     }
     Ok(out)
@@ -555,16 +580,6 @@ fn check_name(name: &[u8], raw: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A numeric header field: as parsed, or 0 when the field is blank (all NULs or spaces, as some
-/// writers leave uid, gid or mtime), like GNU tar reads it.
-fn numeric(parsed: io::Result<u64>, field: &[u8]) -> Result<u64, AddError> {
-    match parsed {
-        Ok(v) => Ok(v),
-        Err(_) if field.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
-        Err(e) => Err(AddError::Read(e)),
-    }
 }
 
 fn id32(value: u64, what: &str, raw: &[u8]) -> Result<u32> {
@@ -641,7 +656,9 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(parts(input), *want, "{input}");
         }
-        assert!(normalize(&[b'a'; 256]).is_err());
+        let mut long_dir = vec![b'a'; 256];
+        long_dir.extend_from_slice(b"/x");
+        assert!(normalize(&long_dir).is_err());
         assert!(normalize(&[b'a'; 255]).is_ok());
         assert!(normalize(b"a\0b").is_err());
     }

@@ -11,6 +11,7 @@ pub mod format;
 pub mod fsmeta;
 pub mod layer;
 pub mod reader;
+pub mod tar;
 pub mod writer;
 
 pub use fsmeta::{Fsmeta, LayerImage, build_fsmeta};

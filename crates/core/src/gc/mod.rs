@@ -19,13 +19,20 @@ use crate::error::{IoContext, Result};
 use crate::index::LiveArtifacts;
 use crate::store::{EROFS_SUFFIX, Layout, VMDK_SUFFIX};
 
-/// What a sweep deleted.
+pub mod plan;
+
+pub use plan::{Plan, Planned, plan};
+
+/// What a sweep deleted (or, in a dry run, would delete).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Swept {
     /// Files (or folders under `tmp/`) deleted.
     pub removed: u64,
     /// Apparent bytes of what was deleted, measured just before deletion.
     pub bytes: u64,
+    /// Allocated bytes (`st_blocks * 512`; the apparent size where the platform has no such
+    /// figure).
+    pub allocated: u64,
     /// Entries that vanished before they could be measured (deleted by someone else).
     pub already_gone: u64,
 }
@@ -35,50 +42,90 @@ impl Swept {
     pub fn add(&mut self, other: &Swept) {
         self.removed += other.removed;
         self.bytes += other.bytes;
+        self.allocated += other.allocated;
         self.already_gone += other.already_gone;
     }
 }
 
-/// Deletes `paths` (files), measuring each. Files already gone are counted as such, not as
-/// errors, so a sweep can be repeated after a crash.
-pub fn sweep_files(paths: &[PathBuf]) -> Result<Swept> {
-    let mut out = Swept::default();
-    let mut dirs = HashSet::new();
-    for path in paths {
-        match fs::symlink_metadata(path) {
-            Ok(meta) => {
-                match fs::remove_file(path) {
-                    Ok(()) => {
+/// Allocated bytes of a file from its metadata.
+fn allocated(meta: &fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::MetadataExt::blocks(meta) * 512
+    }
+    #[cfg(not(unix))]
+    {
+        meta.len()
+    }
+}
+
+/// Deletes `paths` (files) in parallel, measuring each from the `lstat` it needs anyway; with
+/// `delete` false only measures (a dry run). Files already gone are counted as such, not as
+/// errors, so a sweep can be repeated after a crash. The folders are fsynced once at the end.
+pub fn sweep_files(paths: &[PathBuf], delete: bool) -> Result<Swept> {
+    use rayon::prelude::*;
+    let results: Vec<Result<Swept>> = paths
+        .par_chunks(SWEEP_CHUNK)
+        .map(|chunk| {
+            let mut out = Swept::default();
+            for path in chunk {
+                match fs::symlink_metadata(path) {
+                    Ok(meta) => {
+                        if delete {
+                            match fs::remove_file(path) {
+                                Ok(()) => {}
+                                Err(e) if e.kind() == ErrorKind::NotFound => {
+                                    out.already_gone += 1;
+                                    continue;
+                                }
+                                Err(e) => return Err(crate::Error::io(path, e)),
+                            }
+                        }
                         out.removed += 1;
                         out.bytes += meta.len();
+                        out.allocated += allocated(&meta);
                     }
                     Err(e) if e.kind() == ErrorKind::NotFound => out.already_gone += 1,
                     Err(e) => return Err(crate::Error::io(path, e)),
                 }
-                if let Some(parent) = path.parent() {
-                    dirs.insert(parent.to_path_buf());
-                }
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => out.already_gone += 1,
-            Err(e) => return Err(crate::Error::io(path, e)),
-        }
+            Ok(out)
+        })
+        .collect();
+    let mut out = Swept::default();
+    for r in results {
+        out.add(&r?);
     }
-    for dir in dirs {
-        crate::store::sync_dir(&dir)?;
+    if delete {
+        let dirs: HashSet<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+        for dir in dirs {
+            crate::store::sync_dir(dir)?;
+        }
     }
     Ok(out)
 }
 
+/// Files per parallel work item of a sweep: large enough to amortize scheduling, small enough
+/// to keep both cores busy to the end.
+const SWEEP_CHUNK: usize = 256;
+
 /// Size in bytes of a file or folder tree, without following symlinks.
 pub fn tree_size(path: &Path) -> Result<u64> {
+    Ok(tree_sizes(path)?.0)
+}
+
+/// Apparent and allocated bytes of a file or folder tree, without following symlinks.
+pub fn tree_sizes(path: &Path) -> Result<(u64, u64)> {
     let meta = fs::symlink_metadata(path).at(path)?;
     if !meta.is_dir() {
-        return Ok(meta.len());
+        return Ok((meta.len(), allocated(&meta)));
     }
-    let mut total = 0;
+    let mut total = (0, 0);
     for entry in fs::read_dir(path).at(path)? {
         let entry = entry.at(path)?;
-        total += tree_size(&entry.path())?;
+        let (a, b) = tree_sizes(&entry.path())?;
+        total.0 += a;
+        total.1 += b;
     }
     Ok(total)
 }
@@ -139,16 +186,7 @@ pub fn reconcile(layout: &Layout, live: &LiveArtifacts, delete: bool) -> Result<
                 }
             }
         }
-        let swept = if delete {
-            sweep_files(&orphans)?
-        } else {
-            let mut s = Swept::default();
-            for p in &orphans {
-                s.removed += 1;
-                s.bytes += tree_size(p)?;
-            }
-            s
-        };
+        let swept = sweep_files(&orphans, delete)?;
         match kind {
             ArtifactKind::Fsmeta => out.fsmeta += swept.removed,
             ArtifactKind::Vmdk => out.vmdk += swept.removed,
@@ -180,7 +218,7 @@ fn reconcile_tmp(tmp: &Path, delete: bool) -> Result<Swept> {
     if let Ok(entries) = fs::read_dir(tmp) {
         for entry in entries {
             let path = entry.at(tmp)?.path();
-            let size = match tree_size(&path) {
+            let (size, alloc) = match tree_sizes(&path) {
                 Ok(size) => size,
                 Err(_) => {
                     out.already_gone += 1;
@@ -205,6 +243,7 @@ fn reconcile_tmp(tmp: &Path, delete: bool) -> Result<Swept> {
             }
             out.removed += 1;
             out.bytes += size;
+            out.allocated += alloc;
         }
     }
     Ok(out)
@@ -219,15 +258,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
         fs::write(&a, vec![0u8; 1234]).unwrap();
-        let s = sweep_files(&[a.clone(), dir.path().join("missing")]).unwrap();
-        assert_eq!(
-            s,
-            Swept {
-                removed: 1,
-                bytes: 1234,
-                already_gone: 1
-            }
-        );
+        let dry = sweep_files(&[a.clone(), dir.path().join("missing")], false).unwrap();
+        assert!(a.exists());
+        let s = sweep_files(&[a.clone(), dir.path().join("missing")], true).unwrap();
+        assert_eq!(s, dry);
+        assert_eq!((s.removed, s.bytes, s.already_gone), (1, 1234, 1));
+        assert!(s.allocated >= 1234);
         assert!(!a.exists());
     }
 

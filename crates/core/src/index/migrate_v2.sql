@@ -1,5 +1,6 @@
 -- Schema 1 -> 2: layer blobs become transient (layers/ holds their EROFS images), so
--- manifest_layers.blob_digest no longer references blobs; manifests record fsmeta and VMDK sizes.
+-- manifest_layers.blob_digest no longer references blobs; manifests record fsmeta and VMDK sizes;
+-- uses may expire.
 ALTER TABLE manifests ADD COLUMN fsmeta_size INTEGER;
 ALTER TABLE manifests ADD COLUMN vmdk_size INTEGER;
 
@@ -19,3 +20,6 @@ DROP TABLE manifest_layers;
 ALTER TABLE manifest_layers_v2 RENAME TO manifest_layers;
 CREATE INDEX manifest_layers_diff_id ON manifest_layers (diff_id);
 CREATE INDEX manifest_layers_blob ON manifest_layers (blob_digest);
+
+ALTER TABLE uses ADD COLUMN expires_at INTEGER;
+CREATE INDEX manifests_config ON manifests (config_digest);

@@ -17,6 +17,10 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 
+mod usage;
+
+pub use usage::{Candidate, CandidateFilter, ImageUsageRow, KindTotals, ManifestNode, SizeGraph};
+
 /// Current schema version, stored in `PRAGMA user_version`.
 pub const SCHEMA_VERSION: i64 = 2;
 /// Migration scripts: entry `i` takes version `i + 1` to `i + 2`.
@@ -100,6 +104,8 @@ pub struct UseRow {
     pub manifest_digest: String,
     /// When acquired (ms).
     pub since: i64,
+    /// When the use stops pinning (ms); `None` = never.
+    pub expires_at: Option<i64>,
 }
 
 /// A blob to record.
@@ -373,7 +379,7 @@ impl Index {
     /// Uses, optionally only those pinning `manifest_digest`, oldest first.
     pub fn uses(&self, manifest_digest: Option<&str>) -> Result<Vec<UseRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, holder_kind, holder_id, reference, manifest_digest, since FROM uses
+            "SELECT id, holder_kind, holder_id, reference, manifest_digest, since, expires_at FROM uses
              WHERE ?1 IS NULL OR manifest_digest = ?1 ORDER BY since, id",
         )?;
         let rows = stmt.query_map([manifest_digest], use_row)?;
@@ -381,13 +387,15 @@ impl Index {
     }
 
     /// Records a use of `manifest_digest` and refreshes `last_used_at` of `touch` references.
-    /// Idempotent per (holder, manifest): a second acquire returns the first use.
+    /// Idempotent per (holder, manifest): a second acquire returns the first use, with the new
+    /// expiry (so a holder renews its lease by acquiring again).
     pub fn add_use(&mut self, new: &UseRow, touch: &[String]) -> Result<UseRow> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT OR IGNORE INTO uses (id, holder_kind, holder_id, reference, manifest_digest, since)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![new.id, new.holder_kind, new.holder_id, new.reference, new.manifest_digest, new.since],
+            "INSERT INTO uses (id, holder_kind, holder_id, reference, manifest_digest, since, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (holder_kind, holder_id, manifest_digest) DO UPDATE SET expires_at = excluded.expires_at",
+            params![new.id, new.holder_kind, new.holder_id, new.reference, new.manifest_digest, new.since, new.expires_at],
         )?;
         for r in touch {
             tx.execute(
@@ -396,7 +404,7 @@ impl Index {
             )?;
         }
         let row = tx.query_row(
-            "SELECT id, holder_kind, holder_id, reference, manifest_digest, since FROM uses
+            "SELECT id, holder_kind, holder_id, reference, manifest_digest, since, expires_at FROM uses
              WHERE holder_kind = ?1 AND holder_id = ?2 AND manifest_digest = ?3",
             params![new.holder_kind, new.holder_id, new.manifest_digest],
             use_row,
@@ -414,9 +422,16 @@ impl Index {
     /// config, layer and blob nothing left names, in one transaction. Returns what went; the
     /// caller then deletes the blob files. With `dry_run` the transaction is rolled back and the
     /// same report is returned.
-    pub fn collect_garbage(&mut self, refs: RefSelection<'_>, dry_run: bool) -> Result<Collected> {
-        let tx = self.conn.transaction()?;
-        let collected = collect_in(&tx, refs)?;
+    pub fn collect_garbage(
+        &mut self,
+        refs: RefSelection<'_>,
+        now: i64,
+        dry_run: bool,
+    ) -> Result<Collected> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let collected = collect_in(&tx, refs, now)?;
         if dry_run {
             tx.rollback()?;
         } else {
@@ -446,6 +461,9 @@ impl Index {
     }
 }
 
+/// SQL condition: use `u` still pins its manifest at time `?1`.
+const LIVE_USE: &str = "(u.expires_at IS NULL OR u.expires_at > ?1)";
+
 const HANDLE_SELECT: &str = "SELECT r.reference, r.manifest_digest, r.created_at, r.last_used_at,
         m.architecture, m.os, m.variant, m.layer_count, m.disk_size
     FROM image_refs r JOIN manifests m ON m.digest = r.manifest_digest";
@@ -472,6 +490,7 @@ fn use_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UseRow> {
         reference: r.get(3)?,
         manifest_digest: r.get(4)?,
         since: r.get(5)?,
+        expires_at: r.get(6)?,
     })
 }
 
@@ -481,12 +500,13 @@ fn strings(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> Result<
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-fn collect_in(tx: &Transaction<'_>, refs: RefSelection<'_>) -> Result<Collected> {
+fn collect_in(tx: &Transaction<'_>, refs: RefSelection<'_>, now: i64) -> Result<Collected> {
     let mut out = Collected::default();
     match refs {
         RefSelection::These(list) => {
+            let mut del = tx.prepare_cached("DELETE FROM image_refs WHERE reference = ?1")?;
             for r in list {
-                if tx.execute("DELETE FROM image_refs WHERE reference = ?1", [r])? == 1 {
+                if del.execute([r])? == 1 {
                     out.image_refs.push(r.clone());
                 }
             }
@@ -494,26 +514,37 @@ fn collect_in(tx: &Transaction<'_>, refs: RefSelection<'_>) -> Result<Collected>
         RefSelection::AllUnused => {
             out.image_refs = strings(
                 tx,
-                "DELETE FROM image_refs WHERE manifest_digest NOT IN (SELECT manifest_digest FROM uses)
-                 RETURNING reference",
-                [],
+                &format!(
+                    "DELETE FROM image_refs WHERE NOT EXISTS
+                        (SELECT 1 FROM uses u WHERE u.manifest_digest = image_refs.manifest_digest AND {LIVE_USE})
+                     RETURNING reference"
+                ),
+                [now],
             )?;
         }
     }
-    // Reachability: the roots are references and uses; everything else hangs off manifests.
+    // Reachability: the roots are references and unexpired uses; everything else hangs off
+    // manifests.
     out.manifests = strings(
         tx,
-        "SELECT digest FROM manifests m
-         WHERE NOT EXISTS (SELECT 1 FROM image_refs r WHERE r.manifest_digest = m.digest)
-           AND NOT EXISTS (SELECT 1 FROM uses u WHERE u.manifest_digest = m.digest)",
-        [],
+        &format!(
+            "SELECT digest FROM manifests m
+             WHERE NOT EXISTS (SELECT 1 FROM image_refs r WHERE r.manifest_digest = m.digest)
+               AND NOT EXISTS (SELECT 1 FROM uses u WHERE u.manifest_digest = m.digest AND {LIVE_USE})"
+        ),
+        [now],
     )?;
-    for m in &out.manifests {
-        tx.execute(
-            "DELETE FROM manifest_layers WHERE manifest_digest = ?1",
-            [m],
-        )?;
-        tx.execute("DELETE FROM manifests WHERE digest = ?1", [m])?;
+    {
+        let mut uses = tx.prepare_cached("DELETE FROM uses WHERE manifest_digest = ?1")?;
+        let mut layers =
+            tx.prepare_cached("DELETE FROM manifest_layers WHERE manifest_digest = ?1")?;
+        let mut manifests = tx.prepare_cached("DELETE FROM manifests WHERE digest = ?1")?;
+        for m in &out.manifests {
+            // Only expired uses can name a manifest that goes.
+            uses.execute([m])?;
+            layers.execute([m])?;
+            manifests.execute([m])?;
+        }
     }
     tx.execute(
         "DELETE FROM configs WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.config_digest = configs.digest)",
@@ -689,10 +720,10 @@ mod tests {
             ["b", "a"]
         );
         let dry = ix
-            .collect_garbage(RefSelection::These(&["a".into()]), true)
+            .collect_garbage(RefSelection::These(&["a".into()]), 0, true)
             .unwrap();
         let got = ix
-            .collect_garbage(RefSelection::These(&["a".into()]), false)
+            .collect_garbage(RefSelection::These(&["a".into()]), 0, false)
             .unwrap();
         assert_eq!(dry, got, "a dry run reports exactly what the real run does");
         assert_eq!(got.manifests, [d(1)]);
@@ -717,20 +748,25 @@ mod tests {
             reference: "a".into(),
             manifest_digest: d(1),
             since: 5,
+            expires_at: None,
         };
         assert_eq!(ix.add_use(&u, &["a".into()]).unwrap(), u);
-        let got = ix.collect_garbage(RefSelection::AllUnused, false).unwrap();
+        let got = ix
+            .collect_garbage(RefSelection::AllUnused, 0, false)
+            .unwrap();
         assert_eq!(got.image_refs, ["b"]);
         assert_eq!(got.manifests, [d(3)]);
         assert_eq!(ix.get("a").unwrap().unwrap().last_used_at, Some(5));
         // A snapshot keeps the manifest after its references go.
         let got = ix
-            .collect_garbage(RefSelection::These(&["a".into()]), false)
+            .collect_garbage(RefSelection::These(&["a".into()]), 0, false)
             .unwrap();
         assert!(got.manifests.is_empty());
         assert!(ix.remove_use("u1").unwrap());
         assert!(!ix.remove_use("u1").unwrap());
-        let got = ix.collect_garbage(RefSelection::AllUnused, false).unwrap();
+        let got = ix
+            .collect_garbage(RefSelection::AllUnused, 0, false)
+            .unwrap();
         assert_eq!(got.manifests, [d(1)]);
     }
 

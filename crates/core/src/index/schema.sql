@@ -69,6 +69,7 @@ CREATE TABLE image_refs (
 ) STRICT;
 CREATE INDEX image_refs_manifest ON image_refs (manifest_digest);
 CREATE INDEX image_refs_created ON image_refs (created_at DESC, reference);
+CREATE INDEX manifests_config ON manifests (config_digest);
 
 -- Sandboxes and snapshots holding a manifest: they pin it (and its config and layers).
 CREATE TABLE uses (
@@ -78,6 +79,7 @@ CREATE TABLE uses (
     reference       TEXT NOT NULL,
     manifest_digest TEXT NOT NULL REFERENCES manifests (digest),
     since           INTEGER NOT NULL,
+    expires_at      INTEGER,   -- NULL: never; an expired use no longer pins anything
     UNIQUE (holder_kind, holder_id, manifest_digest)
 ) STRICT;
 CREATE INDEX uses_manifest ON uses (manifest_digest);

@@ -1,0 +1,572 @@
+//! A streaming tar reader for layer conversion: POSIX ustar, GNU and PAX headers, read once,
+//! front to back, with nothing buffered beyond one entry's metadata.
+//!
+//! Written for fidelity rather than reused from the `tar` crate, whose PAX parser splits records
+//! at newlines: binary xattr values (a `security.capability` with a 0x0a byte) and names with
+//! newlines must survive. Handled: PAX `x` records by their length prefix (`path`, `linkpath`,
+//! `size`, `uid`, `gid`, `mtime` with nanoseconds, `SCHILY.xattr.*`, `SCHILY.devmajor/devminor`),
+//! GNU long names and link names (`L`, `K`), old GNU sparse files (`S`, holes read as zeros),
+//! base-256 numbers, and the ustar `prefix` field. Global PAX headers (`g`) are skipped. PAX
+//! sparse files (`GNU.sparse.*`) are refused as [`Error::Unsupported`].
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+use crate::error::{Error, Result};
+
+/// A tar block.
+pub const BLOCK: usize = 512;
+/// PAX record prefix carrying an xattr.
+const PAX_XATTR: &[u8] = b"SCHILY.xattr.";
+/// Largest metadata payload read into memory (a PAX header, a GNU long name); real ones are a
+/// few hundred bytes, big xattrs a few KiB.
+const MAX_META: u64 = 16 * 1024 * 1024;
+
+/// One PAX record: key and value.
+type PaxRecord = (Vec<u8>, Vec<u8>);
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Regular file (`0`, NUL, `7`, and GNU sparse `S`).
+    File,
+    /// Hard link (`1`).
+    Link,
+    /// Symbolic link (`2`).
+    Symlink,
+    /// Character device (`3`).
+    Char,
+    /// Block device (`4`).
+    Block,
+    /// Directory (`5`, GNU dump directory `D`).
+    Dir,
+    /// FIFO (`6`).
+    Fifo,
+}
+
+/// One tar entry with every extension applied.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Type.
+    pub kind: Kind,
+    /// Path as stored (not normalized).
+    pub path: Vec<u8>,
+    /// Link target (hard and symbolic links).
+    pub link: Vec<u8>,
+    /// Permission bits and higher bits as stored.
+    pub mode: u64,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+    /// Seconds and nanoseconds.
+    pub mtime: (i64, u32),
+    /// Device numbers.
+    pub dev: (u32, u32),
+    /// Xattrs from PAX records.
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Size of the file as extracted (the real size of a sparse file).
+    pub size: u64,
+    /// Data segments of a sparse file (offset, length), in order; `None` for a plain file.
+    pub sparse: Option<Vec<(u64, u64)>>,
+    /// Bytes of data stored in the archive for this entry.
+    stored: u64,
+}
+
+/// Reads entries from a tar stream.
+pub struct TarReader<R> {
+    inner: R,
+    /// Data bytes of the current entry not yet read, then its padding.
+    remaining: u64,
+    padding: u64,
+    ended: bool,
+}
+
+fn bad(what: impl Into<String>) -> Error {
+    Error::invalid_archive(format!("layer tar: {}", what.into()))
+}
+
+impl<R: Read> TarReader<R> {
+    /// Wraps a stream positioned at the first header.
+    pub fn new(inner: R) -> Self {
+        TarReader {
+            inner,
+            remaining: 0,
+            padding: 0,
+            ended: false,
+        }
+    }
+
+    /// The stream, for draining what follows the end of the archive.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// The next entry, or `None` at the end-of-archive marker (or a clean end of stream).
+    /// Unread data of the previous entry is skipped. Read errors are returned as
+    /// `Err(Err(io))` so the caller can tell a corrupt stream from a malformed header.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, ReadError> {
+        self.skip_rest()?;
+        if self.ended {
+            return Ok(None);
+        }
+        let mut pax: Vec<PaxRecord> = Vec::new();
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut long_link: Option<Vec<u8>> = None;
+        loop {
+            let mut header = [0u8; BLOCK];
+            if !self.read_block(&mut header)? {
+                // A stream that ends without the end-of-archive blocks (some writers stop
+                // there) ends the archive, unless metadata headers were left dangling.
+                if !pax.is_empty() || long_name.is_some() || long_link.is_some() {
+                    return Err(bad("archive ends after an extension header").into());
+                }
+                self.ended = true;
+                return Ok(None);
+            }
+            if header.iter().all(|b| *b == 0) {
+                self.ended = true;
+                return Ok(None);
+            }
+            check_checksum(&header)?;
+            let typeflag = header[156];
+            let size = number(&header[124..136], "size")?;
+            match typeflag {
+                b'x' => {
+                    let data = self.read_meta(size)?;
+                    pax.extend(parse_pax(&data)?);
+                    continue;
+                }
+                b'g' => {
+                    self.read_meta(size)?;
+                    continue;
+                }
+                b'L' => {
+                    long_name = Some(trim_nul(self.read_meta(size)?));
+                    continue;
+                }
+                b'K' => {
+                    long_link = Some(trim_nul(self.read_meta(size)?));
+                    continue;
+                }
+                _ => {}
+            }
+            let entry = self.build(&header, typeflag, size, pax, long_name, long_link)?;
+            self.remaining = entry.stored;
+            self.padding = pad(entry.stored);
+            return Ok(Some(entry));
+        }
+    }
+
+    fn build(
+        &mut self,
+        h: &[u8; BLOCK],
+        typeflag: u8,
+        size: u64,
+        pax: Vec<PaxRecord>,
+        long_name: Option<Vec<u8>>,
+        long_link: Option<Vec<u8>>,
+    ) -> Result<Entry, ReadError> {
+        let kind = match typeflag {
+            b'0' | 0 | b'7' | b'S' => Kind::File,
+            b'1' => Kind::Link,
+            b'2' => Kind::Symlink,
+            b'3' => Kind::Char,
+            b'4' => Kind::Block,
+            b'5' | b'D' => Kind::Dir,
+            b'6' => Kind::Fifo,
+            other => {
+                return Err(Error::Unsupported {
+                    what: format!("tar entry type {:?}", other as char),
+                }
+                .into());
+            }
+        };
+        let posix = &h[257..263] == b"ustar\0";
+        let mut path = field(&h[0..100]).to_vec();
+        if posix && h[345] != 0 {
+            let mut full = field(&h[345..500]).to_vec();
+            full.push(b'/');
+            full.extend_from_slice(&path);
+            path = full;
+        }
+        let mut entry = Entry {
+            kind,
+            path: long_name.unwrap_or(path),
+            link: long_link.unwrap_or_else(|| field(&h[157..257]).to_vec()),
+            mode: number(&h[100..108], "mode")?,
+            uid: number(&h[108..116], "uid")?,
+            gid: number(&h[116..124], "gid")?,
+            mtime: (signed(&h[136..148], "mtime")?, 0),
+            dev: (0, 0),
+            xattrs: BTreeMap::new(),
+            size,
+            sparse: None,
+            stored: size,
+        };
+        if matches!(kind, Kind::Char | Kind::Block) {
+            entry.dev = (
+                u32::try_from(number(&h[329..337], "devmajor")?).map_err(|_| bad("devmajor"))?,
+                u32::try_from(number(&h[337..345], "devminor")?).map_err(|_| bad("devminor"))?,
+            );
+        }
+        for (key, value) in pax {
+            match key.as_slice() {
+                b"path" => entry.path = value,
+                b"linkpath" => entry.link = value,
+                b"size" => {
+                    let v = decimal(&value, "size")?;
+                    entry.size = v;
+                    entry.stored = v;
+                }
+                b"uid" => entry.uid = decimal(&value, "uid")?,
+                b"gid" => entry.gid = decimal(&value, "gid")?,
+                b"mtime" => entry.mtime = super::layer::parse_pax_time(&value)?,
+                b"SCHILY.devmajor" => {
+                    entry.dev.0 =
+                        u32::try_from(decimal(&value, "devmajor")?).map_err(|_| bad("devmajor"))?;
+                }
+                b"SCHILY.devminor" => {
+                    entry.dev.1 =
+                        u32::try_from(decimal(&value, "devminor")?).map_err(|_| bad("devminor"))?;
+                }
+                k if k.starts_with(b"GNU.sparse.") => {
+                    return Err(Error::Unsupported {
+                        what: "PAX-format sparse files (GNU.sparse records); write the layer with GNU format sparse files".into(),
+                    }
+                    .into());
+                }
+                k => {
+                    if let Some(name) = k.strip_prefix(PAX_XATTR) {
+                        entry.xattrs.insert(name.to_vec(), value);
+                    }
+                }
+            }
+        }
+        if typeflag == b'S' {
+            self.read_sparse_map(h, &mut entry)?;
+        }
+        if !matches!(kind, Kind::File) {
+            // Links, directories and devices store no data (a GNU dump directory's listing
+            // is skipped).
+            entry.size = 0;
+        }
+        Ok(entry)
+    }
+
+    /// Reads an old GNU sparse map: four slots in the header, more in extension blocks.
+    fn read_sparse_map(&mut self, h: &[u8; BLOCK], entry: &mut Entry) -> Result<(), ReadError> {
+        let mut map = Vec::new();
+        let mut push = |slot: &[u8]| -> Result<(), ReadError> {
+            if slot.iter().all(|b| *b == 0) {
+                return Ok(());
+            }
+            map.push((
+                number(&slot[..12], "sparse offset")?,
+                number(&slot[12..24], "sparse length")?,
+            ));
+            Ok(())
+        };
+        for i in 0..4 {
+            push(&h[386 + i * 24..386 + (i + 1) * 24])?;
+        }
+        let mut extended = h[482] != 0;
+        while extended {
+            let mut block = [0u8; BLOCK];
+            if !self.read_block(&mut block)? {
+                return Err(bad("sparse map is truncated").into());
+            }
+            for i in 0..21 {
+                push(&block[i * 24..(i + 1) * 24])?;
+            }
+            extended = block[504] != 0;
+        }
+        let real = number(&h[483..495], "sparse real size")?;
+        let mut end = 0u64;
+        let mut stored = 0u64;
+        for (offset, len) in &map {
+            if *offset < end {
+                return Err(bad("sparse map is out of order").into());
+            }
+            end = offset
+                .checked_add(*len)
+                .ok_or_else(|| bad("sparse map overflows"))?;
+            stored += len;
+        }
+        if end > real || stored != entry.stored {
+            return Err(bad("sparse map does not match the entry's sizes").into());
+        }
+        entry.size = real;
+        entry.sparse = Some(map);
+        Ok(())
+    }
+
+    /// Reads up to `buf.len()` bytes of the current entry's stored data; 0 at its end.
+    pub fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the stream ends inside an entry's data",
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+
+    /// Skips the current entry's unread data (which must be there) and its padding (which
+    /// may be cut short at the very end of the stream: umoci 0.4 writes layers that end
+    /// without the last padding and the end-of-archive blocks, and tar tools accept them).
+    fn skip_rest(&mut self) -> Result<(), ReadError> {
+        if self.remaining > 0 {
+            let skip = self.remaining;
+            let copied = io::copy(&mut (&mut self.inner).take(skip), &mut io::sink())?;
+            if copied != skip {
+                return Err(ReadError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the stream ends inside an entry's data",
+                )));
+            }
+            self.remaining = 0;
+        }
+        if self.padding > 0 {
+            let skip = self.padding;
+            let copied = io::copy(&mut (&mut self.inner).take(skip), &mut io::sink())?;
+            self.padding = 0;
+            if copied != skip {
+                if copied == 0 {
+                    self.ended = true;
+                } else {
+                    return Err(ReadError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the stream ends inside an entry's padding",
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one block; `false` at a clean end of stream before it.
+    fn read_block(&mut self, block: &mut [u8; BLOCK]) -> Result<bool, ReadError> {
+        let mut filled = 0;
+        while filled < BLOCK {
+            match self.inner.read(&mut block[filled..]) {
+                Ok(0) if filled == 0 => return Ok(false),
+                Ok(0) => {
+                    return Err(ReadError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the stream ends inside a header",
+                    )));
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads a metadata payload (and its padding).
+    fn read_meta(&mut self, size: u64) -> Result<Vec<u8>, ReadError> {
+        if size > MAX_META {
+            return Err(bad(format!("extension header of {size} bytes")).into());
+        }
+        let mut data = vec![0u8; size as usize];
+        self.inner.read_exact(&mut data)?;
+        self.remaining = 0;
+        self.padding = pad(size);
+        self.skip_rest()?;
+        Ok(data)
+    }
+}
+
+/// An error while reading: the stream (the caller tells corrupt input from a failing file)
+/// or anything else.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Reading the stream failed.
+    Io(io::Error),
+    /// Malformed or unsupported content.
+    Other(Error),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+impl From<Error> for ReadError {
+    fn from(e: Error) -> Self {
+        ReadError::Other(e)
+    }
+}
+
+fn pad(n: u64) -> u64 {
+    (BLOCK as u64 - n % BLOCK as u64) % BLOCK as u64
+}
+
+/// A NUL-terminated header field.
+fn field(b: &[u8]) -> &[u8] {
+    let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
+    &b[..end]
+}
+
+fn trim_nul(mut v: Vec<u8>) -> Vec<u8> {
+    while v.last() == Some(&0) {
+        v.pop();
+    }
+    v
+}
+
+/// POSIX header checksum: the byte sum with the checksum field read as spaces (some old
+/// writers summed signed bytes; both are accepted).
+fn check_checksum(h: &[u8; BLOCK]) -> Result<(), Error> {
+    let stored = number(&h[148..156], "checksum")?;
+    let mut unsigned: u64 = 0;
+    let mut signed: i64 = 0;
+    for (i, b) in h.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { *b };
+        unsigned += u64::from(b);
+        signed += i64::from(b as i8);
+    }
+    if stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed) {
+        Ok(())
+    } else {
+        Err(bad("header checksum mismatch (not a tar, or corrupt)"))
+    }
+}
+
+/// A numeric field: octal digits padded with spaces or NULs (blank reads as 0), or GNU
+/// base-256 (first byte 0x80).
+fn number(b: &[u8], what: &str) -> Result<u64, Error> {
+    if b.first().is_some_and(|c| c & 0x80 != 0) {
+        if b[0] == 0xff {
+            return Err(bad(format!("negative {what}")));
+        }
+        let mut v: u64 = u64::from(b[0] & 0x7f);
+        for c in &b[1..] {
+            v = v
+                .checked_mul(256)
+                .and_then(|v| v.checked_add(u64::from(*c)))
+                .ok_or_else(|| bad(format!("{what} overflows")))?;
+        }
+        return Ok(v);
+    }
+    let text: Vec<u8> = b
+        .iter()
+        .copied()
+        .skip_while(|c| *c == b' ')
+        .take_while(|c| *c != 0 && *c != b' ')
+        .collect();
+    if text.is_empty() {
+        return Ok(0);
+    }
+    let s = std::str::from_utf8(&text).map_err(|_| bad(format!("{what} is not a number")))?;
+    u64::from_str_radix(s, 8).map_err(|_| bad(format!("{what} is not a number")))
+}
+
+/// mtime may be negative in base-256.
+fn signed(b: &[u8], what: &str) -> Result<i64, Error> {
+    if b.first() == Some(&0xff) {
+        let mut v: i64 = -1;
+        for c in &b[1..] {
+            v = v
+                .checked_mul(256)
+                .ok_or_else(|| bad(format!("{what} overflows")))?
+                | i64::from(*c);
+        }
+        return Ok(v);
+    }
+    i64::try_from(number(b, what)?).map_err(|_| bad(format!("{what} overflows")))
+}
+
+fn decimal(v: &[u8], what: &str) -> Result<u64, Error> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(format!("PAX {what} is not a number")))
+}
+
+/// Parses PAX records: `<len> <key>=<value>\n`, where `len` counts the whole record, so values
+/// may hold any byte, newlines included.
+fn parse_pax(mut data: &[u8]) -> Result<Vec<PaxRecord>, Error> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        if data.iter().all(|b| *b == 0) {
+            break;
+        }
+        let space = data
+            .iter()
+            .position(|b| *b == b' ')
+            .ok_or_else(|| bad("malformed PAX record"))?;
+        let len: usize = std::str::from_utf8(&data[..space])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|len| *len > space + 1 && *len <= data.len())
+            .ok_or_else(|| bad("malformed PAX record length"))?;
+        let record = &data[space + 1..len];
+        let record = record
+            .strip_suffix(b"\n")
+            .ok_or_else(|| bad("PAX record does not end with a newline"))?;
+        let eq = record
+            .iter()
+            .position(|b| *b == b'=')
+            .ok_or_else(|| bad("PAX record without '='"))?;
+        out.push((record[..eq].to_vec(), record[eq + 1..].to_vec()));
+        data = &data[len..];
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_values_may_hold_newlines_and_any_byte() {
+        let value = b"a\nb\xff\x00c";
+        let key = b"SCHILY.xattr.user.x";
+        let body_len = key.len() + 1 + value.len() + 1;
+        // The length counts its own digits, the space, and the record.
+        let mut len = body_len + 2;
+        while len != body_len + 1 + len.to_string().len() {
+            len = body_len + 1 + len.to_string().len();
+        }
+        let mut rec = format!("{len} ").into_bytes();
+        rec.extend_from_slice(key);
+        rec.push(b'=');
+        rec.extend_from_slice(value);
+        rec.push(b'\n');
+        assert_eq!(rec.len(), len);
+        let parsed = parse_pax(&rec).unwrap();
+        assert_eq!(parsed, [(key.to_vec(), value.to_vec())]);
+        assert!(parse_pax(b"99 path=x\n").is_err());
+        assert!(parse_pax(b"8 path=x\n").is_err(), "length one short");
+        assert_eq!(
+            parse_pax(b"9 path=x\n").unwrap(),
+            [(b"path".to_vec(), b"x".to_vec())]
+        );
+    }
+
+    #[test]
+    fn numbers_octal_blank_and_base256() {
+        assert_eq!(number(b"0000755\0", "m").unwrap(), 0o755);
+        assert_eq!(number(b"   755 \0", "m").unwrap(), 0o755);
+        assert_eq!(number(b"\0\0\0\0\0\0\0\0", "m").unwrap(), 0);
+        assert_eq!(
+            number(&[0x80, 0, 0, 0, 0, 0x01, 0x11, 0x70], "uid").unwrap(),
+            70000
+        );
+        assert!(number(b"12x4\0", "m").is_err());
+        assert_eq!(signed(&[0xff; 12], "mtime").unwrap(), -1);
+    }
+}
