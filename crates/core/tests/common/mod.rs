@@ -19,6 +19,10 @@
     reason = "fixture failures should fail the test loudly"
 )]
 
+pub mod disk;
+pub mod oracles;
+pub mod tree;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
