@@ -1,11 +1,13 @@
 //! Fidelity of layer conversion (`erofs::convert_layer`, issue 3), proven with real readers.
 //!
-//! Every fixture is a layer tar built here, entry by entry. It is converted (plain, gzip and zstd
-//! blobs), `fsck.erofs` must accept the image, and two readings of the image must equal the
-//! expected tree ([`common::tree`]): the kernel's (a loop mount, as root) and
-//! `fsck.erofs --extract`'s (as far as erofs-utils 1.5 restores metadata). The expected tree is
-//! what GNU tar extracts from the same tar, with the OCI whiteout translation applied; fixtures
-//! whose rules GNU tar does not share (duplicates, `..`, absolute names) are built by hand.
+//! Every fixture is a layer tar built here, entry by entry (or written by GNU tar in each of its
+//! formats). It is converted (plain, gzip and zstd blobs), `fsck.erofs` must accept the image,
+//! and two readings of the image must equal the expected tree ([`common::tree`]): the kernel's
+//! (a loop mount, as root) and `fsck.erofs --extract`'s (as far as erofs-utils 1.5 restores
+//! metadata). The expected tree is what GNU tar extracts from the same tar, with the OCI
+//! whiteout translation applied; fixtures whose rules GNU tar does not share (duplicates, `..`,
+//! absolute names) or that ext4 cannot hold (xattrs over a block) are built by hand.
+//! `dump.erofs` checks layout choices (inode sizes, inline or plain data, block alignment).
 //!
 //! Further tests stack converted layers with overlayfs against `umoci unpack`, convert a layer
 //! umoci writes from real Debian packages, and check the error codes of bad input.
@@ -21,6 +23,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -56,6 +59,9 @@ enum Long {
     Gnu,
     /// PAX `path`/`linkpath` records (ustar header), also for names that are not ASCII.
     Pax,
+    /// The ustar `prefix` field (up to 155 bytes before a `/`) and `name` (up to 100 after it),
+    /// as Go's archive/tar and GNU tar `--format=ustar` write names up to 256 bytes.
+    Ustar,
 }
 
 /// One tar entry, with every field a layer can carry.
@@ -141,6 +147,10 @@ impl TarEntry {
     }
     fn pax(mut self) -> Self {
         self.long = Long::Pax;
+        self
+    }
+    fn ustar(mut self) -> Self {
+        self.long = Long::Ustar;
         self
     }
     fn pax_ids(mut self) -> Self {
@@ -235,6 +245,7 @@ impl LayerTar {
                     self.gnu_long(tar::EntryType::GNULongLink, link.unwrap());
                 }
             }
+            Long::Ustar => assert!(!long_link, "ustar link names fit 100 bytes"),
         }
         if !pax.is_empty() {
             self.builder
@@ -243,12 +254,22 @@ impl LayerTar {
         }
         let mut h = match e.long {
             Long::Gnu => tar::Header::new_gnu(),
-            Long::Pax => tar::Header::new_ustar(),
+            Long::Pax | Long::Ustar => tar::Header::new_ustar(),
         };
+        let mut name = e.name.as_slice();
+        if e.long == Long::Ustar && long_name {
+            // Split at the last `/` that leaves at most 100 bytes after it.
+            let at = (0..name.len())
+                .filter(|&i| name[i] == b'/' && i <= 155 && name.len() - i - 1 <= 100)
+                .max()
+                .unwrap_or_else(|| panic!("{} does not fit ustar", name.escape_ascii()));
+            h.as_ustar_mut().unwrap().prefix[..at].copy_from_slice(&name[..at]);
+            name = &name[at + 1..];
+        }
         {
             let old = h.as_old_mut();
-            let n = e.name.len().min(100);
-            old.name[..n].copy_from_slice(&e.name[..n]);
+            let n = name.len().min(100);
+            old.name[..n].copy_from_slice(&name[..n]);
             if let Some(l) = link {
                 let n = l.len().min(100);
                 old.linkname[..n].copy_from_slice(&l[..n]);
@@ -953,6 +974,23 @@ fn long_deep_and_odd_names() {
             "long non-UTF-8",
         ),
         TarEntry::hardlink(b"names/hl\xe9", b"names/caf\xe9"),
+        // ustar prefix + name.
+        TarEntry::dir(format!("names/{}", "u".repeat(95))).ustar(),
+        TarEntry::file(
+            format!("names/{}/{}", "u".repeat(95), "v".repeat(100)),
+            "ustar",
+        )
+        .ustar(),
+        TarEntry::file(
+            [b"names/".as_slice(), &[b'\xe0'; 100], b"/", &[b'\xe1'; 90]].concat(),
+            "ustar, not UTF-8",
+        )
+        .ustar(),
+        TarEntry::hardlink(
+            format!("names/{}/{}", "u".repeat(95), "h".repeat(80)),
+            "names/sp ace",
+        )
+        .ustar(),
     ];
     for i in 30..60 {
         let dir: String = (0..=i).map(|j| format!("level{j:02}/")).collect();
@@ -1162,6 +1200,344 @@ fn gnu_sparse_files() {
     check_against("GNU sparse", &tar, entries, &expected, &[Compression::Gzip]);
 }
 
+/// A folder with what each tar format can hold, made on disk: the tars GNU tar writes from it
+/// are the layers. `rich` adds what only the GNU and PAX formats hold (names over 256 bytes,
+/// long link targets, ids over 2097151, mtimes before 1970), `xattrs` what only PAX holds.
+fn make_source(root: &Path, rich: bool, xattrs: bool) {
+    let touch = |path: &Path, time: &str| {
+        run(Command::new("touch").args(["-h", "-d", time]).arg(path));
+    };
+    let d = |p: &str| root.join(p);
+    fs::create_dir_all(d("dir/sub")).unwrap();
+    fs::write(d("dir/small"), "small file\n").unwrap();
+    fs::write(d("dir/sub/big"), pattern(200_000, 5)).unwrap();
+    fs::write(d("empty"), "").unwrap();
+    fs::write(d("setuid"), "s").unwrap();
+    fs::set_permissions(d("setuid"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::create_dir(d("sticky")).unwrap();
+    fs::set_permissions(d("sticky"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::hard_link(d("dir/small"), d("hardlink")).unwrap();
+    std::os::unix::fs::symlink("dir/small", d("symlink")).unwrap();
+    std::os::unix::fs::chown(d("dir/small"), Some(1000), Some(100)).unwrap();
+    // Paths ustar splits into prefix and name (up to 215 bytes).
+    let ustar_dir = d(&format!("{}/{}", "p".repeat(60), "q".repeat(60)));
+    fs::create_dir_all(&ustar_dir).unwrap();
+    fs::write(ustar_dir.join("f".repeat(90)), "in a long path").unwrap();
+    run(Command::new("mkfifo").arg(d("fifo")));
+    run(Command::new("mknod").arg(d("null")).args(["c", "1", "3"]));
+    run(Command::new("mknod")
+        .arg(d("disk"))
+        .args(["b", "259", "70000"]));
+    if rich {
+        let long_dir = d(&"L".repeat(200));
+        fs::create_dir(&long_dir).unwrap();
+        fs::write(long_dir.join("n".repeat(150)), "in a 357-byte path").unwrap();
+        std::os::unix::fs::symlink("t/".repeat(1500), d("long_link")).unwrap();
+        fs::write(d("big_ids"), "b").unwrap();
+        std::os::unix::fs::chown(d("big_ids"), Some(3_000_000), Some(4_000_000)).unwrap();
+        fs::write(d("before_1970"), "old").unwrap();
+        touch(&d("before_1970"), "@-86401");
+        fs::write(d("name\nwith newline"), "nl").unwrap();
+    }
+    if xattrs {
+        xattr::set(d("dir/small"), "user.comment", b"line one\nline two").unwrap();
+        xattr::set(d("dir"), "trusted.dir", b"on a dir").unwrap();
+        xattr::set(d("setuid"), "security.capability", &capability()).unwrap();
+    }
+    for (i, p) in [
+        "dir/small",
+        "dir/sub/big",
+        "empty",
+        "setuid",
+        "fifo",
+        "symlink",
+    ]
+    .iter()
+    .enumerate()
+    {
+        touch(&d(p), &format!("@1700000000.{:09}", 123_456_789 + i * 1111));
+    }
+    for p in ["dir/sub", "dir", "sticky", ""] {
+        touch(&d(p), "@1650000000.5");
+    }
+}
+
+/// Layers as GNU tar writes them in each of its formats, converted and read back: the kernel
+/// mount equals GNU tar's own extraction and the folder the tar was made from (at the
+/// format's mtime precision).
+#[test]
+fn gnu_tar_formats() {
+    if !tools() || !require_root("making device nodes and owners for GNU tar") {
+        return;
+    }
+    // (format, rich, xattrs, nanosecond mtimes)
+    let formats = [
+        ("v7", false, false, false),
+        ("ustar", false, false, false),
+        ("oldgnu", true, false, false),
+        ("gnu", true, false, false),
+        ("posix", true, true, true),
+    ];
+    for (format, rich, xattrs, nanos) in formats {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir(&src).unwrap();
+        make_source(&src, rich, xattrs);
+        let tar_path = tmp.path().join("layer.tar");
+        let mut cmd = Command::new("tar");
+        cmd.arg(format!("--format={format}"))
+            .args(["--numeric-owner", "-cf"])
+            .arg(&tar_path);
+        if xattrs {
+            cmd.args(["--xattrs", "--xattrs-include=*"]);
+        }
+        let out = cmd.arg("-C").arg(&src).arg(".").output().unwrap();
+        // v7 has no type for devices and fifos, nor room for names over 99 bytes: GNU tar
+        // skips those with a warning (exit 2).
+        let long_ustar = format!("{}/{}", "p".repeat(60), "q".repeat(60));
+        let skipped: BTreeSet<&str> = if format == "v7" {
+            ["fifo", "null", "disk", &long_ustar].into()
+        } else {
+            assert!(out.status.success(), "tar --format={format}: {out:?}");
+            BTreeSet::new()
+        };
+        let tar = fs::read(&tar_path).unwrap();
+        let mut source = scan(&src);
+        for p in &skipped {
+            source.remove_tree(p);
+        }
+        source.fix_nlinks();
+        let explicit: BTreeSet<PathBuf> = source
+            .entries
+            .iter()
+            .filter(|(_, e)| e.is_dir())
+            .map(|(p, _)| p.clone())
+            .collect();
+        let expected = expected_from_tar(&tar, &explicit);
+        let conv = convert(&tar, Compression::Gzip);
+        let name = format!("GNU tar --format={format}");
+        verify(&name, &conv, &expected, CompareOptions::default());
+        if !nanos {
+            for e in source.entries.values_mut() {
+                e.mtime_nsec = 0;
+            }
+        }
+        if require_root("mounting EROFS images") {
+            let mnt = mount_erofs(&conv.image);
+            let opts = CompareOptions::labeled(&format!("{name}: source folder vs kernel mount"));
+            compare(&source, &scan(mnt.path()), &opts);
+        }
+    }
+}
+
+/// Appends an entry whose PAX records and header say different things, raw.
+fn append_raw(
+    b: &mut tar::Builder<Vec<u8>>,
+    records: &[(&str, &[u8])],
+    name: &[u8],
+    kind: tar::EntryType,
+    header_size: u64,
+    link: &[u8],
+    data: &[u8],
+) {
+    if !records.is_empty() {
+        b.append_pax_extensions(records.iter().copied()).unwrap();
+    }
+    let mut h = tar::Header::new_ustar();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+    h.set_mode(0o644);
+    h.set_uid(123);
+    h.set_gid(456);
+    h.set_mtime(1_000_000_000);
+    h.set_entry_type(kind);
+    h.set_size(header_size);
+    h.set_cksum();
+    // The builder writes `data` whatever the header's size says, padded to a block.
+    b.append(&h, data).unwrap();
+}
+
+/// PAX records override the header (POSIX): `size`, `uid`, `gid`, `mtime`, `path`, `linkpath`.
+#[test]
+fn pax_records_override_the_header() {
+    if !tools() {
+        return;
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    let data = pattern(5000, 11);
+    append_raw(
+        &mut b,
+        &[("size", b"5000")],
+        b"sized",
+        tar::EntryType::Regular,
+        0,
+        b"",
+        &data,
+    );
+    append_raw(
+        &mut b,
+        &[
+            ("uid", b"5000000"),
+            ("gid", b"70000"),
+            ("mtime", b"1700000000.5"),
+        ],
+        b"owned",
+        tar::EntryType::Regular,
+        1,
+        b"",
+        b"o",
+    );
+    append_raw(
+        &mut b,
+        &[("path", b"renamed"), ("linkpath", b"real-target")],
+        b"header-name",
+        tar::EntryType::Symlink,
+        0,
+        b"header-target",
+        b"",
+    );
+    append_raw(
+        &mut b,
+        &[("path", b"dir/file")],
+        b"ignored",
+        tar::EntryType::Regular,
+        2,
+        b"",
+        b"df",
+    );
+    let tar = b.into_inner().unwrap();
+    let expected = expected_from_tar(&tar, &BTreeSet::new());
+    let sized = expected.get("sized").unwrap();
+    assert_eq!(sized.size, 5000, "oracle: GNU tar honours PAX size");
+    assert_eq!(expected.get("owned").unwrap().uid, 5_000_000, "oracle");
+    check_against("PAX overrides", &tar, 4, &expected, &[Compression::None]);
+}
+
+/// `git archive` starts its tars with a global PAX header holding the commit id.
+#[test]
+fn global_pax_header_is_skipped() {
+    if !tools() {
+        return;
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    let record = b"52 comment=0123456789abcdef0123456789abcdef01234567\n";
+    let mut h = tar::Header::new_ustar();
+    h.as_old_mut().name[..17].copy_from_slice(b"pax_global_header");
+    h.set_mode(0o666);
+    h.set_entry_type(tar::EntryType::XGlobalHeader);
+    h.set_size(record.len() as u64);
+    h.set_cksum();
+    b.append(&h, record.as_slice()).unwrap();
+    let mut layer = LayerTar {
+        builder: b,
+        entries: 0,
+        explicit_dirs: BTreeSet::new(),
+    };
+    layer
+        .add(&TarEntry::dir("repo"))
+        .add(&TarEntry::file("repo/README", "readme\n"));
+    check_fixture("global PAX header", layer, &[Compression::Gzip]);
+}
+
+/// Docker images carry empty layers (the 1024 zero bytes of an empty tar, usually gzipped):
+/// an image holding only the root.
+#[test]
+fn empty_layer() {
+    if !tools() {
+        return;
+    }
+    let conv = check_fixture("empty layer", LayerTar::new(), ALL);
+    assert_eq!(conv.layer.tar_size, 1024);
+}
+
+/// Blobs of several gzip members or zstd frames (parallel compressors write them) are one
+/// stream.
+#[test]
+fn multi_member_gzip_and_multi_frame_zstd() {
+    if !tools() {
+        return;
+    }
+    let layer = LayerTar::with([
+        TarEntry::dir("m"),
+        TarEntry::file("m/a", pattern(30_000, 1)),
+        TarEntry::file("m/b", pattern(30_000, 2)),
+    ]);
+    let (tar, entries, explicit) = layer.finish();
+    let expected = expected_from_tar(&tar, &explicit);
+    let cuts = [1, 512, 20_000, tar.len() - 1];
+    let mut gz = Vec::new();
+    let mut zst = Vec::new();
+    let mut at = 0;
+    for cut in cuts.into_iter().chain([tar.len()]) {
+        gz.extend(Compression::Gzip.apply(&tar[at..cut]));
+        zst.extend(Compression::Zstd.apply(&tar[at..cut]));
+        at = cut;
+    }
+    for (what, blob) in [("gzip members", gz), ("zstd frames", zst)] {
+        let conv = convert_blob(&tar, &blob, true);
+        assert_eq!(conv.layer.entries, entries);
+        verify(what, &conv, &expected, CompareOptions::default());
+    }
+}
+
+/// More xattrs than a block holds on one inode (three 3000-byte values; 300 names, 255 of
+/// them shared at most), built by hand: ext4, where GNU tar extracts, cannot hold them.
+#[test]
+fn xattrs_beyond_one_block() {
+    if !tools() {
+        return;
+    }
+    let big = |i: u64| no_newlines(pattern(3000, 20 + i));
+    let many = |mut e: TarEntry| {
+        for i in 0..300 {
+            e = e.xattr(&format!("user.s{i:03}"), format!("shared value {i}"));
+        }
+        e
+    };
+    let layer = LayerTar::with([
+        TarEntry::file("big3", "b")
+            .xattr("user.big1", big(1))
+            .xattr("user.big2", big(2))
+            .xattr("trusted.big3", big(3)),
+        many(TarEntry::file("s1", "1")),
+        many(TarEntry::file("s2", "2")),
+        many(TarEntry::dir("d")),
+        TarEntry::file("d/c", "c"),
+    ]);
+    let (tar, entries, _) = layer.finish();
+    let with_many = |mut e: Entry| {
+        for i in 0..300 {
+            e = e.xattr(
+                &format!("user.s{i:03}"),
+                format!("shared value {i}").as_bytes(),
+            );
+        }
+        e.mtime(MTIME, 0)
+    };
+    let mut t = Tree::new();
+    t.insert("", Entry::dir(0o755))
+        .insert(
+            "big3",
+            Entry::file(b"b", 0o644)
+                .mtime(MTIME, 0)
+                .xattr("user.big1", &big(1))
+                .xattr("user.big2", &big(2))
+                .xattr("trusted.big3", &big(3)),
+        )
+        .insert("s1", with_many(Entry::file(b"1", 0o644)))
+        .insert("s2", with_many(Entry::file(b"2", 0o644)))
+        .insert("d", with_many(Entry::dir(0o755)))
+        .insert("d/c", Entry::file(b"c", 0o644).mtime(MTIME, 0));
+    t.fix_nlinks();
+    check_against(
+        "xattrs beyond a block",
+        &tar,
+        entries,
+        &t,
+        &[Compression::Zstd],
+    );
+}
+
 /// Every fixture feature in one layer, converted from all three compressions, compared through
 /// `dump.erofs --ls` too: an independent reading of the directory entries.
 #[test]
@@ -1212,11 +1588,11 @@ fn dump_erofs_listing_matches() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known gaps: fidelity bugs pinned by failing tests.
+// Regressions: fidelity bugs these tests found in the first converter.
 
 /// Linux gives every symlink permissions 0777 (tar, umoci and `fsck.erofs --extract` all make
-/// them so), whatever mode a tar header states; a converted image must too, or the kernel
-/// mount shows `lrw-r--r--` where every extractor shows `lrwxrwxrwx`.
+/// them so), whatever mode a tar header states; a converted image must too. What broke: the
+/// header's mode was stored, so the kernel mount showed `lrw-r--r--`.
 #[test]
 fn symlink_permissions_are_0777_whatever_the_header_says() {
     if !tools() {
@@ -1233,7 +1609,8 @@ fn symlink_permissions_are_0777_whatever_the_header_says() {
 /// PAX records are length-prefixed, so a value may hold any byte, newlines included: binary
 /// xattrs (a `security.capability` permitting CAP_DAC_OVERRIDE and CAP_FOWNER has the byte
 /// 0x0a), text xattrs, and names (Go's archive/tar writes a PAX `path` for every name that is
-/// not ASCII). GNU tar extracts all three.
+/// not ASCII). GNU tar extracts all three. What broke: the `tar` crate splits PAX records at
+/// newlines, and the whole layer failed with `INVALID_ARCHIVE` ("malformed pax extension").
 #[test]
 fn pax_records_may_hold_newlines() {
     if !tools() {
@@ -1251,6 +1628,8 @@ fn pax_records_may_hold_newlines() {
 
 /// An upper layer deleting a file whose name is 252 to 255 bytes long carries `.wh.<name>`, a
 /// tar member name of up to 259 bytes; the whiteout it becomes is named `<name>`, which fits.
+/// What broke: the 255-byte limit was applied to the member name, so such a layer failed
+/// with `INVALID_ARCHIVE`.
 #[test]
 fn whiteout_of_a_255_byte_name() {
     if !tools() {
@@ -1345,6 +1724,28 @@ fn bad_input_error_codes() {
         ])
         .unwrap();
         let (h, data) = raw_entry(b"GNUSparseFile.0/sparse", &[b'0'; 512]);
+        b.append(&h, data.as_slice()).unwrap();
+        b.into_inner().unwrap()
+    };
+    let pax_only = {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("path", b"x".as_slice())])
+            .unwrap();
+        b.into_inner().unwrap()[..1024].to_vec()
+    };
+    let gnu_long_cut = {
+        let t = long(300, Long::Gnu);
+        t[..512 + 100].to_vec()
+    };
+    let bad_pax_len = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::XHeader);
+        let record = b"99 path=x\n";
+        h.set_size(record.len() as u64);
+        h.set_cksum();
+        b.append(&h, record.as_slice()).unwrap();
+        let (h, data) = raw_entry(b"f", b"x");
         b.append(&h, data.as_slice()).unwrap();
         b.into_inner().unwrap()
     };
@@ -1470,6 +1871,78 @@ fn bad_input_error_codes() {
             "INVALID_ARCHIVE",
         ),
         ("empty blob", Vec::new(), none.clone(), "INVALID_ARCHIVE"),
+        (
+            "stream ends after a PAX header",
+            pax_only.clone(),
+            none.clone(),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "stream ends inside a GNU long name",
+            gnu_long_cut,
+            none.clone(),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "PAX record with a wrong length",
+            bad_pax_len,
+            none.clone(),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "NUL in a PAX path",
+            LayerTar::with([TarEntry::file(b"a\0b\xff", "x").pax()])
+                .finish()
+                .0,
+            none.clone(),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "uid over 32 bits",
+            LayerTar::with([TarEntry::file("f", "x").owner(1 << 32, 0).pax_ids()])
+                .finish()
+                .0,
+            none.clone(),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "a file naming the root",
+            LayerTar::with([TarEntry::file("./", "x")]).finish().0,
+            none.clone(),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "256-byte directory name",
+            LayerTar::with([TarEntry::file(format!("{}/f", "d".repeat(256)), "x")])
+                .finish()
+                .0,
+            none.clone(),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "whiteout of a 256-byte name",
+            LayerTar::with([TarEntry::file(format!(".wh.{}", "w".repeat(256)), "")])
+                .finish()
+                .0,
+            none.clone(),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "symlink target of 4096 bytes",
+            LayerTar::with([TarEntry::symlink("l", "t".repeat(4096))])
+                .finish()
+                .0,
+            none.clone(),
+            "INVALID_ARCHIVE",
+        ),
+        (
+            "xattr outside EROFS's namespaces",
+            LayerTar::with([TarEntry::file("f", "x").xattr("foo.bar", "1")])
+                .finish()
+                .0,
+            none.clone(),
+            "UNSUPPORTED",
+        ),
         ("PAX sparse file", pax_sparse, none.clone(), "UNSUPPORTED"),
     ];
     let mut failures = Vec::new();
@@ -1636,7 +2109,8 @@ fn overlay_stack_matches_umoci_unpack() {
     check_stack("two layers", &[lower, upper], &["redo", "implicit_above"]);
 }
 
-/// The lower layer's name is 253 bytes; the upper layer deletes it (`.wh.` + 253 bytes).
+/// The lower layer's name is 253 bytes; the upper layer deletes it (`.wh.` + 253 bytes, a
+/// member name the first converter refused).
 #[test]
 fn overlay_whiteout_of_a_long_name() {
     if !tools() || !require_tool("umoci") || !require_root("mounting EROFS and overlay") {
