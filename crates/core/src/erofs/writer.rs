@@ -5,8 +5,9 @@
 //! writer lays out everything else after it:
 //!
 //! ```text
-//! block 0                 superblock at byte 1024, then the device table
+//! block 0                 superblock at byte 1024, then the device table if it fits
 //! blocks 1..D             file data (written by the caller before the metadata; D may be 0)
+//! device table            when more than 23 slots: blocks of its own
 //! xattr area              shared xattrs (xattr_blkaddr), absent when no xattr repeats
 //! meta area               inodes from meta_blkaddr; nid 0 holds the ocicache note header,
 //!                         the root directory is nid 1; directory and symlink tails inline
@@ -286,7 +287,29 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
         .map(|p| (p.node, p.offset / INODE_SLOT))
         .collect();
 
-    let xattr_blkaddr = 1 + options.data_blocks;
+    // The device table follows the superblock in block 0 when it fits (up to 23 slots), else
+    // it gets blocks of its own right after the data: the kernel reads it wherever
+    // `devt_slotoff` points.
+    let mut devt = Vec::new();
+    for slot in &options.devices {
+        slot.encode(&mut devt);
+    }
+    let first_block = 1 + options.data_blocks;
+    let devt_in_block0 = (SUPER_OFFSET + SUPER_SIZE + devt.len()) as u64 <= BLOCK_SIZE;
+    let devt_blocks = if devt_in_block0 {
+        0
+    } else {
+        blocks_for(devt.len() as u64)
+    };
+    let devt_slotoff = if devt_in_block0 {
+        (SUPER_OFFSET + SUPER_SIZE) as u64 / format::DEVICE_SLOT_SIZE
+    } else {
+        first_block * BLOCK_SIZE / format::DEVICE_SLOT_SIZE
+    };
+    let devt_slotoff = u16::try_from(devt_slotoff).map_err(|_| Error::Unsupported {
+        what: "a device table beyond 8 MiB".into(),
+    })?;
+    let xattr_blkaddr = first_block + devt_blocks;
     let xattr_blocks = blocks_for(shared.area.len() as u64);
     let meta_blkaddr = xattr_blkaddr + xattr_blocks;
     let meta_blocks = blocks_for(offset);
@@ -307,10 +330,15 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
     next_block += blocks_for(note_len);
     let total_blocks = next_block;
 
-    // Emit: [xattr area][meta area][data blocks][note], as one buffer from xattr_blkaddr.
-    let base = xattr_blkaddr * BLOCK_SIZE;
-    let mut tail = vec![0u8; ((total_blocks - xattr_blkaddr) * BLOCK_SIZE) as usize];
-    tail[..shared.area.len()].copy_from_slice(&shared.area);
+    // Emit: [device table][xattr area][meta area][data blocks][note], one buffer from the
+    // first block after the file data.
+    let base = first_block * BLOCK_SIZE;
+    let mut tail = vec![0u8; ((total_blocks - first_block) * BLOCK_SIZE) as usize];
+    if !devt_in_block0 {
+        tail[..devt.len()].copy_from_slice(&devt);
+    }
+    let xattr_at = (xattr_blkaddr * BLOCK_SIZE - base) as usize;
+    tail[xattr_at..xattr_at + shared.area.len()].copy_from_slice(&shared.area);
     let meta_base = (meta_blkaddr * BLOCK_SIZE - base) as usize;
     {
         let mut header = Vec::with_capacity(INODE_SLOT as usize);
@@ -381,19 +409,12 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
     if placed.iter().any(|p| p.layout == DataLayout::ChunkBased) {
         feature_incompat |= INCOMPAT_CHUNKED_FILE;
     }
-    let mut devt = Vec::new();
-    let devt_slotoff = ((SUPER_OFFSET + SUPER_SIZE) as u64 / format::DEVICE_SLOT_SIZE) as u16;
     if !options.devices.is_empty() {
         feature_incompat |= INCOMPAT_DEVICE_TABLE;
-        for slot in &options.devices {
-            slot.encode(&mut devt);
-        }
-        if (SUPER_OFFSET + SUPER_SIZE + devt.len()) as u64 > BLOCK_SIZE {
-            return Err(Error::Unsupported {
-                what: format!("{} devices (at most 22 fit block 0)", options.devices.len()),
-            });
-        }
     }
+    let extra_devices = u16::try_from(options.devices.len()).map_err(|_| Error::Unsupported {
+        what: "more than 65535 devices".into(),
+    })?;
     let sb = SuperBlock {
         feature_compat: 0,
         feature_incompat,
@@ -413,7 +434,7 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
             xattr_blkaddr as u32
         },
         uuid: options.uuid,
-        extra_devices: options.devices.len() as u16,
+        extra_devices,
         devt_slotoff: if options.devices.is_empty() {
             0
         } else {
@@ -421,7 +442,7 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
         },
     };
     Ok(Metadata {
-        block0: sb.encode_block0(&devt),
+        block0: sb.encode_block0(if devt_in_block0 { &devt } else { &[] }),
         tail,
         blocks: total_blocks,
     })
