@@ -1413,6 +1413,56 @@ fn pax_records_override_the_header() {
     check_against("PAX overrides", &tar, 4, &expected, &[Compression::None]);
 }
 
+/// Entry types from older writers: `7` (contiguous) is a regular file, NUL ("old regular")
+/// too, and a GNU dump directory (`D`) is a directory whose stored listing is skipped.
+#[test]
+fn contiguous_old_regular_and_dump_directory_entries() {
+    if !tools() {
+        return;
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    append_raw(
+        &mut b,
+        &[],
+        b"nul_typed_file",
+        tar::EntryType::new(0),
+        3,
+        b"",
+        b"nul",
+    );
+    append_raw(
+        &mut b,
+        &[],
+        b"contiguous",
+        tar::EntryType::Continuous,
+        3,
+        b"",
+        b"abc",
+    );
+    let listing = b"Yname\0Nother\0\0";
+    append_raw(
+        &mut b,
+        &[],
+        b"dumpdir",
+        tar::EntryType::new(b'D'),
+        listing.len() as u64,
+        b"",
+        listing,
+    );
+    append_raw(
+        &mut b,
+        &[],
+        b"after",
+        tar::EntryType::Regular,
+        2,
+        b"",
+        b"ok",
+    );
+    let tar = b.into_inner().unwrap();
+    let expected = expected_from_tar(&tar, &BTreeSet::from([rel("dumpdir")]));
+    check_against("old entry types", &tar, 4, &expected, &[Compression::None]);
+}
+
 /// `git archive` starts its tars with a global PAX header holding the commit id.
 #[test]
 fn global_pax_header_is_skipped() {
@@ -1652,6 +1702,56 @@ fn whiteout_of_a_255_byte_name() {
         &expected,
         &[Compression::None],
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Known gaps: converter bugs pinned by failing tests.
+
+/// Old tars (and BSD tar) store directories as NUL-typed ("old regular") entries whose names
+/// end in `/`; GNU tar and Go's archive/tar (Docker's reader) extract them as directories.
+/// What breaks: the converter makes them regular files, so an empty one is a file and one
+/// with children becomes an implicit directory that loses the entry's mode, owner and mtime.
+#[test]
+fn nul_typed_entry_ending_in_slash_is_a_directory() {
+    if !tools() {
+        return;
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    let old_regular = tar::EntryType::new(0);
+    append_raw(&mut b, &[], b"olddir/", old_regular, 0, b"", b"");
+    append_raw(
+        &mut b,
+        &[],
+        b"olddir/f",
+        tar::EntryType::Regular,
+        1,
+        b"",
+        b"x",
+    );
+    append_raw(&mut b, &[], b"emptyold/", old_regular, 0, b"", b"");
+    let tar = b.into_inner().unwrap();
+    let explicit = ["olddir", "emptyold"].iter().map(rel).collect();
+    let expected = expected_from_tar(&tar, &explicit);
+    assert!(expected.get("emptyold").unwrap().is_dir(), "oracle");
+    check_against(
+        "old-style directories",
+        &tar,
+        3,
+        &expected,
+        &[Compression::None],
+    );
+}
+
+/// A plain tar is told from compressed blobs by content; its first bytes are the first
+/// member's name, which may well start with `BZh` (bzip2's magic). What breaks: the layer is
+/// refused as bzip2 (`UNSUPPORTED`), although its first block is a valid tar header.
+#[test]
+fn plain_tar_whose_first_name_starts_like_bzip2() {
+    if !tools() {
+        return;
+    }
+    let layer = LayerTar::with([TarEntry::file("BZh9-notes.txt", "not bzip2\n")]);
+    check_fixture("first name BZh", layer, &[Compression::None]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1944,6 +2044,18 @@ fn bad_input_error_codes() {
             "UNSUPPORTED",
         ),
         ("PAX sparse file", pax_sparse, none.clone(), "UNSUPPORTED"),
+        (
+            "bzip2 blob",
+            [b"BZh91AY&SY".as_slice(), &[0x42; 100]].concat(),
+            none.clone(),
+            "UNSUPPORTED",
+        ),
+        (
+            "xz blob",
+            [b"\xfd7zXZ\0".as_slice(), &[0x42; 100]].concat(),
+            none.clone(),
+            "UNSUPPORTED",
+        ),
     ];
     let mut failures = Vec::new();
     for (name, blob, options, want) in &cases {
