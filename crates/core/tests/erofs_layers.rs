@@ -342,9 +342,13 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // Converting and checking one layer.
 
-/// Whether the tools every fixture test needs are here (see the module doc).
+/// Whether the tools every fixture test needs are here (see the module doc), and root: the
+/// kernel mounts, and GNU tar as the oracle restores owners, devices and `trusted.*` xattrs.
 fn tools() -> bool {
-    require_tool("fsck.erofs") && require_tool("dump.erofs") && require_tool("tar")
+    require_tool("fsck.erofs")
+        && require_tool("dump.erofs")
+        && require_tool("tar")
+        && require_root("layer fidelity tests (kernel mounts, GNU tar extracting as root)")
 }
 
 /// A converted layer and its image file.
@@ -438,20 +442,18 @@ fn for_extract(expected: &Tree) -> Tree {
     t
 }
 
-/// Checks the image against `expected`: the kernel's view (as root) and fsck's extraction.
+/// Checks the image against `expected`: the kernel's view and fsck's extraction.
 fn verify(name: &str, conv: &Converted, expected: &Tree, mount_opts: CompareOptions) {
-    if require_root("mounting EROFS images") {
-        let mnt = mount_erofs(&conv.image);
-        let actual = scan(mnt.path());
-        compare(
-            expected,
-            &actual,
-            &CompareOptions {
-                label: format!("{name}: expected tree vs kernel mount"),
-                ..mount_opts
-            },
-        );
-    }
+    let mnt = mount_erofs(&conv.image);
+    let actual = scan(mnt.path());
+    compare(
+        expected,
+        &actual,
+        &CompareOptions {
+            label: format!("{name}: expected tree vs kernel mount"),
+            ..mount_opts
+        },
+    );
     let x = fsck_extract(&conv.image);
     let actual = scan(&x.root);
     compare(
@@ -658,32 +660,30 @@ fn directories_empty_and_large() {
 
     // Lookups through the kernel's binary search: present names (every one of them was stat-ed
     // by the scan), and absent names between, before and after them.
-    if require_root("mounting EROFS images") {
-        let mnt = mount_erofs(&conv.image);
-        let many = mnt.path().join("many");
-        assert_eq!(fs::read_dir(&many).unwrap().count(), names.len());
-        for name in names.iter().step_by(101) {
-            assert!(many.join(name).symlink_metadata().is_ok(), "{name}");
-        }
-        let absent = [
-            "entry-00001-",
-            "entry-00001-xx",
-            "entry-05200-",
-            "entry-",
-            "a",
-            "zzzz",
-            "entry-02600-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-        ];
-        for name in absent {
-            let err = many.join(name).symlink_metadata().unwrap_err();
-            assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{name}");
-        }
-        for n in odd {
-            let p = mnt.path().join("sorting").join(OsStr::from_bytes(n));
-            assert_eq!(fs::read(&p).unwrap(), *n, "{}", p.display());
-        }
-        assert!(mnt.path().join("sorting/..b").symlink_metadata().is_err());
+    let mnt = mount_erofs(&conv.image);
+    let many = mnt.path().join("many");
+    assert_eq!(fs::read_dir(&many).unwrap().count(), names.len());
+    for name in names.iter().step_by(101) {
+        assert!(many.join(name).symlink_metadata().is_ok(), "{name}");
     }
+    let absent = [
+        "entry-00001-",
+        "entry-00001-xx",
+        "entry-05200-",
+        "entry-",
+        "a",
+        "zzzz",
+        "entry-02600-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    ];
+    for name in absent {
+        let err = many.join(name).symlink_metadata().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{name}");
+    }
+    for n in odd {
+        let p = mnt.path().join("sorting").join(OsStr::from_bytes(n));
+        assert_eq!(fs::read(&p).unwrap(), *n, "{}", p.display());
+    }
+    assert!(mnt.path().join("sorting/..b").symlink_metadata().is_err());
 }
 
 #[test]
@@ -1267,7 +1267,7 @@ fn make_source(root: &Path, rich: bool, xattrs: bool) {
 /// format's mtime precision).
 #[test]
 fn gnu_tar_formats() {
-    if !tools() || !require_root("making device nodes and owners for GNU tar") {
+    if !tools() {
         return;
     }
     // (format, rich, xattrs, nanosecond mtimes)
@@ -1322,11 +1322,9 @@ fn gnu_tar_formats() {
                 e.mtime_nsec = 0;
             }
         }
-        if require_root("mounting EROFS images") {
-            let mnt = mount_erofs(&conv.image);
-            let opts = CompareOptions::labeled(&format!("{name}: source folder vs kernel mount"));
-            compare(&source, &scan(mnt.path()), &opts);
-        }
+        let mnt = mount_erofs(&conv.image);
+        let opts = CompareOptions::labeled(&format!("{name}: source folder vs kernel mount"));
+        compare(&source, &scan(mnt.path()), &opts);
     }
 }
 
@@ -2151,7 +2149,7 @@ fn check_stack(name: &str, layers: &[Vec<u8>], skip_meta: &[&str]) {
 
 #[test]
 fn overlay_stack_matches_umoci_unpack() {
-    if !tools() || !require_tool("umoci") || !require_root("mounting EROFS and overlay") {
+    if !tools() || !require_tool("umoci") {
         return;
     }
     let keepdir = || {
@@ -2225,7 +2223,7 @@ fn overlay_stack_matches_umoci_unpack() {
 /// member name the first converter refused).
 #[test]
 fn overlay_whiteout_of_a_long_name() {
-    if !tools() || !require_tool("umoci") || !require_root("mounting EROFS and overlay") {
+    if !tools() || !require_tool("umoci") {
         return;
     }
     let name = "x".repeat(253);
@@ -2305,7 +2303,7 @@ fn debian_packages() -> Option<Vec<PathBuf>> {
 
 #[test]
 fn debian_packages_layer_from_umoci() {
-    if !tools() || !require_tool("umoci") || !require_root("mounting EROFS images") {
+    if !tools() || !require_tool("umoci") {
         return;
     }
     let Some(debs) = debian_packages() else {
