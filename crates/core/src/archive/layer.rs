@@ -45,6 +45,10 @@ impl Compression {
     /// Detects compression from the first bytes of a stream. bzip2 and xz (which `docker load`
     /// reads but no image spec allows for layers) are [`Error::Unsupported`].
     pub(crate) fn sniff(head: &[u8]) -> Result<Self> {
+        // A valid tar header wins: a plain tar's first name may spell a magic (`BZh9...`).
+        if crate::erofs::tar::is_header(head) {
+            return Ok(Compression::None);
+        }
         if head.starts_with(GZIP_MAGIC) {
             Ok(Compression::Gzip)
         } else if head.starts_with(ZSTD_MAGIC) {

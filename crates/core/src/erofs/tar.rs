@@ -182,6 +182,15 @@ impl<R: Read> TarReader<R> {
                 .into());
             }
         };
+        // Old writers mark directories as regular files whose name ends with `/`.
+        let kind = if kind == Kind::File
+            && matches!(typeflag, b'0' | 0)
+            && field(&h[0..100]).ends_with(b"/")
+        {
+            Kind::Dir
+        } else {
+            kind
+        };
         let posix = &h[257..263] == b"ustar\0";
         let mut path = field(&h[0..100]).to_vec();
         if posix && h[345] != 0 {
@@ -424,6 +433,15 @@ fn trim_nul(mut v: Vec<u8>) -> Vec<u8> {
         v.pop();
     }
     v
+}
+
+/// Whether `block` is a tar header with a valid checksum (used to tell a plain tar from a
+/// compressed stream whose magic bytes a file name could spell).
+pub fn is_header(block: &[u8]) -> bool {
+    let Ok(block) = <&[u8; BLOCK]>::try_from(block.get(..BLOCK).unwrap_or_default()) else {
+        return false;
+    };
+    !block.iter().all(|b| *b == 0) && check_checksum(block).is_ok()
 }
 
 /// POSIX header checksum: the byte sum with the checksum field read as spaces (some old
