@@ -292,22 +292,6 @@ impl Tree {
         }
         self.fix_nlinks();
     }
-
-    /// Paths sharing `path`'s inode (itself included), for non-directories with more than one
-    /// link; empty otherwise.
-    pub fn hardlink_group(&self, path: &Path) -> Vec<PathBuf> {
-        let Some(e) = self.entries.get(path) else {
-            return Vec::new();
-        };
-        let Some(ino) = e.inode.filter(|_| !e.is_dir() && e.nlink > 1) else {
-            return Vec::new();
-        };
-        self.entries
-            .iter()
-            .filter(|(_, o)| o.inode == Some(ino) && !o.is_dir())
-            .map(|(p, _)| p.clone())
-            .collect()
-    }
 }
 
 /// Snapshots the tree under `root` (which is included, as the empty path).
@@ -546,9 +530,31 @@ fn show_xattrs(x: &BTreeMap<Vec<u8>, Vec<u8>>) -> String {
     format!("{{{}}}", parts.join(", "))
 }
 
+/// For each path in a hardlink group: the group's first path and its size.
+fn hardlink_groups(t: &Tree) -> BTreeMap<&Path, (&Path, usize)> {
+    let mut groups: BTreeMap<(u64, u64), Vec<&Path>> = BTreeMap::new();
+    for (p, e) in &t.entries {
+        if let Some(ino) = e.inode.filter(|_| !e.is_dir() && e.nlink > 1) {
+            groups.entry(ino).or_default().push(p);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for members in groups.values() {
+        // Entries iterate sorted, so the first member is the smallest path.
+        for p in members {
+            out.insert(*p, (members[0], members.len()));
+        }
+    }
+    out
+}
+
 /// Every difference between `expected` and `actual` under `opts`, one line each.
 pub fn differences(expected: &Tree, actual: &Tree, opts: &CompareOptions) -> Vec<String> {
     let ignored = |p: &Path| opts.ignore.iter().any(|i| p.starts_with(i));
+    // Two partitions into hardlink groups are equal when every path has the same first member
+    // and size of group in both (linear, where comparing whole groups per path is quadratic).
+    let want_groups = hardlink_groups(expected);
+    let got_groups = hardlink_groups(actual);
     let mut out = Vec::new();
     let paths: BTreeSet<&PathBuf> = expected
         .entries
@@ -628,11 +634,11 @@ pub fn differences(expected: &Tree, actual: &Tree, opts: &CompareOptions) -> Vec
             diff("nlink", e.nlink.to_string(), a.nlink.to_string());
         }
         if opts.hardlinks && !e.is_dir() {
-            let group = |t: &Tree| {
-                let g: Vec<String> = t.hardlink_group(p).iter().map(|q| show(q)).collect();
-                format!("[{}]", g.join(", "))
+            let group = |groups: &BTreeMap<&Path, (&Path, usize)>| match groups.get(p.as_path()) {
+                Some((first, n)) => format!("one of {n} names, the first {}", show(first)),
+                None => "no other name".to_owned(),
             };
-            diff("hardlinks", group(expected), group(actual));
+            diff("hardlinks", group(&want_groups), group(&got_groups));
         }
     }
     out
