@@ -1,0 +1,362 @@
+//! Crash safety and cross-process safety of load and prune.
+//!
+//! The test binary re-executes itself as worker processes (`OCICACHE_WORKER=load|prune`): the
+//! workers loop on one cache root, loading images that share layers, or pruning it. The tests
+//! run them concurrently and kill them with SIGKILL at random moments (the seed is printed),
+//! then check that every remaining reference passes the artifact checks, and that one more
+//! prune returns the disk to exactly what the index names.
+#![allow(clippy::unwrap_used, reason = "tests")]
+#![cfg(unix)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use ocicache_core::erofs::reader::{ImageReader, read_tree};
+use ocicache_core::oci::Digest;
+use ocicache_core::{Cache, CacheOptions, Holder, LoadOptions};
+
+const WORKER: &str = "OCICACHE_WORKER";
+const ROOT: &str = "OCICACHE_WORKER_ROOT";
+const SOURCES: &str = "OCICACHE_WORKER_SOURCES";
+
+fn open(root: &Path) -> Cache {
+    Cache::open(CacheOptions {
+        root: Some(root.to_path_buf()),
+        backend: Some(ocicache_core::Backend::Local),
+    })
+    .unwrap()
+}
+
+/// A small xorshift generator: reproducible from the printed seed, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Self {
+        let seed = std::env::var("OCICACHE_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("crash test seed: {seed} (set OCICACHE_CRASH_SEED to replay)");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Image archives sharing a base layer, with layers big enough (a few MiB) that a load takes
+/// long enough to be killed in the middle.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let base = LayerSpec::new(
+        Compression::Gzip,
+        vec![
+            FileEntry::new("usr/lib/base.bin", pseudo_random(3 << 20, 1)),
+            FileEntry::new("etc/os-release", "ID=crash\n"),
+        ],
+    );
+    let mut out = Vec::new();
+    for i in 0..4u64 {
+        let own = LayerSpec::new(
+            Compression::Zstd,
+            vec![FileEntry::new(
+                &format!("app/{i}.bin"),
+                pseudo_random((1 << 20) + i as usize * 4096, 10 + i),
+            )],
+        );
+        let image = ImageSpec::new("amd64", vec![base.clone(), own])
+            .with_cmd(&format!("app{i}"))
+            .build();
+        let mut layout = OciLayout::new();
+        layout.add_image(
+            &image,
+            &[(CONTAINERD_NAME, &format!("example.com/crash/app{i}:1"))],
+        );
+        let path = dir.join(format!("app{i}.tar"));
+        fs::write(&path, layout.to_tar()).unwrap();
+        out.push(path);
+    }
+    out
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    (0..len).map(|_| rng.below(256) as u8).collect()
+}
+
+/// The worker entry point: does nothing unless started as a worker.
+#[test]
+fn worker_entry() {
+    let Ok(role) = std::env::var(WORKER) else {
+        return;
+    };
+    let root = PathBuf::from(std::env::var(ROOT).unwrap());
+    let sources: Vec<PathBuf> = std::env::var(SOURCES)
+        .unwrap()
+        .split(':')
+        .map(PathBuf::from)
+        .collect();
+    let cache = open(&root);
+    let mut i = 0usize;
+    loop {
+        match role.as_str() {
+            "load" => {
+                cache
+                    .load(&sources[i % sources.len()], &LoadOptions::default())
+                    .unwrap();
+            }
+            "prune" => {
+                cache.prune().unwrap();
+            }
+            "remove" => {
+                let _ = cache.remove(
+                    &format!("example.com/crash/app{}:1", i % sources.len()),
+                    false,
+                );
+            }
+            other => panic!("unknown worker role {other}"),
+        }
+        i += 1;
+    }
+}
+
+fn spawn(role: &str, root: &Path, sources: &[PathBuf]) -> Child {
+    let joined: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "worker_entry",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(WORKER, role)
+        .env(ROOT, root)
+        .env(SOURCES, joined.join(":"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Every reference's artifacts are whole: blobs match their digests, layer images and fsmeta
+/// parse (superblock checksum, full tree walk), fsmeta lists the layers as devices in order,
+/// and the VMDK names fsmeta and each layer image.
+///
+/// With `pin`, other processes may be removing images meanwhile: each image is pinned with a
+/// use while it is checked, and one that is already gone is skipped.
+fn check_artifacts(root: &Path, pin: bool) -> usize {
+    let cache = open(root);
+    let handles = cache.list().unwrap();
+    let mut checked = 0;
+    for h in &handles {
+        let _use = if pin {
+            match cache.acquire(&h.reference, Holder::Sandbox("checker".into())) {
+                Ok(u) => Some(Release(&cache, u.id)),
+                Err(e) if e.code() == "IMAGE_NOT_FOUND" => continue,
+                Err(e) => panic!("acquire {}: {e}", h.reference),
+            }
+        } else {
+            None
+        };
+        checked += 1;
+        let d = cache.inspect(&h.reference).unwrap();
+        let manifest = d.handle.manifest_digest.clone().unwrap();
+        for digest in [&manifest, &d.config.as_ref().unwrap().digest] {
+            let bytes = fs::read(root.join("blobs/sha256").join(hex_of(digest)))
+                .unwrap_or_else(|e| panic!("{}: blob {digest}: {e}", h.reference));
+            assert_eq!(&Digest::of_bytes(&bytes).to_string(), digest);
+        }
+        for layer in &d.layers {
+            let path = root
+                .join("layers/sha256")
+                .join(format!("{}.erofs", hex_of(&layer.diff_id)));
+            let image = ImageReader::open(&path)
+                .unwrap_or_else(|e| panic!("{}: layer {}: {e}", h.reference, layer.diff_id));
+            read_tree(&image).unwrap();
+            assert_eq!(Some(image.len()), layer.erofs_size_bytes);
+        }
+        let fsmeta = root
+            .join("fsmeta/sha256")
+            .join(format!("{}.erofs", hex_of(&manifest)));
+        let image =
+            ImageReader::open(&fsmeta).unwrap_or_else(|e| panic!("{}: fsmeta: {e}", h.reference));
+        let devices = image.devices().unwrap();
+        let tags: Vec<String> = devices
+            .iter()
+            .map(|s| String::from_utf8(s.tag.clone()).unwrap())
+            .collect();
+        let want: Vec<&str> = d.layers.iter().map(|l| hex_of(&l.diff_id)).collect();
+        assert_eq!(tags, want, "{}: fsmeta devices", h.reference);
+        let vmdk = fs::read_to_string(
+            root.join("vmdk/sha256")
+                .join(format!("{}.vmdk", hex_of(&manifest))),
+        )
+        .unwrap_or_else(|e| panic!("{}: vmdk: {e}", h.reference));
+        assert!(vmdk.contains(&format!("fsmeta/sha256/{}.erofs", hex_of(&manifest))));
+        for l in &want {
+            assert!(
+                vmdk.contains(&format!("layers/sha256/{l}.erofs")),
+                "{}: vmdk",
+                h.reference
+            );
+        }
+    }
+    checked
+}
+
+/// Releases a use when dropped.
+struct Release<'a>(&'a Cache, String);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.release(&self.1).unwrap();
+    }
+}
+
+/// Artifact files on disk, relative to the root.
+fn artifact_files(root: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for dir in [
+        "blobs/sha256",
+        "layers/sha256",
+        "fsmeta/sha256",
+        "vmdk/sha256",
+        "tmp",
+    ] {
+        if let Ok(entries) = fs::read_dir(root.join(dir)) {
+            for e in entries {
+                out.insert(format!(
+                    "{dir}/{}",
+                    e.unwrap().file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// What the index names, as artifact file names.
+fn live_files(root: &Path) -> BTreeSet<String> {
+    let cache = open(root);
+    let mut out = BTreeSet::new();
+    for h in cache.list().unwrap() {
+        let d = cache.inspect(&h.reference).unwrap();
+        let m = d.handle.manifest_digest.unwrap();
+        out.insert(format!("blobs/sha256/{}", hex_of(&m)));
+        out.insert(format!(
+            "blobs/sha256/{}",
+            hex_of(&d.config.unwrap().digest)
+        ));
+        out.insert(format!("fsmeta/sha256/{}.erofs", hex_of(&m)));
+        out.insert(format!("vmdk/sha256/{}.vmdk", hex_of(&m)));
+        for l in d.layers {
+            out.insert(format!("layers/sha256/{}.erofs", hex_of(&l.diff_id)));
+        }
+    }
+    out
+}
+
+fn kill(mut child: Child) {
+    let _ = child.kill(); // SIGKILL on unix
+    let _ = child.wait();
+}
+
+#[test]
+fn sigkill_during_load_and_prune_never_breaks_the_cache() {
+    if std::env::var(WORKER).is_ok() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("cache");
+    let sources = sources(work.path());
+    let mut rng = Rng::seeded();
+    let iterations = 30;
+    let mut killed_mid_work = 0;
+    for i in 0..iterations {
+        let loader = spawn("load", &root, &sources);
+        // Half the iterations also run a pruner and a remover alongside the loader.
+        let others = if i % 2 == 0 {
+            vec![
+                spawn("prune", &root, &sources),
+                spawn("remove", &root, &sources),
+            ]
+        } else {
+            Vec::new()
+        };
+        std::thread::sleep(Duration::from_millis(20 + rng.below(400)));
+        kill(loader);
+        for o in others {
+            std::thread::sleep(Duration::from_millis(rng.below(30)));
+            kill(o);
+        }
+        if fs::read_dir(root.join("tmp")).is_ok_and(|mut d| d.next().is_some()) {
+            killed_mid_work += 1;
+        }
+        check_artifacts(&root, false);
+    }
+    eprintln!("{killed_mid_work} of {iterations} kills left work in progress behind");
+    assert!(
+        killed_mid_work > 0,
+        "no kill landed in the middle of a load"
+    );
+    let cache = open(&root);
+    cache.prune().unwrap();
+    // Every reference is unused, so the prune empties the cache: nothing may be left behind.
+    assert_eq!(artifact_files(&root), live_files(&root));
+    assert!(live_files(&root).is_empty());
+    // Load everything once more: the cache must accept it and hold exactly the live set.
+    for s in &sources {
+        cache.load(s, &LoadOptions::default()).unwrap();
+    }
+    assert_eq!(check_artifacts(&root, false), sources.len());
+    let report = cache.prune_with(&ocicache_core::PruneOptions {
+        dry_run: true,
+        ..Default::default()
+    });
+    assert!(report.is_ok());
+    assert_eq!(artifact_files(&root), live_files(&root));
+}
+
+#[test]
+fn concurrent_loads_and_prunes_in_several_processes() {
+    if std::env::var(WORKER).is_ok() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("cache");
+    let sources = sources(work.path());
+    let workers = vec![
+        spawn("load", &root, &sources),
+        spawn("load", &root, &sources[1..]),
+        spawn("prune", &root, &sources),
+        spawn("remove", &root, &sources),
+    ];
+    let start = Instant::now();
+    // Check while they run: every published image is whole at every moment it is listed.
+    while start.elapsed() < Duration::from_secs(4) {
+        check_artifacts(&root, true);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for w in workers {
+        kill(w);
+    }
+    check_artifacts(&root, false);
+    open(&root).prune().unwrap();
+    assert_eq!(artifact_files(&root), live_files(&root));
+}
