@@ -16,3 +16,198 @@ pub mod writer;
 
 pub use fsmeta::{Fsmeta, LayerImage, build_fsmeta};
 pub use layer::{ConvertOptions, ConvertedLayer, convert_layer};
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#[allow(clippy::type_complexity, reason = "generated test data as plain tuples")]
+mod round_trip {
+    //! Property test: a random tree written by [`writer`] reads back identically through
+    //! [`reader`] (metadata, names, xattrs, file block runs, implicit marks, hardlinks).
+    use std::collections::BTreeMap;
+    use std::io::Write;
+
+    use proptest::prelude::*;
+
+    use super::format::{BLOCK_SIZE, mode};
+    use super::reader::{ImageReader, read_tree};
+    use super::writer::{Content, ImageOptions, Node, Tree, write_metadata};
+
+    #[derive(Debug, Clone)]
+    enum Leaf {
+        File(u64),
+        Symlink(Vec<u8>),
+        Device(u32, u32),
+        Fifo,
+    }
+
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop::num::u8::ANY.prop_filter("no / or NUL", |b| *b != b'/' && *b != 0),
+            1..40,
+        )
+        .prop_filter("not . or ..", |n| n != b"." && n != b"..")
+    }
+
+    fn leaf() -> impl Strategy<Value = Leaf> {
+        prop_oneof![
+            (0u64..20_000).prop_map(Leaf::File),
+            prop::collection::vec(1u8..=255, 1..300).prop_map(Leaf::Symlink),
+            (0u32..4096, 0u32..1_000_000).prop_map(|(a, b)| Leaf::Device(a, b)),
+            Just(Leaf::Fifo),
+        ]
+    }
+
+    fn meta() -> impl Strategy<Value = (u32, u32, u32, i64, u32, Vec<(u8, Vec<u8>)>)> {
+        (
+            0u32..0o7777,
+            prop_oneof![Just(0u32), 0u32..70_000, Just(u32::MAX - 1)],
+            prop_oneof![Just(0u32), 0u32..70_000],
+            prop_oneof![Just(1_700_000_000i64), -5_000_000_000i64..5_000_000_000],
+            prop_oneof![Just(0u32), 0u32..1_000_000_000],
+            prop::collection::vec(
+                (0u8..3, prop::collection::vec(prop::num::u8::ANY, 0..40)),
+                0..4,
+            ),
+        )
+    }
+
+    prop_compose! {
+        fn tree()(entries in prop::collection::vec(
+            (prop::collection::vec(name(), 1..4), leaf(), meta(), any::<bool>()), 1..60)) -> Vec<(Vec<Vec<u8>>, Leaf, (u32, u32, u32, i64, u32, Vec<(u8, Vec<u8>)>), bool)> {
+            entries
+        }
+    }
+
+    fn build(
+        entries: &[(
+            Vec<Vec<u8>>,
+            Leaf,
+            (u32, u32, u32, i64, u32, Vec<(u8, Vec<u8>)>),
+            bool,
+        )],
+    ) -> (Tree, u64) {
+        let mut tree = Tree {
+            nodes: vec![Node::dir(0o755)],
+        };
+        let mut next_block = 1u64;
+        for (path, leaf, (perms, uid, gid, mtime, nsec, xattrs), implicit) in entries {
+            let mut at = 0;
+            for (i, comp) in path.iter().enumerate() {
+                let last = i + 1 == path.len();
+                let Content::Dir(children) = &tree.nodes[at].content else {
+                    break;
+                };
+                if let Some(&c) = children.get(comp) {
+                    if tree.nodes[c].is_dir() && !last {
+                        at = c;
+                        continue;
+                    }
+                    break; // name taken: skip this entry
+                }
+                let mut node = Node::dir(*perms);
+                node.uid = *uid;
+                node.gid = *gid;
+                node.mtime = *mtime;
+                node.mtime_nsec = *nsec;
+                node.implicit = !last && *implicit;
+                let prefixes: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
+                for (p, v) in xattrs {
+                    let mut n = prefixes[usize::from(*p)].to_vec();
+                    n.extend_from_slice(b"k");
+                    node.xattrs.insert(n, v.clone());
+                }
+                if last {
+                    let (bits, content) = match leaf {
+                        Leaf::File(size) => {
+                            let c = Content::File {
+                                size: *size,
+                                blkaddr: if *size > 0 { next_block } else { 0 },
+                            };
+                            next_block += size.div_ceil(BLOCK_SIZE);
+                            (mode::IFREG, c)
+                        }
+                        Leaf::Symlink(t) => (mode::IFLNK, Content::Symlink(t.clone())),
+                        Leaf::Device(a, b) => (mode::IFCHR, Content::Device(*a, *b)),
+                        Leaf::Fifo => (mode::IFIFO, Content::Special),
+                    };
+                    node.mode = bits | (perms & mode::PERMS);
+                    node.content = content;
+                }
+                tree.nodes.push(node);
+                let id = tree.nodes.len() - 1;
+                if let Content::Dir(children) = &mut tree.nodes[at].content {
+                    children.insert(comp.clone(), id);
+                }
+                at = id;
+            }
+        }
+        (tree, next_block - 1)
+    }
+
+    /// The tree as comparable data: path -> (node without ids, dirs as sorted names).
+    fn flatten(
+        tree: &Tree,
+    ) -> BTreeMap<
+        Vec<u8>,
+        (
+            u32,
+            u32,
+            u32,
+            i64,
+            u32,
+            BTreeMap<Vec<u8>, Vec<u8>>,
+            String,
+            bool,
+        ),
+    > {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![(Vec::new(), 0usize)];
+        while let Some((path, id)) = stack.pop() {
+            let n = &tree.nodes[id];
+            let content = match &n.content {
+                Content::Dir(children) => {
+                    for (name, &c) in children {
+                        let mut p = path.clone();
+                        p.push(b'/');
+                        p.extend_from_slice(name);
+                        stack.push((p, c));
+                    }
+                    "dir".to_string()
+                }
+                other => format!("{other:?}"),
+            };
+            out.insert(
+                path,
+                (
+                    n.mode,
+                    n.uid,
+                    n.gid,
+                    n.mtime,
+                    n.mtime_nsec,
+                    n.xattrs.clone(),
+                    content,
+                    n.implicit && n.is_dir(),
+                ),
+            );
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn tree_to_erofs_to_tree(entries in tree()) {
+            let (tree, data_blocks) = build(&entries);
+            let meta = write_metadata(&tree, &ImageOptions { data_blocks, ..Default::default() }).unwrap();
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            file.write_all(&meta.block0).unwrap();
+            file.write_all(&vec![0u8; (data_blocks * BLOCK_SIZE) as usize]).unwrap();
+            file.write_all(&meta.tail).unwrap();
+            file.flush().unwrap();
+            let image = ImageReader::open(file.path()).unwrap();
+            prop_assert_eq!(image.len(), meta.blocks * BLOCK_SIZE);
+            let back = read_tree(&image).unwrap();
+            prop_assert_eq!(flatten(&back), flatten(&tree));
+        }
+    }
+}
