@@ -14,7 +14,15 @@ import { pipeline } from "node:stream/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 import { version } from "../package.json";
-import { ImageCache, OcicacheError, type ImageDetail, type ImageHandle, type ImagePruneReport } from "./index";
+import {
+  ImageCache,
+  OcicacheError,
+  type DiskUsage,
+  type ImageDetail,
+  type ImageHandle,
+  type ImagePruneReport,
+  type PruneOptions,
+} from "./index";
 
 const USAGE = `Usage: ocicache [--root DIR] <command> [options]
 
@@ -22,15 +30,29 @@ Commands:
   ls [--json] [-q]              List cached images (-q: references only)
   inspect REF [--json]          Show an image's config and layers
   rm REF... [--force]           Remove references and the data only they use
-  prune [--yes] [--json]        Remove every image no sandbox or snapshot uses
+  prune [options]               Remove images no sandbox or snapshot uses
+  df [-v] [--json]              Show disk usage by kind (-v: and per image)
   load [-i FILE] [--tag REF]    Import a docker-save or OCI archive (stdin without -i)
+
+Prune options:
+  --dry-run           Report what would be removed; change nothing (no confirmation)
+  --older-than AGE    Only images last used (or, never used, loaded) more than AGE ago
+  --keep REF          Keep this reference (any spelling; repeatable)
+  --max-size SIZE     Evict least recently used images until the cache is at most SIZE
+  --grace AGE         Keep images loaded or used within AGE (default 0)
+  -y, --yes           Do not ask for confirmation
+  -v, --verbose       List each removed reference
+  --json              Print the report as JSON (always lists removed references)
 
 Global options:
   --root DIR      Cache root (default: $OCICACHE_HOME, else the platform cache folder)
   -h, --help      Show this help
   -V, --version   Show the version
 
-Sizes use binary units (1 KiB = 1024 bytes).
+AGE is a number with a unit: s, m, h, d or w (90s, 10m, 1.5h, 7d, 2w).
+SIZE is a number of bytes, or a number with K, M, G or T (optionally followed by iB or B, any
+case): binary units, so 20G = 20GiB = 20GB = 20 * 1024^3 bytes.
+Sizes printed use binary units (1 KiB = 1024 bytes).
 `;
 
 /** A command-line mistake: exit code 2. */
@@ -130,10 +152,35 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parse(rest, {
         yes: { type: "boolean", short: "y" },
         json: { type: "boolean" },
+        verbose: { type: "boolean", short: "v" },
+        "dry-run": { type: "boolean" },
+        "older-than": { type: "string" },
+        keep: { type: "string", multiple: true },
+        "max-size": { type: "string" },
+        grace: { type: "string" },
       });
       if (values.help) return help();
       noPositionals(positionals);
-      return prune(open(values), { yes: values.yes ?? false, json: values.json ?? false });
+      const options: PruneOptions = {};
+      if (values["dry-run"]) options.dryRun = true;
+      if (values["older-than"] !== undefined) options.olderThan = parseDuration(values["older-than"], "--older-than");
+      if (values.keep !== undefined) options.keep = values.keep;
+      if (values["max-size"] !== undefined) options.maxBytes = parseSize(values["max-size"], "--max-size");
+      if (values.grace !== undefined) options.gracePeriodMs = parseDuration(values.grace, "--grace");
+      return prune(open(values), options, {
+        yes: values.yes ?? false,
+        json: values.json ?? false,
+        verbose: values.verbose ?? false,
+      });
+    }
+    case "df": {
+      const { values, positionals } = parse(rest, {
+        json: { type: "boolean" },
+        verbose: { type: "boolean", short: "v" },
+      });
+      if (values.help) return help();
+      noPositionals(positionals);
+      return df(open(values), { json: values.json ?? false, verbose: values.verbose ?? false });
     }
     case "load": {
       const { values, positionals } = parse(rest, {
@@ -230,37 +277,116 @@ async function remove(cache: ImageCache, references: string[], force: boolean): 
   return status;
 }
 
-async function prune(cache: ImageCache, opts: { yes: boolean; json: boolean }): Promise<number> {
-  if (!opts.yes) {
+async function prune(
+  cache: ImageCache,
+  options: PruneOptions,
+  opts: { yes: boolean; json: boolean; verbose: boolean },
+): Promise<number> {
+  if (!opts.yes && options.dryRun !== true) {
+    const filtered = Object.keys(options).length > 0;
+    const what = filtered
+      ? "the images no sandbox or snapshot uses that the options select"
+      : "every image no sandbox or snapshot uses";
     if (!process.stdin.isTTY) {
-      io.err("ocicache: prune removes every image no sandbox or snapshot uses; pass --yes to confirm");
+      io.err(`ocicache: prune removes ${what}; pass --yes to confirm (or --dry-run to preview)`);
       return EXIT_USAGE;
     }
     const rl = createInterface({ input: process.stdin, output: process.stderr });
-    const answer = await rl.question("Remove every image no sandbox or snapshot uses? [y/N] ");
+    const answer = await rl.question(`Remove ${what}? [y/N] `);
     rl.close();
     if (!/^y(es)?$/i.test(answer.trim())) {
       io.err("ocicache: prune cancelled");
       return EXIT_FAILED;
     }
   }
-  const report = await cache.prune();
+  const report = await cache.prune(options);
   if (opts.json) {
     io.out(JSON.stringify(reportJson(report), null, 2));
-  } else {
-    const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
-    io.out(
-      `removed ${[
-        count(report.imageRefsRemoved, "reference", "references"),
-        count(report.manifestsRemoved, "manifest", "manifests"),
-        count(report.layersRemoved, "layer", "layers"),
-        count(report.fsmetaRemoved, "fsmeta image", "fsmeta images"),
-        count(report.vmdkRemoved, "VMDK descriptor", "VMDK descriptors"),
-      ].join(", ")}`,
-    );
-    io.out(`reclaimed ${report.bytesReclaimed === null ? "an unknown number of bytes" : humanBytes(report.bytesReclaimed)}`);
+    return EXIT_OK;
+  }
+  const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  const dry = report.dryRun;
+  io.out(
+    `${dry ? "would remove" : "removed"} ${[
+      count(report.imageRefsRemoved, "reference", "references"),
+      count(report.manifestsRemoved, "manifest", "manifests"),
+      count(report.layersRemoved, "layer", "layers"),
+      count(report.fsmetaRemoved, "fsmeta image", "fsmeta images"),
+      count(report.vmdkRemoved, "VMDK descriptor", "VMDK descriptors"),
+    ].join(", ")}`,
+  );
+  const reclaimed = report.bytesReclaimed === null ? "an unknown number of bytes" : humanBytes(report.bytesReclaimed);
+  io.out(`${dry ? "would reclaim" : "reclaimed"} ${reclaimed}`);
+  io.out(`cache size ${humanBytes(report.bytesBefore)} -> ${humanBytes(report.bytesAfter)}`);
+  if (opts.verbose && report.removed.length > 0) {
+    io.out("");
+    const rows = report.removed.map((r) => [r.reference, shortDigest(r.manifestDigest), humanBytes(r.bytesFreed)]);
+    for (const line of table(["REFERENCE", "DIGEST", "FREED"], rows)) io.out(line);
   }
   return EXIT_OK;
+}
+
+async function df(cache: ImageCache, opts: { json: boolean; verbose: boolean }): Promise<number> {
+  const usage = await cache.diskUsage();
+  if (opts.json) {
+    io.out(JSON.stringify(diskUsageJson(usage), null, 2));
+    return EXIT_OK;
+  }
+  const kinds: [string, number][] = [
+    ["layers", usage.layers],
+    ["fsmeta", usage.fsmeta],
+    ["vmdk", usage.vmdk],
+    ["blobs", usage.blobs],
+    ["index", usage.index],
+    ["temporary", usage.temporary],
+    ["total", usage.total],
+  ];
+  for (const line of table(["KIND", "SIZE"], kinds.map(([k, v]) => [k, humanBytes(v)]))) io.out(line);
+  if (opts.verbose) {
+    io.out("");
+    const rows = usage.images.map((i) => [
+      i.reference,
+      shortDigest(i.manifestDigest),
+      humanBytes(i.sharedBytes),
+      humanBytes(i.exclusiveBytes),
+      humanBytes(i.reclaimableBytes),
+    ]);
+    for (const line of table(["REFERENCE", "DIGEST", "SHARED", "EXCLUSIVE", "RECLAIMABLE"], rows)) io.out(line);
+  }
+  return EXIT_OK;
+}
+
+/** Milliseconds per unit of a duration argument. */
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  s: 1000,
+  m: 60 * 1000,
+  h: 3600 * 1000,
+  d: 24 * 3600 * 1000,
+  w: 7 * 24 * 3600 * 1000,
+};
+
+/** `90s`, `10m`, `1.5h`, `7d`, `2w` to whole milliseconds; anything else is a usage error. */
+function parseDuration(text: string, option: string): number {
+  const m = /^(\d+(?:\.\d+)?)([smhdw])$/.exec(text.trim());
+  const ms = m ? Math.round(Number(m[1]) * (DURATION_UNITS[m[2] as string] as number)) : NaN;
+  if (!Number.isSafeInteger(ms)) {
+    throw new UsageError(`option '${option}' takes a duration such as 90s, 10m, 12h, 7d or 2w, got '${text}'`);
+  }
+  return ms;
+}
+
+/** Powers of 1024 for the size suffixes K, M, G and T. */
+const SIZE_EXPONENTS: Readonly<Record<string, number>> = { "": 0, k: 1, m: 2, g: 3, t: 4 };
+
+/** `512`, `512B`, `64K`, `1.5M`, `20G`, `20GiB`, `20GB`, `1T` to whole bytes (binary units). */
+function parseSize(text: string, option: string): number {
+  const m = /^(\d+(?:\.\d+)?)(?:([kmgt])(?:ib|b)?|b)?$/i.exec(text.trim());
+  const exponent = m ? SIZE_EXPONENTS[(m[2] ?? "").toLowerCase()] : undefined;
+  const bytes = m && exponent !== undefined ? Math.floor(Number(m[1]) * 1024 ** exponent) : NaN;
+  if (!Number.isSafeInteger(bytes)) {
+    throw new UsageError(`option '${option}' takes a size such as 500M, 20G or 20GiB, got '${text}'`);
+  }
+  return bytes;
 }
 
 async function load(cache: ImageCache, input: string | undefined, tag: string | undefined): Promise<number> {
@@ -309,6 +435,34 @@ function reportJson(r: ImagePruneReport) {
     fsmetaRemoved: r.fsmetaRemoved,
     vmdkRemoved: r.vmdkRemoved,
     bytesReclaimed: r.bytesReclaimed,
+    allocatedBytesReclaimed: r.allocatedBytesReclaimed,
+    bytesBefore: r.bytesBefore,
+    bytesAfter: r.bytesAfter,
+    dryRun: r.dryRun,
+    removed: r.removed.map((p) => ({
+      reference: p.reference,
+      manifestDigest: p.manifestDigest,
+      bytesFreed: p.bytesFreed,
+    })),
+  };
+}
+
+function diskUsageJson(d: DiskUsage) {
+  return {
+    layers: d.layers,
+    fsmeta: d.fsmeta,
+    vmdk: d.vmdk,
+    blobs: d.blobs,
+    index: d.index,
+    temporary: d.temporary,
+    total: d.total,
+    images: d.images.map((i) => ({
+      reference: i.reference,
+      manifestDigest: i.manifestDigest,
+      sharedBytes: i.sharedBytes,
+      exclusiveBytes: i.exclusiveBytes,
+      reclaimableBytes: i.reclaimableBytes,
+    })),
   };
 }
 

@@ -5,13 +5,17 @@
 
 import { InvalidArgumentError, fromNative } from "./errors";
 import type {
+  NativeAcquireOptions,
   NativeBackend,
+  NativeBootDisk,
   NativeCache,
+  NativeDiskUsage,
   NativeImageConfig,
   NativeImageDetail,
   NativeImageHandle,
   NativeImageLayer,
   NativeImageUse,
+  NativePruneOptions,
   NativePruneReport,
 } from "./internal/binding";
 import { describe, requireOptions, requireString } from "./internal/args";
@@ -57,6 +61,54 @@ export interface RemoveOptions {
    * @default false
    */
   force?: boolean;
+}
+
+/** Options of {@link ImageCache.prune}. Without any, prune removes every image no use pins. */
+export interface PruneOptions {
+  /**
+   * Compute the report without changing anything: the numbers are exactly those a real prune
+   * with the same options would report at that moment.
+   * @default false
+   */
+  dryRun?: boolean;
+  /**
+   * Only remove references last used (never used: created) before a point in time. A `Date`
+   * is that instant; a number is an age in milliseconds, meaning before `Date.now() - olderThan`
+   * (so `7 * 24 * 3600 * 1000` prunes what was not used for a week).
+   * @default no age limit
+   */
+  olderThan?: Date | number;
+  /**
+   * References that are kept, in any spelling (`busybox`, `docker.io/library/busybox:latest`);
+   * a digest reference (`name@sha256:...`) keeps every reference of that repository pointing at
+   * the manifest. Names that are not cached are ignored.
+   * @default []
+   */
+  keep?: string[];
+  /**
+   * Evict least recently used unused references only until the cache's size on disk (artifacts
+   * plus the index) is at most this many bytes. A layer's bytes count as freed only when the
+   * last image using it goes. Without it every selected reference goes.
+   * @default no size limit
+   */
+  maxBytes?: number;
+  /**
+   * References created or used within this many milliseconds are kept, so an image loaded for
+   * a sandbox that has not started yet survives a concurrent prune.
+   * @default 0
+   */
+  gracePeriodMs?: number;
+}
+
+/** Options of {@link ImageCache.acquire}. */
+export interface AcquireOptions {
+  /**
+   * The use stops pinning the image this many milliseconds after the call (a whole number
+   * above 0), so a holder that died does not pin it forever. Acquiring again for the same
+   * holder and image renews (or, without `ttlMs`, removes) the expiry.
+   * @default no expiry
+   */
+  ttlMs?: number;
 }
 
 /** Who uses an image: a running sandbox or a snapshot, by id. */
@@ -126,10 +178,91 @@ export interface ImagePruneReport {
   /** VMDK descriptors deleted. */
   readonly vmdkRemoved: number;
   /**
-   * Measured bytes of the files actually deleted, or null when files were due for deletion and
+   * Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
+   * the `lstat` made just before each unlink, or null when files were due for deletion and
    * none could be measured (another process deleted them first).
    */
   readonly bytesReclaimed: number | null;
+  /**
+   * Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
+   * has no such figure), or null when `bytesReclaimed` is.
+   */
+  readonly allocatedBytesReclaimed: number | null;
+  /**
+   * The cache's size before: the recorded sizes of its artifacts, the index files, and the
+   * orphan files and `tmp/` leftovers this run found.
+   */
+  readonly bytesBefore: number;
+  /** `bytesBefore` minus `bytesReclaimed`. */
+  readonly bytesAfter: number;
+  /** Each reference removed, least recently used first, with what removing it freed. */
+  readonly removed: readonly PrunedReference[];
+  /** Whether this was a dry run (nothing was changed). */
+  readonly dryRun: boolean;
+}
+
+/** One reference a prune removed. */
+export interface PrunedReference {
+  /** Familiar form of the reference. */
+  readonly reference: string;
+  /** The manifest it pointed to. */
+  readonly manifestDigest: string;
+  /**
+   * Recorded bytes its removal freed: the manifest's own files when it was the manifest's
+   * last reference, plus the config and layers no other image uses; 0 when another reference
+   * or a use keeps the manifest.
+   */
+  readonly bytesFreed: number;
+}
+
+/**
+ * Bytes on disk by kind and per image; what {@link ImageCache.diskUsage} returns. The kinds
+ * come from sizes recorded when each artifact was written (the index and `tmp/` are measured).
+ */
+export interface DiskUsage {
+  /** Layer EROFS images (`layers/`). */
+  readonly layers: number;
+  /** Merged metadata EROFS images (`fsmeta/`). */
+  readonly fsmeta: number;
+  /** VMDK descriptors (`vmdk/`). */
+  readonly vmdk: number;
+  /** Manifest and config blobs (`blobs/`). */
+  readonly blobs: number;
+  /** The SQLite index (`index.db` with its WAL and shared-memory files). */
+  readonly index: number;
+  /** Work in progress and leftovers of interrupted loads (`tmp/`). */
+  readonly temporary: number;
+  /** The sum of the above. */
+  readonly total: number;
+  /** One entry per reference, sorted by canonical reference. */
+  readonly images: readonly ImageDiskUsage[];
+}
+
+/** One reference's share of the cache. */
+export interface ImageDiskUsage {
+  /** Familiar form of the reference. */
+  readonly reference: string;
+  /** The manifest it points to. */
+  readonly manifestDigest: string;
+  /** Bytes of artifacts its manifest shares with other manifests (layers, config). */
+  readonly sharedBytes: number;
+  /** Bytes only its manifest uses: manifest, fsmeta, VMDK, and its unshared config and layers. */
+  readonly exclusiveBytes: number;
+  /**
+   * What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
+   * manifest's only reference and no unexpired use pins it, else 0.
+   */
+  readonly reclaimableBytes: number;
+}
+
+/** The files a VM boots an image from; what {@link ImageCache.bootDisk} returns. */
+export interface BootDisk {
+  /** The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths). */
+  readonly vmdk: string;
+  /** The merged metadata (fsmeta) EROFS image. */
+  readonly fsmeta: string;
+  /** Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order. */
+  readonly layers: readonly string[];
 }
 
 // Constructors of the result classes are private: only this module builds them, through these.
@@ -198,6 +331,15 @@ export class ImageUse {
   readonly holder: ImageHolder;
   /** When the use was acquired. */
   readonly since: Date;
+  /**
+   * When the use stops pinning the image (acquired with `ttlMs`), or null if it never expires.
+   */
+  readonly expiresAt: Date | null;
+  /**
+   * Whether the use had expired when this snapshot was read. An expired use pins nothing:
+   * prune and remove ignore it. Release it, or acquire again to renew it.
+   */
+  readonly expired: boolean;
   readonly #id: string;
   readonly #cache: NativeCache;
 
@@ -210,6 +352,8 @@ export class ImageUse {
       native.holder.kind === "snapshot" ? { snapshot: native.holder.id } : { sandbox: native.holder.id },
     );
     this.since = new Date(native.sinceMs);
+    this.expiresAt = toDate(native.expiresAtMs);
+    this.expired = native.expired;
     Object.freeze(this);
   }
 
@@ -324,7 +468,102 @@ function pruneReport(r: NativePruneReport): ImagePruneReport {
     fsmetaRemoved: r.fsmetaRemoved,
     vmdkRemoved: r.vmdkRemoved,
     bytesReclaimed: r.bytesReclaimed ?? null,
+    allocatedBytesReclaimed: r.allocatedBytesReclaimed ?? null,
+    bytesBefore: r.bytesBefore,
+    bytesAfter: r.bytesAfter,
+    removed: Object.freeze(
+      r.removed.map((p) =>
+        Object.freeze({ reference: p.reference, manifestDigest: p.manifestDigest, bytesFreed: p.bytesFreed }),
+      ),
+    ),
+    dryRun: r.dryRun,
   });
+}
+
+function diskUsage(d: NativeDiskUsage): DiskUsage {
+  return Object.freeze({
+    layers: d.layers,
+    fsmeta: d.fsmeta,
+    vmdk: d.vmdk,
+    blobs: d.blobs,
+    index: d.index,
+    temporary: d.temporary,
+    total: d.total,
+    images: Object.freeze(
+      d.images.map((i) =>
+        Object.freeze({
+          reference: i.reference,
+          manifestDigest: i.manifestDigest,
+          sharedBytes: i.sharedBytes,
+          exclusiveBytes: i.exclusiveBytes,
+          reclaimableBytes: i.reclaimableBytes,
+        }),
+      ),
+    ),
+  });
+}
+
+function bootDisk(b: NativeBootDisk): BootDisk {
+  return Object.freeze({ vmdk: b.vmdk, fsmeta: b.fsmeta, layers: Object.freeze([...b.layers]) });
+}
+
+function invalid(argument: string, expected: string, value: unknown): InvalidArgumentError {
+  return new InvalidArgumentError(`invalid argument ${argument}: expected ${expected}, got ${describe(value)}`, {
+    argument,
+  });
+}
+
+/**
+ * Checks the types of prune options and turns `olderThan` into a time. Number ranges (whole,
+ * not negative) are checked by the addon, which names the same arguments.
+ */
+function pruneOptionsToNative(value: unknown): NativePruneOptions {
+  requireOptions(value, "options");
+  const opts = (value ?? {}) as Record<string, unknown>;
+  const out: NativePruneOptions = {};
+  const dryRun = opts["dryRun"];
+  if (dryRun !== undefined) {
+    if (typeof dryRun !== "boolean") throw invalid("dryRun", "a boolean", dryRun);
+    out.dryRun = dryRun;
+  }
+  const olderThan = opts["olderThan"];
+  if (olderThan instanceof Date) {
+    if (Number.isNaN(olderThan.getTime())) throw invalid("olderThan", "a valid Date", olderThan);
+    out.olderThanMs = olderThan.getTime();
+  } else if (typeof olderThan === "number") {
+    if (!Number.isSafeInteger(olderThan) || olderThan < 0) {
+      throw new InvalidArgumentError(
+        `invalid argument olderThan: an age must be a whole number of milliseconds, not negative, got ${olderThan}`,
+        { argument: "olderThan" },
+      );
+    }
+    out.olderThanMs = Date.now() - olderThan;
+  } else if (olderThan !== undefined) {
+    throw invalid("olderThan", "a Date or a number of milliseconds", olderThan);
+  }
+  const keep = opts["keep"];
+  if (keep !== undefined) {
+    if (!Array.isArray(keep) || !keep.every((k) => typeof k === "string")) {
+      throw invalid("keep", "an array of strings", keep);
+    }
+    out.keep = [...(keep as string[])];
+  }
+  for (const name of ["maxBytes", "gracePeriodMs"] as const) {
+    const v = opts[name];
+    if (v !== undefined) {
+      if (typeof v !== "number") throw invalid(name, "a number", v);
+      out[name] = v;
+    }
+  }
+  return out;
+}
+
+function acquireOptionsToNative(value: unknown): NativeAcquireOptions {
+  requireOptions(value, "options");
+  const ttlMs = (value as Record<string, unknown> | undefined)?.["ttlMs"];
+  if (ttlMs === undefined) return {};
+  if (typeof ttlMs !== "number") throw invalid("ttlMs", "a number", ttlMs);
+  return { ttlMs };
 }
 
 /** Runs a native call, mapping a synchronous throw or a rejection through `fromNative`. */
@@ -449,15 +688,63 @@ export class ImageCache {
   }
 
   /**
-   * Removes every reference no sandbox or snapshot uses, then every manifest, config and layer
-   * nothing names, files the index does not name, and leftovers of interrupted loads.
+   * Removes every reference no sandbox or snapshot uses (uses that expired do not count) and
+   * that the options select, then every manifest, config and layer nothing names any more,
+   * files the index does not name, and leftovers of interrupted loads. Without options it
+   * removes every unused reference. The index is changed in one transaction before any file is
+   * deleted, so a crash leaves only orphan files, which the next prune reclaims. Loads running
+   * in any process are waited for.
    *
-   * @returns What was deleted and the bytes reclaimed.
+   * @param opts - `dryRun`, `olderThan`, `keep`, `maxBytes` and `gracePeriodMs`; see
+   *   {@link PruneOptions}.
+   * @returns What was deleted (or, for a dry run, would be), the bytes reclaimed, the cache's
+   *   size before and after, and each reference removed.
+   * @throws {InvalidArgumentError} when an option has the wrong type, or a number is negative,
+   *   fractional or not finite.
+   * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
-  async prune(): Promise<ImagePruneReport> {
-    return pruneReport(await call(() => this.#native.prune()));
+  async prune(opts?: PruneOptions): Promise<ImagePruneReport> {
+    const options = pruneOptionsToNative(opts);
+    return pruneReport(await call(() => this.#native.prune(options)));
+  }
+
+  /**
+   * Bytes on disk by kind (layer images, fsmeta, VMDK, blobs, index, temporary) and, per
+   * reference, the bytes its image shares with other images, the bytes only it uses, and what
+   * removing it would reclaim. Answers from the sizes the index recorded when each artifact was
+   * written, without walking the disk.
+   *
+   * @returns The totals and one entry per reference.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  async diskUsage(): Promise<DiskUsage> {
+    // The binding sends the rows as one JSON string, as for list: one per reference.
+    return diskUsage(JSON.parse(await call(() => this.#native.diskUsageJson())) as NativeDiskUsage);
+  }
+
+  /**
+   * The files a VM boots an image from: its VMDK descriptor (fsmeta then every layer image as
+   * one disk), its fsmeta image, and its layer images bottom to top (for a multi-device
+   * `mount -t erofs -o device=...`). A missing fsmeta image or VMDK descriptor is rebuilt from
+   * the layer images. The paths stay valid while the image is cached: pin it with
+   * {@link ImageCache.acquire} while a VM uses them.
+   *
+   * @param reference - The image reference, in any spelling.
+   * @returns Absolute paths (when the cache root is absolute).
+   * @throws {ImageNotFoundError} when the reference is not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when `reference` is not a string.
+   * @throws {CorruptCacheError} when a layer image is missing (a cache written by an older
+   *   version whose layers were never converted: load the image again).
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read or the files not rebuilt.
+   */
+  async bootDisk(reference: string): Promise<BootDisk> {
+    requireString(reference, "reference");
+    return bootDisk(await call(() => this.#native.bootDisk(reference)));
   }
 
   /**
@@ -493,21 +780,25 @@ export class ImageCache {
 
   /**
    * Records that a sandbox or snapshot uses an image: its manifest and layers stay on disk
-   * until the use is released, even if the reference is removed with `force`. Refreshes the
-   * reference's `lastUsedAt`. Acquiring again for the same holder and image returns the same use.
+   * until the use is released (or, with `ttlMs`, expires), even if the reference is removed
+   * with `force`. Refreshes the reference's `lastUsedAt`. Acquiring again for the same holder
+   * and image returns the same use, with the expiry `opts` gives now.
    *
    * @param reference - The image reference, in any spelling.
    * @param holder - `{ sandbox: id }` or `{ snapshot: id }`.
+   * @param opts - `ttlMs`: the use expires that many milliseconds from now.
    * @throws {ImageNotFoundError} when the reference is not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when an argument has the wrong type or the id is empty.
+   * @throws {InvalidArgumentError} when an argument has the wrong type, the id is empty, or
+   *   `ttlMs` is not a whole number above 0.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
-  async acquire(reference: string, holder: ImageHolder): Promise<ImageUse> {
+  async acquire(reference: string, holder: ImageHolder, opts?: AcquireOptions): Promise<ImageUse> {
     requireString(reference, "reference");
     const h = holderToNative(holder);
-    return makeUse(this.#native, await call(() => this.#native.acquire(reference, h)));
+    const options = acquireOptionsToNative(opts);
+    return makeUse(this.#native, await call(() => this.#native.acquire(reference, h, options)));
   }
 
   /**
@@ -628,16 +919,50 @@ export class Image {
   }
 
   /**
-   * Removes everything no sandbox or snapshot uses; see {@link ImageCache.prune}.
+   * Removes what no sandbox or snapshot uses and the options select; see
+   * {@link ImageCache.prune}.
    *
-   * @returns What was deleted and the bytes reclaimed.
+   * @param opts - `dryRun`, `olderThan` (a `Date`, or an age in milliseconds), `keep`,
+   *   `maxBytes` and `gracePeriodMs`; see {@link PruneOptions}.
+   * @returns What was deleted, the bytes reclaimed, the size before and after, and each
+   *   reference removed.
+   * @throws {InvalidArgumentError} when an option is invalid, or no default root exists.
+   * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
    * @throws {UnsupportedError} with the cloud backend.
-   * @throws {InvalidArgumentError} when no default root exists.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
-  static async prune(): Promise<ImagePruneReport> {
-    return cache().prune();
+  static async prune(opts?: PruneOptions): Promise<ImagePruneReport> {
+    return cache().prune(opts);
+  }
+
+  /**
+   * Bytes on disk by kind and per reference; see {@link ImageCache.diskUsage}.
+   *
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {InvalidArgumentError} when no default root exists.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  static async diskUsage(): Promise<DiskUsage> {
+    return cache().diskUsage();
+  }
+
+  /**
+   * The VMDK, fsmeta and layer image paths a VM boots an image from; see
+   * {@link ImageCache.bootDisk}.
+   *
+   * @param reference - The image reference, in any spelling.
+   * @throws {ImageNotFoundError} when the reference is not cached.
+   * @throws {InvalidReferenceError} when `reference` is not a valid reference.
+   * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+   * @throws {CorruptCacheError} when a layer image is missing.
+   * @throws {UnsupportedError} with the cloud backend.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read or the files not rebuilt.
+   */
+  static async bootDisk(reference: string): Promise<BootDisk> {
+    return cache().bootDisk(reference);
   }
 
   /**
@@ -666,15 +991,17 @@ export class Image {
    *
    * @param reference - The image reference, in any spelling.
    * @param holder - `{ sandbox: id }` or `{ snapshot: id }`.
+   * @param opts - `ttlMs`: the use expires that many milliseconds from now.
    * @throws {ImageNotFoundError} when the reference is not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+   * @throws {InvalidArgumentError} when an argument has the wrong type or `ttlMs` is not a
+   *   whole number above 0, or no default root exists.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
-  static async acquire(reference: string, holder: ImageHolder): Promise<ImageUse> {
-    return cache().acquire(reference, holder);
+  static async acquire(reference: string, holder: ImageHolder, opts?: AcquireOptions): Promise<ImageUse> {
+    return cache().acquire(reference, holder, opts);
   }
 
   /**

@@ -21,10 +21,20 @@ export declare class NativeCache {
   inspect(reference: string): Promise<NativeImageDetail>
   /** Removes one reference and what only it used. */
   remove(reference: string, force: boolean): Promise<NativePruneReport>
-  /** Removes everything no use pins. */
-  prune(): Promise<NativePruneReport>
-  /** Pins a reference's manifest for a sandbox or snapshot. */
-  acquire(reference: string, holder: NativeHolder): Promise<NativeImageUse>
+  /**
+   * Removes every unpinned reference the options select, then what nothing names; without
+   * options, everything no use pins. A dry run reports without changing anything.
+   */
+  prune(options?: NativePruneOptions | undefined | null): Promise<NativePruneReport>
+  /**
+   * Bytes on disk by kind and per reference, as a JSON `NativeDiskUsage` (one string for
+   * what can be 100,000 rows, like `listJson`).
+   */
+  diskUsageJson(): Promise<string>
+  /** Pins a reference's manifest for a sandbox or snapshot, optionally for `ttlMs` only. */
+  acquire(reference: string, holder: NativeHolder, options?: NativeAcquireOptions | undefined | null): Promise<NativeImageUse>
+  /** The VMDK, fsmeta and layer image paths a VM boots a reference from. */
+  bootDisk(reference: string): Promise<NativeBootDisk>
   /** Ends a use (idempotent). */
   release(id: string): Promise<void>
   /** Current uses, of one reference or all. */
@@ -37,6 +47,12 @@ export declare function defaultRoot(): string | null
 /** Every error code the core can produce (public API: codes are only ever added). */
 export declare function errorCodes(): Array<string>
 
+/** Options of `NativeCache.acquire`. */
+export interface NativeAcquireOptions {
+  /** The use expires this many milliseconds after acquiring. */
+  ttlMs?: number
+}
+
 /** `{ kind: "local" }` or `{ kind: "cloud", url }`. */
 export interface NativeBackend {
   /** `local` or `cloud`. */
@@ -45,12 +61,42 @@ export interface NativeBackend {
   url?: string
 }
 
+/** The files a VM boots an image from. */
+export interface NativeBootDisk {
+  /** VMDK descriptor. */
+  vmdk: string
+  /** fsmeta image. */
+  fsmeta: string
+  /** Layer images, bottom to top. */
+  layers: Array<string>
+}
+
 /** Options of `NativeCache.open`. */
 export interface NativeCacheOptions {
   /** Cache root; default `$OCICACHE_HOME` or the platform cache folder. */
   root?: string
   /** Backend; default from `OCICACHE_BACKEND`. */
   backend?: NativeBackend
+}
+
+/** Bytes on disk by kind, and per reference (sent as JSON by `diskUsageJson`). */
+export interface NativeDiskUsage {
+  /** Layer EROFS images. */
+  layers: number
+  /** fsmeta images. */
+  fsmeta: number
+  /** VMDK descriptors. */
+  vmdk: number
+  /** Manifest and config blobs. */
+  blobs: number
+  /** The index files. */
+  index: number
+  /** `tmp/`. */
+  temporary: number
+  /** Sum of the above. */
+  total: number
+  /** Per reference. */
+  images: Array<NativeImageDiskUsage>
 }
 
 /** `{ kind: "sandbox" | "snapshot", id }`. */
@@ -89,6 +135,20 @@ export interface NativeImageDetail {
   config?: NativeImageConfig
   /** Layers bottom to top. */
   layers: Array<NativeImageLayer>
+}
+
+/** One reference's share of the cache. */
+export interface NativeImageDiskUsage {
+  /** Familiar reference. */
+  reference: string
+  /** Its manifest. */
+  manifestDigest: string
+  /** Bytes shared with other manifests. */
+  sharedBytes: number
+  /** Bytes only its manifest uses. */
+  exclusiveBytes: number
+  /** What removing it and pruning would reclaim. */
+  reclaimableBytes: number
 }
 
 /** A cached reference. */
@@ -141,6 +201,34 @@ export interface NativeImageUse {
   holder: NativeHolder
   /** Milliseconds since the epoch. */
   sinceMs: number
+  /** When the use stops pinning, ms since the epoch; absent = never. */
+  expiresAtMs?: number
+  /** Whether it had expired when read. */
+  expired: boolean
+}
+
+/** One removed reference. */
+export interface NativePrunedReference {
+  /** Familiar reference. */
+  reference: string
+  /** Its manifest. */
+  manifestDigest: string
+  /** Recorded bytes its removal freed. */
+  bytesFreed: number
+}
+
+/** Options of `NativeCache.prune`; absent fields take the core's defaults. */
+export interface NativePruneOptions {
+  /** Report without changing anything. */
+  dryRun?: boolean
+  /** Only references last used (never used: created) before this time, ms since the epoch. */
+  olderThanMs?: number
+  /** References kept, any spelling. */
+  keep?: Array<string>
+  /** Evict least recently used references until the cache is at most this many bytes. */
+  maxBytes?: number
+  /** References created or used within this many milliseconds are kept. */
+  gracePeriodMs?: number
 }
 
 /** What prune and remove reclaimed. */
@@ -157,4 +245,14 @@ export interface NativePruneReport {
   vmdkRemoved: number
   /** Measured bytes deleted. */
   bytesReclaimed?: number
+  /** Measured allocated bytes deleted. */
+  allocatedBytesReclaimed?: number
+  /** The cache's size before. */
+  bytesBefore: number
+  /** The cache's size after. */
+  bytesAfter: number
+  /** References removed, least recently used first. */
+  removed: Array<NativePrunedReference>
+  /** Whether nothing was changed. */
+  dryRun: boolean
 }

@@ -127,6 +127,51 @@ pub struct NativePruneReport {
     pub vmdk_removed: f64,
     /// Measured bytes deleted.
     pub bytes_reclaimed: Option<f64>,
+    /// Measured allocated bytes deleted.
+    pub allocated_bytes_reclaimed: Option<f64>,
+    /// The cache's size before.
+    pub bytes_before: f64,
+    /// The cache's size after.
+    pub bytes_after: f64,
+    /// References removed, least recently used first.
+    pub removed: Vec<NativePrunedReference>,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+}
+
+/// One removed reference.
+#[napi(object)]
+pub struct NativePrunedReference {
+    /// Familiar reference.
+    pub reference: String,
+    /// Its manifest.
+    pub manifest_digest: String,
+    /// Recorded bytes its removal freed.
+    pub bytes_freed: f64,
+}
+
+/// Options of `NativeCache.prune`; absent fields take the core's defaults.
+#[napi(object)]
+#[derive(Default)]
+pub struct NativePruneOptions {
+    /// Report without changing anything.
+    pub dry_run: Option<bool>,
+    /// Only references last used (never used: created) before this time, ms since the epoch.
+    pub older_than_ms: Option<f64>,
+    /// References kept, any spelling.
+    pub keep: Option<Vec<String>>,
+    /// Evict least recently used references until the cache is at most this many bytes.
+    pub max_bytes: Option<f64>,
+    /// References created or used within this many milliseconds are kept.
+    pub grace_period_ms: Option<f64>,
+}
+
+/// Options of `NativeCache.acquire`.
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeAcquireOptions {
+    /// The use expires this many milliseconds after acquiring.
+    pub ttl_ms: Option<f64>,
 }
 
 /// A use.
@@ -142,6 +187,114 @@ pub struct NativeImageUse {
     pub holder: NativeHolder,
     /// Milliseconds since the epoch.
     pub since_ms: f64,
+    /// When the use stops pinning, ms since the epoch; absent = never.
+    pub expires_at_ms: Option<f64>,
+    /// Whether it had expired when read.
+    pub expired: bool,
+}
+
+/// Bytes on disk by kind, and per reference (sent as JSON by `diskUsageJson`).
+#[napi(object)]
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NativeDiskUsage {
+    /// Layer EROFS images.
+    pub layers: f64,
+    /// fsmeta images.
+    pub fsmeta: f64,
+    /// VMDK descriptors.
+    pub vmdk: f64,
+    /// Manifest and config blobs.
+    pub blobs: f64,
+    /// The index files.
+    pub index: f64,
+    /// `tmp/`.
+    pub temporary: f64,
+    /// Sum of the above.
+    pub total: f64,
+    /// Per reference.
+    pub images: Vec<NativeImageDiskUsage>,
+}
+
+/// One reference's share of the cache.
+#[napi(object)]
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NativeImageDiskUsage {
+    /// Familiar reference.
+    pub reference: String,
+    /// Its manifest.
+    pub manifest_digest: String,
+    /// Bytes shared with other manifests.
+    pub shared_bytes: f64,
+    /// Bytes only its manifest uses.
+    pub exclusive_bytes: f64,
+    /// What removing it and pruning would reclaim.
+    pub reclaimable_bytes: f64,
+}
+
+/// The files a VM boots an image from.
+#[napi(object)]
+pub struct NativeBootDisk {
+    /// VMDK descriptor.
+    pub vmdk: String,
+    /// fsmeta image.
+    pub fsmeta: String,
+    /// Layer images, bottom to top.
+    pub layers: Vec<String>,
+}
+
+/// The largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// A JS number that must be a whole number within the safe-integer range; with `signed`
+/// false it must also not be negative.
+fn whole(name: &str, value: f64, signed: bool) -> core::Result<f64> {
+    let reason = if !value.is_finite() {
+        "must be a finite number"
+    } else if value.fract() != 0.0 {
+        "must be a whole number"
+    } else if value.abs() > MAX_SAFE_INTEGER {
+        "must be a safe integer"
+    } else if !signed && value < 0.0 {
+        "must not be negative"
+    } else {
+        return Ok(value);
+    };
+    Err(core::Error::InvalidArgument {
+        name: name.into(),
+        reason: format!("{reason}, got {value}"),
+    })
+}
+
+pub(crate) fn prune_options_from(o: NativePruneOptions) -> core::Result<core::PruneOptions> {
+    Ok(core::PruneOptions {
+        dry_run: o.dry_run.unwrap_or(false),
+        // A time, so it may precede the epoch.
+        older_than_ms: o
+            .older_than_ms
+            .map(|v| whole("olderThanMs", v, true).map(|v| v as i64))
+            .transpose()?,
+        keep: o.keep.unwrap_or_default(),
+        max_bytes: o
+            .max_bytes
+            .map(|v| whole("maxBytes", v, false).map(|v| v as u64))
+            .transpose()?,
+        grace_period_ms: o
+            .grace_period_ms
+            .map(|v| whole("gracePeriodMs", v, false).map(|v| v as i64))
+            .transpose()?
+            .unwrap_or(0),
+    })
+}
+
+pub(crate) fn acquire_options_from(o: NativeAcquireOptions) -> core::Result<core::AcquireOptions> {
+    Ok(core::AcquireOptions {
+        ttl_ms: o
+            .ttl_ms
+            .map(|v| whole("ttlMs", v, false).map(|v| v as u64))
+            .transpose()?,
+    })
 }
 
 pub(crate) fn backend_from(b: NativeBackend) -> core::Result<core::Backend> {
@@ -218,6 +371,54 @@ pub(crate) fn prune_report(r: core::ImagePruneReport) -> NativePruneReport {
         fsmeta_removed: r.fsmeta_removed as f64,
         vmdk_removed: r.vmdk_removed as f64,
         bytes_reclaimed: r.bytes_reclaimed.map(|v| v as f64),
+        allocated_bytes_reclaimed: r.allocated_bytes_reclaimed.map(|v| v as f64),
+        bytes_before: r.bytes_before as f64,
+        bytes_after: r.bytes_after as f64,
+        removed: r
+            .removed
+            .into_iter()
+            .map(|p| NativePrunedReference {
+                reference: p.reference,
+                manifest_digest: p.manifest_digest,
+                bytes_freed: p.bytes_freed as f64,
+            })
+            .collect(),
+        dry_run: r.dry_run,
+    }
+}
+
+pub(crate) fn disk_usage(d: core::DiskUsage) -> NativeDiskUsage {
+    NativeDiskUsage {
+        layers: d.layers as f64,
+        fsmeta: d.fsmeta as f64,
+        vmdk: d.vmdk as f64,
+        blobs: d.blobs as f64,
+        index: d.index as f64,
+        temporary: d.temporary as f64,
+        total: d.total as f64,
+        images: d
+            .images
+            .into_iter()
+            .map(|i| NativeImageDiskUsage {
+                reference: i.reference,
+                manifest_digest: i.manifest_digest,
+                shared_bytes: i.shared_bytes as f64,
+                exclusive_bytes: i.exclusive_bytes as f64,
+                reclaimable_bytes: i.reclaimable_bytes as f64,
+            })
+            .collect(),
+    }
+}
+
+fn path_string(p: std::path::PathBuf) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+pub(crate) fn boot_disk(b: core::BootDisk) -> NativeBootDisk {
+    NativeBootDisk {
+        vmdk: path_string(b.vmdk),
+        fsmeta: path_string(b.fsmeta),
+        layers: b.layers.into_iter().map(path_string).collect(),
     }
 }
 
@@ -235,5 +436,7 @@ pub(crate) fn image_use(u: core::ImageUse) -> NativeImageUse {
             id,
         },
         since_ms: u.since as f64,
+        expires_at_ms: u.expires_at.map(|v| v as f64),
+        expired: u.expired,
     }
 }

@@ -173,24 +173,64 @@ impl NativeCache {
         spawn(env, move || cache.remove(&reference, force), prune_report)
     }
 
-    /// Removes everything no use pins.
+    /// Removes every unpinned reference the options select, then what nothing names; without
+    /// options, everything no use pins. A dry run reports without changing anything.
     #[napi(ts_return_type = "Promise<NativePruneReport>")]
-    pub fn prune<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativePruneReport>> {
+    pub fn prune<'env>(
+        &self,
+        env: &'env Env,
+        options: Option<NativePruneOptions>,
+    ) -> napi::Result<PromiseRaw<'env, NativePruneReport>> {
         let cache = self.inner.clone();
-        spawn(env, move || cache.prune(), prune_report)
+        let opts =
+            prune_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        spawn(env, move || cache.prune_with(&opts), prune_report)
     }
 
-    /// Pins a reference's manifest for a sandbox or snapshot.
+    /// Bytes on disk by kind and per reference, as a JSON `NativeDiskUsage` (one string for
+    /// what can be 100,000 rows, like `listJson`).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn disk_usage_json<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
+        let cache = self.inner.clone();
+        spawn(
+            env,
+            move || {
+                serde_json::to_string(&disk_usage(cache.disk_usage()?))
+                    .map_err(|e| core::Error::internal(format!("serializing disk usage: {e}")))
+            },
+            |json| json,
+        )
+    }
+
+    /// Pins a reference's manifest for a sandbox or snapshot, optionally for `ttlMs` only.
     #[napi(ts_return_type = "Promise<NativeImageUse>")]
     pub fn acquire<'env>(
         &self,
         env: &'env Env,
         reference: String,
         holder: NativeHolder,
+        options: Option<NativeAcquireOptions>,
     ) -> napi::Result<PromiseRaw<'env, NativeImageUse>> {
         let cache = self.inner.clone();
         let holder = holder_from(holder).map_err(|e| js_error(env, &e))?;
-        spawn(env, move || cache.acquire(&reference, holder), image_use)
+        let opts =
+            acquire_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        spawn(
+            env,
+            move || cache.acquire_with(&reference, holder, &opts),
+            image_use,
+        )
+    }
+
+    /// The VMDK, fsmeta and layer image paths a VM boots a reference from.
+    #[napi(ts_return_type = "Promise<NativeBootDisk>")]
+    pub fn boot_disk<'env>(
+        &self,
+        env: &'env Env,
+        reference: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeBootDisk>> {
+        let cache = self.inner.clone();
+        spawn(env, move || cache.boot_disk(&reference), boot_disk)
     }
 
     /// Ends a use (idempotent).
