@@ -19,7 +19,10 @@ pub use layer::{ConvertOptions, ConvertedLayer, convert_layer};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
-#[allow(clippy::type_complexity, reason = "generated test data as plain tuples")]
+#[allow(
+    clippy::type_complexity,
+    reason = "generated test data as plain tuples"
+)]
 mod round_trip {
     //! Property test: a random tree written by [`writer`] reads back identically through
     //! [`reader`] (metadata, names, xattrs, file block runs, implicit marks, hardlinks).
