@@ -24,6 +24,15 @@ echo
 cli load -i "$work/demo.tar" --tag demo/app:latest
 cli ls
 cli inspect demo/app:1
+echo "cache folder after load: layer EROFS images, fsmeta and VMDK of the image"
+(cd "$OCICACHE_HOME" && find blobs layers fsmeta vmdk -type f | sort)
+echo
+echo "the VMDK descriptor:"; cat "$OCICACHE_HOME"/vmdk/sha256/*.vmdk; echo
+if command -v qemu-img >/dev/null; then
+  echo "\$ qemu-img info (the disk a VM boots)"; qemu-img info "$OCICACHE_HOME"/vmdk/sha256/*.vmdk | head -4; echo
+fi
+cli df -v
+cli prune --dry-run
 cli rm demo/app:latest
 cli ls
 cli prune --yes
