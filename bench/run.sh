@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent build:native >/dev/null
 npm run --silent build:ts >/dev/null
-cargo build -q --release -p ocicache-core --example list_floor
+cargo build -q --release -p ocicache-core --example list_floor --example convert_layer
 node bench/list.mjs "${LIST_REFERENCES:-10000}"
 node bench/load.mjs "${LOAD_SOURCE:-/usr/lib/x86_64-linux-gnu}" "${LOAD_MIB:-256}"
+node bench/erofs-layer.mjs "${EROFS_RUNS:-5}" "${EROFS_BIG_MIB:-1024}"
