@@ -145,7 +145,10 @@ interface ImagePruneReport {
     readonly imageRefsRemoved: number;
     /** Manifests deleted. */
     readonly manifestsRemoved: number;
-    /** Distinct layers (by `diff_id`) deleted. */
+    /**
+     * Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
+     * layer images that no index row names (left by an interrupted load).
+     */
     readonly layersRemoved: number;
     /** fsmeta images deleted. */
     readonly fsmetaRemoved: number;

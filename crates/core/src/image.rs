@@ -141,7 +141,8 @@ pub struct ImagePruneReport {
     pub image_refs_removed: u64,
     /// Manifests deleted.
     pub manifests_removed: u64,
-    /// Distinct layers (by diff_id) deleted.
+    /// Distinct layers (by diff_id) deleted: those the index dropped, plus orphan layer
+    /// images (no index row names them, e.g. left by an interrupted load) found on disk.
     pub layers_removed: u64,
     /// fsmeta images deleted.
     pub fsmeta_removed: u64,
@@ -600,6 +601,7 @@ impl Cache {
         let mut swept = self.sweep(&collected, !options.dry_run)?;
         let reconciled = gc::reconcile(&self.layout, &live, !options.dry_run)?;
         swept.swept.add(&reconciled.swept);
+        swept.layers += reconciled.layers;
         swept.fsmeta += reconciled.fsmeta;
         swept.vmdk += reconciled.vmdk;
         // Orphans and `tmp/` are on disk but in no record: count them in the size before.
@@ -827,7 +829,7 @@ fn report(
     ImagePruneReport {
         image_refs_removed: collected.image_refs.len() as u64,
         manifests_removed: collected.manifests.len() as u64,
-        layers_removed: collected.layers.len() as u64,
+        layers_removed: collected.layers.len() as u64 + swept.layers,
         fsmeta_removed: swept.fsmeta,
         vmdk_removed: swept.vmdk,
         bytes_reclaimed: if measured_nothing {

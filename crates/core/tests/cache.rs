@@ -246,6 +246,10 @@ fn prune_reclaims_orphans_and_tmp_leftovers_and_counts_them() {
         "a used image keeps its references"
     );
     assert_eq!(report.bytes_reclaimed, Some(8000 + 4096 + 10));
+    assert_eq!(
+        report.layers_removed, 1,
+        "the orphan layer image counts as a layer, the stray name only in bytes"
+    );
     assert_eq!(bytes(&root), before - 8000 - 4096 - 10);
     for l in &a.layers {
         assert!(layer_file(&root, &l.diff_id).exists(), "a used layer stays");

@@ -64,34 +64,40 @@ fn allocated(meta: &fs::Metadata) -> u64 {
 /// errors, so a sweep can be repeated after a crash. The folders are fsynced once at the end.
 pub fn sweep_files(paths: &[PathBuf], delete: bool) -> Result<Swept> {
     use rayon::prelude::*;
-    let results: Vec<Result<Swept>> = paths
-        .par_chunks(SWEEP_CHUNK)
-        .map(|chunk| {
-            let mut out = Swept::default();
-            for path in chunk {
-                match fs::symlink_metadata(path) {
-                    Ok(meta) => {
-                        if delete {
-                            match fs::remove_file(path) {
-                                Ok(()) => {}
-                                Err(e) if e.kind() == ErrorKind::NotFound => {
-                                    out.already_gone += 1;
-                                    continue;
+    let sweep = || {
+        paths
+            .par_chunks(SWEEP_CHUNK)
+            .map(|chunk| {
+                let mut out = Swept::default();
+                for path in chunk {
+                    match fs::symlink_metadata(path) {
+                        Ok(meta) => {
+                            if delete {
+                                match fs::remove_file(path) {
+                                    Ok(()) => {}
+                                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                                        out.already_gone += 1;
+                                        continue;
+                                    }
+                                    Err(e) => return Err(crate::Error::io(path, e)),
                                 }
-                                Err(e) => return Err(crate::Error::io(path, e)),
                             }
+                            out.removed += 1;
+                            out.bytes += meta.len();
+                            out.allocated += allocated(&meta);
                         }
-                        out.removed += 1;
-                        out.bytes += meta.len();
-                        out.allocated += allocated(&meta);
+                        Err(e) if e.kind() == ErrorKind::NotFound => out.already_gone += 1,
+                        Err(e) => return Err(crate::Error::io(path, e)),
                     }
-                    Err(e) if e.kind() == ErrorKind::NotFound => out.already_gone += 1,
-                    Err(e) => return Err(crate::Error::io(path, e)),
                 }
-            }
-            Ok(out)
-        })
-        .collect();
+                Ok(out)
+            })
+            .collect::<Vec<Result<Swept>>>()
+    };
+    let results = match sweep_pool() {
+        Some(pool) => pool.install(sweep),
+        None => sweep(),
+    };
     let mut out = Swept::default();
     for r in results {
         out.add(&r?);
@@ -106,8 +112,28 @@ pub fn sweep_files(paths: &[PathBuf], delete: bool) -> Result<Swept> {
 }
 
 /// Files per parallel work item of a sweep: large enough to amortize scheduling, small enough
-/// to keep both cores busy to the end.
-const SWEEP_CHUNK: usize = 256;
+/// to keep every sweep thread busy to the end.
+const SWEEP_CHUNK: usize = 64;
+
+/// Threads that sweeps delete on. Unlinking is bound by the file system, not the CPU: on ext4
+/// an unlink waits for the journal and inode-table locks, so many more threads than cores keep
+/// it busy (measured: deleting the same files with 64 threads takes 0.65x the time of one thread
+/// per core; see BENCHMARKS.md, prune).
+const SWEEP_THREADS: usize = 32;
+
+/// The pool sweeps run on, made on first use; `None` (use rayon's global pool) if the threads
+/// cannot be started.
+fn sweep_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(SWEEP_THREADS)
+            .thread_name(|i| format!("ocicache-sweep-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
 
 /// Size in bytes of a file or folder tree, without following symlinks.
 pub fn tree_size(path: &Path) -> Result<u64> {
@@ -147,7 +173,7 @@ pub enum ArtifactKind {
 /// `vmdk/`, every file whose name is not that of a live artifact (including stray names), and
 /// every entry under `tmp/`. With `delete` they are removed and measured; without, only
 /// measured (a dry run). Must run under the exclusive GC lock. Returns the total and the
-/// fsmeta and VMDK counts (for the report).
+/// layer image, fsmeta and VMDK counts (for the report).
 pub fn reconcile(layout: &Layout, live: &LiveArtifacts, delete: bool) -> Result<Reconciled> {
     let mut out = Reconciled::default();
     let dirs = [
@@ -172,27 +198,33 @@ pub fn reconcile(layout: &Layout, live: &LiveArtifacts, delete: bool) -> Result<
         ),
     ];
     for (kind, dir, suffix, names) in dirs {
-        let mut orphans = Vec::new();
+        // Orphans named like an artifact of their folder (counted by kind in the report) and
+        // stray names (reclaimed and measured, not counted).
+        let (mut orphans, mut strays) = (Vec::new(), Vec::new());
         if let Ok(entries) = fs::read_dir(&dir) {
             for entry in entries {
                 let entry = entry.at(&dir)?;
                 let name = entry.file_name();
-                let live = name
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(suffix))
-                    .is_some_and(|hex| names.contains(&format!("sha256:{hex}")));
-                if !live {
+                let hex = name.to_str().and_then(|n| n.strip_suffix(suffix));
+                if hex.is_some_and(|hex| names.contains(&format!("sha256:{hex}"))) {
+                    continue;
+                }
+                if hex.is_some_and(is_sha256_hex) {
                     orphans.push(entry.path());
+                } else {
+                    strays.push(entry.path());
                 }
             }
         }
         let swept = sweep_files(&orphans, delete)?;
         match kind {
+            ArtifactKind::Layer => out.layers += swept.removed,
             ArtifactKind::Fsmeta => out.fsmeta += swept.removed,
             ArtifactKind::Vmdk => out.vmdk += swept.removed,
-            _ => {}
+            ArtifactKind::Blob => {}
         }
         out.swept.add(&swept);
+        out.swept.add(&sweep_files(&strays, delete)?);
     }
     let out_swept = &mut out.swept;
     let tmp = layout.tmp_dir();
@@ -201,12 +233,20 @@ pub fn reconcile(layout: &Layout, live: &LiveArtifacts, delete: bool) -> Result<
     Ok(out)
 }
 
+/// Whether `s` is a SHA-256 digest's hex form (64 lowercase hex digits), as artifact names are.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// What [`reconcile`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconciled {
     /// Everything, all kinds together.
     pub swept: Swept,
-    /// fsmeta images among them.
+    /// Layer images among them: files named `<sha256 hex>.erofs` under `layers/` (stray names
+    /// are reclaimed but not counted as layers).
+    pub layers: u64,
+    /// fsmeta images among them (likewise well-named).
     pub fsmeta: u64,
     /// VMDK descriptors among them.
     pub vmdk: u64,

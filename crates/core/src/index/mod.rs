@@ -22,9 +22,14 @@ mod usage;
 pub use usage::{Candidate, CandidateFilter, ImageUsageRow, KindTotals, ManifestNode, SizeGraph};
 
 /// Current schema version, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// Migration scripts: entry `i` takes version `i + 1` to `i + 2`.
-const MIGRATIONS: &[&str] = &[include_str!("migrate_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrate_v2.sql"),
+    include_str!("migrate_v3.sql"),
+];
+/// Page cache (KiB) of the garbage-collecting transaction.
+const GC_CACHE_KIB: i64 = 64 * 1024;
 /// How long a writer waits for another process's transaction before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -428,6 +433,24 @@ impl Index {
         now: i64,
         dry_run: bool,
     ) -> Result<Collected> {
+        // Deleting tens of thousands of rows touches pages all over the tables and their
+        // indexes, which SQLite's default 2 MiB page cache keeps reading again: give this
+        // transaction a larger cache, then shrink it back (freeing the pages).
+        let previous: i64 = self.conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        self.conn.pragma_update(None, "cache_size", -GC_CACHE_KIB)?;
+        let result = self.collect_garbage_tx(refs, now, dry_run);
+        let restored = self.conn.pragma_update(None, "cache_size", previous);
+        let collected = result?;
+        restored?;
+        Ok(collected)
+    }
+
+    fn collect_garbage_tx(
+        &mut self,
+        refs: RefSelection<'_>,
+        now: i64,
+        dry_run: bool,
+    ) -> Result<Collected> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -556,10 +579,13 @@ fn collect_in(tx: &Transaction<'_>, refs: RefSelection<'_>, now: i64) -> Result<
          RETURNING diff_id",
         [],
     )?;
+    // Manifest and config blobs go with their rows. 'layer' blobs only remain from version-1
+    // caches: the set of blob digests manifests still list is built once, and only when such a
+    // blob exists (there is no index on blob_digest).
     let mut stmt = tx.prepare(
         "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = blobs.digest)
            AND NOT EXISTS (SELECT 1 FROM configs c WHERE c.digest = blobs.digest)
-           AND NOT EXISTS (SELECT 1 FROM manifest_layers ml WHERE ml.blob_digest = blobs.digest)
+           AND (kind <> 'layer' OR digest NOT IN (SELECT blob_digest FROM manifest_layers))
          RETURNING digest, size",
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
@@ -639,9 +665,39 @@ mod tests {
         assert_eq!(layers[0].erofs_size, None);
         // The version-1 layer blob stays named while its manifest lives.
         assert!(ix.blob_digests().unwrap().contains(&d(3)));
+        // The migrated schema has the same tables and indexes as a new one.
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = Index::open(&fresh_dir.path().join("index.db")).unwrap();
+        assert_eq!(schema_names(&ix), schema_names(&fresh));
         drop(ix);
         // Opening again is a no-op.
-        assert!(Index::open(&path).is_ok());
+        let mut ix = Index::open(&path).unwrap();
+        // A prune takes the version-1 layer blob with its manifest, and only then.
+        let kept = ix
+            .collect_garbage(RefSelection::These(&[]), 0, false)
+            .unwrap();
+        assert!(kept.blobs.is_empty(), "{kept:?}");
+        let gone = ix
+            .collect_garbage(RefSelection::AllUnused, 0, false)
+            .unwrap();
+        let mut blobs: Vec<&str> = gone.blobs.iter().map(|(b, _)| b.as_str()).collect();
+        blobs.sort();
+        let mut want = [d(1), d(2), d(3)];
+        want.sort();
+        assert_eq!(blobs, want.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(ix.blob_digests().unwrap().is_empty());
+    }
+
+    /// Tables and indexes of an index, by type and name.
+    fn schema_names(ix: &Index) -> Vec<(String, String)> {
+        let mut stmt = ix
+            .conn
+            .prepare("SELECT type, name FROM sqlite_schema ORDER BY type, name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
     }
 
     fn d(n: u8) -> String {

@@ -1,4 +1,4 @@
--- ocicache index, schema version 2 (PRAGMA user_version). See docs/cache-layout.md.
+-- ocicache index, schema version 3 (PRAGMA user_version). See docs/cache-layout.md.
 -- Every table is keyed by the spec's own identifiers: digests and diff_ids as `sha256:<hex>`,
 -- references in canonical form (`docker.io/library/busybox:latest`). Times are milliseconds
 -- since the Unix epoch.
@@ -59,7 +59,6 @@ CREATE TABLE manifest_layers (
     PRIMARY KEY (manifest_digest, position)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX manifest_layers_diff_id ON manifest_layers (diff_id);
-CREATE INDEX manifest_layers_blob ON manifest_layers (blob_digest);
 
 CREATE TABLE image_refs (
     reference       TEXT PRIMARY KEY,
