@@ -787,6 +787,87 @@ mod tests {
         let gone: Vec<_> = got.blobs.iter().map(|(b, _)| b.clone()).collect();
         assert_eq!(gone, [d(1), d(2), d(11)]);
         assert_eq!(ix.blob_digests().unwrap().len(), 4);
+        // The transaction's larger page cache is given back.
+        let cache: i64 = ix
+            .conn
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(cache, -2000, "SQLite's default page cache again");
+    }
+
+    /// The size graph and per-reference usage: a layer listed twice by one manifest counts once,
+    /// shared configs and layers are shared, uses pin, and every byte is attributed.
+    #[test]
+    fn size_graph_and_usage_count_each_artifact_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ix = Index::open(&dir.path().join("i.db")).unwrap();
+        let mut one = image(1, 2, &[(10, 20), (11, 21), (10, 20)], &["a", "a2"]);
+        let mut two = image(3, 2, &[(11, 21), (12, 22)], &["b"]);
+        for (img, fsmeta) in [(&mut one, 7000), (&mut two, 9000)] {
+            img.fsmeta_size = Some(fsmeta);
+            img.vmdk_size = Some(500);
+            for (l, size) in img.layers.iter_mut().zip([4096, 8192, 4096]) {
+                l.erofs_size = Some(size);
+            }
+        }
+        two.layers[0].erofs_size = Some(8192);
+        two.layers[1].erofs_size = Some(12288);
+        ix.insert_image(&one, 1).unwrap();
+        ix.insert_image(&two, 1).unwrap();
+        let u = UseRow {
+            id: "u".into(),
+            holder_kind: "sandbox".into(),
+            holder_id: "s".into(),
+            reference: "b".into(),
+            manifest_digest: d(3),
+            since: 1,
+            expires_at: None,
+        };
+        ix.add_use(&u, &[]).unwrap();
+
+        let g = ix.size_graph(0).unwrap();
+        let m1 = &g.manifests[g.manifest_ids[&d(1)]];
+        let m2 = &g.manifests[g.manifest_ids[&d(3)]];
+        assert_eq!(m1.layers.len(), 2, "layer 20 is listed twice, counted once");
+        assert_eq!((m1.own, m1.refs, m1.pinned), (100 + 7000 + 500, 2, false));
+        assert_eq!((m2.own, m2.refs, m2.pinned), (100 + 9000 + 500, 1, true));
+        assert_eq!(m1.config, m2.config);
+        assert_eq!(g.configs, [10]);
+        let mut layers = g.layers.clone();
+        layers.sort();
+        assert_eq!(layers, [4096, 8192, 12288]);
+
+        let mut rows = Vec::new();
+        ix.image_usage(0, |r| {
+            rows.push((r.reference, r.shared, r.exclusive, r.reclaimable));
+            Ok(())
+        })
+        .unwrap();
+        // Shared: the config (10) and layer 21 (8192). Exclusive: own bytes and own layers.
+        let (own1, own2) = (100 + 7000 + 500 + 4096, 100 + 9000 + 500 + 12288);
+        assert_eq!(
+            rows,
+            [
+                ("a".to_string(), 10 + 8192, own1, 0),
+                ("a2".to_string(), 10 + 8192, own1, 0),
+                ("b".to_string(), 10 + 8192, own2, 0),
+            ],
+            "two references share a's manifest, and a use pins b's"
+        );
+        assert!(ix.remove_use("u").unwrap());
+        let mut b = None;
+        ix.image_usage(0, |r| {
+            if r.reference == "b" {
+                b = Some(r.reclaimable);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            b,
+            Some(own2),
+            "unpinned and alone, b reclaims its exclusive bytes"
+        );
     }
 
     #[test]
