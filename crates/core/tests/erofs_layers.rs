@@ -27,30 +27,20 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::debian::{download_debian_packages, is_deb_of};
 use common::oracles::{
-    Extracted, Mount, UmociImage, dump_erofs, fsck, fsck_extract, gnu_tar_extract, mount_erofs,
-    mount_overlay, require_root, run,
+    Extracted, Mount, UmociImage, dump_erofs, for_extract, fsck, fsck_extract,
+    fsck_extract_options, gnu_tar_extract, mount_erofs, mount_overlay, require_root, run,
 };
+use common::tar_body::Body;
 use common::tree::{CompareOptions, Entry, Kind, Tree, compare, rel, scan};
-use common::{Compression, require_tool};
+use common::{Compression, capability, pattern, require_tool};
 use ocicache_core::erofs::{ConvertOptions, ConvertedLayer, convert_layer};
 use ocicache_core::oci::Digest;
 use tempfile::TempDir;
 
 // ---------------------------------------------------------------------------------------------
 // Layer tars, entry by entry.
-
-/// What a tar entry is.
-#[derive(Debug, Clone)]
-enum Body {
-    File(Vec<u8>),
-    Dir,
-    Symlink(Vec<u8>),
-    Hardlink(Vec<u8>),
-    Char(u32, u32),
-    Block(u32, u32),
-    Fifo,
-}
 
 /// How names and link names over 100 bytes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,10 +200,7 @@ impl LayerTar {
     }
 
     fn add(&mut self, e: &TarEntry) -> &mut Self {
-        let link = match &e.body {
-            Body::Symlink(t) | Body::Hardlink(t) => Some(t.as_slice()),
-            _ => None,
-        };
+        let link = e.body.link();
         let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
         if let Some(nsec) = e.nsec {
             pax.push(("mtime".into(), pax_time(e.mtime, nsec).into_bytes()));
@@ -284,21 +271,7 @@ impl LayerTar {
             h.set_gid(e.gid);
         }
         h.set_mtime(u64::try_from(e.mtime).unwrap_or(0));
-        let (kind, data): (tar::EntryType, &[u8]) = match &e.body {
-            Body::File(d) => (tar::EntryType::Regular, d),
-            Body::Dir => (tar::EntryType::Directory, &[]),
-            Body::Symlink(_) => (tar::EntryType::Symlink, &[]),
-            Body::Hardlink(_) => (tar::EntryType::Link, &[]),
-            Body::Char(..) => (tar::EntryType::Char, &[]),
-            Body::Block(..) => (tar::EntryType::Block, &[]),
-            Body::Fifo => (tar::EntryType::Fifo, &[]),
-        };
-        if let Body::Char(major, minor) | Body::Block(major, minor) = e.body {
-            h.set_device_major(major).unwrap();
-            h.set_device_minor(minor).unwrap();
-        }
-        h.set_entry_type(kind);
-        h.set_size(data.len() as u64);
+        let data = e.body.fill_header(&mut h);
         h.set_cksum();
         self.builder.append(&h, data).unwrap();
         self.entries += 1;
@@ -324,19 +297,6 @@ fn simple_normalize(name: &[u8]) -> PathBuf {
         .filter(|p| !p.is_empty() && *p != b".")
         .collect();
     rel(parts.join(&b'/'))
-}
-
-/// Deterministic bytes that do not compress away.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,27 +379,9 @@ fn expected_from_tar(tar: &[u8], explicit_dirs: &BTreeSet<PathBuf>) -> Tree {
     tree
 }
 
-/// What `fsck.erofs --extract` (erofs-utils 1.5) cannot be asked to restore: xattrs are not
-/// written, each hardlink name becomes its own file, symlink mtimes are the extraction time,
-/// and setuid/setgid bits of files are cleared by its chown after chmod. The kernel mount
-/// checks all of those.
+/// The options of a comparison with `fsck.erofs --extract`'s tree ([`fsck_extract_options`]).
 fn extract_options(label: &str) -> CompareOptions {
-    CompareOptions::labeled(label)
-        .no_xattrs()
-        .no_symlink_mtime()
-        .no_links()
-        .no_special_perms()
-}
-
-/// The expected tree as `fsck.erofs --extract` writes it: hardlinks are separate files, so
-/// each has one link (directory link counts are not compared).
-fn for_extract(expected: &Tree) -> Tree {
-    let mut t = expected.clone();
-    for e in t.entries.values_mut() {
-        e.inode = None;
-    }
-    t.fix_nlinks();
-    t
+    fsck_extract_options(CompareOptions::labeled(label))
 }
 
 /// Checks the image against `expected`: the kernel's view and fsck's extraction.
@@ -918,17 +860,6 @@ fn uniform_mtimes_compact_inodes() {
     for path in ["/", "/d07", "/d07/f", "/d99/l"] {
         assert_eq!(dump_field(&conv.image, path, "Inode size"), "32", "{path}");
     }
-}
-
-/// A `security.capability` value (VFS_CAP_REVISION_2, effective): cap_net_bind_service.
-fn capability() -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&0x0200_0001u32.to_le_bytes());
-    v.extend_from_slice(&(1u32 << 10).to_le_bytes()); // permitted, low word
-    v.extend_from_slice(&0u32.to_le_bytes()); // inheritable
-    v.extend_from_slice(&0u32.to_le_bytes()); // permitted, high word
-    v.extend_from_slice(&0u32.to_le_bytes());
-    v
 }
 
 /// `value` with its newline bytes replaced (see pax_records_may_hold_newlines).
@@ -2321,55 +2252,16 @@ const PACKAGES: &[&str] = &[
     "mount",
 ];
 
-/// Downloads `PACKAGES` once (kept under the target directory) and returns their `.deb` files,
-/// or `None` (after the skip/fail gate) when apt cannot fetch them.
+/// Downloads `PACKAGES` once (kept under the target directory) and returns every `.deb` file
+/// of the download folder once each package has one, or `None` (after the skip/fail gate) when
+/// apt cannot fetch them.
 fn debian_packages() -> Option<Vec<PathBuf>> {
-    if !require_tool("apt-get") || !require_tool("dpkg-deb") {
-        return None;
-    }
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-packages");
-    fs::create_dir_all(&cache).unwrap();
-    let debs = |dir: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-            .collect();
-        v.sort();
-        v
-    };
-    let have = |v: &[PathBuf]| {
-        PACKAGES.iter().all(|p| {
-            v.iter().any(|d| {
-                d.file_name()
-                    .and_then(OsStr::to_str)
-                    .is_some_and(|n| n.starts_with(&format!("{p}_")))
-            })
-        })
-    };
-    let existing = debs(&cache);
-    if have(&existing) {
-        return Some(existing);
-    }
-    let out = Command::new("apt-get")
-        .arg("download")
-        .args(PACKAGES)
-        .current_dir(&cache)
-        .output()
-        .unwrap();
-    let fetched = debs(&cache);
-    if out.status.success() && have(&fetched) {
-        return Some(fetched);
-    }
-    let why = format!(
-        "apt-get download failed (run apt-get update?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why}");
-    }
-    eprintln!("SKIP: {why}");
-    None
+    download_debian_packages(PACKAGES, |debs| {
+        PACKAGES
+            .iter()
+            .all(|p| debs.iter().any(|d| is_deb_of(d, p)))
+            .then(|| debs.to_vec())
+    })
 }
 
 #[test]

@@ -30,16 +30,22 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::debian::{download_debian_packages, is_deb_of};
 use common::disk::{fsck_extract_devices, mount_multi_device, qemu_img_convert_raw, qemu_img_info};
-use common::oracles::{UmociImage, mount_erofs, require_root, run};
+use common::oracles::{
+    UmociImage, for_extract, fsck_extract_options, mount_erofs, require_root, run,
+};
+use common::tar_body::Body;
 use common::tree::{CompareOptions, Kind, Tree, compare, differences, scan};
-use common::{CONTAINERD_NAME, Compression, ImageSpec, LayerSpec, OciLayout, hex_of, require_tool};
+use common::{
+    CONTAINERD_NAME, Compression, ImageSpec, LayerSpec, OciLayout, capability, hex_of, pattern,
+    require_tool,
+};
 use ocicache_core::{BootDisk, Cache, CacheOptions, Holder, LoadOptions};
 use sha2::{Digest as _, Sha256};
 
@@ -48,17 +54,6 @@ const REFERENCE: &str = "example.com/t:1";
 
 // ---------------------------------------------------------------------------------------------
 // Layer tars, entry by entry (PAX records for nanosecond mtimes, large ids and xattrs).
-
-#[derive(Debug, Clone)]
-enum Body {
-    File(Vec<u8>),
-    Dir,
-    Symlink(String),
-    Hardlink(String),
-    Char(u32, u32),
-    Block(u32, u32),
-    Fifo,
-}
 
 /// One tar entry.
 #[derive(Debug, Clone)]
@@ -179,15 +174,12 @@ fn layer_tar(entries: &[E]) -> Vec<u8> {
         }
         // As Go's archive/tar: a `path`/`linkpath` record for a name that is long or not ASCII;
         // the header keeps its first bytes.
-        let link = match &e.body {
-            Body::Symlink(t) | Body::Hardlink(t) => Some(t.as_str()),
-            _ => None,
-        };
+        let link = e.body.link();
         if e.name.len() > TAR_NAME_FIELD || !e.name.is_ascii() {
             pax.push(("path".into(), e.name.clone().into_bytes()));
         }
         if let Some(l) = link.filter(|l| l.len() > TAR_NAME_FIELD || !l.is_ascii()) {
-            pax.push(("linkpath".into(), l.as_bytes().to_vec()));
+            pax.push(("linkpath".into(), l.to_vec()));
         }
         if !pax.is_empty() {
             b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
@@ -200,56 +192,18 @@ fn layer_tar(entries: &[E]) -> Vec<u8> {
             old.name[..n].copy_from_slice(&e.name.as_bytes()[..n]);
             if let Some(l) = link {
                 let n = l.len().min(TAR_NAME_FIELD);
-                old.linkname[..n].copy_from_slice(&l.as_bytes()[..n]);
+                old.linkname[..n].copy_from_slice(&l[..n]);
             }
         }
         h.set_mode(e.mode);
         h.set_uid(if big_ids { 0 } else { e.uid });
         h.set_gid(if big_ids { 0 } else { e.gid });
         h.set_mtime(e.mtime);
-        let (kind, data): (tar::EntryType, &[u8]) = match &e.body {
-            Body::File(d) => (tar::EntryType::Regular, d),
-            Body::Dir => (tar::EntryType::Directory, &[]),
-            Body::Symlink(_) => (tar::EntryType::Symlink, &[]),
-            Body::Hardlink(_) => (tar::EntryType::Link, &[]),
-            Body::Char(..) => (tar::EntryType::Char, &[]),
-            Body::Block(..) => (tar::EntryType::Block, &[]),
-            Body::Fifo => (tar::EntryType::Fifo, &[]),
-        };
-        h.set_entry_type(kind);
-        if let Body::Char(major, minor) | Body::Block(major, minor) = e.body {
-            h.set_device_major(major).unwrap();
-            h.set_device_minor(minor).unwrap();
-        }
-        h.set_size(data.len() as u64);
+        let data = e.body.fill_header(&mut h);
         h.set_cksum();
         b.append(&h, data).unwrap();
     }
     b.into_inner().unwrap()
-}
-
-/// Deterministic bytes that do not compress away.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// A `security.capability` value (VFS_CAP_REVISION_2, effective): cap_net_bind_service.
-fn capability() -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&0x0200_0001u32.to_le_bytes());
-    v.extend_from_slice(&(1u32 << 10).to_le_bytes()); // permitted, low word
-    v.extend_from_slice(&0u32.to_le_bytes()); // inheritable, low word
-    v.extend_from_slice(&0u32.to_le_bytes()); // permitted, high word
-    v.extend_from_slice(&0u32.to_le_bytes()); // inheritable, high word
-    v
 }
 
 /// Entries in the big directory of the bottom layer.
@@ -571,26 +525,10 @@ fn umoci_options(label: &str) -> CompareOptions {
     CompareOptions::labeled(label).skip_meta("")
 }
 
-/// What `fsck.erofs --extract` (erofs-utils 1.5) cannot be asked to restore: xattrs are not
-/// written, each hardlink name becomes its own file, symlink mtimes are the extraction time, and
-/// setuid/setgid bits of files are cleared by its chown after chmod. The kernel mount checks all
-/// of those.
+/// The options of a comparison of umoci's tree with `fsck.erofs --extract`'s: [`umoci_options`]
+/// without what the extraction cannot restore ([`fsck_extract_options`]).
 fn extract_options(label: &str) -> CompareOptions {
-    umoci_options(label)
-        .no_xattrs()
-        .no_symlink_mtime()
-        .no_links()
-        .no_special_perms()
-}
-
-/// The expected tree as `fsck.erofs --extract` writes it: hardlinks are separate files.
-fn for_extract(expected: &Tree) -> Tree {
-    let mut t = expected.clone();
-    for e in t.entries.values_mut() {
-        e.inode = None;
-    }
-    t.fix_nlinks();
-    t
+    fsck_extract_options(umoci_options(label))
 }
 
 /// sha256 hex of a file, streamed.
@@ -791,57 +729,15 @@ const PACKAGES: &[&str] = &[
 ];
 
 /// Downloads `PACKAGES` once (kept under the target directory, shared with the layer tests) and
-/// returns their `.deb` files in `PACKAGES` order, or `None` (after the skip/fail gate) when apt
-/// cannot fetch them.
+/// returns their `.deb` files in `PACKAGES` order (the newest of each), or `None` (after the
+/// skip/fail gate) when apt cannot fetch them.
 fn debian_packages() -> Option<Vec<PathBuf>> {
-    if !require_tool("apt-get") || !require_tool("dpkg-deb") {
-        return None;
-    }
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-packages");
-    fs::create_dir_all(&cache).unwrap();
-    let find = || -> Option<Vec<PathBuf>> {
-        let debs: Vec<PathBuf> = fs::read_dir(&cache)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-            .collect();
+    download_debian_packages(PACKAGES, |debs| {
         PACKAGES
             .iter()
-            .map(|p| {
-                debs.iter()
-                    .filter(|d| {
-                        d.file_name()
-                            .and_then(OsStr::to_str)
-                            .is_some_and(|n| n.starts_with(&format!("{p}_")))
-                    })
-                    .max()
-                    .cloned()
-            })
+            .map(|p| debs.iter().filter(|d| is_deb_of(d, p)).max().cloned())
             .collect()
-    };
-    if let Some(debs) = find() {
-        return Some(debs);
-    }
-    let out = Command::new("apt-get")
-        .arg("download")
-        .args(PACKAGES)
-        .current_dir(&cache)
-        .output()
-        .unwrap();
-    if out.status.success()
-        && let Some(debs) = find()
-    {
-        return Some(debs);
-    }
-    let why = format!(
-        "apt-get download failed (run apt-get update?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why}");
-    }
-    eprintln!("SKIP: {why}");
-    None
+    })
 }
 
 #[test]

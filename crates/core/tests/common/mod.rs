@@ -19,8 +19,10 @@
     reason = "fixture failures should fail the test loudly"
 )]
 
+pub mod debian;
 pub mod disk;
 pub mod oracles;
+pub mod tar_body;
 pub mod tree;
 
 use std::collections::BTreeMap;
@@ -898,4 +900,28 @@ pub fn require_tool(name: &str) -> bool {
         eprintln!("SKIP: {name} not installed");
     }
     found
+}
+
+/// Deterministic bytes that do not compress away (xorshift64 from `seed`).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A `security.capability` value (VFS_CAP_REVISION_2, effective): cap_net_bind_service.
+pub fn capability() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&0x0200_0001u32.to_le_bytes());
+    v.extend_from_slice(&(1u32 << 10).to_le_bytes()); // permitted, low word
+    v.extend_from_slice(&0u32.to_le_bytes()); // inheritable, low word
+    v.extend_from_slice(&0u32.to_le_bytes()); // permitted, high word
+    v.extend_from_slice(&0u32.to_le_bytes()); // inheritable, high word
+    v
 }
