@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 use crate::index::LiveArtifacts;
+use crate::oci::is_sha256_hex;
 use crate::store::{EROFS_SUFFIX, Layout, VMDK_SUFFIX};
 
 pub mod plan;
@@ -231,11 +232,6 @@ pub fn reconcile(layout: &Layout, live: &LiveArtifacts, delete: bool) -> Result<
     let out_tmp = reconcile_tmp(&tmp, delete)?;
     out_swept.add(&out_tmp);
     Ok(out)
-}
-
-/// Whether `s` is a SHA-256 digest's hex form (64 lowercase hex digits), as artifact names are.
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// What [`reconcile`] found.

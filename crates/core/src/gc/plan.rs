@@ -38,14 +38,7 @@ pub fn plan(
     size: u64,
     max_bytes: Option<u64>,
 ) -> Plan {
-    let mut config_users = vec![0u32; graph.configs.len()];
-    let mut layer_users = vec![0u32; graph.layers.len()];
-    for m in &graph.manifests {
-        config_users[m.config] += 1;
-        for &l in &m.layers {
-            layer_users[l] += 1;
-        }
-    }
+    let (mut config_users, mut layer_users) = graph.user_counts();
     let mut refs: Vec<u32> = graph.manifests.iter().map(|m| m.refs).collect();
     let mut out = Plan::default();
     let free = |m: usize, config_users: &mut Vec<u32>, layer_users: &mut Vec<u32>| -> u64 {

@@ -53,6 +53,21 @@ pub struct SizeGraph {
     pub layers: Vec<u64>,
 }
 
+impl SizeGraph {
+    /// How many manifests use each config and each layer (indexed by their ids).
+    pub fn user_counts(&self) -> (Vec<u32>, Vec<u32>) {
+        let mut config_users = vec![0u32; self.configs.len()];
+        let mut layer_users = vec![0u32; self.layers.len()];
+        for m in &self.manifests {
+            config_users[m.config] += 1;
+            for &l in &m.layers {
+                layer_users[l] += 1;
+            }
+        }
+        (config_users, layer_users)
+    }
+}
+
 /// One manifest of a [`SizeGraph`].
 #[derive(Debug, Clone, Default)]
 pub struct ManifestNode {
@@ -252,14 +267,7 @@ impl Index {
         mut each: impl FnMut(ImageUsageRow) -> Result<()>,
     ) -> Result<()> {
         let g = self.size_graph(now)?;
-        let mut config_users = vec![0u32; g.configs.len()];
-        let mut layer_users = vec![0u32; g.layers.len()];
-        for m in &g.manifests {
-            config_users[m.config] += 1;
-            for &l in &m.layers {
-                layer_users[l] += 1;
-            }
-        }
+        let (config_users, layer_users) = g.user_counts();
         let mut stmt = self.conn.prepare_cached(
             "SELECT reference, manifest_digest FROM image_refs ORDER BY reference",
         )?;

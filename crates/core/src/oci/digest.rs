@@ -19,6 +19,14 @@ pub struct Digest {
     hex: String,
 }
 
+/// Whether `hex` is the hex part of a sha256 digest as stored: 64 lowercase hex digits.
+pub fn is_sha256_hex(hex: &str) -> bool {
+    hex.len() == SHA256_HEX_LEN
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 impl Digest {
     /// Parses `sha256:<64 lowercase hex>`.
     pub fn parse(text: &str) -> Result<Self> {
@@ -32,11 +40,7 @@ impl Digest {
                 what: format!("digest algorithm {algorithm:?} (only sha256)"),
             });
         }
-        if hex.len() != SHA256_HEX_LEN
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if !is_sha256_hex(hex) {
             return Err(bad("expected 64 lowercase hex digits"));
         }
         Ok(Digest {

@@ -8,6 +8,6 @@ mod platform;
 mod reference;
 
 pub use config::ConfigInfo;
-pub use digest::{Digest, HashingReader, HashingWriter};
+pub use digest::{Digest, HashingReader, HashingWriter, is_sha256_hex};
 pub use platform::Platform;
 pub use reference::{Reference, familiar_from_canonical};
