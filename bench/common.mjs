@@ -1,5 +1,6 @@
-// Shared helpers for the benchmarks: timing, median, and running commands.
+// Shared helpers for the benchmarks: timing, median, formatting, and running commands.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 /** Median of `runs` timings (ms) of an async function, after one warm-up call. */
 export async function medianMs(fn, runs) {
@@ -28,4 +29,48 @@ export function shellMs(command) {
 
 export function fmt(n, digits = 2) {
   return n.toFixed(digits);
+}
+
+/** `n` rounded, with thousands separators. */
+export function count(n) {
+  return Math.round(n).toLocaleString("en-US");
+}
+
+/** Single-quotes `s` for bash. */
+export function quote(s) {
+  return `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+/** Runs `command` with bash (`set -euo pipefail`) and returns its stdout; stderr passes through. */
+export function sh(command) {
+  return execFileSync("bash", ["-c", `set -euo pipefail; ${command}`], { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8", maxBuffer: 1 << 30 });
+}
+
+/** Reads a stamp written by a finished build step, or null when absent or from another recipe. */
+export function stamp(path, key) {
+  try {
+    const s = JSON.parse(readFileSync(path, "utf8"));
+    return JSON.stringify(s.key) === JSON.stringify(key) ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Runs each route of `routes` (name -> function returning a sample) `runs` times, interleaved:
+ * each round runs every route once, the order rotated so that no route always follows the same
+ * other one; `before` runs before every call (untimed: each route times
+ * itself). Returns name -> samples.
+ */
+export function interleave(routes, runs, before = () => {}) {
+  const names = Object.keys(routes);
+  const samples = Object.fromEntries(names.map((k) => [k, []]));
+  for (let i = 0; i < runs; i++) {
+    for (let j = 0; j < names.length; j++) {
+      const k = names[(i + j) % names.length];
+      before();
+      samples[k].push(routes[k]());
+    }
+  }
+  return samples;
 }

@@ -16,7 +16,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { createCipheriv } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { fmt, median, shellMs } from "./common.mjs";
+import { count as n, fmt, interleave, median, quote, sh, shellMs, stamp } from "./common.mjs";
 
 const runs = Number(process.argv[2] ?? process.env.EROFS_RUNS ?? 5);
 const bigMiB = Number(process.argv[3] ?? process.env.EROFS_BIG_MIB ?? 1024);
@@ -51,9 +51,6 @@ const RECIPE = 4;
 const TAR_OPTIONS = "--sort=name --numeric-owner --xattrs --pax-option=delete=atime,delete=ctime";
 const MB = 1e6;
 const MiB = 1024 * 1024;
-const n = (v) => Math.round(v).toLocaleString("en-US");
-const sh = (command) => execFileSync("bash", ["-c", `set -euo pipefail; ${command}`], { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
-const quote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
 
 function missingTools() {
   const tools = ["apt-get", "dpkg-deb", "tar", "gzip", "sha256sum", "mkfs.erofs", "fsck.erofs"];
@@ -61,16 +58,6 @@ function missingTools() {
   if (!existsSync("/usr/bin/time")) missing.push("/usr/bin/time");
   if (!existsSync(convert)) missing.push(`${convert} (cargo build --release -p ocicache-core --example convert_layer)`);
   return missing;
-}
-
-/** Reads a stamp written by a finished build step, or null when absent or from another recipe. */
-function stamp(path, key) {
-  try {
-    const s = JSON.parse(readFileSync(path, "utf8"));
-    return JSON.stringify(s.key) === JSON.stringify(key) ? s : null;
-  } catch {
-    return null;
-  }
 }
 
 /** Gives everything under `dir` modified since `since` (seconds) the fixed CREATED_MTIME. */
@@ -257,18 +244,9 @@ function twoStep(dir) {
   const mkfs = runMeasured(`mkfs.erofs --quiet ${quote(out2)} ${quote(dir)}`);
   return { ms: extract.ms + mkfs.ms, extractMs: extract.ms, mkfsMs: mkfs.ms, rssKiB: mkfs.rssKiB };
 }
-const names = Object.keys(routes);
-const samples = Object.fromEntries(names.map((k) => [k, []]));
 sh(`cat ${quote(layer.gzPath)} ${quote(layer.tarPath)} > /dev/null`);
-for (const k of names) { clean(); routes[k](); } // warm-up
-for (let i = 0; i < runs; i++) {
-  // Rotate the order so that no route always runs right after the same other one.
-  for (let j = 0; j < names.length; j++) {
-    const k = names[(i + j) % names.length];
-    clean();
-    samples[k].push(routes[k]());
-  }
-}
+interleave(routes, 1, clean); // warm-up
+const samples = interleave(routes, runs, clean);
 const med = (k, field = "ms") => median(samples[k].map((s) => s[field]));
 const last = samples.ocicache.at(-1).report;
 if (last.tarSize !== tarBytes) throw new Error(`convert_layer read ${last.tarSize} tar bytes, want ${tarBytes}`);

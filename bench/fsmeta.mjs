@@ -21,6 +21,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
+import { count as n, fmt, interleave, median, quote, sh, stamp } from "./common.mjs";
 
 const runs = Number(process.argv[2] ?? process.env.FSMETA_RUNS ?? 5);
 const here = new URL(".", import.meta.url).pathname;
@@ -41,11 +42,6 @@ const LAYERS = [
 const RECIPE = 1;
 
 const MB = 1e6;
-const sh = (command) => execFileSync("bash", ["-c", `set -euo pipefail; ${command}`], { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8", maxBuffer: 1 << 28 });
-const quote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const fmt = (n, digits = 2) => n.toFixed(digits);
-const n = (v) => Math.round(v).toLocaleString("en-US");
 const timed = (fn) => {
   const start = process.hrtime.bigint();
   const out = fn();
@@ -59,15 +55,6 @@ function missingTools() {
     if (!existsSync(join(examples, ex))) missing.push(`${join(examples, ex)} (cargo build --release -p ocicache-core --example ${ex})`);
   }
   return missing;
-}
-
-function stamp(path, key) {
-  try {
-    const s = JSON.parse(readFileSync(path, "utf8"));
-    return JSON.stringify(s.key) === JSON.stringify(key) ? s : null;
-  } catch {
-    return null;
-  }
 }
 
 /** The application layer: files, whiteouts of lower content, an opaque folder, links. */
@@ -208,18 +195,10 @@ const routes = {
   },
 };
 
-const names = Object.keys(routes);
-const samples = Object.fromEntries(names.map((k) => [k, []]));
 sh(`cat ${blobs.map(quote).join(" ")} > /dev/null`);
 clean();
 routes.ocicache(); // warm-up (the full-copy routes read the blobs just cached)
-for (let i = 0; i < runs; i++) {
-  for (let j = 0; j < names.length; j++) {
-    const k = names[(i + j) % names.length];
-    clean();
-    samples[k].push(routes[k]());
-  }
-}
+const samples = interleave(routes, runs, clean);
 const med = (k, field = "ms") => median(samples[k].map((s) => s[field]));
 
 // Check the rebuilt fsmeta with fsck.erofs over its layer images, and count entries on both

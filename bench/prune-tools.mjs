@@ -22,6 +22,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fmt, interleave, median, quote, sh } from "./common.mjs";
 
 const refs = Number(process.argv[2] ?? process.env.PRUNE_TOOLS_REFS ?? 400);
 const runs = Number(process.env.PRUNE_TOOLS_RUNS ?? 3);
@@ -31,10 +32,6 @@ const work = join(here, ".work", "prune-tools");
 const tool = join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "release", "examples", "prune_bench");
 const PIN_EVERY = 10; // as in prune_bench.rs
 
-const fmt = (v, digits = 2) => v.toFixed(digits);
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const quote = (p) => `'${p.replaceAll("'", "'\\''")}'`;
-const sh = (command) => execFileSync("bash", ["-c", `set -euo pipefail; ${command}`], { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8", maxBuffer: 1 << 28 });
 const has = (t) => sh(`command -v ${t} || true`).trim() !== "";
 const timed = (file, args) => {
   const start = process.hrtime.bigint();
@@ -118,13 +115,7 @@ if (has("podman")) {
 } else notes.push("podman not installed (apt-get install podman)");
 
 const names = Object.keys(routes);
-const samples = Object.fromEntries(names.map((k) => [k, []]));
-for (let i = 0; i < runs; i++) {
-  for (let j = 0; j < names.length; j++) {
-    const k = names[(i + j) % names.length];
-    samples[k].push(routes[k]());
-  }
-}
+const samples = interleave(routes, runs);
 rmSync(work, { recursive: true, force: true });
 const per = (k) => median(samples[k].map((x) => x.ms)) / removed;
 const oc = per("ocicache");

@@ -25,6 +25,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
+import { count as n, fmt, interleave, median, quote, sh } from "./common.mjs";
 
 const sizes = (process.argv[2] ?? process.env.PRUNE_SIZES ?? "1000,10000,100000").split(",").map(Number);
 const runsBySize = (process.env.PRUNE_RUNS ?? "5,3,1").split(",").map(Number);
@@ -40,12 +41,7 @@ const LOAD_MAX = 1000;
 const BYTES_PER_REF = 40_000;
 
 const MB = 1e6;
-const n = (v) => Math.round(v).toLocaleString("en-US");
-const fmt = (v, digits = 2) => v.toFixed(digits);
 const s = (sec) => (sec >= 1 ? `${fmt(sec)} s` : `${fmt(sec * 1e3, 1)} ms`);
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const quote = (p) => `'${p.replaceAll("'", "'\\''")}'`;
-const sh = (command) => execFileSync("bash", ["-c", `set -euo pipefail; ${command}`], { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8", maxBuffer: 1 << 30 });
 const run = (args, env = {}) => JSON.parse(execFileSync(tool, args, { encoding: "utf8", env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] }));
 
 if (!existsSync(tool) || !existsSync("/usr/bin/time")) {
@@ -141,13 +137,7 @@ for (const [k, refs] of sizes.entries()) {
     if (ext4 && refs <= LOAD_MAX) routes[`floor${CORES}`] = floor(CORES);
     routes[`floor${WIDE}`] = floor(WIDE);
     const names = Object.keys(routes);
-    const samples = Object.fromEntries(names.map((r) => [r, []]));
-    for (let i = 0; i < runs; i++) {
-      for (let j = 0; j < names.length; j++) {
-        const r = names[(i + j) % names.length];
-        samples[r].push(routes[r]());
-      }
-    }
+    const samples = interleave(routes, runs);
     rmSync(disk.dir, { recursive: true, force: true });
     const med = (r, field = "seconds") => median(samples[r].map((x) => x[field]));
     const report = samples.prune[0];

@@ -52,6 +52,8 @@ use rayon::prelude::*;
 use rusqlite::{Connection, params};
 use sha2::{Digest as _, Sha256};
 
+mod common;
+
 type Res<T> = std::result::Result<T, Box<dyn StdError + Send + Sync>>;
 
 /// References per image.
@@ -904,41 +906,7 @@ fn latency(root: &Path, runs: usize) -> Res<()> {
         Layout::new(root).index_db(),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )?;
-    type ListRow = (
-        String,
-        String,
-        i64,
-        Option<i64>,
-        String,
-        String,
-        Option<String>,
-        i64,
-        Option<i64>,
-    );
-    let list_floor = || -> Res<usize> {
-        let mut stmt = conn.prepare_cached(
-            "SELECT r.reference, r.manifest_digest, r.created_at, r.last_used_at,
-                    m.architecture, m.os, m.variant, m.layer_count, m.disk_size
-             FROM image_refs r JOIN manifests m ON m.digest = r.manifest_digest
-             ORDER BY r.created_at DESC, r.reference",
-        )?;
-        let rows: Vec<ListRow> = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows.len())
-    };
+    let list_floor = || -> Res<usize> { Ok(common::list_rows(&conn)?.len()) };
     // The same rows disk_usage returns (one per reference, with its manifest and sizes, in
     // reference order) plus the totals by kind, read without computing shared bytes.
     let usage_floor = || -> Res<usize> {
