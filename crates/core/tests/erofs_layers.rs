@@ -1742,6 +1742,183 @@ fn nul_typed_entry_ending_in_slash_is_a_directory() {
     );
 }
 
+/// A folder of names that are not ASCII, for writers that handle them each their own way:
+/// Greek, CJK, emoji and mixed names, a top-level name with no ASCII at all (Go's USTAR name
+/// for it is empty), an empty file whose header name would end in `/`, and directories,
+/// symlinks (with non-ASCII targets) and hardlinks so named.
+fn make_non_ascii_source(root: &Path) {
+    let d = |p: &str| root.join(p);
+    fs::create_dir_all(d("names")).unwrap();
+    fs::write(d("names/Ωμέγα"), "omega\n").unwrap();
+    fs::write(d("names/日本語"), pattern(5000, 21)).unwrap();
+    fs::write(d("names/🦀"), "crab").unwrap();
+    fs::write(d("names/mixed-ünïcode.txt"), "mixed").unwrap();
+    fs::write(d("names/空"), "").unwrap();
+    fs::set_permissions(d("names/空"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(d("Ωμέγα"), "top-level, no ASCII").unwrap();
+    fs::write(d("😀"), "top-level emoji").unwrap();
+    fs::create_dir_all(d("目录/子目录")).unwrap();
+    fs::write(d("目录/子目录/файл"), "deep").unwrap();
+    fs::create_dir(d("Δ")).unwrap();
+    fs::set_permissions(d("Δ"), fs::Permissions::from_mode(0o750)).unwrap();
+    std::os::unix::fs::symlink("Ωμέγα", d("names/σύνδεσμος")).unwrap();
+    std::os::unix::fs::symlink("../目录/子目录/файл", d("names/link-to-файл")).unwrap();
+    std::os::unix::fs::symlink("names/🦀", d("🔗")).unwrap();
+    fs::hard_link(d("names/Ωμέγα"), d("names/硬链接")).unwrap();
+    fs::hard_link(d("names/日本語"), d("ハードリンク")).unwrap();
+    std::os::unix::fs::chown(d("names/日本語"), Some(1000), Some(1000)).unwrap();
+    // Whole seconds, which every writer's format holds.
+    run(Command::new("find").arg(root).args([
+        "-exec",
+        "touch",
+        "-h",
+        "-d",
+        "@1650000000",
+        "{}",
+        "+",
+    ]));
+}
+
+/// The directories a tar's entries name and its entry count, as the `tar` crate reads them
+/// (PAX `path` and GNU long names applied; these fixtures hold no newline in a name).
+fn tar_dirs_and_entries(tar: &[u8]) -> (BTreeSet<PathBuf>, u64) {
+    let mut dirs = BTreeSet::new();
+    let mut entries = 0;
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        entries += 1;
+        if entry.header().entry_type() == tar::EntryType::Directory {
+            dirs.insert(simple_normalize(&entry.path_bytes()));
+        }
+    }
+    (dirs, entries)
+}
+
+/// Converts a writer's tar of [`make_non_ascii_source`] and checks it through the kernel and
+/// `fsck.erofs --extract` against GNU tar's extraction of the same tar; every non-ASCII name
+/// that is a file in the source must be a file in the image.
+fn check_non_ascii_tar(name: &str, tar: &[u8]) {
+    let (explicit, entries) = tar_dirs_and_entries(tar);
+    let expected = expected_from_tar(tar, &explicit);
+    for file in ["names/Ωμέγα", "names/空", "Ωμέγα", "😀", "names/硬链接"] {
+        let e = expected
+            .get(file)
+            .unwrap_or_else(|| panic!("{name}: GNU tar extracts {file}"));
+        assert!(
+            matches!(e.kind, Kind::File { .. }),
+            "{name}: oracle: {file} is a file"
+        );
+    }
+    let conv = check_against(name, tar, entries, &expected, &[Compression::None]);
+    let mnt = mount_erofs(&conv.image);
+    let omega = mnt.path().join("names/Ωμέγα");
+    assert!(
+        omega.symlink_metadata().unwrap().is_file(),
+        "{name}: names/Ωμέγα is a file"
+    );
+    assert_eq!(
+        fs::read(&omega).unwrap(),
+        b"omega\n",
+        "{name}: names/Ωμέγα's data"
+    );
+}
+
+/// Go's archive/tar (docker, buildkit, umoci, skopeo, ko, crane) writes a PAX `path` record for
+/// a name that is not ASCII and puts an ASCII-only rendering of the name in the USTAR header:
+/// `names/Ωμέγα` has the header name `names/`. What broke: the old writers' rule "a regular
+/// file whose name ends in `/` is a directory" was applied to that header name, so the image
+/// (and fsmeta, and the VMDK) held an empty directory with mode 0644 where the file was. The
+/// layer here is umoci's (`umoci insert` of a folder).
+#[test]
+fn non_ascii_file_names_from_go_writers_stay_files() {
+    if !tools() || !require_tool("umoci") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    make_non_ascii_source(&src);
+    let image = UmociImage::new();
+    image.insert(&src);
+    let digests = image.layer_digests();
+    assert_eq!(digests.len(), 1);
+    let blob = fs::read(image.blob(&digests[0])).unwrap();
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(blob.as_slice()), &mut tar)
+        .unwrap();
+    // The fixture holds what broke: a regular-file header whose name ends in `/`, and one whose
+    // name is empty, each named by a PAX `path`.
+    let headers: Vec<&[u8]> = tar.chunks(512).filter(|b| b.len() == 512).collect();
+    let regular_named = |n: &[u8]| {
+        headers.iter().any(|h| {
+            h[156] == b'0'
+                && h[..100].split(|b| *b == 0).next() == Some(n)
+                && h[257..262] == *b"ustar"
+        })
+    };
+    assert!(
+        regular_named(b"names/"),
+        "umoci writes `names/` for names/Ωμέγα"
+    );
+    assert!(regular_named(b""), "umoci writes an empty name for Ωμέγα");
+    // umoci 0.4 ends its layers without the last padding and the end-of-archive blocks, which
+    // GNU tar refuses: the oracle reads the layer with them added, and umoci's own blob is
+    // compared with the source folder below.
+    let mut whole = tar.clone();
+    whole.resize(whole.len().div_ceil(512) * 512 + 1024, 0);
+    check_non_ascii_tar("umoci insert (Go archive/tar)", &whole);
+    let source = {
+        let mut t = scan(&src);
+        t.fix_nlinks();
+        t
+    };
+    let conv = convert_blob(&tar, &blob, true);
+    let mnt = mount_erofs(&conv.image);
+    // umoci stores the folder as `/`: the root's metadata is the temp folder's.
+    let opts =
+        CompareOptions::labeled("source folder vs kernel mount of umoci's layer").skip_meta("");
+    compare(&source, &scan(mnt.path()), &opts);
+}
+
+/// The same names as bsdtar (libarchive, restricted PAX) and Python's `tarfile` (PAX and GNU
+/// formats) write them.
+#[test]
+fn non_ascii_names_from_bsdtar_and_python() {
+    if !tools() || !require_tool("bsdtar") || !require_tool("python3") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    make_non_ascii_source(&src);
+    let bsd = tmp.path().join("bsdtar.tar");
+    run(Command::new("bsdtar")
+        .arg("-cf")
+        .arg(&bsd)
+        .arg("-C")
+        .arg(&src)
+        .arg("."));
+    check_non_ascii_tar("bsdtar", &fs::read(&bsd).unwrap());
+    for format in ["PAX_FORMAT", "GNU_FORMAT"] {
+        let out = tmp.path().join(format!("{format}.tar"));
+        let script = format!(
+            "import sys, tarfile\n\
+             with tarfile.open(sys.argv[1], 'w', format=tarfile.{format}) as t:\n\
+             \x20   t.add(sys.argv[2], arcname='.')\n"
+        );
+        run(Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&out)
+            .arg(&src));
+        check_non_ascii_tar(
+            &format!("Python tarfile {format}"),
+            &fs::read(&out).unwrap(),
+        );
+    }
+}
+
 /// A plain tar is told from compressed blobs by content; its first bytes are the first
 /// member's name, which may well start with `BZh` (bzip2's magic). What broke: the layer was
 /// refused as bzip2 (`UNSUPPORTED`), although its first block is a valid tar header.

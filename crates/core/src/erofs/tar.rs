@@ -182,15 +182,6 @@ impl<R: Read> TarReader<R> {
                 .into());
             }
         };
-        // Old writers mark directories as regular files whose name ends with `/`.
-        let kind = if kind == Kind::File
-            && matches!(typeflag, b'0' | 0)
-            && field(&h[0..100]).ends_with(b"/")
-        {
-            Kind::Dir
-        } else {
-            kind
-        };
         let posix = &h[257..263] == b"ustar\0";
         let mut path = field(&h[0..100]).to_vec();
         if posix && h[345] != 0 {
@@ -199,6 +190,22 @@ impl<R: Read> TarReader<R> {
             full.extend_from_slice(&path);
             path = full;
         }
+        // Old writers (V7, early BSD tar) had no directory type and marked a directory as a
+        // regular file whose name ends with `/`. Only a name from the header itself can be one
+        // of theirs: a GNU long name or a PAX `path` comes from a newer writer, and Go's
+        // archive/tar puts an ASCII-only rendering of a non-ASCII name in the header
+        // (`names/` for `names/Ωμέγα`) next to the PAX `path` that names the file.
+        let named_by_extension =
+            long_name.is_some() || pax.iter().any(|(key, _)| key.as_slice() == b"path");
+        let kind = if kind == Kind::File
+            && matches!(typeflag, b'0' | 0)
+            && !named_by_extension
+            && path.ends_with(b"/")
+        {
+            Kind::Dir
+        } else {
+            kind
+        };
         let mut entry = Entry {
             kind,
             path: long_name.unwrap_or(path),
