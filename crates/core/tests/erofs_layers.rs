@@ -30,7 +30,8 @@ use std::process::Command;
 use common::debian::{download_debian_packages, is_deb_of};
 use common::oracles::{
     Extracted, Mount, UmociImage, dump_erofs, for_extract, fsck, fsck_extract,
-    fsck_extract_options, gnu_tar_extract, mount_erofs, mount_overlay, require_root, run,
+    fsck_extract_options, fsck_view_of_holes, gnu_tar_extract, mount_erofs, mount_overlay,
+    require_root, run,
 };
 use common::tar_body::Body;
 use common::tree::{CompareOptions, Entry, Kind, Tree, compare, rel, scan};
@@ -399,7 +400,7 @@ fn verify(name: &str, conv: &Converted, expected: &Tree, mount_opts: CompareOpti
     let x = fsck_extract(&conv.image);
     let actual = scan(&x.root);
     compare(
-        &for_extract(expected),
+        &fsck_view_of_holes(&conv.image, mnt.path(), for_extract(expected)),
         &actual,
         &extract_options(&format!("{name}: expected tree vs fsck.erofs --extract")),
     );
@@ -1178,6 +1179,179 @@ fn gnu_sparse_files() {
     let expected = expected_from_tar(&tar, &BTreeSet::from([PathBuf::new()]));
     let entries = 4;
     check_against("GNU sparse", &tar, entries, &expected, &[Compression::Gzip]);
+}
+
+/// One GNU sparse file declaring 64 GiB, with a few bytes at its start, in its middle and at
+/// its end (GNU tar `--format=gnu --sparse`: a 20 KiB tar, a few hundred bytes gzipped). What
+/// broke: the converter wrote every hole as zeros, so this layer filled the disk (a run was
+/// stopped at 20 GB written). Holes are now unmapped chunks: the image is a few MiB, the kernel
+/// reads the file's 64 GiB with the data where GNU tar's extraction has it and zeros elsewhere.
+#[test]
+fn sparse_file_of_64_gib_is_stored_as_holes() {
+    if !tools() {
+        return;
+    }
+    const SIZE: u64 = 64 << 30;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("src");
+    fs::create_dir(&dir).unwrap();
+    let file = dir.join("bomb");
+    run(Command::new("truncate")
+        .args(["-s", &SIZE.to_string()])
+        .arg(&file));
+    let runs: &[(u64, usize)] = &[(0, 5), ((32 << 30) + 12_345, 6000), (SIZE - 3, 3)];
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs::OpenOptions::new().write(true).open(&file).unwrap();
+        for (i, (at, len)) in runs.iter().enumerate() {
+            f.seek(SeekFrom::Start(*at)).unwrap();
+            f.write_all(&pattern(*len, 300 + i as u64)).unwrap();
+        }
+    }
+    let tar_path = tmp.path().join("bomb.tar");
+    run(Command::new("tar")
+        .args(["--format=gnu", "--sparse", "--numeric-owner", "-cf"])
+        .arg(&tar_path)
+        .arg("-C")
+        .arg(&dir)
+        .arg("bomb"));
+    fs::remove_file(&file).unwrap();
+    let tar = fs::read(&tar_path).unwrap();
+    assert!(
+        tar.len() < 64 << 10,
+        "GNU tar wrote a small archive: {}",
+        tar.len()
+    );
+    let conv = convert(&tar, Compression::Gzip);
+    assert!(
+        conv.layer.erofs_size < 8 << 20,
+        "the image holds the data, not the holes: {} bytes",
+        conv.layer.erofs_size
+    );
+    let holes = common::oracles::files_with_holes(&conv.image);
+    assert_eq!(holes.len(), 1, "one file with holes");
+    let mapped = holes[0].2.iter().filter(|m| **m).count();
+    assert!((3..=4).contains(&mapped), "chunks with data: {mapped}");
+
+    // GNU tar extracts it as a sparse file too (it seeks over holes).
+    let x = gnu_tar_extract(&tar);
+    let theirs = fs::File::open(x.root.join("bomb")).unwrap();
+    let mnt = mount_erofs(&conv.image);
+    let ours = fs::File::open(mnt.path().join("bomb")).unwrap();
+    assert_eq!(ours.metadata().unwrap().len(), SIZE);
+    assert_eq!(theirs.metadata().unwrap().len(), SIZE, "oracle");
+    let read = |f: &fs::File, at: u64, len: usize| {
+        let mut buf = vec![0u8; len];
+        std::os::unix::fs::FileExt::read_exact_at(f, &mut buf, at).unwrap();
+        buf
+    };
+    // Each run with a block of its surroundings, and points inside the holes.
+    let mut probes: Vec<(u64, usize)> = runs
+        .iter()
+        .map(|(at, len)| (at.saturating_sub(4096), len + 8192))
+        .collect();
+    probes.extend([
+        (1 << 30, 65_536),
+        ((48 << 30) + 1, 4097),
+        (SIZE - 5000, 5000),
+    ]);
+    for (at, len) in probes {
+        let len = len.min((SIZE - at) as usize);
+        assert_eq!(
+            read(&ours, at, len),
+            read(&theirs, at, len),
+            "bytes at {at}"
+        );
+    }
+    for (i, (at, len)) in runs.iter().enumerate() {
+        assert_eq!(
+            read(&ours, *at, *len),
+            pattern(*len, 300 + i as u64),
+            "run at {at}"
+        );
+    }
+    assert!(
+        read(&ours, 1 << 30, 65_536).iter().all(|b| *b == 0),
+        "a hole"
+    );
+    // fsck.erofs 1.5 extracts the data chunks back to back (see fsck_view_of_holes).
+    let x = fsck_extract(&conv.image);
+    let extracted = fs::metadata(x.root.join("bomb")).unwrap().len();
+    assert_eq!(extracted, mapped as u64 * (1u64 << holes[0].1).min(SIZE));
+}
+
+/// An old GNU sparse map lists at most `MAX_SPARSE_SEGMENTS` (2^20) segments per file: the map
+/// is held in memory while the file converts. One more is `INVALID_ARCHIVE`; exactly that many
+/// converts.
+#[test]
+fn sparse_map_beyond_the_segment_cap_is_invalid() {
+    use ocicache_core::erofs::tar::MAX_SPARSE_SEGMENTS;
+    for (segments, ok) in [
+        (MAX_SPARSE_SEGMENTS, true),
+        (MAX_SPARSE_SEGMENTS + 1, false),
+    ] {
+        let map: Vec<(u64, u64)> = (0..segments as u64).map(|i| (i * 2, 1)).collect();
+        let real = segments as u64 * 2;
+        let tar = gnu_sparse_tar("many", real, &map);
+        let tmp = tempfile::tempdir().unwrap();
+        let blob = tmp.path().join("blob");
+        fs::write(&blob, &tar).unwrap();
+        let got = convert_layer(
+            &blob,
+            &tmp.path().join("out.erofs"),
+            &ConvertOptions::default(),
+        );
+        match (ok, got) {
+            (true, Ok(layer)) => assert_eq!(layer.entries, 1),
+            (false, Err(e)) => assert_eq!(e.code(), "INVALID_ARCHIVE", "{e}"),
+            (_, other) => panic!("{segments} segments: {other:?}"),
+        }
+    }
+}
+
+/// An old GNU sparse entry (`S`), written by hand: `map` lists the data segments (offset,
+/// length), the first four in the header, the rest in extension blocks of 21; each segment's
+/// data is `0xAB` bytes.
+fn gnu_sparse_tar(name: &str, real: u64, map: &[(u64, u64)]) -> Vec<u8> {
+    fn octal(field: &mut [u8], v: u64) {
+        let text = format!("{v:0width$o}", width = field.len() - 1);
+        field[..text.len()].copy_from_slice(text.as_bytes());
+    }
+    fn slot(out: &mut [u8], (offset, len): (u64, u64)) {
+        octal(&mut out[..12], offset);
+        octal(&mut out[12..24], len);
+    }
+    let stored: u64 = map.iter().map(|(_, l)| l).sum();
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    octal(&mut h[100..108], 0o644);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], stored);
+    octal(&mut h[136..148], MTIME as u64);
+    h[156] = b'S';
+    h[257..265].copy_from_slice(b"ustar  \0");
+    for (i, s) in map.iter().take(4).enumerate() {
+        slot(&mut h[386 + i * 24..386 + (i + 1) * 24], *s);
+    }
+    h[482] = u8::from(map.len() > 4);
+    octal(&mut h[483..495], real);
+    h[148..156].fill(b' ');
+    let sum: u64 = h.iter().map(|b| u64::from(*b)).sum();
+    octal(&mut h[148..155], sum);
+    let mut out = h.to_vec();
+    let rest: Vec<&[(u64, u64)]> = map.get(4..).unwrap_or_default().chunks(21).collect();
+    for (i, group) in rest.iter().enumerate() {
+        let mut b = [0u8; 512];
+        for (j, s) in group.iter().enumerate() {
+            slot(&mut b[j * 24..(j + 1) * 24], *s);
+        }
+        b[504] = u8::from(i + 1 < rest.len());
+        out.extend_from_slice(&b);
+    }
+    out.resize(out.len() + stored as usize, 0xAB);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out
 }
 
 /// A folder with what each tar format can hold, made on disk: the tars GNU tar writes from it
