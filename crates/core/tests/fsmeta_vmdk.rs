@@ -514,6 +514,7 @@ fn load_umoci(cache: &Cache, image: &UmociImage) {
             &LoadOptions {
                 tag: Some(REFERENCE.into()),
                 platform: None,
+                ..Default::default()
             },
         )
         .unwrap_or_else(|e| panic!("load failed [{}]: {e}", e.code()));

@@ -17,6 +17,7 @@ use super::format::{BLOCK_BITS, BLOCK_SIZE, CHUNK_INDEX_SIZE, MAX_CHUNK_BITS, MA
 use super::tar::{Entry, Kind, ReadError, TarReader};
 use super::writer::{self, Content, ImageOptions, Node, NodeId, ROOT, Tree};
 use crate::archive::{COPY_BUFFER_SIZE, Compression, TrackedReader};
+use crate::budget::WriteBudget;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{Digest, HashingReader};
 
@@ -69,6 +70,19 @@ pub struct ConvertedLayer {
 /// `dest` may hold partial bytes: it belongs to the caller's staging area and must not be
 /// published.
 pub fn convert_layer(blob: &Path, dest: &Path, options: &ConvertOptions) -> Result<ConvertedLayer> {
+    convert_layer_within(blob, dest, options, &WriteBudget::unlimited())
+}
+
+/// [`convert_layer`] charging every byte of the image (file data, padding, metadata; never a
+/// hole) to `budget` before writing it: [`Error::LimitExceeded`] as soon as the image would
+/// pass it, with `dest` left partial (as for any error). Several conversions may share one
+/// budget.
+pub fn convert_layer_within(
+    blob: &Path,
+    dest: &Path,
+    options: &ConvertOptions,
+    budget: &WriteBudget,
+) -> Result<ConvertedLayer> {
     let file = File::open(blob).at(blob)?;
     let (tracked, failure) = TrackedReader::new(file);
     let mut compressed = HashingReader::new(tracked);
@@ -92,7 +106,7 @@ pub fn convert_layer(blob: &Path, dest: &Path, options: &ConvertOptions) -> Resu
             .truncate(true)
             .open(dest)
             .at(dest)?;
-        let mut builder = Builder::new(out, dest)?;
+        let mut builder = Builder::new(out, dest, budget)?;
         let mut tar = TarReader::new(BufReader::with_capacity(COPY_BUFFER_SIZE, &mut tar_stream));
         loop {
             let entry = match tar.next_entry() {
@@ -160,6 +174,8 @@ impl From<Error> for AddError {
 struct Builder<'p> {
     out: BufWriter<File>,
     path: &'p Path,
+    /// Charged before every write.
+    budget: &'p WriteBudget,
     /// Next free data block.
     next_block: u64,
     tree: Tree,
@@ -173,7 +189,7 @@ struct Builder<'p> {
 }
 
 impl<'p> Builder<'p> {
-    fn new(file: File, path: &'p Path) -> Result<Self> {
+    fn new(file: File, path: &'p Path, budget: &'p WriteBudget) -> Result<Self> {
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         // Block 0 is written last; data starts at block 1.
         out.seek(SeekFrom::Start(BLOCK_SIZE)).at(path)?;
@@ -182,6 +198,7 @@ impl<'p> Builder<'p> {
         Ok(Builder {
             out,
             path,
+            budget,
             next_block: 1,
             tree: Tree { nodes: vec![root] },
             whiteouts: HashSet::new(),
@@ -321,6 +338,7 @@ impl<'p> Builder<'p> {
     fn write_zeros(&mut self, mut n: u64) -> Result<(), AddError> {
         while n > 0 {
             let step = n.min(ZEROS.len() as u64) as usize;
+            self.budget.charge(step as u64)?;
             self.out.write_all(&ZEROS[..step]).at(self.path)?;
             n -= step as u64;
         }
@@ -338,6 +356,7 @@ impl<'p> Builder<'p> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(AddError::Read(e)),
             };
+            self.budget.charge(n as u64)?;
             self.out.write_all(&self.buffer[..n]).at(self.path)?;
             copied += n as u64;
         }
@@ -519,6 +538,9 @@ impl<'p> Builder<'p> {
             },
         )?;
         let path = self.path;
+        // Block 0 and the metadata; the data blocks were charged as they were written.
+        self.budget
+            .charge(meta.tail.len() as u64 + meta.block0.len() as u64)?;
         self.out.write_all(&meta.tail).at(path)?;
         self.out.seek(SeekFrom::Start(0)).at(path)?;
         self.out.write_all(&meta.block0).at(path)?;

@@ -15,7 +15,7 @@ pub mod tar;
 pub mod writer;
 
 pub use fsmeta::{Fsmeta, LayerImage, build_fsmeta};
-pub use layer::{ConvertOptions, ConvertedLayer, convert_layer};
+pub use layer::{ConvertOptions, ConvertedLayer, convert_layer, convert_layer_within};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
