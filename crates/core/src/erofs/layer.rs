@@ -3,10 +3,12 @@
 //! extracting anything to a host folder.
 //!
 //! File data streams straight into the image (blocks 1 onwards, each file a block-aligned run,
-//! zero-padded), in tar order; the tree of entries stays in memory (its size grows with the
-//! number of entries, not with file sizes) and its metadata is written after the data once the
-//! digests are known to be right. See `docs/cache-layout.md` for the tar-to-EROFS rules:
-//! path normalization, duplicates, hardlinks, whiteouts.
+//! zero-padded; a GNU sparse file only its chunks that hold data, its holes left unmapped), in
+//! tar order; the tree of entries stays in memory (its size grows with the number of entries
+//! and sparse chunks, not with file sizes) and its metadata is written after the data once the
+//! digests are known to be right. Every byte written may be charged to a [`WriteBudget`]. See
+//! `docs/cache-layout.md` for the tar-to-EROFS rules: path normalization, duplicates,
+//! hardlinks, whiteouts, sparse files.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};

@@ -3,8 +3,9 @@
 //! metadata image ([`fsmeta`]).
 //!
 //! A layer image is a plain, uncompressed EROFS with 4 KiB blocks: file data first (block
-//! aligned, so that fsmeta images can point chunks at it), then shared xattrs, inodes with
-//! inline directory and symlink tails, and the remaining directory blocks. The rules that map a
+//! aligned, so that fsmeta images can point chunks at it; sparse files as chunks whose holes
+//! take no block), then shared xattrs, inodes with inline directory and symlink tails, and the
+//! remaining directory blocks. The rules that map a
 //! tar onto it are in `docs/cache-layout.md`.
 
 pub mod format;

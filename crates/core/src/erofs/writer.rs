@@ -1,8 +1,9 @@
 //! The metadata writer: a [`Tree`] in, the bytes of an uncompressed EROFS image's metadata out.
 //!
 //! Pure: no I/O. Regular-file data is not the writer's business; a file names where its data
-//! already is (a block run of the image being written, or chunks on extra devices), and the
-//! writer lays out everything else after it:
+//! already is (a block run of the image being written, or chunks on this image or on extra
+//! devices, a chunk with no data being a hole), and the writer lays out everything else after
+//! it (chunk indexes follow their inode in the meta area):
 //!
 //! ```text
 //! block 0                 superblock at byte 1024, then the device table if it fits
