@@ -29,6 +29,16 @@ interface LoadOptions {
      * @default no extra reference
      */
     tag?: string;
+    /**
+     * The most bytes the load may write to disk: the archive's files as staged (decompressed
+     * when the archive is compressed) and the layer images it converts (holes of sparse files
+     * cost nothing), counted while they are written, across all layers. Going over rejects the
+     * load with {@link LimitExceededError} before the byte that would pass it is written, and
+     * leaves the cache as it was. A positive whole number.
+     * @default the space available on the cache's file system when the load starts, minus a
+     *   reserve of 1% of the file system (at most 1 GiB)
+     */
+    maxUncompressedBytes?: number;
 }
 /** Options of {@link ImageCache.remove}. */
 interface RemoveOptions {
@@ -431,14 +441,18 @@ declare class ImageCache {
      * Everything is verified before anything is published; on failure the cache is unchanged.
      *
      * @param path - The archive file or layout folder.
-     * @param opts - `tag` adds a reference to the first image.
+     * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
+     *   what the load writes.
      * @returns One handle per reference, in archive order.
      * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
      * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
      * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
      * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
      * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
-     * @throws {InvalidArgumentError} when an argument has the wrong type.
+     * @throws {InvalidArgumentError} when an argument has the wrong type, or
+     *   `maxUncompressedBytes` is not a positive whole number.
+     * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`
+     *   (or its default).
      * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
      * @throws {IoError} when the archive or the cache cannot be read or written.
      * @throws {CacheIndexError} when the cache's index cannot be written.
@@ -586,14 +600,18 @@ declare class Image {
      * Imports every image of an archive or OCI layout folder; see {@link ImageCache.load}.
      *
      * @param path - The archive file or layout folder.
-     * @param opts - `tag` adds a reference to the first image.
+     * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
+     *   what the load writes.
      * @returns One handle per reference, in archive order.
      * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
      * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
      * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
      * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
      * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
-     * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+     * @throws {InvalidArgumentError} when an argument has the wrong type, `maxUncompressedBytes`
+     *   is not a positive whole number, or no default root exists.
+     * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`
+     *   (or its default).
      * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {IoError} when the archive or the cache cannot be read or written.
@@ -633,7 +651,7 @@ declare class Image {
  * Every error code ocicache produces: the core's codes (`errorCodes()` of the native addon)
  * plus `NATIVE_NOT_FOUND` from the TypeScript loader. Codes are only ever added, never renamed.
  */
-type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "NATIVE_NOT_FOUND";
+type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "LIMIT_EXCEEDED" | "NATIVE_NOT_FOUND";
 /** Options every error constructor accepts. */
 interface OcicacheErrorOptions {
     /** The underlying error, when there is one (a system or SQLite error, for example). */
@@ -843,6 +861,26 @@ declare class InternalError extends OcicacheError {
     constructor(message: string, options?: OcicacheErrorOptions);
 }
 /**
+ * An operation would pass a limit set on it (by an option such as `maxUncompressedBytes`, or
+ * its default) and stopped before it did, leaving the cache as it was. Code `LIMIT_EXCEEDED`.
+ */
+declare class LimitExceededError extends OcicacheError {
+    /** The limit, in bytes. */
+    readonly limit: number;
+    /** What the limit bounds, for example `bytes written by the load`. */
+    readonly subject: string;
+    readonly code: "LIMIT_EXCEEDED";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The limit and what it bounds.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        limit: number;
+        subject: string;
+    }, options?: OcicacheErrorOptions);
+}
+/**
  * No native addon for this platform could be loaded. Code `NATIVE_NOT_FOUND`. Set
  * `OCICACHE_NATIVE_PATH` to an addon file, or install a build for this platform.
  */
@@ -872,4 +910,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, type LoadOptions, NativeNotFoundError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };
+export { type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type LoadOptions, NativeNotFoundError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };

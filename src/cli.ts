@@ -21,6 +21,7 @@ import {
   type ImageDetail,
   type ImageHandle,
   type ImagePruneReport,
+  type LoadOptions,
   type PruneOptions,
 } from "./index";
 
@@ -32,7 +33,8 @@ Commands:
   rm REF... [--force]           Remove references and the data only they use
   prune [options]               Remove images no sandbox or snapshot uses
   df [-v] [--json]              Show disk usage by kind (-v: and per image)
-  load [-i FILE] [--tag REF]    Import a docker-save or OCI archive (stdin without -i)
+  load [-i FILE] [--tag REF] [--max-uncompressed SIZE]
+                                Import a docker-save or OCI archive (stdin without -i)
 
 Prune options:
   --dry-run           Report what would be removed; change nothing (no confirmation)
@@ -43,6 +45,11 @@ Prune options:
   -y, --yes           Do not ask for confirmation
   -v, --verbose       List each removed reference
   --json              Print the report as JSON (always lists removed references)
+
+Load options:
+  --max-uncompressed SIZE   Fail (LIMIT_EXCEEDED) rather than write more than SIZE: the
+                            archive's files as staged and the layer images (default: the
+                            free space of the cache's file system less 1%, at most 1 GiB)
 
 Global options:
   --root DIR      Cache root (default: $OCICACHE_HOME, else the platform cache folder)
@@ -186,10 +193,16 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parse(rest, {
         input: { type: "string", short: "i" },
         tag: { type: "string" },
+        "max-uncompressed": { type: "string" },
       });
       if (values.help) return help();
       noPositionals(positionals);
-      return load(open(values), values.input, values.tag);
+      const options: LoadOptions = {};
+      if (values.tag !== undefined) options.tag = values.tag;
+      if (values["max-uncompressed"] !== undefined) {
+        options.maxUncompressedBytes = parseSize(values["max-uncompressed"], "--max-uncompressed");
+      }
+      return load(open(values), values.input, options);
     }
     case "help":
       return help();
@@ -389,8 +402,7 @@ function parseSize(text: string, option: string): number {
   return bytes;
 }
 
-async function load(cache: ImageCache, input: string | undefined, tag: string | undefined): Promise<number> {
-  const opts = tag === undefined ? {} : { tag };
+async function load(cache: ImageCache, input: string | undefined, opts: LoadOptions): Promise<number> {
   if (input !== undefined) {
     for (const h of await cache.load(input, opts)) io.out(h.reference);
     return EXIT_OK;

@@ -20,6 +20,7 @@ export type ErrorCode =
   | "IO"
   | "INDEX"
   | "INTERNAL"
+  | "LIMIT_EXCEEDED"
   | "NATIVE_NOT_FOUND";
 
 /** Options every error constructor accepts. */
@@ -312,6 +313,30 @@ export class InternalError extends OcicacheError {
 named(InternalError, "InternalError");
 
 /**
+ * An operation would pass a limit set on it (by an option such as `maxUncompressedBytes`, or
+ * its default) and stopped before it did, leaving the cache as it was. Code `LIMIT_EXCEEDED`.
+ */
+export class LimitExceededError extends OcicacheError {
+  /** The limit, in bytes. */
+  readonly limit: number;
+  /** What the limit bounds, for example `bytes written by the load`. */
+  readonly subject: string;
+  declare readonly code: "LIMIT_EXCEEDED";
+
+  /**
+   * @param message - Human-readable text.
+   * @param details - The limit and what it bounds.
+   * @param options - `cause`, when there is one.
+   */
+  constructor(message: string, details: { limit: number; subject: string }, options?: OcicacheErrorOptions) {
+    super("LIMIT_EXCEEDED", message, options);
+    this.limit = details.limit;
+    this.subject = details.subject;
+  }
+}
+named(LimitExceededError, "LimitExceededError");
+
+/**
  * No native addon for this platform could be loaded. Code `NATIVE_NOT_FOUND`. Set
  * `OCICACHE_NATIVE_PATH` to an addon file, or install a build for this platform.
  */
@@ -360,6 +385,8 @@ const FACTORIES: { readonly [C in ErrorCode]: (message: string, f: Fields, o: Oc
     new IoError(m, { path: str(f, "path"), errno: typeof f["errno"] === "number" ? f["errno"] : null }, o),
   INDEX: (m, _f, o) => new CacheIndexError(m, o),
   INTERNAL: (m, _f, o) => new InternalError(m, o),
+  LIMIT_EXCEEDED: (m, f, o) =>
+    new LimitExceededError(m, { limit: typeof f["limit"] === "number" ? f["limit"] : 0, subject: str(f, "subject") }, o),
   NATIVE_NOT_FOUND: (m, f, o) => new NativeNotFoundError(m, { tried: strs(f, "tried") }, o),
 };
 

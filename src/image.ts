@@ -51,6 +51,16 @@ export interface LoadOptions {
    * @default no extra reference
    */
   tag?: string;
+  /**
+   * The most bytes the load may write to disk: the archive's files as staged (decompressed
+   * when the archive is compressed) and the layer images it converts (holes of sparse files
+   * cost nothing), counted while they are written, across all layers. Going over rejects the
+   * load with {@link LimitExceededError} before the byte that would pass it is written, and
+   * leaves the cache as it was. A positive whole number.
+   * @default the space available on the cache's file system when the load starts, minus a
+   *   reserve of 1% of the file system (at most 1 GiB)
+   */
+  maxUncompressedBytes?: number;
 }
 
 /** Options of {@link ImageCache.remove}. */
@@ -758,14 +768,18 @@ export class ImageCache {
    * Everything is verified before anything is published; on failure the cache is unchanged.
    *
    * @param path - The archive file or layout folder.
-   * @param opts - `tag` adds a reference to the first image.
+   * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
+   *   what the load writes.
    * @returns One handle per reference, in archive order.
    * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
    * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
    * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
    * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
    * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
-   * @throws {InvalidArgumentError} when an argument has the wrong type.
+   * @throws {InvalidArgumentError} when an argument has the wrong type, or
+   *   `maxUncompressedBytes` is not a positive whole number.
+   * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`
+   *   (or its default).
    * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
    * @throws {IoError} when the archive or the cache cannot be read or written.
    * @throws {CacheIndexError} when the cache's index cannot be written.
@@ -777,7 +791,11 @@ export class ImageCache {
     if (tag !== undefined) {
       requireString(tag, "tag");
     }
-    const handles = await call(() => this.#native.load(path, tag));
+    const limit: unknown = opts?.maxUncompressedBytes;
+    if (limit !== undefined && !(typeof limit === "number" && Number.isSafeInteger(limit) && limit > 0)) {
+      throw invalid("maxUncompressedBytes", "a positive whole number of bytes", limit);
+    }
+    const handles = await call(() => this.#native.load(path, tag, limit));
     return handles.map((h) => makeHandle(h));
   }
 
@@ -972,14 +990,18 @@ export class Image {
    * Imports every image of an archive or OCI layout folder; see {@link ImageCache.load}.
    *
    * @param path - The archive file or layout folder.
-   * @param opts - `tag` adds a reference to the first image.
+   * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
+   *   what the load writes.
    * @returns One handle per reference, in archive order.
    * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
    * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
    * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
    * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
    * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
-   * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+   * @throws {InvalidArgumentError} when an argument has the wrong type, `maxUncompressedBytes`
+   *   is not a positive whole number, or no default root exists.
+   * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`
+   *   (or its default).
    * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {IoError} when the archive or the cache cannot be read or written.

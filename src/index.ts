@@ -37,6 +37,7 @@ export {
   InvalidArgumentError,
   InvalidReferenceError,
   IoError,
+  LimitExceededError,
   NativeNotFoundError,
   OcicacheError,
   PlatformNotFoundError,

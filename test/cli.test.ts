@@ -202,3 +202,24 @@ describe("ocicache CLI with images", () => {
     expect(readdirSync(tmp)).toEqual([]);
   });
 });
+
+describe("ocicache load --max-uncompressed", () => {
+  it("fails with LIMIT_EXCEEDED over SIZE, loads under it, and refuses a bad SIZE", async () => {
+    const root = await freshRoot();
+    const archive = await tempFile(
+      "a.tar",
+      await ociLayoutTar([{ image: c.alpha, annotations: { "io.containerd.image.name": "example.com/alpha:1" } }]),
+    );
+    const over = run(["--root", root, "load", "-i", archive, "--max-uncompressed", "1K"]);
+    expect(over.status).toBe(1);
+    expect(over.stderr).toMatch(/\[LIMIT_EXCEEDED\]\n$/);
+    expect(run(["--root", root, "ls", "-q"]).stdout).toBe("");
+    const under = run(["--root", root, "load", "-i", archive, "--max-uncompressed", "64MiB"]);
+    expect(under.stderr).toBe("");
+    expect(under.status).toBe(0);
+    expect(under.stdout.trim()).toBe("example.com/alpha:1");
+    for (const bad of ["", "lots", "-1", "1X"]) {
+      expect(run(["--root", root, "load", "-i", archive, "--max-uncompressed", bad]).status, bad).toBe(2);
+    }
+  });
+});

@@ -7,8 +7,12 @@ export declare class NativeCache {
   static open(options?: NativeCacheOptions | undefined | null): NativeCache
   /** The cache root folder. */
   get root(): string
-  /** Imports an archive or OCI layout folder; one handle per reference. */
-  load(path: string, tag?: string | undefined | null): Promise<NativeImageHandle[]>
+  /**
+   * Imports an archive or OCI layout folder; one handle per reference. `maxUncompressedBytes`
+   * bounds the bytes the load writes (a whole number of at least 1; absent: the core's
+   * default).
+   */
+  load(path: string, tag?: string | undefined | null, maxUncompressedBytes?: number | undefined | null): Promise<NativeImageHandle[]>
   /** The handle of one reference. */
   get(reference: string): Promise<NativeImageHandle>
   /**

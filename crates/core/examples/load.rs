@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     let options = LoadOptions {
         tag: std::env::var("TAG").ok(),
         platform: None,
+        ..Default::default()
     };
     match cache.load(source, &options) {
         Ok(handles) => {

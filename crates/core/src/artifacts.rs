@@ -19,14 +19,17 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::archive::StagedLayer;
-use crate::erofs::{ConvertOptions, LayerImage, build_fsmeta, convert_layer};
+use crate::budget::WriteBudget;
+use crate::erofs::{ConvertOptions, LayerImage, build_fsmeta, convert_layer_within};
 use crate::error::{Error, IoContext, Result};
 use crate::oci::Digest;
 use crate::store::{self, CacheLock, Layout, LockMode};
 use crate::vmdk::{self, Extent};
 
 /// Ensures every layer of `layers` has its EROFS image under `layers/`, converting the missing
-/// ones from their staged blobs (in `staging`). Returns each layer's image size, by `diff_id`.
+/// ones from their staged blobs (in `staging`), every byte written charged to `budget`. Returns
+/// each layer's image size, by `diff_id`. Nothing is published unless every conversion
+/// succeeded (a [`Error::LimitExceeded`] included).
 ///
 /// The caller holds the GC lock (shared) until the index names the layers, so a prune cannot
 /// collect an image published here before that.
@@ -34,6 +37,7 @@ pub(crate) fn prepare_layers(
     layout: &Layout,
     staging: &Path,
     layers: &[&StagedLayer],
+    budget: &WriteBudget,
 ) -> Result<HashMap<Digest, u64>> {
     // One staged layer per diff_id, the lowest position first (for the error to report).
     let mut wanted: BTreeMap<&Digest, &StagedLayer> = BTreeMap::new();
@@ -64,7 +68,7 @@ pub(crate) fn prepare_layers(
                 blob_digest: None,
                 diff_id: Some(layer.diff_id.clone()),
             };
-            let out = convert_layer(&layer.blob.path, &dest, &options)?;
+            let out = convert_layer_within(&layer.blob.path, &dest, &options, budget)?;
             Ok((layer.diff_id.clone(), dest, out.erofs_size))
         })
         .collect();

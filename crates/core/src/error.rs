@@ -107,6 +107,15 @@ pub enum Error {
         /// What happened.
         reason: String,
     },
+    /// An operation would pass a limit set on it (by an option or its default), and stopped
+    /// before it did.
+    #[error("limit exceeded: {what} would pass {limit} bytes")]
+    LimitExceeded {
+        /// The limit, in bytes.
+        limit: u64,
+        /// What the limit bounds (for example `bytes written by the load`).
+        what: String,
+    },
 }
 
 /// Every code [`Error::code`] can return, for bindings that must prove they map them all.
@@ -124,6 +133,7 @@ pub const ERROR_CODES: &[&str] = &[
     "IO",
     "INDEX",
     "INTERNAL",
+    "LIMIT_EXCEEDED",
 ];
 
 impl Error {
@@ -143,6 +153,7 @@ impl Error {
             Error::Io { .. } => "IO",
             Error::Index { .. } => "INDEX",
             Error::Internal { .. } => "INTERNAL",
+            Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
         }
     }
 
@@ -172,6 +183,9 @@ impl Error {
             }
             Error::ReferenceRequired { available } => vec![("available", list(available))],
             Error::InvalidArgument { name, .. } => vec![("argument", s(name))],
+            Error::LimitExceeded { limit, what } => {
+                vec![("limit", Value::from(*limit)), ("subject", s(what))]
+            }
             Error::Io { path, source } => {
                 let mut v = vec![("path", s(&path.to_string_lossy()))];
                 if let Some(errno) = source.raw_os_error() {
@@ -262,6 +276,10 @@ mod tests {
             Error::io("/x", std::io::Error::other("e")),
             Error::from(rusqlite::Error::InvalidQuery),
             Error::internal("x"),
+            Error::LimitExceeded {
+                limit: 1,
+                what: "a".into(),
+            },
         ];
         let codes: Vec<_> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, ERROR_CODES);

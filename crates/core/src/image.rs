@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::archive::{self, StagedBlob, StagedImage, StagedLayer};
 use crate::artifacts::{self, ImageArtifacts};
+use crate::budget::{self, WriteBudget};
 use crate::error::{Error, Result};
 use crate::gc::{self, Planned, Reconciled};
 use crate::index::{
@@ -293,6 +294,13 @@ pub struct LoadOptions {
     pub tag: Option<String>,
     /// The platform to pick from an index; `None` means the host's.
     pub platform: Option<Platform>,
+    /// The most bytes the load may write to disk: the archive's files as staged and the layer
+    /// images it converts (holes excluded), counted while they are written, across all
+    /// layers. `None`: the space available on the cache's file system when the load starts,
+    /// minus a reserve of 1% of the file system, at most 1 GiB
+    /// ([`crate::budget::default_load_limit`]). Going over fails the load with
+    /// [`Error::LimitExceeded`]. At least 1.
+    pub max_uncompressed_bytes: Option<u64>,
 }
 
 /// One cache root (or a remote backend).
@@ -332,7 +340,9 @@ impl Cache {
 
     /// Imports every image of an archive or OCI layout folder and returns a handle per
     /// reference, in archive order. Everything is verified before anything is published;
-    /// on failure the cache is unchanged (its `tmp/` folder is cleaned).
+    /// on failure the cache is unchanged (its `tmp/` folder is cleaned). What the load writes
+    /// is bounded by `options.max_uncompressed_bytes` (or its default): past it, the load
+    /// stops with [`Error::LimitExceeded`], before writing the byte that would pass it.
     ///
     /// Loading an image that is already cached only adds references. Concurrent loads (of
     /// any process) are safe; remove and prune wait for them.
@@ -352,16 +362,27 @@ impl Cache {
             None => None,
         };
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
+        if options.max_uncompressed_bytes == Some(0) {
+            return Err(Error::InvalidArgument {
+                name: "max_uncompressed_bytes".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
         self.ensure()?;
+        let budget = WriteBudget::new(match options.max_uncompressed_bytes {
+            Some(limit) => limit,
+            None => budget::default_load_limit(self.layout.root())?,
+        });
         let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Shared)?;
         let staging = self.layout.staging_dir("load-")?;
-        let images = archive::stage_archive(source, staging.path(), &platform)?;
+        let images = archive::stage_archive_within(source, staging.path(), &platform, &budget)?;
         if images.is_empty() {
             return Err(Error::invalid_archive("the archive holds no image"));
         }
         let named = name_images(&images, tag.as_ref())?;
         let all_layers: Vec<&StagedLayer> = images.iter().flat_map(|i| &i.layers).collect();
-        let layer_sizes = artifacts::prepare_layers(&self.layout, staging.path(), &all_layers)?;
+        let layer_sizes =
+            artifacts::prepare_layers(&self.layout, staging.path(), &all_layers, &budget)?;
         for image in &images {
             for blob in blobs_of(image) {
                 store::publish_file(&blob.path, &self.layout.blob(&blob.digest))?;

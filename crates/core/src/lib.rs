@@ -9,12 +9,14 @@
 //! - [`store`]: the cache root's layout, atomic publication, cross-process locks;
 //! - [`index`]: the SQLite index (the only module with SQL);
 //! - [`vmdk`]: VMDK descriptors stitching fsmeta and layer images into one disk;
-//! - [`gc`]: the file sweep and byte measurement shared by remove and prune.
+//! - [`gc`]: the file sweep and byte measurement shared by remove and prune;
+//! - [`budget`]: the bound on the bytes a load writes.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod archive;
 mod artifacts;
+pub mod budget;
 pub mod erofs;
 pub mod error;
 pub mod gc;

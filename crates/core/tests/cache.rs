@@ -82,6 +82,7 @@ fn load_records_what_the_image_says() {
             &LoadOptions {
                 tag: Some("app:extra".into()),
                 platform: None,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -345,6 +346,7 @@ fn failed_loads_leave_the_cache_exactly_as_it_was() {
             &LoadOptions {
                 tag: Some("example.com/named:1".into()),
                 platform: None,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -478,4 +480,120 @@ fn boot_disk_rebuilds_missing_fsmeta_and_vmdk_byte_for_byte() {
         cache.boot_disk("example.com/nope:1").unwrap_err().code(),
         "IMAGE_NOT_FOUND"
     );
+}
+
+/// A layer tar of one GNU sparse file (`tar --format=gnu --sparse`) of `size` bytes holding a
+/// few bytes at its start, its middle and its end; `None` (after the skip/fail gate) without
+/// GNU tar.
+fn sparse_layer_tar(dir: &Path, size: u64) -> Option<Vec<u8>> {
+    if !require_tool("tar") {
+        return None;
+    }
+    let src = dir.join("sparse-src");
+    fs::create_dir_all(&src).unwrap();
+    let file = src.join("bomb");
+    let f = fs::File::create(&file).unwrap();
+    f.set_len(size).unwrap();
+    for at in [0, size / 2 + 12_345, size - 3] {
+        std::os::unix::fs::FileExt::write_all_at(&f, b"abc", at).unwrap();
+    }
+    drop(f);
+    let tar = dir.join("sparse.tar");
+    let out = std::process::Command::new("tar")
+        .args(["--format=gnu", "--sparse", "--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&src)
+        .arg("bomb")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    fs::remove_dir_all(&src).unwrap();
+    Some(fs::read(&tar).unwrap())
+}
+
+/// What broke: nothing bounded what a load wrote, and a 6 KB archive (one GNU sparse file
+/// declaring 64 GiB) filled the disk with zeros. Now holes cost nothing, and every load writes
+/// at most `max_uncompressed_bytes` (by default the free space less a reserve), counted while
+/// it writes, across all layers: over it, `LIMIT_EXCEEDED` and the cache exactly as before.
+#[test]
+fn loads_write_at_most_max_uncompressed_bytes() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("cache");
+    let cache = open(&root);
+    let with_limit = |limit: u64| LoadOptions {
+        max_uncompressed_bytes: Some(limit),
+        ..Default::default()
+    };
+    cache
+        .load(
+            &layout_tar(
+                work.path(),
+                "g.tar",
+                &[(&image("good", true), "example.com/g:1")],
+            ),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+    let before = (files(&root), cache.list().unwrap());
+
+    // Two dense layers of 3 MiB each (gzip-compressed to a few KiB): 6 MiB of layer data.
+    let dense = |seed: &str| {
+        let data: Vec<u8> = format!("{seed} ").into_bytes().repeat(3 << 20)[..3 << 20].to_vec();
+        LayerSpec::new(Compression::Gzip, vec![FileEntry::new(seed, data)])
+    };
+    let big = ImageSpec::new("amd64", vec![dense("one"), dense("two")]).build();
+    let src = layout_tar(work.path(), "big.tar", &[(&big, "example.com/big:1")]);
+    for limit in [1, 64 << 10, 4 << 20, (6 << 20) - 1] {
+        let err = cache.load(&src, &with_limit(limit)).unwrap_err();
+        assert_eq!(err.code(), "LIMIT_EXCEEDED", "limit {limit}: {err}");
+        assert!(
+            matches!(err, ocicache_core::Error::LimitExceeded { limit: l, .. } if l == limit),
+            "{err:?}"
+        );
+        assert_eq!(
+            (files(&root), cache.list().unwrap()),
+            before,
+            "a load over {limit} bytes changed the cache"
+        );
+    }
+    // Enough for both layer images and the staged archive files.
+    cache.load(&src, &with_limit(8 << 20)).unwrap();
+    assert!(cache.get("example.com/big:1").is_ok());
+    assert_eq!(
+        cache.load(&src, &with_limit(0)).unwrap_err().code(),
+        "INVALID_ARGUMENT"
+    );
+
+    // The archive's own files count too: an uncompressed layer blob is staged as it is.
+    let plain = ImageSpec::new(
+        "amd64",
+        vec![LayerSpec::new(
+            Compression::None,
+            vec![FileEntry::new("p", vec![7u8; 1 << 20])],
+        )],
+    )
+    .build();
+    let before = (files(&root), cache.list().unwrap());
+    let src = layout_tar(work.path(), "plain.tar", &[(&plain, "example.com/plain:1")]);
+    let err = cache.load(&src, &with_limit(1 << 19)).unwrap_err();
+    assert_eq!(err.code(), "LIMIT_EXCEEDED", "{err}");
+    assert_eq!((files(&root), cache.list().unwrap()), before);
+
+    // The sparse bomb: a 64 GiB file in a 20 KiB tar loads (its holes cost nothing, so even a
+    // 16 MiB limit holds it) into a layer image of a few MiB.
+    let Some(bomb) = sparse_layer_tar(work.path(), 64 << 30) else {
+        return;
+    };
+    assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+    let mut layer = LayerSpec::new(Compression::Gzip, Vec::new());
+    layer.raw = Some(bomb.clone());
+    let img = ImageSpec::new("amd64", vec![layer]).build();
+    let src = layout_tar(work.path(), "bomb.tar", &[(&img, "example.com/bomb:1")]);
+    cache.load(&src, &with_limit(16 << 20)).unwrap();
+    let image = layer_file(&root, &sha256(&bomb));
+    let size = fs::metadata(&image).unwrap().len();
+    assert!(size < 8 << 20, "the bomb's layer image is {size} bytes");
+    // Loading it again under the default limit reuses the layer image.
+    cache.load(&src, &LoadOptions::default()).unwrap();
 }

@@ -38,7 +38,8 @@ use std::process::Command;
 use common::debian::{download_debian_packages, is_deb_of};
 use common::disk::{fsck_extract_devices, mount_multi_device, qemu_img_convert_raw, qemu_img_info};
 use common::oracles::{
-    UmociImage, for_extract, fsck_extract_options, mount_erofs, require_root, run,
+    UmociImage, files_with_holes, for_extract, fsck_extract_options, fsck_view_of_holes,
+    mount_erofs, require_root, run,
 };
 use common::tar_body::Body;
 use common::tree::{CompareOptions, Kind, Tree, compare, differences, scan};
@@ -513,6 +514,7 @@ fn load_umoci(cache: &Cache, image: &UmociImage) {
             &LoadOptions {
                 tag: Some(REFERENCE.into()),
                 platform: None,
+                ..Default::default()
             },
         )
         .unwrap_or_else(|e| panic!("load failed [{}]: {e}", e.code()));
@@ -889,6 +891,162 @@ fn empty_and_repeated_layers_read_back() {
     assert!(
         expected.get("l000").is_none(),
         "the opaque root hides the lower layers"
+    );
+}
+
+/// A sparse file to make: name, size, and `(offset, length)` runs of patterned bytes.
+type SparseFile<'a> = (&'a str, u64, &'a [(u64, usize)]);
+
+/// A layer of GNU tar sparse files (`--format=gnu --sparse`) in a folder made here: each file
+/// truncated to its size, then its runs written.
+fn sparse_layer(files: &[SparseFile]) -> Vec<u8> {
+    use std::io::{Seek, SeekFrom, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("src");
+    fs::create_dir(&dir).unwrap();
+    for (name, size, runs) in files {
+        let path = dir.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let f = fs::File::create(&path).unwrap();
+        f.set_len(*size).unwrap();
+        let mut f = f;
+        for (i, (at, len)) in runs.iter().enumerate() {
+            f.seek(SeekFrom::Start(*at)).unwrap();
+            f.write_all(&pattern(*len, 40 + i as u64)).unwrap();
+        }
+    }
+    run(Command::new("find").arg(&dir).args([
+        "-exec",
+        "touch",
+        "-h",
+        "-d",
+        "@1650000000",
+        "{}",
+        "+",
+    ]));
+    let tar = tmp.path().join("layer.tar");
+    run(Command::new("tar")
+        .args(["--format=gnu", "--sparse", "--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&dir)
+        .arg("."));
+    fs::read(&tar).unwrap()
+}
+
+/// Sparse files keep their holes through the merge: fsmeta's chunk index of a file with holes
+/// maps the same chunks as the layer image's, on the layer's device, and leaves the holes
+/// unmapped (`EROFS_NULL_ADDR`). The kernel (`device=` and the flat VMDK disk) reads them as
+/// umoci unpacks them; fsck.erofs 1.5 reads their data chunks (see `fsck_view_of_holes`).
+#[test]
+fn sparse_files_keep_their_holes_in_fsmeta() {
+    if !require_tool("umoci")
+        || !require_tool("tar")
+        || !disk_tools()
+        || !require_root("mounting EROFS images")
+    {
+        return;
+    }
+    let lower = sparse_layer(&[
+        (
+            "sparse",
+            20 << 20,
+            &[(0, 4), (5 << 20, 100), ((19 << 20) - 7, 8000)],
+        ),
+        ("all_hole", 1 << 20, &[]),
+        ("dense", 10_000, &[(0, 10_000)]),
+    ]);
+    let upper = sparse_layer(&[
+        (
+            "up/sparse2",
+            48 << 20,
+            &[(1 << 20, 3), ((40 << 20) + 1, 9000)],
+        ),
+        ("sparse", 3 << 20, &[(1 << 20, 4096)]),
+    ]);
+    // umoci cannot unpack GNU sparse entries ("unknown typeflag 'S'"), but it assembles the
+    // image; the expected tree is GNU tar extracting the layers in order (they hold no
+    // whiteouts), as root, keeping owners and modes.
+    let image = UmociImage::new();
+    image.add_layer(&lower);
+    image.add_layer(&upper);
+    let merged = tempfile::tempdir().unwrap();
+    for (i, tar) in [&lower, &upper].into_iter().enumerate() {
+        let file = merged.path().join(format!("layer{i}.tar"));
+        fs::write(&file, tar).unwrap();
+        fs::create_dir_all(merged.path().join("root")).unwrap();
+        run(Command::new("tar")
+            .args(["-x", "--numeric-owner", "-p", "--same-owner", "-f"])
+            .arg(&file)
+            .arg("-C")
+            .arg(merged.path().join("root")));
+    }
+    let expected = scan(&merged.path().join("root"));
+    assert_eq!(expected.get("sparse").unwrap().size, 3 << 20, "oracle");
+    assert_eq!(expected.get("up/sparse2").unwrap().size, 48 << 20, "oracle");
+    let work = tempfile::tempdir().unwrap();
+    let cache = open(&work.path().join("cache"));
+    load_umoci(&cache, &image);
+    let disk = cache.boot_disk(REFERENCE).unwrap();
+    let layers = layer_paths(&disk);
+
+    // Each file with holes, in fsmeta and in the layer image it comes from: the same chunks.
+    let in_fsmeta = files_with_holes(&disk.fsmeta);
+    let mut in_layers = files_with_holes(layers[0]);
+    in_layers.retain(|(p, _, _)| p != Path::new("sparse"));
+    in_layers.extend(files_with_holes(layers[1]));
+    let sorted = |mut v: Vec<(PathBuf, u8, Vec<bool>)>| {
+        v.sort();
+        v
+    };
+    let in_fsmeta = sorted(in_fsmeta);
+    assert_eq!(
+        in_fsmeta,
+        sorted(in_layers),
+        "fsmeta keeps the layers' holes"
+    );
+    let names: Vec<&Path> = in_fsmeta.iter().map(|(p, _, _)| p.as_path()).collect();
+    assert_eq!(
+        names,
+        [
+            Path::new("all_hole"),
+            Path::new("sparse"),
+            Path::new("up/sparse2")
+        ]
+    );
+    assert!(
+        fs::metadata(&disk.fsmeta).unwrap().len() < 1 << 20,
+        "fsmeta holds no data"
+    );
+
+    let name = "sparse files";
+    let mnt = mount_multi_device(&disk.fsmeta, &layers);
+    compare(
+        &expected,
+        &scan(mnt.path()),
+        &umoci_options(&format!(
+            "{name}: umoci unpack vs kernel mount of fsmeta (device=)"
+        )),
+    );
+    let x = fsck_extract_devices(&disk.fsmeta, &layers);
+    compare(
+        &fsck_view_of_holes(&disk.fsmeta, mnt.path(), for_extract(&expected)),
+        &scan(&x.root),
+        &extract_options(&format!(
+            "{name}: umoci unpack vs fsck.erofs --device --extract"
+        )),
+    );
+    drop(mnt);
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("disk.raw");
+    qemu_img_convert_raw(&disk.vmdk, &raw);
+    let mnt = mount_erofs(&raw);
+    compare(
+        &expected,
+        &scan(mnt.path()),
+        &umoci_options(&format!(
+            "{name}: umoci unpack vs loop mount of the VMDK's raw disk"
+        )),
     );
 }
 

@@ -267,6 +267,18 @@ fn whole(name: &str, value: f64, signed: bool) -> core::Result<f64> {
     })
 }
 
+/// A limit in bytes: a whole number of at least 1.
+pub(crate) fn byte_limit(name: &str, value: f64) -> core::Result<u64> {
+    let v = whole(name, value, false)?;
+    if v < 1.0 {
+        return Err(core::Error::InvalidArgument {
+            name: name.into(),
+            reason: format!("must be at least 1, got {value}"),
+        });
+    }
+    Ok(v as u64)
+}
+
 pub(crate) fn prune_options_from(o: NativePruneOptions) -> core::Result<core::PruneOptions> {
     Ok(core::PruneOptions {
         dry_run: o.dry_run.unwrap_or(false),

@@ -101,18 +101,25 @@ impl NativeCache {
         self.inner.root().to_string_lossy().into_owned()
     }
 
-    /// Imports an archive or OCI layout folder; one handle per reference.
+    /// Imports an archive or OCI layout folder; one handle per reference. `maxUncompressedBytes`
+    /// bounds the bytes the load writes (a whole number of at least 1; absent: the core's
+    /// default).
     #[napi(ts_return_type = "Promise<NativeImageHandle[]>")]
     pub fn load<'env>(
         &self,
         env: &'env Env,
         path: String,
         tag: Option<String>,
+        max_uncompressed_bytes: Option<f64>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
         let opts = core::LoadOptions {
             tag,
             platform: None,
+            max_uncompressed_bytes: max_uncompressed_bytes
+                .map(|v| byte_limit("maxUncompressedBytes", v))
+                .transpose()
+                .map_err(|e| js_error(env, &e))?,
         };
         spawn(
             env,

@@ -27,6 +27,7 @@ mod tarball;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::budget::WriteBudget;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{ConfigInfo, Digest, Platform, Reference};
 
@@ -108,7 +109,18 @@ pub fn stage_archive(
     staging: &Path,
     platform: &Platform,
 ) -> crate::Result<Vec<StagedImage>> {
-    let staging = Staging::new(staging);
+    stage_archive_within(source, staging, platform, &WriteBudget::unlimited())
+}
+
+/// [`stage_archive`] charging every staged byte to `budget` before writing it:
+/// [`Error::LimitExceeded`] when the archive's files would pass it.
+pub fn stage_archive_within(
+    source: &Path,
+    staging: &Path,
+    platform: &Platform,
+    budget: &WriteBudget,
+) -> crate::Result<Vec<StagedImage>> {
+    let staging = Staging::new(staging, budget.clone());
     let images = if fs::metadata(source).at(source)?.is_dir() {
         let src = DirSource::open(source, &staging)?;
         if !(src.contains(OCI_LAYOUT_FILE)? && src.contains(INDEX_FILE)?) {

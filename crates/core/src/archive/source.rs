@@ -20,6 +20,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::archive::StagedBlob;
+use crate::budget::WriteBudget;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{Digest, HashingWriter};
 
@@ -68,25 +69,29 @@ pub(crate) fn check_metadata_size(size: u64, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The staging folder: copies files in while hashing them.
+/// The staging folder: copies files in while hashing them, charging every byte to the load's
+/// [`WriteBudget`] before writing it.
 #[derive(Debug)]
 pub(crate) struct Staging {
     dir: PathBuf,
     next: AtomicU64,
+    budget: WriteBudget,
 }
 
 impl Staging {
-    /// Stages into `dir`, an existing folder.
-    pub(crate) fn new(dir: &Path) -> Self {
+    /// Stages into `dir`, an existing folder, within `budget`.
+    pub(crate) fn new(dir: &Path, budget: WriteBudget) -> Self {
         Staging {
             dir: dir.to_owned(),
             next: AtomicU64::new(0),
+            budget,
         }
     }
 
     /// Copies `reader` to a staged file while hashing it. Read errors go through `read_error`
     /// (the caller knows whether they mean a corrupt archive or a failing disk); write errors
-    /// are [`Error::Io`] on the staged file.
+    /// are [`Error::Io`] on the staged file; [`Error::LimitExceeded`] when the budget runs out
+    /// (nothing past it is written).
     pub(crate) fn stage_reader(
         &self,
         mut reader: impl Read,
@@ -103,6 +108,7 @@ impl Staging {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(read_error(e)),
             };
+            self.budget.charge(len as u64)?;
             writer.write_all(&buf[..len]).at(&incoming)?;
         }
         let (file, digest, size) = writer.finish();
@@ -191,7 +197,7 @@ mod tests {
     #[test]
     fn same_content_is_staged_once() {
         let dir = tempfile::tempdir().unwrap();
-        let staging = Staging::new(dir.path());
+        let staging = Staging::new(dir.path(), WriteBudget::unlimited());
         let a = staging.stage_bytes(b"hello").unwrap();
         let b = staging
             .stage_reader(&b"hello"[..], &mut [0u8; 2], |e| {

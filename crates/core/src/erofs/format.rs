@@ -76,6 +76,8 @@ impl DataLayout {
 pub const CHUNK_FORMAT_INDEXES: u16 = 0x20;
 /// `erofs_inode_chunk_info.format` mask of `chunkbits - blkbits`.
 pub const CHUNK_FORMAT_BLKBITS_MASK: u16 = 0x1f;
+/// The largest chunk size the chunk format encodes: `2^(blkbits + 31)` bytes (8 TiB).
+pub const MAX_CHUNK_BITS: u8 = BLOCK_BITS + CHUNK_FORMAT_BLKBITS_MASK as u8;
 
 /// `S_IFMT` and the file types, as in `stat(2)`.
 pub mod mode {

@@ -175,14 +175,18 @@ impl Merge<'_> {
                     Some(id) => *id,
                     None => {
                         let mut node = lnode.clone();
-                        if let Content::File { size, blkaddr } = node.content
-                            && size > 0
-                        {
-                            node.content = Content::DeviceFile {
-                                size,
-                                device: self.device,
-                                blkaddr,
-                            };
+                        match &mut node.content {
+                            Content::File { size, blkaddr } if *size > 0 => {
+                                node.content = Content::DeviceFile {
+                                    size: *size,
+                                    device: self.device,
+                                    blkaddr: *blkaddr,
+                                };
+                            }
+                            // A sparse file keeps its chunks, now on the layer's device; its
+                            // holes stay holes.
+                            Content::Chunked { device, .. } => *device = self.device,
+                            _ => {}
                         }
                         let id = self.push(node);
                         self.mapped.insert(lchild, id);

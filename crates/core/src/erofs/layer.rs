@@ -3,20 +3,23 @@
 //! extracting anything to a host folder.
 //!
 //! File data streams straight into the image (blocks 1 onwards, each file a block-aligned run,
-//! zero-padded), in tar order; the tree of entries stays in memory (its size grows with the
-//! number of entries, not with file sizes) and its metadata is written after the data once the
-//! digests are known to be right. See `docs/cache-layout.md` for the tar-to-EROFS rules:
-//! path normalization, duplicates, hardlinks, whiteouts.
+//! zero-padded; a GNU sparse file only its chunks that hold data, its holes left unmapped), in
+//! tar order; the tree of entries stays in memory (its size grows with the number of entries
+//! and sparse chunks, not with file sizes) and its metadata is written after the data once the
+//! digests are known to be right. Every byte written may be charged to a [`WriteBudget`]. See
+//! `docs/cache-layout.md` for the tar-to-EROFS rules: path normalization, duplicates,
+//! hardlinks, whiteouts, sparse files.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::format::{BLOCK_SIZE, MAX_NAME_LEN, mode};
+use super::format::{BLOCK_BITS, BLOCK_SIZE, CHUNK_INDEX_SIZE, MAX_CHUNK_BITS, MAX_NAME_LEN, mode};
 use super::tar::{Entry, Kind, ReadError, TarReader};
 use super::writer::{self, Content, ImageOptions, Node, NodeId, ROOT, Tree};
 use crate::archive::{COPY_BUFFER_SIZE, Compression, TrackedReader};
+use crate::budget::WriteBudget;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{Digest, HashingReader};
 
@@ -69,6 +72,19 @@ pub struct ConvertedLayer {
 /// `dest` may hold partial bytes: it belongs to the caller's staging area and must not be
 /// published.
 pub fn convert_layer(blob: &Path, dest: &Path, options: &ConvertOptions) -> Result<ConvertedLayer> {
+    convert_layer_within(blob, dest, options, &WriteBudget::unlimited())
+}
+
+/// [`convert_layer`] charging every byte of the image (file data, padding, metadata; never a
+/// hole) to `budget` before writing it: [`Error::LimitExceeded`] as soon as the image would
+/// pass it, with `dest` left partial (as for any error). Several conversions may share one
+/// budget.
+pub fn convert_layer_within(
+    blob: &Path,
+    dest: &Path,
+    options: &ConvertOptions,
+    budget: &WriteBudget,
+) -> Result<ConvertedLayer> {
     let file = File::open(blob).at(blob)?;
     let (tracked, failure) = TrackedReader::new(file);
     let mut compressed = HashingReader::new(tracked);
@@ -92,7 +108,7 @@ pub fn convert_layer(blob: &Path, dest: &Path, options: &ConvertOptions) -> Resu
             .truncate(true)
             .open(dest)
             .at(dest)?;
-        let mut builder = Builder::new(out, dest)?;
+        let mut builder = Builder::new(out, dest, budget)?;
         let mut tar = TarReader::new(BufReader::with_capacity(COPY_BUFFER_SIZE, &mut tar_stream));
         loop {
             let entry = match tar.next_entry() {
@@ -160,6 +176,8 @@ impl From<Error> for AddError {
 struct Builder<'p> {
     out: BufWriter<File>,
     path: &'p Path,
+    /// Charged before every write.
+    budget: &'p WriteBudget,
     /// Next free data block.
     next_block: u64,
     tree: Tree,
@@ -173,7 +191,7 @@ struct Builder<'p> {
 }
 
 impl<'p> Builder<'p> {
-    fn new(file: File, path: &'p Path) -> Result<Self> {
+    fn new(file: File, path: &'p Path, budget: &'p WriteBudget) -> Result<Self> {
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         // Block 0 is written last; data starts at block 1.
         out.seek(SeekFrom::Start(BLOCK_SIZE)).at(path)?;
@@ -182,6 +200,7 @@ impl<'p> Builder<'p> {
         Ok(Builder {
             out,
             path,
+            budget,
             next_block: 1,
             tree: Tree { nodes: vec![root] },
             whiteouts: HashSet::new(),
@@ -209,42 +228,24 @@ impl<'p> Builder<'p> {
             implicit: false,
         };
         let node = match entry.kind {
-            Kind::File => {
-                let blkaddr = self.next_block;
-                let size = entry.size;
-                match &entry.sparse {
-                    None => {
-                        let copied = self.copy_data(tar)?;
-                        if copied != size {
-                            return Err(Error::invalid_archive(format!(
-                                "layer tar is truncated in {:?}",
-                                String::from_utf8_lossy(&raw_path)
-                            ))
-                            .into());
-                        }
-                    }
-                    Some(map) => {
-                        let mut at = 0u64;
-                        for &(offset, len) in map {
-                            self.write_zeros(offset - at)?;
-                            let copied = self.copy_data(&mut tar.take_data(len))?;
-                            if copied != len {
-                                return Err(Error::invalid_archive(format!(
-                                    "layer tar is truncated in {:?}",
-                                    String::from_utf8_lossy(&raw_path)
-                                ))
-                                .into());
-                            }
-                            at = offset + len;
-                        }
-                        self.write_zeros(size - at)?;
-                    }
+            Kind::File => match &entry.sparse {
+                Some(map) if entry.size > 0 => {
+                    let content = self.write_sparse(tar, map, entry.size, &raw_path)?;
+                    base(mode::IFREG, content)
                 }
-                let pad = (BLOCK_SIZE - size % BLOCK_SIZE) % BLOCK_SIZE;
-                self.write_zeros(pad)?;
-                self.next_block += size.div_ceil(BLOCK_SIZE);
-                base(mode::IFREG, Content::File { size, blkaddr })
-            }
+                _ => {
+                    let blkaddr = self.next_block;
+                    let size = entry.size;
+                    let copied = self.copy_data(tar)?;
+                    if copied != size {
+                        return Err(truncated(&raw_path).into());
+                    }
+                    let pad = (BLOCK_SIZE - size % BLOCK_SIZE) % BLOCK_SIZE;
+                    self.write_zeros(pad)?;
+                    self.next_block += size.div_ceil(BLOCK_SIZE);
+                    base(mode::IFREG, Content::File { size, blkaddr })
+                }
+            },
             Kind::Dir => base(mode::IFDIR, Content::Dir(BTreeMap::new())),
             Kind::Symlink => {
                 let target = entry.link.clone();
@@ -271,10 +272,75 @@ impl<'p> Builder<'p> {
         Ok(self.place(&path, &raw_path, node)?)
     }
 
+    /// Writes a sparse file's data segments (`map`, in order, not overlapping) as a chunked
+    /// file: a chunk that holds data is a run of blocks (its bytes outside the segments zero),
+    /// a chunk that holds none is a hole and costs no block. The chunk size is chosen from the
+    /// map before any byte is written ([`sparse_chunk_bits`]).
+    fn write_sparse<R: Read>(
+        &mut self,
+        tar: &mut TarReader<R>,
+        map: &[(u64, u64)],
+        size: u64,
+        raw_path: &[u8],
+    ) -> Result<Content, AddError> {
+        let bits = sparse_chunk_bits(size, map).ok_or_else(|| {
+            Error::invalid_archive(format!(
+                "sparse file {:?} declares {size} bytes, beyond what EROFS can index",
+                String::from_utf8_lossy(raw_path)
+            ))
+        })?;
+        let chunk = 1u64 << bits;
+        let count = size.div_ceil(chunk);
+        let mut chunks: Vec<Option<u64>> = vec![None; count as usize];
+        // The chunk being written: its index, the file offset written up to, and the file
+        // offset its blocks end at.
+        let mut open: Option<(u64, u64, u64)> = None;
+        for &(offset, len) in map {
+            let end = offset + len;
+            let mut at = offset;
+            while at < end {
+                let index = at >> bits;
+                match open {
+                    Some((i, written, _)) if i == index => self.write_zeros(at - written)?,
+                    _ => {
+                        if let Some((_, written, blocks_end)) = open {
+                            self.write_zeros(blocks_end - written)?;
+                        }
+                        let start = index << bits;
+                        let blocks = (size - start).min(chunk).div_ceil(BLOCK_SIZE);
+                        chunks[index as usize] = Some(self.next_block);
+                        self.next_block += blocks;
+                        self.write_zeros(at - start)?;
+                        open = Some((index, at, start + blocks * BLOCK_SIZE));
+                    }
+                }
+                let stop = end.min((index + 1) << bits);
+                let copied = self.copy_data(&mut tar.take_data(stop - at))?;
+                if copied != stop - at {
+                    return Err(truncated(raw_path).into());
+                }
+                at = stop;
+                if let Some(o) = &mut open {
+                    o.1 = at;
+                }
+            }
+        }
+        if let Some((_, written, blocks_end)) = open {
+            self.write_zeros(blocks_end - written)?;
+        }
+        Ok(Content::Chunked {
+            size,
+            chunk_bits: bits,
+            device: 0,
+            chunks,
+        })
+    }
+
     /// Writes `n` zero bytes of file data.
     fn write_zeros(&mut self, mut n: u64) -> Result<(), AddError> {
         while n > 0 {
             let step = n.min(ZEROS.len() as u64) as usize;
+            self.budget.charge(step as u64)?;
             self.out.write_all(&ZEROS[..step]).at(self.path)?;
             n -= step as u64;
         }
@@ -292,6 +358,7 @@ impl<'p> Builder<'p> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(AddError::Read(e)),
             };
+            self.budget.charge(n as u64)?;
             self.out.write_all(&self.buffer[..n]).at(self.path)?;
             copied += n as u64;
         }
@@ -473,6 +540,9 @@ impl<'p> Builder<'p> {
             },
         )?;
         let path = self.path;
+        // Block 0 and the metadata; the data blocks were charged as they were written.
+        self.budget
+            .charge(meta.tail.len() as u64 + meta.block0.len() as u64)?;
         self.out.write_all(&meta.tail).at(path)?;
         self.out.seek(SeekFrom::Start(0)).at(path)?;
         self.out.write_all(&meta.block0).at(path)?;
@@ -529,6 +599,60 @@ impl<R: Read> TakeData<R> for TarReader<R> {
             left: len,
         }
     }
+}
+
+/// The most chunks one sparse file may have: its chunk index (8 bytes a chunk) stays within
+/// 8 MiB, and every size up to 2^63 bytes still fits at the largest chunk size.
+pub const MAX_SPARSE_CHUNKS: u64 = 1 << 20;
+
+/// The chunk size (log2) for a sparse file of `size` bytes whose data segments are `map`: the
+/// one that writes the fewest bytes, counting the chunk index (8 bytes a chunk) and the whole
+/// blocks of every chunk that holds data, among the sizes the format encodes that need at most
+/// [`MAX_SPARSE_CHUNKS`] chunks; of equal costs, the smaller chunk. `None` for a size no chunk
+/// size indexes (over 2^63 bytes). Deterministic: the same map always gives the same layout.
+pub fn sparse_chunk_bits(size: u64, map: &[(u64, u64)]) -> Option<u8> {
+    let mut best: Option<(u64, u8)> = None;
+    for bits in BLOCK_BITS..=MAX_CHUNK_BITS {
+        let chunk = 1u64 << bits;
+        let count = size.div_ceil(chunk);
+        if count > MAX_SPARSE_CHUNKS {
+            continue;
+        }
+        let last = count.saturating_sub(1);
+        // Bytes on disk of chunk `i`: whole blocks, the last chunk cut at the file's end.
+        let bytes_of = |i: u64| (size - (i << bits)).min(chunk).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
+        let mut cost = count * CHUNK_INDEX_SIZE;
+        // Chunks already counted: those up to `counted` (segments are in order).
+        let mut counted: Option<u64> = None;
+        for &(offset, len) in map {
+            if len == 0 {
+                continue;
+            }
+            let first = (offset >> bits).max(counted.map_or(0, |c| c + 1));
+            let end = (offset + len - 1) >> bits;
+            if first > end {
+                continue;
+            }
+            let mut n = end - first + 1;
+            if end == last {
+                cost = cost.saturating_add(bytes_of(last));
+                n -= 1;
+            }
+            cost = cost.saturating_add(n.saturating_mul(chunk));
+            counted = Some(end);
+        }
+        if best.is_none_or(|(c, _)| cost < c) {
+            best = Some((cost, bits));
+        }
+    }
+    best.map(|(_, bits)| bits)
+}
+
+fn truncated(raw_path: &[u8]) -> Error {
+    Error::invalid_archive(format!(
+        "layer tar is truncated in {:?}",
+        String::from_utf8_lossy(raw_path)
+    ))
 }
 
 /// Zeros for padding a file's last block.
@@ -661,6 +785,27 @@ mod tests {
         assert!(normalize(&long_dir).is_err());
         assert!(normalize(&[b'a'; 255]).is_ok());
         assert!(normalize(b"a\0b").is_err());
+    }
+
+    #[test]
+    fn sparse_chunk_bits_table() {
+        const GIB: u64 = 1 << 30;
+        // (size, map, chunk bits): dense data takes one chunk (the smallest that covers it: ties
+        // go to the smaller chunk); scattered bytes in a big file balance the index against the
+        // zeros of each data chunk; a map of no data holds one hole.
+        type Case<'a> = (u64, &'a [(u64, u64)], u8);
+        let cases: &[Case] = &[
+            (10_000, &[(0, 10_000)], 14),
+            (64 * GIB, &[(0, 5), (32 * GIB, 6), (64 * GIB - 3, 3)], 19),
+            (20 << 20, &[(0, 4), (1 << 20, 512), (19 << 20, 3000)], 13),
+            (1 << 20, &[(1 << 20, 0)], 20),
+        ];
+        for (size, map, want) in cases {
+            assert_eq!(sparse_chunk_bits(*size, map), Some(*want), "{size} {map:?}");
+        }
+        // Every size up to 2^63 has a chunk size within the chunk cap; beyond, none.
+        assert_eq!(sparse_chunk_bits(1 << 63, &[]), Some(MAX_CHUNK_BITS));
+        assert_eq!(sparse_chunk_bits(u64::MAX, &[]), None);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! metadata image ([`fsmeta`]).
 //!
 //! A layer image is a plain, uncompressed EROFS with 4 KiB blocks: file data first (block
-//! aligned, so that fsmeta images can point chunks at it), then shared xattrs, inodes with
-//! inline directory and symlink tails, and the remaining directory blocks. The rules that map a
+//! aligned, so that fsmeta images can point chunks at it; sparse files as chunks whose holes
+//! take no block), then shared xattrs, inodes with inline directory and symlink tails, and the
+//! remaining directory blocks. The rules that map a
 //! tar onto it are in `docs/cache-layout.md`.
 
 pub mod format;
@@ -15,7 +16,7 @@ pub mod tar;
 pub mod writer;
 
 pub use fsmeta::{Fsmeta, LayerImage, build_fsmeta};
-pub use layer::{ConvertOptions, ConvertedLayer, convert_layer};
+pub use layer::{ConvertOptions, ConvertedLayer, convert_layer, convert_layer_within};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
@@ -25,7 +26,8 @@ pub use layer::{ConvertOptions, ConvertedLayer, convert_layer};
 )]
 mod round_trip {
     //! Property test: a random tree written by [`writer`] reads back identically through
-    //! [`reader`] (metadata, names, xattrs, file block runs, implicit marks, hardlinks).
+    //! [`reader`] (metadata, names, xattrs, file block runs, chunk maps with holes, implicit
+    //! marks, hardlinks).
     use std::collections::BTreeMap;
     use std::io::Write;
 
@@ -38,6 +40,8 @@ mod round_trip {
     #[derive(Debug, Clone)]
     enum Leaf {
         File(u64),
+        /// A chunked file: size, chunk bits above the block, and which chunks hold data.
+        Sparse(u64, u8, Vec<bool>),
         Symlink(Vec<u8>),
         Device(u32, u32),
         Fifo,
@@ -54,6 +58,12 @@ mod round_trip {
     fn leaf() -> impl Strategy<Value = Leaf> {
         prop_oneof![
             (0u64..20_000).prop_map(Leaf::File),
+            (
+                1u64..200_000,
+                0u8..3,
+                prop::collection::vec(any::<bool>(), 64)
+            )
+                .prop_map(|(size, bits, mapped)| Leaf::Sparse(size, bits, mapped)),
             prop::collection::vec(1u8..=255, 1..300).prop_map(Leaf::Symlink),
             (0u32..4096, 0u32..1_000_000).prop_map(|(a, b)| Leaf::Device(a, b)),
             Just(Leaf::Fifo),
@@ -127,6 +137,26 @@ mod round_trip {
                                 blkaddr: if *size > 0 { next_block } else { 0 },
                             };
                             next_block += size.div_ceil(BLOCK_SIZE);
+                            (mode::IFREG, c)
+                        }
+                        Leaf::Sparse(size, extra, mapped) => {
+                            let bits = super::format::BLOCK_BITS + extra;
+                            let count = size.div_ceil(1 << bits) as usize;
+                            let chunks = (0..count)
+                                .map(|i| {
+                                    mapped.get(i).copied().unwrap_or(false).then(|| {
+                                        let at = next_block;
+                                        next_block += 1 << extra;
+                                        at
+                                    })
+                                })
+                                .collect();
+                            let c = Content::Chunked {
+                                size: *size,
+                                chunk_bits: bits,
+                                device: 0,
+                                chunks,
+                            };
                             (mode::IFREG, c)
                         }
                         Leaf::Symlink(t) => (mode::IFLNK, Content::Symlink(t.clone())),

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use super::format::{
     self, BLOCK_SIZE, CHUNK_FORMAT_BLKBITS_MASK, CHUNK_FORMAT_INDEXES, CHUNK_INDEX_SIZE,
     COMPACT_INODE_SIZE, DIRENT_SIZE, DataLayout, DeviceSlot, EXTENDED_INODE_SIZE, FORMAT_EXTENDED,
-    INODE_SLOT, SuperBlock, XATTR_IBODY_HEADER_SIZE, align_up, le_u16, le_u32, le_u64, mode,
+    INODE_SLOT, NULL_ADDR, SuperBlock, XATTR_IBODY_HEADER_SIZE, align_up, le_u16, le_u32, le_u64,
+    mode,
 };
 use super::writer::{Content, NOTE_MAGIC, Node, NodeId, ROOT, Tree};
 use crate::error::{Error, IoContext, Result};
@@ -33,6 +34,9 @@ pub struct ImageReader {
     cached_from: u64,
     cached: Vec<u8>,
 }
+
+/// A mapped chunk of a chunk-based file: device id (0 = this image) and first block.
+pub type Chunk = (u16, u64);
 
 /// A parsed inode.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +285,34 @@ impl ImageReader {
         Ok((le_u16(&b, 2), blk, bits))
     }
 
+    /// Every chunk of a chunk-based file with chunk indexes: the chunk size in bits and, per
+    /// chunk, `(device id, block address)` or `None` for a hole (`EROFS_NULL_ADDR`). The count
+    /// is `ceil(size / chunk size)`; the indexes must lie inside the image.
+    pub fn chunks(&self, inode: &Inode) -> Result<(u8, Vec<Option<Chunk>>)> {
+        let format_bits = inode.i_u as u16;
+        if format_bits & CHUNK_FORMAT_INDEXES == 0 {
+            return Err(self.corrupt(format!("nid {}: chunk format without indexes", inode.nid)));
+        }
+        let bits = format::BLOCK_BITS + (format_bits & CHUNK_FORMAT_BLKBITS_MASK) as u8;
+        let count = inode.size.div_ceil(1u64 << bits);
+        let at = align_up(inode.body, CHUNK_INDEX_SIZE);
+        let len = count
+            .checked_mul(CHUNK_INDEX_SIZE)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| self.corrupt(format!("nid {}: chunk index overflows", inode.nid)))?;
+        let bytes = self.read_at(at, len)?;
+        let chunks = bytes
+            .chunks_exact(CHUNK_INDEX_SIZE as usize)
+            .map(|b| {
+                (le_u32(b, 4) != NULL_ADDR).then(|| {
+                    let blk = (u64::from(le_u16(b, 0)) << 32) | u64::from(le_u32(b, 4));
+                    (le_u16(b, 2), blk)
+                })
+            })
+            .collect();
+        Ok((bits, chunks))
+    }
+
     /// Directory entries (without `.` and `..`): name, nid, file type.
     pub fn read_dir(&self, inode: &Inode) -> Result<Vec<(Vec<u8>, u64)>> {
         if inode.mode & mode::IFMT != mode::IFDIR {
@@ -349,7 +381,8 @@ impl ImageReader {
 }
 
 /// The whole tree of an image ocicache wrote as a layer: regular files as
-/// [`Content::File`] runs of this image's blocks, implicit directories marked. Hardlinked names
+/// [`Content::File`] runs of this image's blocks (sparse files as [`Content::Chunked`] on this
+/// image, holes kept), implicit directories marked. Hardlinked names
 /// share one node.
 pub fn read_tree(image: &ImageReader) -> Result<Tree> {
     let implicit: std::collections::HashSet<u64> = image.implicit_dirs()?.into_iter().collect();
@@ -399,6 +432,29 @@ fn node_of(
                 size: inode.size,
                 blkaddr: u64::from(inode.i_u),
             },
+            // A sparse file: chunks of this image's blocks and holes.
+            DataLayout::ChunkBased if inode.size > 0 => {
+                let (chunk_bits, found) = image.chunks(inode)?;
+                let mut chunks = Vec::with_capacity(found.len());
+                for chunk in found {
+                    match chunk {
+                        None => chunks.push(None),
+                        Some((0, blkaddr)) => chunks.push(Some(blkaddr)),
+                        Some((device, _)) => {
+                            return Err(image.corrupt(format!(
+                                "nid {}: a layer's chunk on device {device}",
+                                inode.nid
+                            )));
+                        }
+                    }
+                }
+                Content::Chunked {
+                    size: inode.size,
+                    chunk_bits,
+                    device: 0,
+                    chunks,
+                }
+            }
             _ => {
                 return Err(image.corrupt(format!(
                     "nid {}: regular file data is not block-aligned (layout {:?})",

@@ -5,7 +5,8 @@
 //! at newlines: binary xattr values (a `security.capability` with a 0x0a byte) and names with
 //! newlines must survive. Handled: PAX `x` records by their length prefix (`path`, `linkpath`,
 //! `size`, `uid`, `gid`, `mtime` with nanoseconds, `SCHILY.xattr.*`, `SCHILY.devmajor/devminor`),
-//! GNU long names and link names (`L`, `K`), old GNU sparse files (`S`, holes read as zeros),
+//! GNU long names and link names (`L`, `K`), old GNU sparse files (`S`: the map of data
+//! segments, at most [`MAX_SPARSE_SEGMENTS`], with the segments' data following),
 //! base-256 numbers, and the ustar `prefix` field. Global PAX headers (`g`) are skipped. PAX
 //! sparse files (`GNU.sparse.*`) are refused as [`Error::Unsupported`].
 
@@ -21,6 +22,11 @@ const PAX_XATTR: &[u8] = b"SCHILY.xattr.";
 /// Largest metadata payload read into memory (a PAX header, a GNU long name); real ones are a
 /// few hundred bytes, big xattrs a few KiB.
 const MAX_META: u64 = 16 * 1024 * 1024;
+/// Most data segments an old GNU sparse map may list for one file, beyond which the layer is
+/// refused as invalid: the map is held in memory (16 bytes a segment, so at most 16 MiB) while
+/// the file is converted. GNU tar lists one segment per run of data; real sparse files (disk
+/// images, databases, core dumps) have a few thousand at most.
+pub const MAX_SPARSE_SEGMENTS: usize = 1 << 20;
 
 /// One PAX record: key and value.
 type PaxRecord = (Vec<u8>, Vec<u8>);
@@ -182,15 +188,6 @@ impl<R: Read> TarReader<R> {
                 .into());
             }
         };
-        // Old writers mark directories as regular files whose name ends with `/`.
-        let kind = if kind == Kind::File
-            && matches!(typeflag, b'0' | 0)
-            && field(&h[0..100]).ends_with(b"/")
-        {
-            Kind::Dir
-        } else {
-            kind
-        };
         let posix = &h[257..263] == b"ustar\0";
         let mut path = field(&h[0..100]).to_vec();
         if posix && h[345] != 0 {
@@ -199,6 +196,22 @@ impl<R: Read> TarReader<R> {
             full.extend_from_slice(&path);
             path = full;
         }
+        // Old writers (V7, early BSD tar) had no directory type and marked a directory as a
+        // regular file whose name ends with `/`. Only a name from the header itself can be one
+        // of theirs: a GNU long name or a PAX `path` comes from a newer writer, and Go's
+        // archive/tar puts an ASCII-only rendering of a non-ASCII name in the header
+        // (`names/` for `names/Ωμέγα`) next to the PAX `path` that names the file.
+        let named_by_extension =
+            long_name.is_some() || pax.iter().any(|(key, _)| key.as_slice() == b"path");
+        let kind = if kind == Kind::File
+            && matches!(typeflag, b'0' | 0)
+            && !named_by_extension
+            && path.ends_with(b"/")
+        {
+            Kind::Dir
+        } else {
+            kind
+        };
         let mut entry = Entry {
             kind,
             path: long_name.unwrap_or(path),
@@ -269,6 +282,12 @@ impl<R: Read> TarReader<R> {
         let mut push = |slot: &[u8]| -> Result<(), ReadError> {
             if slot.iter().all(|b| *b == 0) {
                 return Ok(());
+            }
+            if map.len() == MAX_SPARSE_SEGMENTS {
+                return Err(bad(format!(
+                    "sparse map lists more than {MAX_SPARSE_SEGMENTS} segments"
+                ))
+                .into());
             }
             map.push((
                 number(&slot[..12], "sparse offset")?,

@@ -1,8 +1,9 @@
 //! The metadata writer: a [`Tree`] in, the bytes of an uncompressed EROFS image's metadata out.
 //!
 //! Pure: no I/O. Regular-file data is not the writer's business; a file names where its data
-//! already is (a block run of the image being written, or chunks on extra devices), and the
-//! writer lays out everything else after it:
+//! already is (a block run of the image being written, or chunks on this image or on extra
+//! devices, a chunk with no data being a hole), and the writer lays out everything else after
+//! it (chunk indexes follow their inode in the meta area):
 //!
 //! ```text
 //! block 0                 superblock at byte 1024, then the device table if it fits
@@ -91,6 +92,22 @@ pub enum Content {
         /// First block of the data on that device.
         blkaddr: u64,
     },
+    /// A regular file stored as chunks of `2^chunk_bits` bytes, each either a run of blocks on
+    /// `device` (0 = this image, else an extra device) or a hole that reads as zeros and costs
+    /// no block (`None`, stored as `EROFS_NULL_ADDR`). Sparse files of a layer, and their
+    /// merged view in fsmeta.
+    Chunked {
+        /// Size in bytes.
+        size: u64,
+        /// log2 of the chunk size: at least [`format::BLOCK_BITS`], at most
+        /// [`format::MAX_CHUNK_BITS`].
+        chunk_bits: u8,
+        /// Device of every mapped chunk.
+        device: u16,
+        /// First block of each chunk, `size.div_ceil(2^chunk_bits)` of them; `None` for a
+        /// hole.
+        chunks: Vec<Option<u64>>,
+    },
     /// Symbolic link target.
     Symlink(Vec<u8>),
     /// Character or block device number (`major`, `minor`).
@@ -122,7 +139,9 @@ impl Node {
     fn size(&self, dir_size: u64) -> u64 {
         match &self.content {
             Content::Dir(_) => dir_size,
-            Content::File { size, .. } | Content::DeviceFile { size, .. } => *size,
+            Content::File { size, .. }
+            | Content::DeviceFile { size, .. }
+            | Content::Chunked { size, .. } => *size,
             Content::Symlink(t) => t.len() as u64,
             Content::Device(..) | Content::Special => 0,
         }
@@ -257,7 +276,7 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
                     (DataLayout::FlatPlain, 0, blocks_for(size))
                 }
             }
-            Content::DeviceFile { .. } => (DataLayout::ChunkBased, 0, 0),
+            Content::DeviceFile { .. } | Content::Chunked { .. } => (DataLayout::ChunkBased, 0, 0),
             _ => (DataLayout::FlatPlain, 0, 0),
         };
         let mut start = align_up(offset, INODE_SLOT);
@@ -266,7 +285,26 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
         }
         let mut end = start + head + tail;
         if layout == DataLayout::ChunkBased && size > 0 {
-            end = align_up(start + head, CHUNK_INDEX_SIZE) + CHUNK_INDEX_SIZE;
+            let chunks = match &node.content {
+                Content::Chunked {
+                    size,
+                    chunk_bits,
+                    chunks,
+                    ..
+                } => {
+                    if !(format::BLOCK_BITS..=format::MAX_CHUNK_BITS).contains(chunk_bits)
+                        || chunks.len() as u64 != size.div_ceil(1 << chunk_bits)
+                    {
+                        return Err(Error::internal(
+                            "EROFS chunked file: chunk size or count does not match its size",
+                        ));
+                    }
+                    chunks.len() as u64
+                }
+                // One chunk covers the whole file.
+                _ => 1,
+            };
+            end = align_up(start + head, CHUNK_INDEX_SIZE) + chunks * CHUNK_INDEX_SIZE;
         }
         offset = end;
         placed.push(Placed {
@@ -371,24 +409,27 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
             DataLayout::FlatInline => {
                 inode.extend_from_slice(&data[full..]);
             }
-            DataLayout::ChunkBased => {
-                if let Content::DeviceFile {
-                    device,
-                    blkaddr,
-                    size,
-                } = &node.content
-                    && *size > 0
-                {
-                    let pad = align_up(inode.len() as u64 + p.offset, CHUNK_INDEX_SIZE)
-                        - p.offset
-                        - inode.len() as u64;
-                    inode.resize(inode.len() + pad as usize, 0);
-                    // One chunk covers the whole file (chunk bits chosen in encode_inode).
-                    put_u16(&mut inode, (blkaddr >> 32) as u16);
-                    put_u16(&mut inode, *device);
-                    put_u32(&mut inode, *blkaddr as u32);
+            DataLayout::ChunkBased if p.size > 0 => {
+                let pad = align_up(inode.len() as u64 + p.offset, CHUNK_INDEX_SIZE)
+                    - p.offset
+                    - inode.len() as u64;
+                inode.resize(inode.len() + pad as usize, 0);
+                match &node.content {
+                    Content::DeviceFile {
+                        device, blkaddr, ..
+                    } => {
+                        // One chunk covers the whole file (chunk bits chosen in encode_inode).
+                        put_chunk_index(&mut inode, *device, Some(*blkaddr));
+                    }
+                    Content::Chunked { device, chunks, .. } => {
+                        for chunk in chunks {
+                            put_chunk_index(&mut inode, *device, *chunk);
+                        }
+                    }
+                    _ => {}
                 }
             }
+            DataLayout::ChunkBased => {}
             DataLayout::FlatPlain => {}
         }
         tail[at..at + inode.len()].copy_from_slice(&inode);
@@ -547,6 +588,10 @@ fn encode_inode(out: &mut Vec<u8>, node: &Node, p: &Placed, ino: u32, shared: &S
         Content::Device(major, minor) => format::encode_dev(*major, *minor),
         Content::File { size, blkaddr } if *size > 0 => *blkaddr as u32,
         Content::DeviceFile { size, .. } => u32::from(chunk_format(*size)),
+        Content::Chunked { chunk_bits, .. } => u32::from(
+            CHUNK_FORMAT_INDEXES
+                | (u16::from(chunk_bits - format::BLOCK_BITS) & format::CHUNK_FORMAT_BLKBITS_MASK),
+        ),
         _ if p.blocks > 0 => p.blkaddr as u32,
         _ => 0,
     };
@@ -594,6 +639,24 @@ fn encode_inode(out: &mut Vec<u8>, node: &Node, p: &Placed, ino: u32, shared: &S
                 continue;
             }
             encode_xattr_entry(out, name, value);
+        }
+    }
+}
+
+/// Appends one `erofs_inode_chunk_index`: `startblk_hi` (u16), `device_id` (u16), `startblk_lo`
+/// (u32); a hole is `EROFS_NULL_ADDR` in `startblk_lo` on device 0, which the kernel reads as
+/// an unmapped extent (zeros).
+fn put_chunk_index(out: &mut Vec<u8>, device: u16, blkaddr: Option<u64>) {
+    match blkaddr {
+        Some(blkaddr) => {
+            put_u16(out, (blkaddr >> 32) as u16);
+            put_u16(out, device);
+            put_u32(out, blkaddr as u32);
+        }
+        None => {
+            put_u16(out, 0);
+            put_u16(out, 0);
+            put_u32(out, format::NULL_ADDR);
         }
     }
 }

@@ -6,14 +6,18 @@
 //! detaches its loop device.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use tempfile::TempDir;
 
-use super::tree::{CompareOptions, Tree};
+use ocicache_core::erofs::format::{DataLayout, mode};
+use ocicache_core::erofs::reader::ImageReader;
+
+use super::tree::{CompareOptions, Kind, Tree};
 
 /// Whether the tests run as root (mounts need it).
 pub fn is_root() -> bool {
@@ -167,6 +171,58 @@ pub fn for_extract(expected: &Tree) -> Tree {
     }
     t.fix_nlinks();
     t
+}
+
+/// Every name of a regular file with holes in the EROFS image `image` (a layer image or an
+/// fsmeta image), walked from the root: its chunk size (log2) and, per chunk, whether it holds
+/// data.
+pub fn files_with_holes(image: &Path) -> Vec<(PathBuf, u8, Vec<bool>)> {
+    let reader = ImageReader::open(image).unwrap();
+    let mut out = Vec::new();
+    let root = u64::from(reader.superblock().root_nid);
+    let mut stack = vec![(PathBuf::new(), reader.inode(root).unwrap())];
+    while let Some((path, inode)) = stack.pop() {
+        match inode.mode & mode::IFMT {
+            mode::IFDIR => {
+                for (name, nid) in reader.read_dir(&inode).unwrap() {
+                    let child = reader.inode(nid).unwrap();
+                    stack.push((path.join(std::ffi::OsStr::from_bytes(&name)), child));
+                }
+            }
+            mode::IFREG if inode.layout == DataLayout::ChunkBased && inode.size > 0 => {
+                let (bits, chunks) = reader.chunks(&inode).unwrap();
+                if chunks.iter().any(Option::is_none) {
+                    out.push((path, bits, chunks.iter().map(Option::is_some).collect()));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The tree erofs-utils 1.5's `fsck.erofs --extract` writes for an image whose tree is
+/// `expected`: it writes a file's mapped chunks back to back and skips its holes without
+/// seeking, so a file with holes comes out as the bytes of its data chunks alone (the kernel
+/// reads holes as zeros). Those bytes are read at the chunks' offsets through the kernel mount
+/// `mnt` of the same image, which the caller has already compared with `expected`. Files
+/// without holes are left as they are.
+pub fn fsck_view_of_holes(image: &Path, mnt: &Path, mut expected: Tree) -> Tree {
+    for (path, bits, mapped) in files_with_holes(image) {
+        let file = fs::File::open(mnt.join(&path)).unwrap();
+        let size = file.metadata().unwrap().len();
+        let mut data = Vec::new();
+        for (i, _) in mapped.iter().enumerate().filter(|(_, m)| **m) {
+            let start = (i as u64) << bits;
+            let mut chunk = vec![0u8; ((1u64 << bits).min(size - start)) as usize];
+            file.read_exact_at(&mut chunk, start).unwrap();
+            data.extend_from_slice(&chunk);
+        }
+        let entry = expected.entry_mut(path.as_os_str().as_bytes());
+        entry.kind = Kind::file(&data);
+        entry.size = data.len() as u64;
+    }
+    expected
 }
 
 /// `dump.erofs ARGS... IMAGE`'s standard output.
