@@ -9,7 +9,9 @@
 //! - [`store`]: the cache root's layout, atomic publication, cross-process locks;
 //! - [`index`]: the SQLite index (the only module with SQL);
 //! - [`vmdk`]: VMDK descriptors stitching fsmeta and layer images into one disk;
-//! - [`gc`]: the file sweep and byte measurement shared by remove and prune.
+//! - [`gc`]: the file sweep and byte measurement shared by remove and prune;
+//! - `sys`: the few platform differences (positioned reads, folder fsync, allocated bytes),
+//!   the only code behind `cfg(unix)` / `cfg(windows)`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -22,6 +24,7 @@ pub mod image;
 pub mod index;
 pub mod oci;
 pub mod store;
+mod sys;
 pub mod vmdk;
 
 pub use error::{ERROR_CODES, Error, Result};
