@@ -2,19 +2,18 @@
 //
 // - the bundles and declarations package.json names exist (dist/index.mjs, dist/index.cjs,
 //   dist/cli.cjs, dist/index.d.mts, dist/index.d.cts, index.d.ts), and LICENSE and README.md;
-// - every platform of package.json napi.targets is an optional dependency at exactly this
-//   version;
+// - every platform package is an optional dependency at exactly this version (what
+//   scripts/platform-packages.mjs writes into package.json before a pack or publish);
 // - the platform packages (npm/<platform>-<arch>/, from scripts/platform-packages.mjs) exist at
 //   this version with the addon of every target, each built for its target: publishing ocicache
 //   without them would publish a package that loads on no machine.
 //
-// $OCICACHE_PACK_TARGETS (comma-separated triples) narrows the targets whose addons must be
-// there, for a local pack of the host's addon only; the optional dependencies are always
-// checked in full.
+// $OCICACHE_PACK_TARGETS (comma-separated triples) narrows the targets whose addons and
+// platform packages must be there, for a local pack of the host's addon only.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 
-import { PKG, ROOT, binaryMismatch, describe, platformDirs, targets } from "./targets.mjs";
+import { PKG, ROOT, binaryMismatch, platformDirs, targets } from "./targets.mjs";
 
 const problems = [];
 const need = (rel) => {
@@ -31,15 +30,18 @@ for (const rel of [PKG.types, PKG.bin.ocicache, PKG.main]) need(rel.replace(/^\.
 need("LICENSE");
 need("README.md");
 
+const list = targets();
 const optional = PKG.optionalDependencies ?? {};
-for (const dir of platformDirs(PKG.napi.targets.map(describe))) {
-  const name = describe(PKG.napi.targets.find((t) => describe(t).dir === dir)).packageName;
+for (const dir of platformDirs(list)) {
+  const name = list.find((t) => t.dir === dir).packageName;
   if (optional[name] !== PKG.version) {
-    problems.push(`optionalDependencies["${name}"] must be "${PKG.version}" (is ${JSON.stringify(optional[name])})`);
+    problems.push(
+      `optionalDependencies["${name}"] must be "${PKG.version}" (is ${JSON.stringify(optional[name])}): ` +
+        "run scripts/platform-packages.mjs",
+    );
   }
 }
 
-const list = targets();
 for (const dir of platformDirs(list)) {
   const manifestPath = join(ROOT, "npm", dir, "package.json");
   if (!existsSync(manifestPath)) {

@@ -7,16 +7,24 @@
 //   npm/win32-x64/     @ocicache/ocicache-win32-x64     node.napi.node
 //
 // Each package's root is the prebuildify `<platform>-<arch>` folder, which is where
-// node-gyp-build-optional-packages looks once it has resolved `@ocicache/ocicache-<platform>-<arch>`
-// (an optional dependency of ocicache, pinned to the same version; `os` and `cpu` make npm
-// install only the matching one). Every addon of every target ($OCICACHE_PACK_TARGETS narrows
-// the list) must be present and built for its target, or this fails.
+// node-gyp-build-optional-packages looks once it has resolved `@ocicache/ocicache-<platform>-<arch>`;
+// `os` and `cpu` make npm install only the matching one. Every addon of every target
+// ($OCICACHE_PACK_TARGETS narrows the list) must be present and built for its target, or this
+// fails.
 //
-//   node scripts/platform-packages.mjs        then  npm pack ./npm/<platform>-<arch>
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+// Then it lists the packages in ocicache's package.json as `optionalDependencies`, pinned to
+// this version (as `napi prepublish` does): only for packing and publishing, since the
+// repository's own package.json cannot name packages that are not published yet (`npm ci`
+// would find them missing from the lockfile). Do not commit that change; the release workflow
+// and scripts/package-test.sh make it in a throw-away checkout or restore the file.
+//
+//   node scripts/platform-packages.mjs        then  npm pack ./npm/<platform>-<arch>; npm pack
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { PKG, ROOT, binaryMismatch, platformDirs, targets } from "./targets.mjs";
+
+const written = [];
 
 const list = targets();
 const problems = [];
@@ -66,9 +74,15 @@ for (const dir of platformDirs(list)) {
       `(${members.map((t) => t.triple).join(", ")}). Install \`${PKG.name}\`, not this package: ` +
       "it is an optional dependency that npm installs on this platform only.\n",
   );
+  written.push(manifest.name);
   console.log(`npm/${dir}: ${manifest.name}@${manifest.version} (${members.map((t) => t.file).join(", ")})`);
 }
 if (problems.length > 0) {
   for (const p of problems) console.error(`platform-packages: ${p}`);
   process.exit(1);
 }
+// Rewrite package.json as it is on disk, with the optional dependencies set.
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+pkg.optionalDependencies = Object.fromEntries(written.map((name) => [name, PKG.version]));
+writeFileSync(join(ROOT, "package.json"), `${JSON.stringify(pkg, null, 2)}\n`);
+console.log(`package.json: optionalDependencies ${written.map((n) => `${n}@${PKG.version}`).join(", ")}`);
