@@ -4,7 +4,9 @@
  * with {@link UnsupportedError} and no file is touched.
  */
 type ImageBackend = "local" | {
+    /** A remote cache service. */
     cloud: {
+        /** The service's address. */
         url: string;
     };
 };
@@ -87,8 +89,10 @@ interface AcquireOptions {
 }
 /** Who uses an image: a running sandbox or a snapshot, by id. */
 type ImageHolder = {
+    /** The id of the sandbox that runs the image. */
     sandbox: string;
 } | {
+    /** The id of the snapshot made from the image. */
     snapshot: string;
 };
 /** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
