@@ -318,7 +318,7 @@ named(InternalError, "InternalError");
  * platform, or build the addon from source and point `OCICACHE_NATIVE_PATH` at it.
  */
 export class NativeNotFoundError extends OcicacheError {
-  /** Every file or folder the loader tried, in order. */
+  /** Every file, folder and platform package (by name) the loader tried, in order. */
   readonly tried: readonly string[];
   /** `process.platform` and `process.arch` of this process, as `linux-x64`. */
   readonly platform: string;
