@@ -105,3 +105,26 @@ it.runIf(LINUX_X64_GNU)("an addon built for another target is refused (a glibc b
   expect(r.stderr).toContain("is not an ELF file for arm64");
   expect(existsSync(join(dir, "npm", "linux-x64", "package.json"))).toBe(false);
 });
+
+/** The host's glibc is at least `version` (the debug addon links against the host's glibc). */
+function hostGlibcAtLeast(version: string): boolean {
+  const [a = 0, b = 0] = (GLIBC ?? "0.0").split(".").map(Number);
+  const [c = 0, d = 0] = version.split(".").map(Number);
+  return a > c || (a === c && b >= d);
+}
+
+it.runIf(LINUX_X64_GNU && hostGlibcAtLeast("2.34"))(
+  "check-glibc rejects an addon built against the host's glibc (regression: a local build needed glibc 2.34)",
+  () => {
+    if (spawnSync("objdump", ["--version"]).status !== 0) {
+      if (process.env["CI"] === "true") throw new Error("objdump (binutils) is missing");
+      console.warn("skipped: objdump (binutils) is not installed");
+      return;
+    }
+    const script = join(PACKAGE_ROOT, "scripts", "check-glibc.sh");
+    const baseline = spawnSync("bash", [script, BUILT, "2.17"], { encoding: "utf8" });
+    expect(baseline.status).toBe(1);
+    expect(baseline.stderr).toMatch(/needs glibc 2\.(3[4-9]|[4-9]\d)/);
+    expect(spawnSync("bash", [script, BUILT, GLIBC ?? ""], { encoding: "utf8" }).status).toBe(0);
+  },
+);
