@@ -8,7 +8,7 @@ file=$1 baseline=$2
 versions=$(objdump -T "$file" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/^GLIBC_//' | sort -uV)
 [ -n "$versions" ] || { echo "check-glibc: $file imports no versioned glibc symbol" >&2; exit 1; }
 newest=$(printf '%s\n' "$versions" | tail -n 1)
-echo "$file: glibc symbol versions $(echo $versions), newest $newest"
+echo "$file: glibc symbol versions $(tr '\n' ' ' <<<"$versions")(newest $newest)"
 if [ "$(printf '%s\n%s\n' "$newest" "$baseline" | sort -V | tail -n 1)" != "$baseline" ]; then
   echo "check-glibc: $file needs glibc $newest, newer than the $baseline baseline:" >&2
   objdump -T "$file" | grep "GLIBC_$newest" >&2

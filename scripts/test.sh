@@ -27,8 +27,9 @@ git diff --exit-code -- index.d.ts || {
   echo "index.d.ts is stale: run 'npm run build:ts' and commit it" >&2; exit 1; }
 step "API reference (typedoc into docs/api; a warning fails)"
 npx typedoc
-git diff --exit-code -- docs/api && [ -z "$(git status --porcelain -- docs/api)" ] || {
-  echo "docs/api is stale: run 'npm run docs' and commit it" >&2; exit 1; }
+if ! git diff --exit-code -- docs/api || [ -n "$(git status --porcelain -- docs/api)" ]; then
+  echo "docs/api is stale: run 'npm run docs' and commit it" >&2; exit 1
+fi
 step "workflows: the workflow schema (action-validator), and actionlint where installed"
 for workflow in .github/workflows/*.yml; do
   npx action-validator "$workflow"
