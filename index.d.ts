@@ -4,7 +4,9 @@
  * with {@link UnsupportedError} and no file is touched.
  */
 type ImageBackend = "local" | {
+    /** A remote cache service. */
     cloud: {
+        /** The service's address. */
         url: string;
     };
 };
@@ -97,8 +99,10 @@ interface AcquireOptions {
 }
 /** Who uses an image: a running sandbox or a snapshot, by id. */
 type ImageHolder = {
+    /** The id of the sandbox that runs the image. */
     sandbox: string;
 } | {
+    /** The id of the snapshot made from the image. */
     snapshot: string;
 };
 /** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
@@ -881,20 +885,35 @@ declare class LimitExceededError extends OcicacheError {
     }, options?: OcicacheErrorOptions);
 }
 /**
- * No native addon for this platform could be loaded. Code `NATIVE_NOT_FOUND`. Set
- * `OCICACHE_NATIVE_PATH` to an addon file, or install a build for this platform.
+ * No native addon fits this platform, or the one that fits fails to load (a glibc older than
+ * the prebuilt addons need, for example). Code `NATIVE_NOT_FOUND`. The message names the
+ * platform, the C library and the package version, and says what to do: install on a supported
+ * platform, or build the addon from source and point `OCICACHE_NATIVE_PATH` at it.
  */
 declare class NativeNotFoundError extends OcicacheError {
-    /** Every file the loader tried, in order. */
+    /** Every file, folder and platform package (by name) the loader tried, in order. */
     readonly tried: readonly string[];
+    /** `process.platform` and `process.arch` of this process, as `linux-x64`. */
+    readonly platform: string;
+    /** The C library on Linux (`"glibc"` or `"musl"`); `null` on other platforms. */
+    readonly libc: "glibc" | "musl" | null;
+    /** The version of the ocicache package that looked for an addon. */
+    readonly version: string;
+    /** The targets prebuilt addons exist for, as `linux-x64-gnu`, `darwin-arm64`, `win32-x64-msvc`. */
+    readonly supported: readonly string[];
     readonly code: "NATIVE_NOT_FOUND";
     /**
      * @param message - Human-readable text.
-     * @param details - The paths tried.
+     * @param details - The paths tried; the platform, C library, version and supported targets
+     *   (each defaults to unknown: `""`, `null`, `""` and none).
      * @param options - `cause`: the load failure, when a candidate existed but failed to load.
      */
     constructor(message: string, details: {
         tried: readonly string[];
+        platform?: string;
+        libc?: "glibc" | "musl" | null;
+        version?: string;
+        supported?: readonly string[];
     }, options?: OcicacheErrorOptions);
 }
 /** Every {@link ErrorCode}, in the core's order. */

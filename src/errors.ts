@@ -337,22 +337,47 @@ export class LimitExceededError extends OcicacheError {
 named(LimitExceededError, "LimitExceededError");
 
 /**
- * No native addon for this platform could be loaded. Code `NATIVE_NOT_FOUND`. Set
- * `OCICACHE_NATIVE_PATH` to an addon file, or install a build for this platform.
+ * No native addon fits this platform, or the one that fits fails to load (a glibc older than
+ * the prebuilt addons need, for example). Code `NATIVE_NOT_FOUND`. The message names the
+ * platform, the C library and the package version, and says what to do: install on a supported
+ * platform, or build the addon from source and point `OCICACHE_NATIVE_PATH` at it.
  */
 export class NativeNotFoundError extends OcicacheError {
-  /** Every file the loader tried, in order. */
+  /** Every file, folder and platform package (by name) the loader tried, in order. */
   readonly tried: readonly string[];
+  /** `process.platform` and `process.arch` of this process, as `linux-x64`. */
+  readonly platform: string;
+  /** The C library on Linux (`"glibc"` or `"musl"`); `null` on other platforms. */
+  readonly libc: "glibc" | "musl" | null;
+  /** The version of the ocicache package that looked for an addon. */
+  readonly version: string;
+  /** The targets prebuilt addons exist for, as `linux-x64-gnu`, `darwin-arm64`, `win32-x64-msvc`. */
+  readonly supported: readonly string[];
   declare readonly code: "NATIVE_NOT_FOUND";
 
   /**
    * @param message - Human-readable text.
-   * @param details - The paths tried.
+   * @param details - The paths tried; the platform, C library, version and supported targets
+   *   (each defaults to unknown: `""`, `null`, `""` and none).
    * @param options - `cause`: the load failure, when a candidate existed but failed to load.
    */
-  constructor(message: string, details: { tried: readonly string[] }, options?: OcicacheErrorOptions) {
+  constructor(
+    message: string,
+    details: {
+      tried: readonly string[];
+      platform?: string;
+      libc?: "glibc" | "musl" | null;
+      version?: string;
+      supported?: readonly string[];
+    },
+    options?: OcicacheErrorOptions,
+  ) {
     super("NATIVE_NOT_FOUND", message, options);
     this.tried = Object.freeze([...details.tried]);
+    this.platform = details.platform ?? "";
+    this.libc = details.libc ?? null;
+    this.version = details.version ?? "";
+    this.supported = Object.freeze([...(details.supported ?? [])]);
   }
 }
 named(NativeNotFoundError, "NativeNotFoundError");
@@ -387,7 +412,18 @@ const FACTORIES: { readonly [C in ErrorCode]: (message: string, f: Fields, o: Oc
   INTERNAL: (m, _f, o) => new InternalError(m, o),
   LIMIT_EXCEEDED: (m, f, o) =>
     new LimitExceededError(m, { limit: typeof f["limit"] === "number" ? f["limit"] : 0, subject: str(f, "subject") }, o),
-  NATIVE_NOT_FOUND: (m, f, o) => new NativeNotFoundError(m, { tried: strs(f, "tried") }, o),
+  NATIVE_NOT_FOUND: (m, f, o) =>
+    new NativeNotFoundError(
+      m,
+      {
+        tried: strs(f, "tried"),
+        platform: str(f, "platform"),
+        libc: f["libc"] === "glibc" || f["libc"] === "musl" ? f["libc"] : null,
+        version: str(f, "version"),
+        supported: strs(f, "supported"),
+      },
+      o,
+    ),
 };
 
 /** Every {@link ErrorCode}, in the core's order. */

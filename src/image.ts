@@ -27,7 +27,15 @@ import { toDate } from "./internal/time";
  * cache service. The cloud backend is not available in this version: every operation rejects
  * with {@link UnsupportedError} and no file is touched.
  */
-export type ImageBackend = "local" | { cloud: { url: string } };
+export type ImageBackend =
+  | "local"
+  | {
+      /** A remote cache service. */
+      cloud: {
+        /** The service's address. */
+        url: string;
+      };
+    };
 
 /** Options of {@link ImageCache.open} and {@link Image.configure}. */
 export interface ImageCacheOptions {
@@ -122,7 +130,15 @@ export interface AcquireOptions {
 }
 
 /** Who uses an image: a running sandbox or a snapshot, by id. */
-export type ImageHolder = { sandbox: string } | { snapshot: string };
+export type ImageHolder =
+  | {
+      /** The id of the sandbox that runs the image. */
+      sandbox: string;
+    }
+  | {
+      /** The id of the snapshot made from the image. */
+      snapshot: string;
+    };
 
 /** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
 export interface ImageConfigDetail {

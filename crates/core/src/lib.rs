@@ -10,7 +10,9 @@
 //! - [`index`]: the SQLite index (the only module with SQL);
 //! - [`vmdk`]: VMDK descriptors stitching fsmeta and layer images into one disk;
 //! - [`gc`]: the file sweep and byte measurement shared by remove and prune;
-//! - [`budget`]: the bound on the bytes a load writes.
+//! - [`budget`]: the bound on the bytes a load writes;
+//! - `sys`: the few platform differences (positioned reads, folder fsync, allocated bytes),
+//!   the only code behind `cfg(unix)` / `cfg(windows)`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -24,6 +26,7 @@ pub mod image;
 pub mod index;
 pub mod oci;
 pub mod store;
+mod sys;
 pub mod vmdk;
 
 pub use error::{ERROR_CODES, Error, Result};

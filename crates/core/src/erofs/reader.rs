@@ -139,7 +139,7 @@ impl ImageReader {
         }
         let _ = end;
         let mut buf = vec![0u8; len];
-        read_exact_at(&self.file, &mut buf, offset).at(&self.path)?;
+        crate::sys::read_exact_at(&self.file, &mut buf, offset).at(&self.path)?;
         Ok(buf)
     }
 
@@ -482,24 +482,4 @@ fn node_of(
         content,
         implicit: implicit.contains(&inode.nid),
     })
-}
-
-#[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match file.seek_read(buf, offset)? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-        }
-    }
-    Ok(())
 }

@@ -48,18 +48,6 @@ impl Swept {
     }
 }
 
-/// Allocated bytes of a file from its metadata.
-fn allocated(meta: &fs::Metadata) -> u64 {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::MetadataExt::blocks(meta) * 512
-    }
-    #[cfg(not(unix))]
-    {
-        meta.len()
-    }
-}
-
 /// Deletes `paths` (files) in parallel, measuring each from the `lstat` it needs anyway; with
 /// `delete` false only measures (a dry run). Files already gone are counted as such, not as
 /// errors, so a sweep can be repeated after a crash. The folders are fsynced once at the end.
@@ -85,7 +73,7 @@ pub fn sweep_files(paths: &[PathBuf], delete: bool) -> Result<Swept> {
                             }
                             out.removed += 1;
                             out.bytes += meta.len();
-                            out.allocated += allocated(&meta);
+                            out.allocated += crate::sys::allocated_bytes(&meta);
                         }
                         Err(e) if e.kind() == ErrorKind::NotFound => out.already_gone += 1,
                         Err(e) => return Err(crate::Error::io(path, e)),
@@ -145,7 +133,7 @@ pub fn tree_size(path: &Path) -> Result<u64> {
 pub fn tree_sizes(path: &Path) -> Result<(u64, u64)> {
     let meta = fs::symlink_metadata(path).at(path)?;
     if !meta.is_dir() {
-        return Ok((meta.len(), allocated(&meta)));
+        return Ok((meta.len(), crate::sys::allocated_bytes(&meta)));
     }
     let mut total = (0, 0);
     for entry in fs::read_dir(path).at(path)? {

@@ -204,16 +204,9 @@ pub fn write_staged(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
 }
 
 /// fsyncs a folder so that renames and unlinks in it are durable.
+/// (Nothing on Windows: see [`crate::sys::sync_dir`].)
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir).and_then(|f| f.sync_all()).at(dir)?;
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir; // Windows has no directory fsync; NTFS journals the rename.
-    }
-    Ok(())
+    crate::sys::sync_dir(dir).at(dir)
 }
 
 /// The platform cache folder for ocicache: `$OCICACHE_HOME`, else `$XDG_CACHE_HOME/ocicache` or

@@ -1,0 +1,131 @@
+//! Platform differences, behind one function each: the only module with `cfg(unix)` or
+//! `cfg(windows)` code. Everything else in the core is portable `std`.
+//!
+//! | function | Linux, macOS (Unix) | Windows |
+//! | --- | --- | --- |
+//! | [`read_exact_at`] | `pread` (`FileExt::read_exact_at`), no shared cursor | `seek_read` in a loop (moves the handle's cursor, which no caller uses) |
+//! | [`sync_dir`] | fsync of the folder, so renames and unlinks in it are durable | nothing: a folder cannot be fsynced; NTFS journals renames and deletions itself |
+//! | [`allocated_bytes`] | `st_blocks * 512` | the apparent size (std has no allocation figure) |
+//!
+//! What needs no function here, because `std` is portable: cross-process locks
+//! (`File::lock`, `flock` on Unix and `LockFileEx` on Windows), atomic replacement by rename
+//! (`rename(2)`, `MoveFileExW` with `MOVEFILE_REPLACE_EXISTING`), and the platform cache
+//! folder (the `dirs` crate). The core never reads host extended attributes, never calls
+//! `statx` and never mounts anything: xattrs come from tar records, and mounting the images
+//! it writes is the VM's (or a test's) business.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+/// Reads exactly `buf.len()` bytes at `offset` of `file`; `UnexpectedEof` if the file ends
+/// first. Safe to call from several threads on one `File` on Unix; on Windows each call moves
+/// the handle's cursor, which nothing in the core relies on.
+#[cfg(unix)]
+pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Reads exactly `buf.len()` bytes at `offset` of `file`; `UnexpectedEof` if the file ends
+/// first. Safe to call from several threads on one `File` on Unix; on Windows each call moves
+/// the handle's cursor, which nothing in the core relies on.
+#[cfg(windows)]
+pub fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Makes the renames and unlinks done in folder `dir` durable (fsync of the folder). On
+/// Windows there is nothing to do: a folder cannot be opened as a file to flush, and NTFS
+/// journals the metadata change itself.
+#[cfg(unix)]
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Makes the renames and unlinks done in folder `dir` durable (fsync of the folder). On
+/// Windows there is nothing to do: a folder cannot be opened as a file to flush, and NTFS
+/// journals the metadata change itself.
+#[cfg(windows)]
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    let _ = dir;
+    Ok(())
+}
+
+/// Bytes a file occupies on disk according to its metadata: `st_blocks * 512` on Unix (less
+/// than the length for a sparse file, more for a small file in a large block), the length on
+/// Windows.
+#[cfg(unix)]
+pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    /// `st_blocks` counts 512-byte units whatever the file system's block size (POSIX
+    /// `<sys/stat.h>`, Linux `stat(2)`, macOS `stat(2)`).
+    const STAT_BLOCK_SIZE: u64 = 512;
+    std::os::unix::fs::MetadataExt::blocks(meta) * STAT_BLOCK_SIZE
+}
+
+/// Bytes a file occupies on disk according to its metadata: `st_blocks * 512` on Unix (less
+/// than the length for a sparse file, more for a small file in a large block), the length on
+/// Windows.
+#[cfg(windows)]
+pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_exact_at_reads_at_the_offset_and_reports_eof() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = File::open(&path).unwrap();
+        let mut buf = [0u8; 4];
+        read_exact_at(&file, &mut buf, 3).unwrap();
+        assert_eq!(&buf, b"3456");
+        let err = read_exact_at(&file, &mut buf, 8).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn sync_dir_accepts_a_folder_and_fails_on_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        sync_dir(dir.path()).unwrap();
+        if cfg!(unix) {
+            assert!(sync_dir(&dir.path().join("missing")).is_err());
+        }
+    }
+
+    #[test]
+    fn allocated_bytes_covers_the_data_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        // Incompressible bytes, so a compressing file system still allocates them.
+        let mut x = 0x9e37_79b9_u32;
+        let data: Vec<u8> = (0..10_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x.to_le_bytes()[0]
+            })
+            .collect();
+        std::fs::write(&path, data).unwrap();
+        let file = File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(allocated_bytes(&meta) >= 10_000);
+    }
+}
