@@ -14,8 +14,8 @@ pub mod reader;
 pub mod tar;
 pub mod writer;
 
-pub use fsmeta::{Fsmeta, LayerImage, build_fsmeta};
-pub use layer::{ConvertOptions, ConvertedLayer, convert_layer};
+pub use fsmeta::{Fsmeta, LayerImage, MAX_LAYERS, build_fsmeta};
+pub use layer::{ConvertOptions, ConvertedLayer, MAX_PATH_DEPTH, convert_layer};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
