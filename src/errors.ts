@@ -20,6 +20,7 @@ export type ErrorCode =
   | "IO"
   | "INDEX"
   | "INTERNAL"
+  | "NO_SPACE"
   | "NATIVE_NOT_FOUND";
 
 /** Options every error constructor accepts. */
@@ -312,6 +313,31 @@ export class InternalError extends OcicacheError {
 named(InternalError, "InternalError");
 
 /**
+ * The file system holding the cache is full, or the user's quota on it is exhausted (`ENOSPC`,
+ * `EDQUOT`). Code `NO_SPACE`. A load that runs out of space leaves the cache as it was; free
+ * space (for example with `prune`) and load again.
+ */
+export class NoSpaceError extends OcicacheError {
+  /** The path being written. */
+  readonly path: string;
+  /** The operating system's error number, when there is one. */
+  readonly errno: number | null;
+  declare readonly code: "NO_SPACE";
+
+  /**
+   * @param message - Human-readable text.
+   * @param details - The path and the OS error number.
+   * @param options - `cause`: the operating system's error.
+   */
+  constructor(message: string, details: { path: string; errno?: number | null }, options?: OcicacheErrorOptions) {
+    super("NO_SPACE", message, options);
+    this.path = details.path;
+    this.errno = details.errno ?? null;
+  }
+}
+named(NoSpaceError, "NoSpaceError");
+
+/**
  * No native addon for this platform could be loaded. Code `NATIVE_NOT_FOUND`. Set
  * `OCICACHE_NATIVE_PATH` to an addon file, or install a build for this platform.
  */
@@ -360,6 +386,8 @@ const FACTORIES: { readonly [C in ErrorCode]: (message: string, f: Fields, o: Oc
     new IoError(m, { path: str(f, "path"), errno: typeof f["errno"] === "number" ? f["errno"] : null }, o),
   INDEX: (m, _f, o) => new CacheIndexError(m, o),
   INTERNAL: (m, _f, o) => new InternalError(m, o),
+  NO_SPACE: (m, f, o) =>
+    new NoSpaceError(m, { path: str(f, "path"), errno: typeof f["errno"] === "number" ? f["errno"] : null }, o),
   NATIVE_NOT_FOUND: (m, f, o) => new NativeNotFoundError(m, { tried: strs(f, "tried") }, o),
 };
 

@@ -38,6 +38,7 @@ export {
   InvalidReferenceError,
   IoError,
   NativeNotFoundError,
+  NoSpaceError,
   OcicacheError,
   PlatformNotFoundError,
   ReferenceRequiredError,
