@@ -3,12 +3,16 @@
 //!
 //! Locking: `load` holds the cache's GC lock shared from staging until its index rows are
 //! committed; `remove` and `prune` hold it exclusive, so they never delete a file a load in
-//! any process is about to name, and never see a half-written `tmp/` folder as garbage.
-//! Within a process the index connection is behind a mutex and held only for SQL.
+//! any process is about to name, and never see a half-written `tmp/` folder as garbage. A load
+//! also holds the artifact locks of every digest it names (see the `artifacts` module) from its
+//! first look at the disk until it committed or took back its files. Within a process the index
+//! connection is behind a mutex and held only for SQL (and, in a load, while the files are
+//! published inside the transaction).
 //!
-//! Crash safety: files are published before index rows name them, and index rows are deleted
-//! before their files; a killed process leaves orphan files at worst, which the next prune
-//! reclaims.
+//! Crash safety: files are published before index rows name them (a load's rows commit after
+//! its files are published), and index rows are deleted before their files; a killed process
+//! leaves orphan files at worst, which the next prune reclaims. A load that fails without being
+//! killed leaves nothing: it deletes the files it published before its commit failed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
