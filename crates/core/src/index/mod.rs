@@ -202,7 +202,7 @@ impl Index {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers run during a writer's transaction and survives a killed writer;
         // FULL makes each commit durable before a load reports success.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         migrate(&mut conn)?;
@@ -646,6 +646,30 @@ fn collect_in(tx: &Transaction<'_>, refs: RefSelection<'_>, now: i64) -> Result<
     Ok(out)
 }
 
+/// Pause between attempts to switch a busy database to WAL.
+const WAL_RETRY: Duration = Duration::from_millis(10);
+
+/// Switches the database to WAL mode (a setting kept in the file, so only the first open of a
+/// new cache changes anything). SQLite answers `SQLITE_BUSY` to the switch at once, without
+/// waiting in its busy handler, while another connection holds a lock on the file: two
+/// processes opening a new cache at the same moment (two loads, which open the index first).
+/// So the switch is retried for up to [`BUSY_TIMEOUT`], as any other lock would be waited for.
+fn enable_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(WAL_RETRY);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -955,6 +979,27 @@ mod tests {
             .collect_garbage(RefSelection::AllUnused, 0, false)
             .unwrap();
         assert_eq!(got.manifests, [d(1)]);
+    }
+
+    /// Two processes (or connections) opening a new cache at the same moment: SQLite refused
+    /// the switch to WAL with "database is locked" at once, without waiting, so one of two
+    /// concurrent first loads failed with `INDEX`.
+    #[test]
+    fn concurrent_first_opens_of_a_new_index_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..100 {
+            let path = dir.path().join(format!("index-{round}.db"));
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || Index::open(&path).map(|_| ()))
+                })
+                .collect();
+            for open in opens {
+                let result = open.join().unwrap();
+                assert!(result.is_ok(), "round {round}: {:?}", result.err());
+            }
+        }
     }
 
     #[test]
