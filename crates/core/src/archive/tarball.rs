@@ -42,7 +42,6 @@ pub(crate) struct TarSource {
 }
 
 impl TarSource {
-    /// Reads the archive at `path`, staging every regular file into `staging`.
     /// Reads the archive at `path`, staging every regular file into `staging`. `path` must be
     /// a regular file ([`open_regular`]).
     pub(crate) fn read(path: &Path, staging: &Staging) -> Result<Self> {
