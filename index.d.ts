@@ -442,13 +442,17 @@ declare class ImageCache {
      * (optionally gzip- or zstd-compressed) or an OCI image layout folder. Each distinct layer is
      * converted to an EROFS image (its `diffId` checked against the uncompressed tar) and its blob
      * is not kept; a layer whose `diffId` is already cached is reused without reading its blob.
-     * Everything is verified before anything is published; on failure the cache is unchanged.
+     * Everything is verified and built under the cache's `tmp/` before anything is published, and
+     * all images of the archive are recorded in one transaction: on any failure (bad input, a full
+     * disk, a damaged index) the cache is exactly as it was. `path` must be a regular file or a
+     * folder; a FIFO, a device or a socket is refused without being opened.
      *
      * @param path - The archive file or layout folder.
      * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
      *   what the load writes.
      * @returns One handle per reference, in archive order.
-     * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
+     * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
+     *   regular file nor a folder.
      * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
      * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
      * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
@@ -458,6 +462,8 @@ declare class ImageCache {
      * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`
      *   (or its default).
      * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
+     * @throws {NoSpaceError} when the cache's file system is full or the quota exhausted.
+     * @throws {CorruptCacheError} when the cache's index is damaged or of a newer version.
      * @throws {IoError} when the archive or the cache cannot be read or written.
      * @throws {CacheIndexError} when the cache's index cannot be written.
      */
@@ -607,7 +613,8 @@ declare class Image {
      * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
      *   what the load writes.
      * @returns One handle per reference, in archive order.
-     * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
+     * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
+     *   regular file nor a folder.
      * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
      * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
      * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
@@ -618,6 +625,8 @@ declare class Image {
      *   (or its default).
      * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     * @throws {NoSpaceError} when the cache's file system is full or the quota exhausted.
+     * @throws {CorruptCacheError} when the cache's index is damaged or of a newer version.
      * @throws {IoError} when the archive or the cache cannot be read or written.
      * @throws {CacheIndexError} when the cache's index cannot be written.
      */
@@ -655,7 +664,7 @@ declare class Image {
  * Every error code ocicache produces: the core's codes (`errorCodes()` of the native addon)
  * plus `NATIVE_NOT_FOUND` from the TypeScript loader. Codes are only ever added, never renamed.
  */
-type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "LIMIT_EXCEEDED" | "NATIVE_NOT_FOUND";
+type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "LIMIT_EXCEEDED" | "NO_SPACE" | "NATIVE_NOT_FOUND";
 /** Options every error constructor accepts. */
 interface OcicacheErrorOptions {
     /** The underlying error, when there is one (a system or SQLite error, for example). */
@@ -885,6 +894,27 @@ declare class LimitExceededError extends OcicacheError {
     }, options?: OcicacheErrorOptions);
 }
 /**
+ * The file system holding the cache is full, or the user's quota on it is exhausted (`ENOSPC`,
+ * `EDQUOT`). Code `NO_SPACE`. A load that runs out of space leaves the cache as it was; free
+ * space (for example with `prune`) and load again.
+ */
+declare class NoSpaceError extends OcicacheError {
+    /** The path being written. */
+    readonly path: string;
+    /** The operating system's error number, when there is one. */
+    readonly errno: number | null;
+    readonly code: "NO_SPACE";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The path and the OS error number.
+     * @param options - `cause`: the operating system's error.
+     */
+    constructor(message: string, details: {
+        path: string;
+        errno?: number | null;
+    }, options?: OcicacheErrorOptions);
+}
+/**
  * No native addon fits this platform, or the one that fits fails to load (a glibc older than
  * the prebuilt addons need, for example). Code `NATIVE_NOT_FOUND`. The message names the
  * platform, the C library and the package version, and says what to do: install on a supported
@@ -929,4 +959,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type LoadOptions, NativeNotFoundError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };
+export { type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };

@@ -21,6 +21,7 @@ export type ErrorCode =
   | "INDEX"
   | "INTERNAL"
   | "LIMIT_EXCEEDED"
+  | "NO_SPACE"
   | "NATIVE_NOT_FOUND";
 
 /** Options every error constructor accepts. */
@@ -337,6 +338,31 @@ export class LimitExceededError extends OcicacheError {
 named(LimitExceededError, "LimitExceededError");
 
 /**
+ * The file system holding the cache is full, or the user's quota on it is exhausted (`ENOSPC`,
+ * `EDQUOT`). Code `NO_SPACE`. A load that runs out of space leaves the cache as it was; free
+ * space (for example with `prune`) and load again.
+ */
+export class NoSpaceError extends OcicacheError {
+  /** The path being written. */
+  readonly path: string;
+  /** The operating system's error number, when there is one. */
+  readonly errno: number | null;
+  declare readonly code: "NO_SPACE";
+
+  /**
+   * @param message - Human-readable text.
+   * @param details - The path and the OS error number.
+   * @param options - `cause`: the operating system's error.
+   */
+  constructor(message: string, details: { path: string; errno?: number | null }, options?: OcicacheErrorOptions) {
+    super("NO_SPACE", message, options);
+    this.path = details.path;
+    this.errno = details.errno ?? null;
+  }
+}
+named(NoSpaceError, "NoSpaceError");
+
+/**
  * No native addon fits this platform, or the one that fits fails to load (a glibc older than
  * the prebuilt addons need, for example). Code `NATIVE_NOT_FOUND`. The message names the
  * platform, the C library and the package version, and says what to do: install on a supported
@@ -412,6 +438,8 @@ const FACTORIES: { readonly [C in ErrorCode]: (message: string, f: Fields, o: Oc
   INTERNAL: (m, _f, o) => new InternalError(m, o),
   LIMIT_EXCEEDED: (m, f, o) =>
     new LimitExceededError(m, { limit: typeof f["limit"] === "number" ? f["limit"] : 0, subject: str(f, "subject") }, o),
+  NO_SPACE: (m, f, o) =>
+    new NoSpaceError(m, { path: str(f, "path"), errno: typeof f["errno"] === "number" ? f["errno"] : null }, o),
   NATIVE_NOT_FOUND: (m, f, o) =>
     new NativeNotFoundError(
       m,

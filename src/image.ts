@@ -781,13 +781,17 @@ export class ImageCache {
    * (optionally gzip- or zstd-compressed) or an OCI image layout folder. Each distinct layer is
    * converted to an EROFS image (its `diffId` checked against the uncompressed tar) and its blob
    * is not kept; a layer whose `diffId` is already cached is reused without reading its blob.
-   * Everything is verified before anything is published; on failure the cache is unchanged.
+   * Everything is verified and built under the cache's `tmp/` before anything is published, and
+   * all images of the archive are recorded in one transaction: on any failure (bad input, a full
+   * disk, a damaged index) the cache is exactly as it was. `path` must be a regular file or a
+   * folder; a FIFO, a device or a socket is refused without being opened.
    *
    * @param path - The archive file or layout folder.
    * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
    *   what the load writes.
    * @returns One handle per reference, in archive order.
-   * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
+   * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
+   *   regular file nor a folder.
    * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
    * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
    * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
@@ -797,6 +801,8 @@ export class ImageCache {
    * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`
    *   (or its default).
    * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
+   * @throws {NoSpaceError} when the cache's file system is full or the quota exhausted.
+   * @throws {CorruptCacheError} when the cache's index is damaged or of a newer version.
    * @throws {IoError} when the archive or the cache cannot be read or written.
    * @throws {CacheIndexError} when the cache's index cannot be written.
    */
@@ -1009,7 +1015,8 @@ export class Image {
    * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
    *   what the load writes.
    * @returns One handle per reference, in archive order.
-   * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
+   * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
+   *   regular file nor a folder.
    * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
    * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
    * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
@@ -1020,6 +1027,8 @@ export class Image {
    *   (or its default).
    * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {NoSpaceError} when the cache's file system is full or the quota exhausted.
+   * @throws {CorruptCacheError} when the cache's index is damaged or of a newer version.
    * @throws {IoError} when the archive or the cache cannot be read or written.
    * @throws {CacheIndexError} when the cache's index cannot be written.
    */

@@ -39,6 +39,7 @@ export {
   IoError,
   LimitExceededError,
   NativeNotFoundError,
+  NoSpaceError,
   OcicacheError,
   PlatformNotFoundError,
   ReferenceRequiredError,

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { afterEach, expect } from "vitest";
+import { afterEach, expect, type TestContext } from "vitest";
 
 import { OcicacheError, type ErrorCode } from "../src/index";
 import { hexOf } from "./fixtures";
@@ -185,6 +185,17 @@ export async function snapshotRoot(root: string): Promise<[string, number][]> {
 /** Files left in `root/tmp`. */
 export async function tmpFiles(root: string): Promise<string[]> {
   return [...(await filesUnder(join(root, "tmp"))).keys()];
+}
+
+/**
+ * Skips the test unless it runs as root (mounts need it), with a visible `SKIP:` message; under
+ * `CI=true` a test that needs root fails instead of skipping.
+ */
+export function requireRoot(what: string, ctx: TestContext): void {
+  if (process.getuid?.() === 0) return;
+  if (process.env["CI"] === "true") throw new Error(`${what} needs root on CI`);
+  console.warn(`SKIP: ${what} needs root`);
+  ctx.skip(`${what} needs root`);
 }
 
 /**

@@ -94,6 +94,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The file system holding `path` is full, or the user's quota on it is exhausted
+    /// (`ENOSPC`, `EDQUOT`). A load that runs out of space leaves the cache as it was.
+    #[error("no space left on the file system of {}: {source}", path.display())]
+    NoSpace {
+        /// The path being written.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The SQLite index failed.
     #[error("index error: {source}")]
     Index {
@@ -134,6 +144,7 @@ pub const ERROR_CODES: &[&str] = &[
     "INDEX",
     "INTERNAL",
     "LIMIT_EXCEEDED",
+    "NO_SPACE",
 ];
 
 impl Error {
@@ -154,6 +165,7 @@ impl Error {
             Error::Index { .. } => "INDEX",
             Error::Internal { .. } => "INTERNAL",
             Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+            Error::NoSpace { .. } => "NO_SPACE",
         }
     }
 
@@ -186,7 +198,7 @@ impl Error {
             Error::LimitExceeded { limit, what } => {
                 vec![("limit", Value::from(*limit)), ("subject", s(what))]
             }
-            Error::Io { path, source } => {
+            Error::Io { path, source } | Error::NoSpace { path, source } => {
                 let mut v = vec![("path", s(&path.to_string_lossy()))];
                 if let Some(errno) = source.raw_os_error() {
                     v.push(("errno", Value::from(errno)));
@@ -197,11 +209,14 @@ impl Error {
         }
     }
 
-    /// Builds an [`Error::Io`] for `path`.
+    /// Builds the error of a failed operation on `path`: [`Error::NoSpace`] when the file
+    /// system is full or the quota exhausted, else [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
+        let path = path.into();
+        if is_no_space(&source) {
+            Error::NoSpace { path, source }
+        } else {
+            Error::Io { path, source }
         }
     }
 
@@ -212,6 +227,36 @@ impl Error {
         }
     }
 
+    /// Builds the [`Error::InvalidArchive`] of a JSON document (`what`) that does not parse.
+    ///
+    /// serde_json's messages quote the offending value (`invalid type: string "..."`), and the
+    /// document may be any file at all (a `manifest.json` of some other tool, a secret), so
+    /// only the kind of problem and its position are reported, plus the name of a missing
+    /// field, which comes from the schema rather than from the document.
+    pub(crate) fn malformed_json(what: &str, e: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let problem = match e.classify() {
+            Category::Io => "cannot be read".to_owned(),
+            Category::Syntax => "is not valid JSON".to_owned(),
+            Category::Eof => "is truncated JSON".to_owned(),
+            Category::Data => {
+                let text = e.to_string();
+                match text
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split_once('`'))
+                {
+                    Some((field, _)) => format!("lacks the field {field:?}"),
+                    None => "does not have the expected structure".to_owned(),
+                }
+            }
+        };
+        Error::invalid_archive(format!(
+            "{what} {problem} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    }
+
     /// Builds an [`Error::Internal`].
     pub fn internal(reason: impl Into<String>) -> Self {
         Error::Internal {
@@ -220,9 +265,27 @@ impl Error {
     }
 }
 
+/// Whether an I/O error means the file system is full (`ENOSPC`) or the quota is exhausted
+/// (`EDQUOT`).
+pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 impl From<rusqlite::Error> for Error {
+    /// A damaged database file (`SQLITE_NOTADB`, `SQLITE_CORRUPT`: garbage bytes in
+    /// `index.db`) is [`Error::CorruptCache`]; any other SQLite failure [`Error::Index`].
     fn from(source: rusqlite::Error) -> Self {
-        Error::Index { source }
+        match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                Error::CorruptCache {
+                    reason: format!("the index is damaged: {source}"),
+                }
+            }
+            _ => Error::Index { source },
+        }
     }
 }
 
@@ -280,9 +343,63 @@ mod tests {
                 limit: 1,
                 what: "a".into(),
             },
+            Error::io("/x", std::io::Error::from(std::io::ErrorKind::StorageFull)),
         ];
         let codes: Vec<_> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, ERROR_CODES);
+    }
+
+    /// ENOSPC and EDQUOT from any I/O call became a plain `IO` error, so a full disk could not
+    /// be told from a failing one.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn full_file_systems_are_no_space() {
+        for errno in [28, 122] {
+            // ENOSPC and EDQUOT on Linux.
+            let e = Error::io("/c/tmp/x", std::io::Error::from_raw_os_error(errno));
+            assert_eq!(e.code(), "NO_SPACE", "errno {errno}");
+            assert_eq!(
+                e.details(),
+                vec![
+                    ("path", serde_json::Value::from("/c/tmp/x")),
+                    ("errno", serde_json::Value::from(errno))
+                ]
+            );
+        }
+        let e = Error::io("/x", std::io::Error::from_raw_os_error(5));
+        assert_eq!(e.code(), "IO");
+    }
+
+    /// JSON errors quoted the document's values (`invalid type: string "<secret>"`), so loading
+    /// a file that is not an image printed its contents in the error.
+    #[test]
+    fn json_errors_never_quote_the_document() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code, reason = "only parsed")]
+        struct Doc {
+            name: Vec<String>,
+        }
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"["hunter2-secret"]"#,
+                "does not have the expected structure",
+            ),
+            (
+                r#"{"name": "hunter2-secret"}"#,
+                "does not have the expected structure",
+            ),
+            (r#"{"hunter2-secret": 1}"#, "lacks the field \"name\""),
+            (r#"hunter2-secret"#, "is not valid JSON"),
+            (r#"{"name": ["hunter2-secret"#, "is truncated JSON"),
+        ];
+        for (doc, problem) in cases {
+            let e = serde_json::from_str::<Doc>(doc).unwrap_err();
+            let err = Error::malformed_json("manifest.json", &e);
+            let text = err.to_string();
+            assert_eq!(err.code(), "INVALID_ARCHIVE");
+            assert!(!text.contains("hunter2"), "{doc}: {text}");
+            assert!(text.contains(problem), "{doc}: {text}");
+        }
     }
 
     #[test]

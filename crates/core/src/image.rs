@@ -3,12 +3,16 @@
 //!
 //! Locking: `load` holds the cache's GC lock shared from staging until its index rows are
 //! committed; `remove` and `prune` hold it exclusive, so they never delete a file a load in
-//! any process is about to name, and never see a half-written `tmp/` folder as garbage.
-//! Within a process the index connection is behind a mutex and held only for SQL.
+//! any process is about to name, and never see a half-written `tmp/` folder as garbage. A load
+//! also holds the artifact locks of every digest it names (see the `artifacts` module) from its
+//! first look at the disk until it committed or took back its files. Within a process the index
+//! connection is behind a mutex and held only for SQL (and, in a load, while the files are
+//! published inside the transaction).
 //!
-//! Crash safety: files are published before index rows name them, and index rows are deleted
-//! before their files; a killed process leaves orphan files at worst, which the next prune
-//! reclaims.
+//! Crash safety: files are published before index rows name them (a load's rows commit after
+//! its files are published), and index rows are deleted before their files; a killed process
+//! leaves orphan files at worst, which the next prune reclaims. A load that fails without being
+//! killed leaves nothing: it deletes the files it published before its commit failed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,8 +20,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::archive::{self, StagedBlob, StagedImage, StagedLayer};
-use crate::artifacts::{self, ImageArtifacts};
+use crate::artifacts::{self, ImageArtifacts, Published, Staged};
 use crate::budget::{self, WriteBudget};
+use crate::erofs::LayerImage;
 use crate::error::{Error, Result};
 use crate::gc::{self, Planned, Reconciled};
 use crate::index::{
@@ -339,10 +344,19 @@ impl Cache {
     }
 
     /// Imports every image of an archive or OCI layout folder and returns a handle per
-    /// reference, in archive order. Everything is verified before anything is published;
-    /// on failure the cache is unchanged (its `tmp/` folder is cleaned). What the load writes
-    /// is bounded by `options.max_uncompressed_bytes` (or its default): past it, the load
-    /// stops with [`Error::LimitExceeded`], before writing the byte that would pass it.
+    /// reference, in archive order. Everything that can be checked is checked before anything
+    /// is published: the index is opened first, every blob, digest and layer is verified, every
+    /// layer image, fsmeta and VMDK is built in the load's folder under `tmp/`, and the index
+    /// rows of all images are written in one transaction, which commits only once the files are
+    /// published. On any failure (bad input, a full disk, a damaged index) the cache is exactly
+    /// as it was: no file outside `tmp/` is new, `tmp/` is cleaned, the index is unchanged.
+    /// What the load writes is bounded by `options.max_uncompressed_bytes` (or its default):
+    /// past it, the load stops with [`Error::LimitExceeded`], before writing the byte that would
+    /// pass it.
+    ///
+    /// `source` must be a regular file or a directory: a FIFO, a device or a socket is
+    /// [`Error::InvalidArchive`], refused without being opened (see
+    /// [`archive::stage_archive`]). Running out of space is [`Error::NoSpace`].
     ///
     /// Loading an image that is already cached only adds references. Concurrent loads (of
     /// any process) are safe; remove and prune wait for them.
@@ -369,6 +383,8 @@ impl Cache {
             });
         }
         self.ensure()?;
+        // A damaged index, or one of a newer schema, fails the load before anything is staged.
+        drop(self.index()?);
         let budget = WriteBudget::new(match options.max_uncompressed_bytes {
             Some(limit) => limit,
             None => budget::default_load_limit(self.layout.root())?,
@@ -381,32 +397,51 @@ impl Cache {
         }
         let named = name_images(&images, tag.as_ref())?;
         let all_layers: Vec<&StagedLayer> = images.iter().flat_map(|i| &i.layers).collect();
-        let layer_sizes =
-            artifacts::prepare_layers(&self.layout, staging.path(), &all_layers, &budget)?;
+        let _artifact_locks = artifacts::lock_artifacts(
+            &self.layout,
+            images
+                .iter()
+                .flat_map(|i| [&i.manifest.digest, &i.config.digest])
+                .chain(all_layers.iter().map(|l| &l.diff_id)),
+        )?;
+        let layers = artifacts::prepare_layers(&self.layout, staging.path(), &all_layers, &budget)?;
+        let mut files = layers.staged.clone();
         for image in &images {
             for blob in blobs_of(image) {
-                store::publish_file(&blob.path, &self.layout.blob(&blob.digest))?;
+                files.push(Staged {
+                    from: blob.path.clone(),
+                    to: self.layout.blob(&blob.digest),
+                });
             }
         }
-        let mut built = Vec::with_capacity(images.len());
-        for image in &images {
+        let mut records = Vec::with_capacity(images.len());
+        for (image, refs) in images.iter().zip(&named) {
             let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
-            built.push(artifacts::prepare_image(
+            let built = artifacts::prepare_image(
                 &self.layout,
                 staging.path(),
                 &image.manifest.digest,
-                &diff_ids,
-            )?);
+                &layers.images(&diff_ids)?,
+            )?;
+            files.extend(built.staged.iter().cloned());
+            let canonical = refs.iter().map(Reference::canonical).collect();
+            records.push(new_image(image, &layers.sizes, &built, canonical));
         }
+        // Every file is built: write the rows, publish the files, then commit. A failure at
+        // any step takes back the files this load created (they are still locked by it).
         let now = now_ms();
-        let mut out = Vec::new();
         let mut ix = self.index()?;
-        for ((image, refs), artifacts) in images.iter().zip(named).zip(built) {
-            let canonical: Vec<String> = refs.iter().map(Reference::canonical).collect();
-            let record = new_image(image, &layer_sizes, artifacts, canonical.clone());
-            ix.insert_image(&record, now)?;
-            for r in canonical {
-                if let Some(row) = ix.get(&r)? {
+        let mut published = Published::default();
+        if let Err(e) =
+            ix.insert_images(&records, now, || artifacts::publish(&files, &mut published))
+        {
+            published.undo();
+            return Err(e);
+        }
+        let mut out = Vec::new();
+        for record in &records {
+            for r in &record.references {
+                if let Some(row) = ix.get(r)? {
                     out.push(handle_from_row(row));
                 }
             }
@@ -471,9 +506,9 @@ impl Cache {
             let diff_ids = ix
                 .layers_of(&manifest)?
                 .into_iter()
-                .map(|l| Digest::parse(&l.diff_id))
+                .map(|l| stored_digest(&l.diff_id))
                 .collect::<Result<Vec<_>>>()?;
-            (Digest::parse(&manifest)?, diff_ids)
+            (stored_digest(&manifest)?, diff_ids)
         };
         let layers: Vec<PathBuf> = diff_ids.iter().map(|d| self.layout.layer(d)).collect();
         for path in &layers {
@@ -489,9 +524,20 @@ impl Cache {
         let fsmeta = self.layout.fsmeta(&manifest);
         let vmdk = self.layout.vmdk(&manifest);
         if !fsmeta.is_file() || !vmdk.is_file() {
+            // A load of the same manifest may be publishing (and, failing, taking back) these
+            // files: rebuild under the manifest's artifact lock, which that load holds.
+            let _artifact_lock = artifacts::lock_artifacts(&self.layout, [&manifest])?;
             let staging = self.layout.staging_dir("rebuild-")?;
-            let built =
-                artifacts::prepare_image(&self.layout, staging.path(), &manifest, &diff_ids)?;
+            let images: Vec<LayerImage> = diff_ids
+                .iter()
+                .zip(&layers)
+                .map(|(diff_id, path)| LayerImage {
+                    path: path.clone(),
+                    diff_id: diff_id.clone(),
+                })
+                .collect();
+            let built = artifacts::prepare_image(&self.layout, staging.path(), &manifest, &images)?;
+            artifacts::publish(&built.staged, &mut Published::default())?;
             self.index()?.set_image_artifacts(
                 &manifest.to_string(),
                 built.fsmeta as i64,
@@ -792,10 +838,10 @@ impl Cache {
     fn sweep(&self, collected: &index::Collected, delete: bool) -> Result<Reconciled> {
         let mut paths = Vec::with_capacity(collected.blobs.len() + collected.layers.len());
         for (digest, _) in &collected.blobs {
-            paths.push(self.layout.blob(&Digest::parse(digest)?));
+            paths.push(self.layout.blob(&stored_digest(digest)?));
         }
         for diff_id in &collected.layers {
-            paths.push(self.layout.layer(&Digest::parse(diff_id)?));
+            paths.push(self.layout.layer(&stored_digest(diff_id)?));
         }
         let mut out = Reconciled {
             swept: gc::sweep_files(&paths, delete)?,
@@ -804,7 +850,7 @@ impl Cache {
         let mut fsmeta = Vec::with_capacity(collected.manifests.len());
         let mut vmdk = Vec::with_capacity(collected.manifests.len());
         for m in &collected.manifests {
-            let digest = Digest::parse(m)?;
+            let digest = stored_digest(m)?;
             fsmeta.push(self.layout.fsmeta(&digest));
             vmdk.push(self.layout.vmdk(&digest));
         }
@@ -918,7 +964,7 @@ fn blobs_of(image: &StagedImage) -> impl Iterator<Item = &StagedBlob> {
 fn new_image(
     image: &StagedImage,
     layer_sizes: &HashMap<Digest, u64>,
-    artifacts: ImageArtifacts,
+    artifacts: &ImageArtifacts,
     references: Vec<String>,
 ) -> NewImage {
     let c = &image.config_info;
@@ -1001,6 +1047,14 @@ fn resolve(ix: &Index, r: &Reference, input: &str) -> Result<Vec<HandleRow>> {
         });
     }
     Ok(rows)
+}
+
+/// A digest read from the index. Only valid digests are ever written there, so one that does
+/// not parse means a damaged or edited index: [`Error::CorruptCache`], not bad input.
+fn stored_digest(text: &str) -> Result<Digest> {
+    Digest::parse(text).map_err(|_| Error::CorruptCache {
+        reason: format!("the index holds an invalid digest {text:?}"),
+    })
 }
 
 fn handle_for(r: &Reference, rows: Vec<HandleRow>) -> ImageHandle {

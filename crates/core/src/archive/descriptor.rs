@@ -115,8 +115,8 @@ pub(crate) struct DockerEntry {
     pub layers: Vec<String>,
 }
 
-fn malformed(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::invalid_archive(format!("malformed {what}: {e}"))
+fn malformed(what: &str, e: serde_json::Error) -> Error {
+    Error::malformed_json(what, &e)
 }
 
 fn check_schema_version(version: u32, what: &str) -> Result<()> {

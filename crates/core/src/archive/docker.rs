@@ -97,11 +97,19 @@ fn stage_entry(src: &dyn Source, staging: &Staging, entry: &DockerEntry) -> Resu
 }
 
 /// Parses `RepoTags` into normalized references, without duplicates. An invalid tag is
-/// [`Error::InvalidReference`].
+/// [`Error::InvalidReference`]; an entry in digest form (`name@sha256:...`, also
+/// `name:tag@sha256:...`) is [`Error::InvalidArchive`] naming it: `RepoTags` name tags, and a
+/// digest there need not be the manifest's (a legacy archive's manifest is synthesized), so such
+/// a reference could never be resolved or removed.
 pub(crate) fn references_of(repo_tags: Option<&[String]>) -> Result<Vec<Reference>> {
     let mut references: Vec<Reference> = Vec::new();
     for tag in repo_tags.unwrap_or_default() {
         let r = Reference::parse(tag)?;
+        if r.digest().is_some() {
+            return Err(Error::invalid_archive(format!(
+                "RepoTags entry {tag:?} is a digest reference; RepoTags name tags"
+            )));
+        }
         if !references.contains(&r) {
             references.push(r);
         }
@@ -141,5 +149,11 @@ mod tests {
             references_of(Some(&tags(&["Bad:tag"]))).unwrap_err().code(),
             "INVALID_REFERENCE"
         );
+        let digest = format!("sha256:{}", "a".repeat(64));
+        for entry in [format!("app@{digest}"), format!("app:1@{digest}")] {
+            let err = references_of(Some(&tags(&["app:1", &entry]))).unwrap_err();
+            assert_eq!(err.code(), "INVALID_ARCHIVE", "{entry}");
+            assert!(err.to_string().contains(&entry), "names the entry: {err}");
+        }
     }
 }

@@ -13,14 +13,16 @@
 //! [`Error::InvalidArchive`].
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io;
+use std::fs;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::archive::StagedBlob;
 use crate::archive::member::normalize_name;
-use crate::archive::source::{COPY_BUFFER_SIZE, Source, Staging, check_metadata_size};
+use crate::archive::source::{
+    COPY_BUFFER_SIZE, MAX_METADATA_SIZE, Source, Staging, check_metadata_size, open_regular,
+};
 use crate::error::{Error, IoContext, Result};
 
 /// A layout directory, with the files staged from it so far.
@@ -78,7 +80,14 @@ impl Source for DirSource<'_> {
             return Ok(None);
         };
         check_metadata_size(size, name)?;
-        fs::read(&path).at(&path).map(Some)
+        let mut bytes = Vec::new();
+        // Bounded even if the file grew since it was measured.
+        open_regular(&path)?
+            .take(MAX_METADATA_SIZE + 1)
+            .read_to_end(&mut bytes)
+            .at(&path)?;
+        check_metadata_size(bytes.len() as u64, name)?;
+        Ok(Some(bytes))
     }
 
     fn stage(&self, name: &str) -> Result<Option<StagedBlob>> {
@@ -88,7 +97,7 @@ impl Source for DirSource<'_> {
         let Some((path, _)) = self.locate(name)? else {
             return Ok(None);
         };
-        let file = File::open(&path).at(&path)?;
+        let file = open_regular(&path)?;
         let mut buf = vec![0u8; COPY_BUFFER_SIZE];
         let blob = self
             .staging

@@ -28,6 +28,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::budget::WriteBudget;
+use crate::erofs::MAX_LAYERS;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{ConfigInfo, Digest, Platform, Reference};
 
@@ -92,8 +93,10 @@ pub struct StagedImage {
 
 /// Stages and verifies every image of `source` for `platform`.
 ///
-/// `source` is a file (tar, or gzip-compressed tar, detected by content) or an OCI Image Layout
-/// directory. `staging` is an existing empty folder on the cache's filesystem, owned by the
+/// `source` is a regular file (tar, or gzip- or zstd-compressed tar, detected by content) or an
+/// OCI Image Layout directory; anything else (a FIFO, a device, a socket) is
+/// [`Error::InvalidArchive`] without being opened, so a load never blocks on a FIFO nor reads a
+/// device forever. `staging` is an existing empty folder on the cache's filesystem, owned by the
 /// caller. For an index with several platform manifests, only the one matching `platform` is
 /// taken; [`crate::Error::PlatformNotFound`] when none matches.
 ///
@@ -121,7 +124,10 @@ pub fn stage_archive_within(
     budget: &WriteBudget,
 ) -> crate::Result<Vec<StagedImage>> {
     let staging = Staging::new(staging, budget.clone());
-    let images = if fs::metadata(source).at(source)?.is_dir() {
+    // A stat never blocks; anything but a directory or a regular file (a FIFO would block the
+    // open, a device like /dev/zero never ends) is refused before it is opened.
+    let file_type = fs::metadata(source).at(source)?.file_type();
+    let images = if file_type.is_dir() {
         let src = DirSource::open(source, &staging)?;
         if !(src.contains(OCI_LAYOUT_FILE)? && src.contains(INDEX_FILE)?) {
             return Err(Error::invalid_archive(format!(
@@ -130,6 +136,8 @@ pub fn stage_archive_within(
             )));
         }
         oci_layout::stage_layout(&src, platform)?
+    } else if !file_type.is_file() {
+        return Err(source::not_a_file(source, file_type));
     } else {
         let src = TarSource::read(source, &staging)?;
         if src.contains(OCI_LAYOUT_FILE)? && src.contains(INDEX_FILE)? {
@@ -158,12 +166,19 @@ fn require_metadata(src: &dyn Source, name: &str) -> Result<Vec<u8>> {
         .ok_or_else(|| Error::invalid_archive(format!("{name} is missing")))
 }
 
-/// Fails unless a manifest lists as many layers as its config has `diff_ids`.
+/// Fails unless a manifest lists as many layers as its config has `diff_ids`, and no more than
+/// an fsmeta image can stack ([`Error::Unsupported`] over [`MAX_LAYERS`]). Called right after
+/// the manifest and config are parsed, before any layer is staged or converted.
 fn check_layer_count(layers: usize, diff_ids: usize) -> Result<()> {
     if layers != diff_ids {
         return Err(Error::invalid_archive(format!(
             "image has {layers} layers but its config lists {diff_ids} diff_ids"
         )));
+    }
+    if layers > MAX_LAYERS {
+        return Err(Error::Unsupported {
+            what: format!("an image of {layers} layers (at most {MAX_LAYERS})"),
+        });
     }
     Ok(())
 }

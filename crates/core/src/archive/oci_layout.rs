@@ -41,7 +41,11 @@ pub(crate) fn stage_layout(src: &dyn Source, platform: &Platform) -> Result<Vec<
     let repo_tags = docker_repo_tags(src)?;
     let mut images: Vec<StagedImage> = Vec::new();
     for (entry, manifest) in select_manifests(src, &index.manifests, platform)? {
-        let (references, bare_tags) = names_from_annotations(&entry.annotations);
+        let (mut references, bare_tags) = names_from_annotations(&entry.annotations);
+        // A name in digest form resolves only to the manifest of that digest (get, inspect and
+        // remove look digest references up by manifest): one naming another manifest could
+        // never be used, so it names nothing, like any other annotation that is no name.
+        references.retain(|r| r.digest().is_none_or(|d| *d == manifest.digest));
         match images
             .iter_mut()
             .find(|i| i.manifest.digest == manifest.digest)

@@ -13,7 +13,7 @@
 //! content is staged once whatever its member names.
 
 use std::cell::RefCell;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -57,6 +57,63 @@ pub(crate) trait Source: Sync {
 pub(crate) fn read_staged_metadata(blob: &StagedBlob, what: &str) -> Result<Vec<u8>> {
     check_metadata_size(blob.size, what)?;
     fs::read(&blob.path).at(&blob.path)
+}
+
+/// Opens `path` for reading if it is a regular file, else fails with
+/// [`Error::InvalidArchive`] naming what it is. The open never blocks: without `O_NONBLOCK`
+/// opening a FIFO waits for a writer forever, and the type is checked on the open file, so a
+/// path swapped for a FIFO or a device (`/dev/zero` streams forever) after a `stat` is refused
+/// too. `O_NONBLOCK` changes nothing for reads of a regular file.
+pub(crate) fn open_regular(path: &Path) -> Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOCTTY: opening a terminal device must not make it the process's terminal.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let file = options.open(path).at(path)?;
+    let file_type = file.metadata().at(path)?.file_type();
+    if !file_type.is_file() {
+        return Err(not_a_file(path, file_type));
+    }
+    Ok(file)
+}
+
+/// The [`Error::InvalidArchive`] of a source that is neither a regular file nor a directory.
+pub(crate) fn not_a_file(path: &Path, file_type: fs::FileType) -> Error {
+    Error::invalid_archive(format!(
+        "{} is {}, not a regular file or a directory",
+        path.display(),
+        file_kind(file_type)
+    ))
+}
+
+fn file_kind(file_type: fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_symlink() {
+        "a symlink"
+    } else {
+        "a special file"
+    }
 }
 
 /// Fails when a metadata file of `size` bytes is over [`MAX_METADATA_SIZE`].
@@ -179,10 +236,15 @@ pub(crate) struct ReadFailure {
 }
 
 impl ReadFailure {
+    /// The tracked reader's own error, if it failed (taken: asked again, `None`).
+    pub(crate) fn take(&self) -> Option<io::Error> {
+        self.failure.borrow_mut().take()
+    }
+
     /// Maps an error seen while reading through the tracked reader: [`Error::Io`] on `path` when
     /// the file failed, else [`Error::InvalidArchive`] saying `what` is corrupt.
     pub(crate) fn classify(&self, path: &Path, what: &str, err: io::Error) -> Error {
-        match self.failure.borrow_mut().take() {
+        match self.take() {
             Some(source) => Error::io(path, source),
             None => Error::invalid_archive(format!("{what} is corrupt or truncated: {err}")),
         }

@@ -25,6 +25,11 @@ use super::writer::{self, Content, ImageOptions, Node, NodeId, ROOT, Tree};
 use crate::error::{Error, IoContext, Result};
 use crate::oci::Digest;
 
+/// Most layers an image may have: fsmeta names each layer by a 16-bit device id (device 0 is
+/// fsmeta itself). `load` refuses larger images as soon as it has read the manifest, before
+/// staging any layer.
+pub const MAX_LAYERS: usize = u16::MAX as usize;
+
 /// One layer image, bottom to top.
 #[derive(Debug, Clone)]
 pub struct LayerImage {
@@ -46,8 +51,9 @@ pub struct Fsmeta {
 /// Builds the fsmeta image of `layers` at `dest` (created or truncated, fsynced).
 ///
 /// Errors: [`Error::CorruptCache`] when a layer image is unreadable or not one ocicache wrote
-/// (regular files must be block-aligned); [`Error::Unsupported`] beyond the format's limits
-/// (more than 22 layers fit the device table of block 0, blocks beyond 2^32).
+/// (regular files must be block-aligned): every image the layer converter accepts reads back;
+/// [`Error::Unsupported`] beyond the format's limits (more than [`MAX_LAYERS`] layers, blocks
+/// beyond 2^32).
 pub fn build_fsmeta(layers: &[LayerImage], dest: &Path, uuid: [u8; 16]) -> Result<Fsmeta> {
     let mut merged = Tree {
         nodes: vec![Node::dir(0o755)],
@@ -63,7 +69,7 @@ pub fn build_fsmeta(layers: &[LayerImage], dest: &Path, uuid: [u8; 16]) -> Resul
         layer_sizes.push(image.len());
         let tree = read_tree(&image)?;
         let device = u16::try_from(i + 1).map_err(|_| Error::Unsupported {
-            what: "more than 65535 layers".into(),
+            what: format!("more than {MAX_LAYERS} layers"),
         })?;
         Merge {
             out: &mut merged,
@@ -128,7 +134,19 @@ struct Merge<'a> {
 }
 
 impl Merge<'_> {
+    /// Merges the layer's directory `layer_dir` into `out_dir`, and everything below it. Without
+    /// recursion: a layer may nest [`super::layer::MAX_PATH_DEPTH`] directories, and loads run
+    /// on threads with small stacks. Directories are independent of each other, so the order in
+    /// which they are merged does not change the result.
     fn dir(&mut self, out_dir: NodeId, layer_dir: NodeId) {
+        let mut pending = vec![(out_dir, layer_dir)];
+        while let Some((out_dir, layer_dir)) = pending.pop() {
+            self.one_dir(out_dir, layer_dir, &mut pending);
+        }
+    }
+
+    /// Merges one directory's own metadata and entries; its subdirectories go to `pending`.
+    fn one_dir(&mut self, out_dir: NodeId, layer_dir: NodeId, pending: &mut Vec<(NodeId, NodeId)>) {
         let ldir = &self.layer.nodes[layer_dir];
         let (opaque_name, opaque_value) = OPAQUE_XATTR;
         if ldir.xattrs.get(opaque_name).map(Vec::as_slice) == Some(opaque_value)
@@ -169,7 +187,7 @@ impl Merge<'_> {
                         id
                     }
                 };
-                self.dir(target, lchild);
+                pending.push((target, lchild));
             } else {
                 let id = match self.mapped.get(&lchild) {
                     Some(id) => *id,

@@ -33,6 +33,17 @@ const META_PREFIX: &[u8] = b".wh..wh.";
 pub const OPAQUE_XATTR: (&[u8], &[u8]) = (b"trusted.overlay.opaque", b"y");
 /// Write buffer of the image file.
 const WRITE_BUFFER: usize = COPY_BUFFER_SIZE;
+/// Most components a path of a layer may have: a path with more cannot be spelled within
+/// Linux's `PATH_MAX` (4096 bytes with its NUL) from the image root, even with one-byte names
+/// (2048 names and 2047 slashes), so no runtime or tool that opens files by path could use it,
+/// and Docker could not have extracted it. The kernel mounts deeper images, but reading past
+/// this depth needs relative opens. Deeper paths are [`Error::InvalidArchive`]; the EROFS
+/// reader accepts more, so every image written here reads back. (erofs-utils 1.5's
+/// `fsck.erofs` recurses with about 12 KiB of stack per level: beyond some 640 levels it needs
+/// a larger `ulimit -s` than the default 8 MiB.)
+pub const MAX_PATH_DEPTH: usize = 2048;
+/// Bytes of an over-deep path quoted in its error.
+const QUOTED_PATH_PREFIX: usize = 64;
 
 /// What the caller expects of a layer.
 #[derive(Debug, Clone, Default)]
@@ -67,7 +78,8 @@ pub struct ConvertedLayer {
 ///
 /// Errors: [`Error::DigestMismatch`] when the blob or its uncompressed tar does not match
 /// `options`; [`Error::InvalidArchive`] for a corrupt or truncated stream, a malformed tar
-/// header, a name over 255 bytes, a hardlink to a missing or directory target; and
+/// header, a name over 255 bytes, a path deeper than [`MAX_PATH_DEPTH`], a hardlink to a
+/// missing or directory target; and
 /// [`Error::Unsupported`] for bzip2/xz, PAX sparse files or xattrs EROFS cannot name. On error,
 /// `dest` may hold partial bytes: it belongs to the caller's staging area and must not be
 /// published.
@@ -661,7 +673,8 @@ static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
 /// Splits a tar path into components inside the image root: empty components and `.` are
 /// dropped, a leading `/` is ignored, and `..` removes the previous component but never climbs
 /// above the root (as securejoin and umoci do). Directory components longer than 255 bytes are
-/// refused here, the last component by the caller.
+/// refused here, the last component by the caller, and so are paths of more than
+/// [`MAX_PATH_DEPTH`] components.
 pub fn normalize(raw: &[u8]) -> Result<Vec<Vec<u8>>> {
     if raw.contains(&0) {
         return Err(Error::invalid_archive(format!(
@@ -678,6 +691,13 @@ pub fn normalize(raw: &[u8]) -> Result<Vec<Vec<u8>>> {
             }
             name => out.push(name.to_vec()),
         }
+    }
+    if out.len() > MAX_PATH_DEPTH {
+        let shown = String::from_utf8_lossy(&raw[..raw.len().min(QUOTED_PATH_PREFIX)]);
+        return Err(Error::invalid_archive(format!(
+            "tar path {shown:?}... is nested {} levels deep (at most {MAX_PATH_DEPTH})",
+            out.len()
+        )));
     }
     // Directories must be valid names; the last component is checked by the caller, since a
     // whiteout `.wh.<name>` may exceed 255 bytes while `<name>` fits.
@@ -785,6 +805,21 @@ mod tests {
         assert!(normalize(&long_dir).is_err());
         assert!(normalize(&[b'a'; 255]).is_ok());
         assert!(normalize(b"a\0b").is_err());
+        let deep = |n: usize| vec!["a"; n].join("/").into_bytes();
+        assert_eq!(
+            normalize(&deep(MAX_PATH_DEPTH)).unwrap().len(),
+            MAX_PATH_DEPTH
+        );
+        let err = normalize(&deep(MAX_PATH_DEPTH + 1)).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARCHIVE");
+        assert!(
+            err.to_string().len() < 200,
+            "the path is not quoted whole: {err}"
+        );
+        // `..` components count after they are applied.
+        let mut back = deep(MAX_PATH_DEPTH + 1);
+        back.extend_from_slice(b"/..");
+        assert_eq!(normalize(&back).unwrap().len(), MAX_PATH_DEPTH);
     }
 
     #[test]

@@ -15,8 +15,10 @@ pub mod reader;
 pub mod tar;
 pub mod writer;
 
-pub use fsmeta::{Fsmeta, LayerImage, build_fsmeta};
-pub use layer::{ConvertOptions, ConvertedLayer, convert_layer, convert_layer_within};
+pub use fsmeta::{Fsmeta, LayerImage, MAX_LAYERS, build_fsmeta};
+pub use layer::{
+    ConvertOptions, ConvertedLayer, MAX_PATH_DEPTH, convert_layer, convert_layer_within,
+};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]

@@ -20,8 +20,10 @@ use super::format::{
 use super::writer::{Content, NOTE_MAGIC, Node, NodeId, ROOT, Tree};
 use crate::error::{Error, IoContext, Result};
 
-/// Deepest directory nesting accepted (guards against loops in a corrupt image).
-const MAX_DEPTH: usize = 4096;
+/// Deepest directory nesting accepted (guards against loops in a corrupt image). Above the
+/// layer converter's [`super::layer::MAX_PATH_DEPTH`], so an image ocicache wrote never trips
+/// it: only a damaged image does.
+const MAX_DEPTH: usize = 2 * super::layer::MAX_PATH_DEPTH;
 
 /// An open image.
 pub struct ImageReader {

@@ -191,6 +191,7 @@ pub enum RefSelection<'a> {
 /// An open index.
 pub struct Index {
     conn: Connection,
+    path: std::path::PathBuf,
 }
 
 impl Index {
@@ -201,94 +202,51 @@ impl Index {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers run during a writer's transaction and survives a killed writer;
         // FULL makes each commit durable before a load reports success.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         migrate(&mut conn)?;
-        Ok(Index { conn })
+        Ok(Index {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
-    /// Records an image and points its references at it, in one transaction. Re-recording a
-    /// stored image is harmless; a reference that pointed elsewhere is re-pointed (its old
-    /// manifest becomes garbage if nothing else names it).
+    /// Records an image and points its references at it, in one transaction (see
+    /// [`Index::insert_images`]).
     pub fn insert_image(&mut self, image: &NewImage, now: i64) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        for b in &image.blobs {
-            tx.execute(
-                "INSERT OR IGNORE INTO blobs (digest, size, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![b.digest, b.size, b.kind, now],
-            )?;
-        }
-        let c = &image.config;
-        tx.execute(
-            "INSERT OR IGNORE INTO configs (digest, env, cmd, entrypoint, working_dir, user, labels, stop_signal)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![c.digest, c.env, c.cmd, c.entrypoint, c.working_dir, c.user, c.labels, c.stop_signal],
-        )?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO manifests (digest, media_type, architecture, os, variant, layer_count,
-                 config_digest, total_size, disk_size, created_at, fsmeta_size, vmdk_size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                image.manifest_digest,
-                image.media_type,
-                image.architecture,
-                image.os,
-                image.variant,
-                image.layers.len() as i64,
-                c.digest,
-                image.total_size,
-                image.disk_size,
-                now,
-                image.fsmeta_size,
-                image.vmdk_size
-            ],
-        )?;
-        if inserted == 0 {
-            // A manifest recorded before its artifacts existed (schema 1) gets them now.
-            tx.execute(
-                "UPDATE manifests SET fsmeta_size = ?2, vmdk_size = ?3, disk_size = ?4
-                 WHERE digest = ?1 AND (fsmeta_size IS NULL OR vmdk_size IS NULL)",
-                params![
-                    image.manifest_digest,
-                    image.fsmeta_size,
-                    image.vmdk_size,
-                    image.disk_size
-                ],
-            )?;
-        }
-        for l in &image.layers {
-            // A layer converted again (a version-1 row without an image) gets its size.
-            tx.execute(
-                "INSERT INTO layers (diff_id, erofs_size, created_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (diff_id) DO UPDATE SET erofs_size = excluded.erofs_size
-                 WHERE layers.erofs_size IS NULL",
-                params![l.diff_id, l.erofs_size, now],
-            )?;
-        }
-        if inserted == 1 {
-            for l in &image.layers {
-                tx.execute(
-                    "INSERT INTO manifest_layers (manifest_digest, position, diff_id, blob_digest, media_type, compressed_size)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![image.manifest_digest, l.position, l.diff_id, l.blob_digest, l.media_type, l.compressed_size],
-                )?;
+        self.insert_images(std::slice::from_ref(image), now, || Ok(()))
+    }
+
+    /// Records the images of one load and points their references at them, all in one
+    /// transaction: readers and other processes see every image of the load or none.
+    /// Re-recording a stored image is harmless; a reference that pointed elsewhere is
+    /// re-pointed (its old manifest becomes garbage if nothing else names it).
+    ///
+    /// `before_commit` runs once every row is written, inside the transaction (which holds the
+    /// database's write lock), and the transaction commits only if it succeeds: a load
+    /// publishes its files there, so that a failure of any row (a damaged index, a full disk)
+    /// comes before any file is published. When this returns an error nothing was recorded.
+    /// Errors: [`Error::NoSpace`] when the index's file system is full.
+    pub fn insert_images(
+        &mut self,
+        images: &[NewImage],
+        now: i64,
+        before_commit: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for image in images {
+                insert_in(&tx, image, now)?;
             }
-        }
-        for r in &image.references {
-            tx.execute(
-                "INSERT INTO image_refs (reference, manifest_digest, created_at, last_used_at)
-                 VALUES (?1, ?2, ?3, NULL)
-                 ON CONFLICT (reference) DO UPDATE SET
-                     manifest_digest = excluded.manifest_digest,
-                     created_at = excluded.created_at,
-                     last_used_at = NULL
-                 WHERE image_refs.manifest_digest <> excluded.manifest_digest",
-                params![r, image.manifest_digest, now],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+            before_commit()?;
+            tx.commit()?;
+            Ok(())
+        })();
+        result.map_err(|e| no_space(e, &path))
     }
 
     /// Records the sizes of a manifest's rebuilt fsmeta and VMDK, and its disk size with them.
@@ -517,6 +475,98 @@ fn use_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UseRow> {
     })
 }
 
+/// Writes the rows of one image (see [`Index::insert_images`]).
+fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
+    for b in &image.blobs {
+        tx.execute(
+            "INSERT OR IGNORE INTO blobs (digest, size, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![b.digest, b.size, b.kind, now],
+        )?;
+    }
+    let c = &image.config;
+    tx.execute(
+            "INSERT OR IGNORE INTO configs (digest, env, cmd, entrypoint, working_dir, user, labels, stop_signal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![c.digest, c.env, c.cmd, c.entrypoint, c.working_dir, c.user, c.labels, c.stop_signal],
+        )?;
+    let inserted = tx.execute(
+            "INSERT OR IGNORE INTO manifests (digest, media_type, architecture, os, variant, layer_count,
+                 config_digest, total_size, disk_size, created_at, fsmeta_size, vmdk_size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                image.manifest_digest,
+                image.media_type,
+                image.architecture,
+                image.os,
+                image.variant,
+                image.layers.len() as i64,
+                c.digest,
+                image.total_size,
+                image.disk_size,
+                now,
+                image.fsmeta_size,
+                image.vmdk_size
+            ],
+        )?;
+    if inserted == 0 {
+        // A manifest recorded before its artifacts existed (schema 1) gets them now.
+        tx.execute(
+            "UPDATE manifests SET fsmeta_size = ?2, vmdk_size = ?3, disk_size = ?4
+                 WHERE digest = ?1 AND (fsmeta_size IS NULL OR vmdk_size IS NULL)",
+            params![
+                image.manifest_digest,
+                image.fsmeta_size,
+                image.vmdk_size,
+                image.disk_size
+            ],
+        )?;
+    }
+    for l in &image.layers {
+        // A layer converted again (a version-1 row without an image) gets its size.
+        tx.execute(
+            "INSERT INTO layers (diff_id, erofs_size, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (diff_id) DO UPDATE SET erofs_size = excluded.erofs_size
+                 WHERE layers.erofs_size IS NULL",
+            params![l.diff_id, l.erofs_size, now],
+        )?;
+    }
+    if inserted == 1 {
+        for l in &image.layers {
+            tx.execute(
+                    "INSERT INTO manifest_layers (manifest_digest, position, diff_id, blob_digest, media_type, compressed_size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![image.manifest_digest, l.position, l.diff_id, l.blob_digest, l.media_type, l.compressed_size],
+                )?;
+        }
+    }
+    for r in &image.references {
+        tx.execute(
+            "INSERT INTO image_refs (reference, manifest_digest, created_at, last_used_at)
+                 VALUES (?1, ?2, ?3, NULL)
+                 ON CONFLICT (reference) DO UPDATE SET
+                     manifest_digest = excluded.manifest_digest,
+                     created_at = excluded.created_at,
+                     last_used_at = NULL
+                 WHERE image_refs.manifest_digest <> excluded.manifest_digest",
+            params![r, image.manifest_digest, now],
+        )?;
+    }
+    Ok(())
+}
+
+/// SQLite reports a full disk as `SQLITE_FULL`: that is [`Error::NoSpace`] on the index file.
+fn no_space(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Index {
+            source: rusqlite::Error::SqliteFailure(f, _),
+        } if f.code == rusqlite::ErrorCode::DiskFull => Error::NoSpace {
+            path: path.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        },
+        other => other,
+    }
+}
+
 fn strings(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> Result<Vec<String>> {
     let mut stmt = tx.prepare(sql)?;
     let rows = stmt.query_map(p, |r| r.get::<_, String>(0))?;
@@ -594,6 +644,30 @@ fn collect_in(tx: &Transaction<'_>, refs: RefSelection<'_>, now: i64) -> Result<
     out.layers.sort();
     out.blobs.sort();
     Ok(out)
+}
+
+/// Pause between attempts to switch a busy database to WAL.
+const WAL_RETRY: Duration = Duration::from_millis(10);
+
+/// Switches the database to WAL mode (a setting kept in the file, so only the first open of a
+/// new cache changes anything). SQLite answers `SQLITE_BUSY` to the switch at once, without
+/// waiting in its busy handler, while another connection holds a lock on the file: two
+/// processes opening a new cache at the same moment (two loads, which open the index first).
+/// So the switch is retried for up to [`BUSY_TIMEOUT`], as any other lock would be waited for.
+fn enable_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(WAL_RETRY);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -905,6 +979,27 @@ mod tests {
             .collect_garbage(RefSelection::AllUnused, 0, false)
             .unwrap();
         assert_eq!(got.manifests, [d(1)]);
+    }
+
+    /// Two processes (or connections) opening a new cache at the same moment: SQLite refused
+    /// the switch to WAL with "database is locked" at once, without waiting, so one of two
+    /// concurrent first loads failed with `INDEX`.
+    #[test]
+    fn concurrent_first_opens_of_a_new_index_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..100 {
+            let path = dir.path().join(format!("index-{round}.db"));
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || Index::open(&path).map(|_| ()))
+                })
+                .collect();
+            for open in opens {
+                let result = open.join().unwrap();
+                assert!(result.is_ok(), "round {round}: {:?}", result.err());
+            }
+        }
     }
 
     #[test]

@@ -61,8 +61,8 @@ impl ConfigInfo {
     /// Parses a config blob. `architecture`, `os` and `rootfs` (of type `layers`) are required
     /// by the spec and checked; `diff_ids` must be valid digests.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let raw: RawConfig = serde_json::from_slice(bytes)
-            .map_err(|e| Error::invalid_archive(format!("malformed image config: {e}")))?;
+        let raw: RawConfig =
+            serde_json::from_slice(bytes).map_err(|e| Error::malformed_json("image config", &e))?;
         let rootfs = raw
             .rootfs
             .ok_or_else(|| Error::invalid_archive("image config has no rootfs"))?;

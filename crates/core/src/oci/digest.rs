@@ -27,15 +27,34 @@ pub fn is_sha256_hex(hex: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// Longest algorithm name quoted in an error; registered ones are a few characters.
+const MAX_ALGORITHM_LEN: usize = 32;
+
+/// Whether `s` matches the OCI digest grammar's `algorithm` (`[a-z0-9]+([+._-][a-z0-9]+)*`),
+/// within [`MAX_ALGORITHM_LEN`].
+fn is_algorithm(s: &str) -> bool {
+    let component = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    s.len() <= MAX_ALGORITHM_LEN && s.split(['+', '.', '_', '-']).all(component)
+}
+
 impl Digest {
     /// Parses `sha256:<64 lowercase hex>`.
+    ///
+    /// The text may come from any file (a document that only looks like a manifest), so the
+    /// error never quotes it: only an algorithm that is spelled like one is named.
     pub fn parse(text: &str) -> Result<Self> {
-        let bad =
-            |reason: &str| Error::invalid_archive(format!("invalid digest {text:?}: {reason}"));
+        let bad = |reason: &str| Error::invalid_archive(format!("invalid digest: {reason}"));
         let (algorithm, hex) = text
             .split_once(':')
             .ok_or_else(|| bad("missing algorithm"))?;
         if algorithm != "sha256" {
+            if !is_algorithm(algorithm) {
+                return Err(bad("malformed algorithm"));
+            }
             return Err(Error::Unsupported {
                 what: format!("digest algorithm {algorithm:?} (only sha256)"),
             });
@@ -177,12 +196,29 @@ mod tests {
             ("abc", "INVALID_ARCHIVE"),
             (&*format!("sha256:{}", "A".repeat(64)), "INVALID_ARCHIVE"),
             (&*format!("sha512:{}", "a".repeat(128)), "UNSUPPORTED"),
+            ("blake3:abc", "UNSUPPORTED"),
+            ("AWS_SECRET=x:abc", "INVALID_ARCHIVE"),
         ] {
             assert_eq!(
                 Digest::parse(input).map(|_| ()).unwrap_err().code(),
                 code,
                 "{input}"
             );
+        }
+    }
+
+    /// An invalid digest was quoted whole in the error, so a document that only looked like a
+    /// manifest leaked its values into messages.
+    #[test]
+    fn invalid_digests_are_not_quoted() {
+        for input in [
+            "Hunter2",
+            "sha256:Hunter2",
+            "Hunter2:Hunter2",
+            "sha256:Hunter2:x",
+        ] {
+            let err = Digest::parse(input).unwrap_err().to_string();
+            assert!(!err.contains("Hunter2"), "{err}");
         }
     }
 

@@ -23,6 +23,7 @@ pub mod debian;
 pub mod disk;
 pub mod oracles;
 pub mod tar_body;
+pub mod tmpfs;
 pub mod tree;
 
 use std::collections::BTreeMap;
