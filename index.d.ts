@@ -36,7 +36,8 @@ interface LoadOptions {
      * when the archive is compressed) and the layer images it converts (holes of sparse files
      * cost nothing), counted while they are written, across all layers. Going over rejects the
      * load with {@link LimitExceededError} before the byte that would pass it is written, and
-     * leaves the cache as it was. A positive whole number.
+     * leaves the cache as it was. A positive whole number. Without it the load stops the same
+     * way when it would leave less than the reserve free, but rejects with {@link NoSpaceError}.
      * @default the space available on the cache's file system when the load starts, minus a
      *   reserve of 1% of the file system (at most 1 GiB)
      */
@@ -874,8 +875,9 @@ declare class InternalError extends OcicacheError {
     constructor(message: string, options?: OcicacheErrorOptions);
 }
 /**
- * An operation would pass a limit set on it (by an option such as `maxUncompressedBytes`, or
- * its default) and stopped before it did, leaving the cache as it was. Code `LIMIT_EXCEEDED`.
+ * An operation would pass a limit set on it (by an option such as `maxUncompressedBytes`) and
+ * stopped before it did, leaving the cache as it was. Code `LIMIT_EXCEEDED`. (A load stopped by
+ * its default limit, the free space of the disk, rejects with {@link NoSpaceError} instead.)
  */
 declare class LimitExceededError extends OcicacheError {
     /** The limit, in bytes. */

@@ -314,8 +314,9 @@ export class InternalError extends OcicacheError {
 named(InternalError, "InternalError");
 
 /**
- * An operation would pass a limit set on it (by an option such as `maxUncompressedBytes`, or
- * its default) and stopped before it did, leaving the cache as it was. Code `LIMIT_EXCEEDED`.
+ * An operation would pass a limit set on it (by an option such as `maxUncompressedBytes`) and
+ * stopped before it did, leaving the cache as it was. Code `LIMIT_EXCEEDED`. (A load stopped by
+ * its default limit, the free space of the disk, rejects with {@link NoSpaceError} instead.)
  */
 export class LimitExceededError extends OcicacheError {
   /** The limit, in bytes. */

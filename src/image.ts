@@ -64,7 +64,8 @@ export interface LoadOptions {
    * when the archive is compressed) and the layer images it converts (holes of sparse files
    * cost nothing), counted while they are written, across all layers. Going over rejects the
    * load with {@link LimitExceededError} before the byte that would pass it is written, and
-   * leaves the cache as it was. A positive whole number.
+   * leaves the cache as it was. A positive whole number. Without it the load stops the same
+   * way when it would leave less than the reserve free, but rejects with {@link NoSpaceError}.
    * @default the space available on the cache's file system when the load starts, minus a
    *   reserve of 1% of the file system (at most 1 GiB)
    */

@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::archive::{self, StagedBlob, StagedImage, StagedLayer};
 use crate::artifacts::{self, ImageArtifacts, Published, Staged};
-use crate::budget::{self, WriteBudget};
+use crate::budget::WriteBudget;
 use crate::erofs::LayerImage;
 use crate::error::{Error, Result};
 use crate::gc::{self, Planned, Reconciled};
@@ -303,8 +303,9 @@ pub struct LoadOptions {
     /// images it converts (holes excluded), counted while they are written, across all
     /// layers. `None`: the space available on the cache's file system when the load starts,
     /// minus a reserve of 1% of the file system, at most 1 GiB
-    /// ([`crate::budget::default_load_limit`]). Going over fails the load with
-    /// [`Error::LimitExceeded`]. At least 1.
+    /// ([`crate::budget::default_load_limit`]). Going over a limit set here fails the load with
+    /// [`Error::LimitExceeded`]; going over the default, which stands for the free space, with
+    /// [`Error::NoSpace`]. At least 1.
     pub max_uncompressed_bytes: Option<u64>,
 }
 
@@ -385,10 +386,10 @@ impl Cache {
         self.ensure()?;
         // A damaged index, or one of a newer schema, fails the load before anything is staged.
         drop(self.index()?);
-        let budget = WriteBudget::new(match options.max_uncompressed_bytes {
-            Some(limit) => limit,
-            None => budget::default_load_limit(self.layout.root())?,
-        });
+        let budget = match options.max_uncompressed_bytes {
+            Some(limit) => WriteBudget::new(limit),
+            None => WriteBudget::free_space(self.layout.root())?,
+        };
         let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Shared)?;
         let staging = self.layout.staging_dir("load-")?;
         let images = archive::stage_archive_within(source, staging.path(), &platform, &budget)?;

@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | [`read_exact_at`] | `pread` (`FileExt::read_exact_at`), no shared cursor | `seek_read` in a loop (moves the handle's cursor, which no caller uses) |
 //! | [`sync_dir`] | fsync of the folder, so renames and unlinks in it are durable | nothing: a folder cannot be fsynced; NTFS journals renames and deletions itself |
+//! | [`no_space`] | `ENOSPC` | `ERROR_DISK_FULL` |
 //! | [`allocated_bytes`] | `st_blocks * 512` | the apparent size (std has no allocation figure) |
 //!
 //! What needs no function here, because `std` is portable: cross-process locks
@@ -80,6 +81,22 @@ pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
 #[cfg(windows)]
 pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
     meta.len()
+}
+
+/// The operating system's "no space left on the device" error, for a write the core refuses
+/// because it would fill the disk (see [`crate::budget::WriteBudget::free_space`]).
+#[cfg(unix)]
+pub fn no_space() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
+}
+
+/// The operating system's "no space left on the device" error, for a write the core refuses
+/// because it would fill the disk (see [`crate::budget::WriteBudget::free_space`]).
+#[cfg(windows)]
+pub fn no_space() -> io::Error {
+    /// `ERROR_DISK_FULL` (winerror.h).
+    const ERROR_DISK_FULL: i32 = 112;
+    io::Error::from_raw_os_error(ERROR_DISK_FULL)
 }
 
 #[cfg(test)]
