@@ -633,7 +633,7 @@ declare class Image {
  * Every error code ocicache produces: the core's codes (`errorCodes()` of the native addon)
  * plus `NATIVE_NOT_FOUND` from the TypeScript loader. Codes are only ever added, never renamed.
  */
-type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "NATIVE_NOT_FOUND";
+type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "ABORTED" | "NATIVE_NOT_FOUND";
 /** Options every error constructor accepts. */
 interface OcicacheErrorOptions {
     /** The underlying error, when there is one (a system or SQLite error, for example). */
@@ -843,6 +843,18 @@ declare class InternalError extends OcicacheError {
     constructor(message: string, options?: OcicacheErrorOptions);
 }
 /**
+ * The caller cancelled the operation through its `signal` before it started; nothing was read
+ * or changed. Code `ABORTED`. The signal's `reason` is the `cause`.
+ */
+declare class AbortError extends OcicacheError {
+    readonly code: "ABORTED";
+    /**
+     * @param message - Human-readable text.
+     * @param options - `cause`: the signal's reason.
+     */
+    constructor(message: string, options?: OcicacheErrorOptions);
+}
+/**
  * No native addon for this platform could be loaded. Code `NATIVE_NOT_FOUND`. Set
  * `OCICACHE_NATIVE_PATH` to an addon file, or install a build for this platform.
  */
@@ -872,4 +884,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, type LoadOptions, NativeNotFoundError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };
+export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, type LoadOptions, NativeNotFoundError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };

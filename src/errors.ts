@@ -20,6 +20,7 @@ export type ErrorCode =
   | "IO"
   | "INDEX"
   | "INTERNAL"
+  | "ABORTED"
   | "NATIVE_NOT_FOUND";
 
 /** Options every error constructor accepts. */
@@ -312,6 +313,23 @@ export class InternalError extends OcicacheError {
 named(InternalError, "InternalError");
 
 /**
+ * The caller cancelled the operation through its `signal` before it started; nothing was read
+ * or changed. Code `ABORTED`. The signal's `reason` is the `cause`.
+ */
+export class AbortError extends OcicacheError {
+  declare readonly code: "ABORTED";
+
+  /**
+   * @param message - Human-readable text.
+   * @param options - `cause`: the signal's reason.
+   */
+  constructor(message: string, options?: OcicacheErrorOptions) {
+    super("ABORTED", message, options);
+  }
+}
+named(AbortError, "AbortError");
+
+/**
  * No native addon for this platform could be loaded. Code `NATIVE_NOT_FOUND`. Set
  * `OCICACHE_NATIVE_PATH` to an addon file, or install a build for this platform.
  */
@@ -360,6 +378,7 @@ const FACTORIES: { readonly [C in ErrorCode]: (message: string, f: Fields, o: Oc
     new IoError(m, { path: str(f, "path"), errno: typeof f["errno"] === "number" ? f["errno"] : null }, o),
   INDEX: (m, _f, o) => new CacheIndexError(m, o),
   INTERNAL: (m, _f, o) => new InternalError(m, o),
+  ABORTED: (m, _f, o) => new AbortError(m, o),
   NATIVE_NOT_FOUND: (m, f, o) => new NativeNotFoundError(m, { tried: strs(f, "tried") }, o),
 };
 

@@ -107,6 +107,14 @@ pub enum Error {
         /// What happened.
         reason: String,
     },
+    /// The caller cancelled the operation. The core has no cancellable operation yet: the
+    /// code is listed so bindings that check a cancellation signal before calling in (the
+    /// TypeScript `load({ signal })`) report it with the same stable code.
+    #[error("aborted: {what}")]
+    Aborted {
+        /// What was cancelled, and when.
+        what: String,
+    },
 }
 
 /// Every code [`Error::code`] can return, for bindings that must prove they map them all.
@@ -124,6 +132,7 @@ pub const ERROR_CODES: &[&str] = &[
     "IO",
     "INDEX",
     "INTERNAL",
+    "ABORTED",
 ];
 
 impl Error {
@@ -143,6 +152,7 @@ impl Error {
             Error::Io { .. } => "IO",
             Error::Index { .. } => "INDEX",
             Error::Internal { .. } => "INTERNAL",
+            Error::Aborted { .. } => "ABORTED",
         }
     }
 
@@ -262,6 +272,7 @@ mod tests {
             Error::io("/x", std::io::Error::other("e")),
             Error::from(rusqlite::Error::InvalidQuery),
             Error::internal("x"),
+            Error::Aborted { what: "x".into() },
         ];
         let codes: Vec<_> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, ERROR_CODES);
