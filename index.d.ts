@@ -29,6 +29,23 @@ interface LoadOptions {
      * @default no extra reference
      */
     tag?: string;
+    /**
+     * The platform to take where an index lists manifests by platform (a multi-platform image),
+     * as `os/architecture[/variant]` (`linux/arm64`, `linux/arm/v7`); the variant only has to
+     * match when both sides name one. When the index has no manifest for it, the load rejects
+     * with {@link PlatformNotFoundError} listing the platforms it offers. Index entries that name
+     * no platform, and `docker save` archives, are taken whatever their platform.
+     * @default the host's platform (`linux/<host architecture>`)
+     */
+    platform?: string;
+    /**
+     * Cancels the load. The signal is checked when the call starts: an already aborted signal
+     * rejects with {@link AbortError} (code `ABORTED`) and nothing is read or changed. Aborting
+     * a load that has started does not stop it in this version: it runs to completion (or
+     * failure) and the call settles with its result.
+     * @default not cancellable
+     */
+    signal?: AbortSignal;
 }
 /** Options of {@link ImageCache.remove}. */
 interface RemoveOptions {
@@ -306,6 +323,11 @@ declare class ImageUse {
  * One image cache: a root folder on this machine (or a remote backend). Every method is safe
  * to call concurrently, from this and from other processes sharing the root.
  *
+ * Every method checks its arguments before doing anything: an unknown option key, a value of
+ * the wrong type or range (`NaN`, infinities, negative or fractional numbers, invalid `Date`s)
+ * or an argument the method does not take rejects with {@link InvalidArgumentError}, whose
+ * `argument` names it, and changes nothing. An option set to `undefined` counts as not given.
+ *
  * @example
  * ```ts
  * const cache = ImageCache.open({ root: "/var/cache/ocicache" });
@@ -320,8 +342,8 @@ declare class ImageCache {
      * Opens a cache. Nothing is created or read until the first operation.
      *
      * @param opts - Root folder and backend.
-     * @throws {InvalidArgumentError} when an option has the wrong type, or no root is given and
-     *   neither `$OCICACHE_HOME` nor a platform cache folder exists.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or no root is
+     *   given and neither `$OCICACHE_HOME` nor a platform cache folder exists.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      */
     static open(opts?: ImageCacheOptions): ImageCache;
@@ -335,7 +357,7 @@ declare class ImageCache {
      * @param reference - The image reference.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
      */
@@ -353,7 +375,7 @@ declare class ImageCache {
      * @param reference - The image reference, in any spelling.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CorruptCacheError} when the recorded config is malformed.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
@@ -370,7 +392,8 @@ declare class ImageCache {
      * @throws {ImageInUseError} when a sandbox or snapshot uses the image and `force` is not set.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when an argument has the wrong type.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or an argument
+     *   has the wrong type (before anything is done).
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
      */
@@ -387,8 +410,8 @@ declare class ImageCache {
      *   {@link PruneOptions}.
      * @returns What was deleted (or, for a dry run, would be), the bytes reclaimed, the cache's
      *   size before and after, and each reference removed.
-     * @throws {InvalidArgumentError} when an option has the wrong type, or a number is negative,
-     *   fractional or not finite.
+     * @throws {InvalidArgumentError} when an option is unknown or has the wrong type, or a number is
+     *   negative, fractional or not finite.
      * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
@@ -416,7 +439,7 @@ declare class ImageCache {
      * @returns Absolute paths (when the cache root is absolute).
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
      * @throws {CorruptCacheError} when a layer image is missing (a cache written by an older
      *   version whose layers were never converted: load the image again).
      * @throws {UnsupportedError} with the cloud backend.
@@ -431,14 +454,17 @@ declare class ImageCache {
      * Everything is verified before anything is published; on failure the cache is unchanged.
      *
      * @param path - The archive file or layout folder.
-     * @param opts - `tag` adds a reference to the first image.
+     * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
+     *   index; `signal` cancels the load before it starts. See {@link LoadOptions}.
      * @returns One handle per reference, in archive order.
      * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
      * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
      * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
-     * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
+     * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
+     * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
      * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
-     * @throws {InvalidArgumentError} when an argument has the wrong type.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or an argument
+     *   has the wrong type (before anything is done).
      * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
      * @throws {IoError} when the archive or the cache cannot be read or written.
      * @throws {CacheIndexError} when the cache's index cannot be written.
@@ -467,7 +493,7 @@ declare class ImageCache {
      * @param reference - The image reference, in any spelling; omitted, the uses of every image.
      * @throws {ImageNotFoundError} when `reference` is given and not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
      */
@@ -493,7 +519,7 @@ declare class Image {
      * `Image.configure({ backend: "local" })` switches back.
      *
      * @param opts - Root folder and backend; omitted options take their defaults again.
-     * @throws {InvalidArgumentError} when an option has the wrong type.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
      */
     static configure(opts: ImageCacheOptions): void;
     /**
@@ -502,7 +528,8 @@ declare class Image {
      * @param reference - The image reference, in any spelling.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+     *   no default root exists.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
@@ -523,7 +550,8 @@ declare class Image {
      * @param reference - The image reference, in any spelling.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+     *   no default root exists.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CorruptCacheError} when the recorded config is malformed.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
@@ -538,7 +566,8 @@ declare class Image {
      * @throws {ImageInUseError} when a sandbox or snapshot uses the image and `force` is not set.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, an argument has
+     *   the wrong type, or no default root exists.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
@@ -552,7 +581,7 @@ declare class Image {
      *   `maxBytes` and `gracePeriodMs`; see {@link PruneOptions}.
      * @returns What was deleted, the bytes reclaimed, the size before and after, and each
      *   reference removed.
-     * @throws {InvalidArgumentError} when an option is invalid, or no default root exists.
+     * @throws {InvalidArgumentError} when an option is unknown or invalid, or no default root exists.
      * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
@@ -575,7 +604,8 @@ declare class Image {
      * @param reference - The image reference, in any spelling.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+     *   no default root exists.
      * @throws {CorruptCacheError} when a layer image is missing.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
@@ -586,14 +616,17 @@ declare class Image {
      * Imports every image of an archive or OCI layout folder; see {@link ImageCache.load}.
      *
      * @param path - The archive file or layout folder.
-     * @param opts - `tag` adds a reference to the first image.
+     * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
+     *   index; `signal` cancels the load before it starts. See {@link LoadOptions}.
      * @returns One handle per reference, in archive order.
      * @throws {InvalidArchiveError} when the archive is malformed or unsafe.
      * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
      * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
-     * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
+     * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
+     * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
      * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
-     * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, an argument has
+     *   the wrong type, or no default root exists.
      * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {IoError} when the archive or the cache cannot be read or written.
@@ -621,7 +654,8 @@ declare class Image {
      * @param reference - The image reference, in any spelling; omitted, the uses of every image.
      * @throws {ImageNotFoundError} when `reference` is given and not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+     *   no default root exists.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.

@@ -8,7 +8,7 @@ export declare class NativeCache {
   /** The cache root folder. */
   get root(): string
   /** Imports an archive or OCI layout folder; one handle per reference. */
-  load(path: string, tag?: string | undefined | null): Promise<NativeImageHandle[]>
+  load(path: string, options?: NativeLoadOptions | undefined | null): Promise<NativeImageHandle[]>
   /** The handle of one reference. */
   get(reference: string): Promise<NativeImageHandle>
   /**
@@ -205,6 +205,14 @@ export interface NativeImageUse {
   expiresAtMs?: number
   /** Whether it had expired when read. */
   expired: boolean
+}
+
+/** Options of `NativeCache.load`; absent fields take the core's defaults. */
+export interface NativeLoadOptions {
+  /** One more reference for the first image. */
+  tag?: string
+  /** The platform to take from an index, `os/architecture[/variant]`; default the host's. */
+  platform?: string
 }
 
 /** One removed reference. */

@@ -107,13 +107,10 @@ impl NativeCache {
         &self,
         env: &'env Env,
         path: String,
-        tag: Option<String>,
+        options: Option<NativeLoadOptions>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
-        let opts = core::LoadOptions {
-            tag,
-            platform: None,
-        };
+        let opts = load_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
         spawn(
             env,
             move || cache.load(&PathBuf::from(path), &opts),
