@@ -42,6 +42,23 @@ interface LoadOptions {
      *   reserve of 1% of the file system (at most 1 GiB)
      */
     maxUncompressedBytes?: number;
+    /**
+     * The platform to take where an index lists manifests by platform (a multi-platform image),
+     * as `os/architecture[/variant]` (`linux/arm64`, `linux/arm/v7`); the variant only has to
+     * match when both sides name one. When the index has no manifest for it, the load rejects
+     * with {@link PlatformNotFoundError} listing the platforms it offers. Index entries that name
+     * no platform, and `docker save` archives, are taken whatever their platform.
+     * @default the host's platform (`linux/<host architecture>`)
+     */
+    platform?: string;
+    /**
+     * Cancels the load. The signal is checked when the call starts: an already aborted signal
+     * rejects with {@link AbortError} (code `ABORTED`) and nothing is read or changed. Aborting
+     * a load that has started does not stop it in this version: it runs to completion (or
+     * failure) and the call settles with its result.
+     * @default not cancellable
+     */
+    signal?: AbortSignal;
 }
 /** Options of {@link ImageCache.remove}. */
 interface RemoveOptions {
@@ -321,6 +338,11 @@ declare class ImageUse {
  * One image cache: a root folder on this machine (or a remote backend). Every method is safe
  * to call concurrently, from this and from other processes sharing the root.
  *
+ * Every method checks its arguments before doing anything: an unknown option key, a value of
+ * the wrong type or range (`NaN`, infinities, negative or fractional numbers, invalid `Date`s)
+ * or an argument the method does not take rejects with {@link InvalidArgumentError}, whose
+ * `argument` names it, and changes nothing. An option set to `undefined` counts as not given.
+ *
  * @example
  * ```ts
  * const cache = ImageCache.open({ root: "/var/cache/ocicache" });
@@ -335,8 +357,8 @@ declare class ImageCache {
      * Opens a cache. Nothing is created or read until the first operation.
      *
      * @param opts - Root folder and backend.
-     * @throws {InvalidArgumentError} when an option has the wrong type, or no root is given and
-     *   neither `$OCICACHE_HOME` nor a platform cache folder exists.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or no root is
+     *   given and neither `$OCICACHE_HOME` nor a platform cache folder exists.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      */
     static open(opts?: ImageCacheOptions): ImageCache;
@@ -350,7 +372,7 @@ declare class ImageCache {
      * @param reference - The image reference.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
      */
@@ -368,7 +390,7 @@ declare class ImageCache {
      * @param reference - The image reference, in any spelling.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CorruptCacheError} when the recorded config is malformed.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
@@ -385,7 +407,8 @@ declare class ImageCache {
      * @throws {ImageInUseError} when a sandbox or snapshot uses the image and `force` is not set.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when an argument has the wrong type.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or an argument
+     *   has the wrong type (before anything is done).
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
      */
@@ -402,8 +425,8 @@ declare class ImageCache {
      *   {@link PruneOptions}.
      * @returns What was deleted (or, for a dry run, would be), the bytes reclaimed, the cache's
      *   size before and after, and each reference removed.
-     * @throws {InvalidArgumentError} when an option has the wrong type, or a number is negative,
-     *   fractional or not finite.
+     * @throws {InvalidArgumentError} when an option is unknown or has the wrong type, or a number is
+     *   negative, fractional or not finite.
      * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
@@ -431,7 +454,7 @@ declare class ImageCache {
      * @returns Absolute paths (when the cache root is absolute).
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
      * @throws {CorruptCacheError} when a layer image is missing (a cache written by an older
      *   version whose layers were never converted: load the image again).
      * @throws {UnsupportedError} with the cloud backend.
@@ -449,19 +472,21 @@ declare class ImageCache {
      * folder; a FIFO, a device or a socket is refused without being opened.
      *
      * @param path - The archive file or layout folder.
-     * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
-     *   what the load writes.
+     * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
+     *   index; `signal` cancels the load before it starts; `maxUncompressedBytes` bounds what the
+     *   load writes. See {@link LoadOptions}.
      * @returns One handle per reference, in archive order.
      * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
      *   regular file nor a folder.
      * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
      * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
-     * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
+     * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
+     * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
      * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
-     * @throws {InvalidArgumentError} when an argument has the wrong type, or
-     *   `maxUncompressedBytes` is not a positive whole number.
-     * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`
-     *   (or its default).
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type (also
+     *   `maxUncompressedBytes` that is not a positive whole number), or an argument has the wrong
+     *   type (before anything is done).
+     * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`.
      * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
      * @throws {NoSpaceError} when the cache's file system is full or the quota exhausted.
      * @throws {CorruptCacheError} when the cache's index is damaged or of a newer version.
@@ -492,7 +517,7 @@ declare class ImageCache {
      * @param reference - The image reference, in any spelling; omitted, the uses of every image.
      * @throws {ImageNotFoundError} when `reference` is given and not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string.
+     * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
      */
@@ -518,7 +543,7 @@ declare class Image {
      * `Image.configure({ backend: "local" })` switches back.
      *
      * @param opts - Root folder and backend; omitted options take their defaults again.
-     * @throws {InvalidArgumentError} when an option has the wrong type.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
      */
     static configure(opts: ImageCacheOptions): void;
     /**
@@ -527,7 +552,8 @@ declare class Image {
      * @param reference - The image reference, in any spelling.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+     *   no default root exists.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
@@ -548,7 +574,8 @@ declare class Image {
      * @param reference - The image reference, in any spelling.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+     *   no default root exists.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CorruptCacheError} when the recorded config is malformed.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
@@ -563,7 +590,8 @@ declare class Image {
      * @throws {ImageInUseError} when a sandbox or snapshot uses the image and `force` is not set.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, an argument has
+     *   the wrong type, or no default root exists.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
@@ -577,7 +605,7 @@ declare class Image {
      *   `maxBytes` and `gracePeriodMs`; see {@link PruneOptions}.
      * @returns What was deleted, the bytes reclaimed, the size before and after, and each
      *   reference removed.
-     * @throws {InvalidArgumentError} when an option is invalid, or no default root exists.
+     * @throws {InvalidArgumentError} when an option is unknown or invalid, or no default root exists.
      * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
@@ -600,7 +628,8 @@ declare class Image {
      * @param reference - The image reference, in any spelling.
      * @throws {ImageNotFoundError} when the reference is not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+     *   no default root exists.
      * @throws {CorruptCacheError} when a layer image is missing.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
@@ -611,19 +640,21 @@ declare class Image {
      * Imports every image of an archive or OCI layout folder; see {@link ImageCache.load}.
      *
      * @param path - The archive file or layout folder.
-     * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
-     *   what the load writes.
+     * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
+     *   index; `signal` cancels the load before it starts; `maxUncompressedBytes` bounds what the
+     *   load writes. See {@link LoadOptions}.
      * @returns One handle per reference, in archive order.
      * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
      *   regular file nor a folder.
      * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
      * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
-     * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
+     * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
+     * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
      * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
-     * @throws {InvalidArgumentError} when an argument has the wrong type, `maxUncompressedBytes`
-     *   is not a positive whole number, or no default root exists.
-     * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`
-     *   (or its default).
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type (also
+     *   `maxUncompressedBytes` that is not a positive whole number), an argument has the wrong
+     *   type, or no default root exists.
+     * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`.
      * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {NoSpaceError} when the cache's file system is full or the quota exhausted.
@@ -653,7 +684,8 @@ declare class Image {
      * @param reference - The image reference, in any spelling; omitted, the uses of every image.
      * @throws {ImageNotFoundError} when `reference` is given and not cached.
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-     * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+     * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+     *   no default root exists.
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
@@ -665,7 +697,7 @@ declare class Image {
  * Every error code ocicache produces: the core's codes (`errorCodes()` of the native addon)
  * plus `NATIVE_NOT_FOUND` from the TypeScript loader. Codes are only ever added, never renamed.
  */
-type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "LIMIT_EXCEEDED" | "NO_SPACE" | "NATIVE_NOT_FOUND";
+type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "LIMIT_EXCEEDED" | "NO_SPACE" | "ABORTED" | "NATIVE_NOT_FOUND";
 /** Options every error constructor accepts. */
 interface OcicacheErrorOptions {
     /** The underlying error, when there is one (a system or SQLite error, for example). */
@@ -917,6 +949,18 @@ declare class NoSpaceError extends OcicacheError {
     }, options?: OcicacheErrorOptions);
 }
 /**
+ * The caller cancelled the operation through its `signal` before it started; nothing was read
+ * or changed. Code `ABORTED`. The signal's `reason` is the `cause`.
+ */
+declare class AbortError extends OcicacheError {
+    readonly code: "ABORTED";
+    /**
+     * @param message - Human-readable text.
+     * @param options - `cause`: the signal's reason.
+     */
+    constructor(message: string, options?: OcicacheErrorOptions);
+}
+/**
  * No native addon fits this platform, or the one that fits fails to load (a glibc older than
  * the prebuilt addons need, for example). Code `NATIVE_NOT_FOUND`. The message names the
  * platform, the C library and the package version, and says what to do: install on a supported
@@ -961,4 +1005,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };
+export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };

@@ -3,7 +3,8 @@
 // returns; it never reads the cache itself.
 //
 // Exit codes: 0 success, 1 an operation failed (`ocicache: <message> [<CODE>]` on stderr),
-// 2 usage error (including `prune` without `--yes` when stdin is not a terminal).
+// 2 usage error (including a flag value the API rejects as an invalid argument, and `prune`
+// without `--yes` when stdin is not a terminal).
 
 import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -16,6 +17,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { version } from "../package.json";
 import {
   ImageCache,
+  InvalidArgumentError,
   OcicacheError,
   type DiskUsage,
   type ImageDetail,
@@ -33,8 +35,9 @@ Commands:
   rm REF... [--force]           Remove references and the data only they use
   prune [options]               Remove images no sandbox or snapshot uses
   df [-v] [--json]              Show disk usage by kind (-v: and per image)
-  load [-i FILE] [--tag REF] [--max-uncompressed SIZE]
-                                Import a docker-save or OCI archive (stdin without -i)
+  load [-i FILE] [--tag REF] [--platform OS/ARCH[/VARIANT]] [--max-uncompressed SIZE]
+                                Import a docker-save or OCI archive (stdin without -i); from
+                                a multi-platform index take PLATFORM (default: the host's)
 
 Prune options:
   --dry-run           Report what would be removed; change nothing (no confirmation)
@@ -194,6 +197,7 @@ async function main(argv: string[]): Promise<number> {
         input: { type: "string", short: "i" },
         tag: { type: "string" },
         "max-uncompressed": { type: "string" },
+        platform: { type: "string" },
       });
       if (values.help) return help();
       noPositionals(positionals);
@@ -202,6 +206,7 @@ async function main(argv: string[]): Promise<number> {
       if (values["max-uncompressed"] !== undefined) {
         options.maxUncompressedBytes = parseSize(values["max-uncompressed"], "--max-uncompressed");
       }
+      if (values.platform !== undefined) options.platform = values.platform;
       return load(open(values), values.input, options);
     }
     case "help":
@@ -548,6 +553,12 @@ main(process.argv.slice(2)).then(
     if (err instanceof UsageError) {
       io.err(`ocicache: ${err.message}`);
       io.err("Run 'ocicache --help' for usage.");
+      process.exitCode = EXIT_USAGE;
+      return;
+    }
+    // Every option the API gets comes from a flag, so an option it rejects is a bad flag value.
+    if (err instanceof InvalidArgumentError) {
+      reportError(err);
       process.exitCode = EXIT_USAGE;
       return;
     }

@@ -22,6 +22,7 @@ export type ErrorCode =
   | "INTERNAL"
   | "LIMIT_EXCEEDED"
   | "NO_SPACE"
+  | "ABORTED"
   | "NATIVE_NOT_FOUND";
 
 /** Options every error constructor accepts. */
@@ -364,6 +365,23 @@ export class NoSpaceError extends OcicacheError {
 named(NoSpaceError, "NoSpaceError");
 
 /**
+ * The caller cancelled the operation through its `signal` before it started; nothing was read
+ * or changed. Code `ABORTED`. The signal's `reason` is the `cause`.
+ */
+export class AbortError extends OcicacheError {
+  declare readonly code: "ABORTED";
+
+  /**
+   * @param message - Human-readable text.
+   * @param options - `cause`: the signal's reason.
+   */
+  constructor(message: string, options?: OcicacheErrorOptions) {
+    super("ABORTED", message, options);
+  }
+}
+named(AbortError, "AbortError");
+
+/**
  * No native addon fits this platform, or the one that fits fails to load (a glibc older than
  * the prebuilt addons need, for example). Code `NATIVE_NOT_FOUND`. The message names the
  * platform, the C library and the package version, and says what to do: install on a supported
@@ -441,6 +459,7 @@ const FACTORIES: { readonly [C in ErrorCode]: (message: string, f: Fields, o: Oc
     new LimitExceededError(m, { limit: typeof f["limit"] === "number" ? f["limit"] : 0, subject: str(f, "subject") }, o),
   NO_SPACE: (m, f, o) =>
     new NoSpaceError(m, { path: str(f, "path"), errno: typeof f["errno"] === "number" ? f["errno"] : null }, o),
+  ABORTED: (m, _f, o) => new AbortError(m, o),
   NATIVE_NOT_FOUND: (m, f, o) =>
     new NativeNotFoundError(
       m,

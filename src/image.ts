@@ -3,7 +3,7 @@
 // native addon's shapes, results to classes with `Date`s and `null`s, native errors to error
 // classes. Behaviour lives in the Rust core; this file never reads the cache itself.
 
-import { InvalidArgumentError, fromNative } from "./errors";
+import { AbortError, fromNative } from "./errors";
 import type {
   NativeAcquireOptions,
   NativeBackend,
@@ -15,10 +15,11 @@ import type {
   NativeImageHandle,
   NativeImageLayer,
   NativeImageUse,
+  NativeLoadOptions,
   NativePruneOptions,
   NativePruneReport,
 } from "./internal/binding";
-import { describe, requireOptions, requireString } from "./internal/args";
+import { type Rule, type SchemaOf, checkOptions, checkValue, requireArity, requireString } from "./internal/args";
 import { native } from "./internal/native";
 import { toDate } from "./internal/time";
 
@@ -70,6 +71,23 @@ export interface LoadOptions {
    *   reserve of 1% of the file system (at most 1 GiB)
    */
   maxUncompressedBytes?: number;
+  /**
+   * The platform to take where an index lists manifests by platform (a multi-platform image),
+   * as `os/architecture[/variant]` (`linux/arm64`, `linux/arm/v7`); the variant only has to
+   * match when both sides name one. When the index has no manifest for it, the load rejects
+   * with {@link PlatformNotFoundError} listing the platforms it offers. Index entries that name
+   * no platform, and `docker save` archives, are taken whatever their platform.
+   * @default the host's platform (`linux/<host architecture>`)
+   */
+  platform?: string;
+  /**
+   * Cancels the load. The signal is checked when the call starts: an already aborted signal
+   * rejects with {@link AbortError} (code `ABORTED`) and nothing is read or changed. Aborting
+   * a load that has started does not stop it in this version: it runs to completion (or
+   * failure) and the call settles with its result.
+   * @default not cancellable
+   */
+  signal?: AbortSignal;
 }
 
 /** Options of {@link ImageCache.remove}. */
@@ -395,6 +413,7 @@ export class ImageUse {
    * @throws {IoError} when the cache folder cannot be read.
    */
   async release(): Promise<void> {
+    requireArity(arguments, 0, "release");
     try {
       await this.#cache.release(this.#id);
     } catch (err) {
@@ -407,55 +426,75 @@ export class ImageUse {
   }
 }
 
-function backendToNative(backend: unknown): NativeBackend | undefined {
-  if (backend === undefined) {
-    return undefined;
-  }
-  if (backend === "local") {
-    return { kind: "local" };
-  }
-  if (typeof backend === "object" && backend !== null && "cloud" in backend) {
-    const cloud = (backend as { cloud: unknown }).cloud;
-    if (typeof cloud === "object" && cloud !== null && typeof (cloud as { url?: unknown }).url === "string") {
-      return { kind: "cloud", url: (cloud as { url: string }).url };
-    }
-  }
-  throw new InvalidArgumentError(
-    `invalid argument backend: expected "local" or { cloud: { url } }, got ${describe(backend)}`,
-    { argument: "backend" },
-  );
-}
+// The schema of every options object and structured argument: key -> rule (see
+// internal/args.ts). `SchemaOf<T>` makes the compiler check that a schema lists exactly the
+// keys of its options type.
+
+/** `os/architecture[/variant]`: two or three non-empty components. */
+const PLATFORM_FORMAT = {
+  pattern: /^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)?$/,
+  expected: "os/architecture[/variant], such as linux/amd64 or linux/arm/v7",
+} as const;
+
+const CACHE_OPTIONS: SchemaOf<ImageCacheOptions> = {
+  root: { type: "string", nonEmpty: true },
+  backend: {
+    type: "union",
+    literals: ["local"],
+    variants: { cloud: { type: "object", schema: { url: { type: "string" } }, required: ["url"] } },
+    expected: '"local" or { cloud: { url } }',
+  },
+};
+
+const LOAD_OPTIONS: SchemaOf<LoadOptions> = {
+  tag: { type: "string" },
+  platform: { type: "string", format: PLATFORM_FORMAT },
+  signal: { type: "abortSignal" },
+  maxUncompressedBytes: { type: "integer", min: 1 },
+};
+
+const REMOVE_OPTIONS: SchemaOf<RemoveOptions> = {
+  force: { type: "boolean" },
+};
+
+const PRUNE_OPTIONS: SchemaOf<PruneOptions> = {
+  dryRun: { type: "boolean" },
+  olderThan: { type: "dateOrAge" },
+  keep: { type: "strings" },
+  maxBytes: { type: "integer", min: 0 },
+  gracePeriodMs: { type: "integer", min: 0 },
+};
+
+const ACQUIRE_OPTIONS: SchemaOf<AcquireOptions> = {
+  ttlMs: { type: "integer", min: 1 },
+};
+
+/** `{ sandbox: id }` or `{ snapshot: id }`, the id not empty; every error names `holder`. */
+const HOLDER: Rule = {
+  type: "union",
+  literals: [],
+  variants: { sandbox: { type: "string", nonEmpty: true }, snapshot: { type: "string", nonEmpty: true } },
+  expected: "{ sandbox: id } or { snapshot: id }",
+  flat: true,
+};
 
 function holderToNative(holder: unknown): { kind: "sandbox" | "snapshot"; id: string } {
-  if (typeof holder === "object" && holder !== null) {
-    const keys = Object.keys(holder);
-    const h = holder as Record<string, unknown>;
-    if (keys.length === 1 && typeof h["sandbox"] === "string") {
-      return { kind: "sandbox", id: h["sandbox"] };
-    }
-    if (keys.length === 1 && typeof h["snapshot"] === "string") {
-      return { kind: "snapshot", id: h["snapshot"] };
-    }
-  }
-  throw new InvalidArgumentError(
-    `invalid argument holder: expected { sandbox: id } or { snapshot: id }, got ${describe(holder)}`,
-    { argument: "holder" },
-  );
+  const h = checkValue(holder, HOLDER, "holder") as { sandbox?: string; snapshot?: string };
+  return h.snapshot !== undefined ? { kind: "snapshot", id: h.snapshot } : { kind: "sandbox", id: h.sandbox as string };
 }
 
-function nativeOptions(value: unknown): { root?: string; backend?: NativeBackend } {
-  requireOptions(value, "options");
-  const opts = value as Record<string, unknown> | undefined;
+/** Checks cache options; returns the checked copy and its native form. */
+function cacheOptions(value: unknown): { checked: ImageCacheOptions; native: { root?: string; backend?: NativeBackend } } {
+  const checked = checkOptions(value, CACHE_OPTIONS, "options");
   const out: { root?: string; backend?: NativeBackend } = {};
-  if (opts?.["root"] !== undefined) {
-    requireString(opts["root"], "root");
-    out.root = opts["root"];
+  if (checked.root !== undefined) {
+    out.root = checked.root;
   }
-  const backend = backendToNative(opts?.["backend"]);
+  const backend = checked.backend;
   if (backend !== undefined) {
-    out.backend = backend;
+    out.backend = backend === "local" ? { kind: "local" } : { kind: "cloud", url: backend.cloud.url };
   }
-  return out;
+  return { checked, native: out };
 }
 
 function configDetail(c: NativeImageConfig): ImageConfigDetail {
@@ -537,63 +576,31 @@ function bootDisk(b: NativeBootDisk): BootDisk {
   return Object.freeze({ vmdk: b.vmdk, fsmeta: b.fsmeta, layers: Object.freeze([...b.layers]) });
 }
 
-function invalid(argument: string, expected: string, value: unknown): InvalidArgumentError {
-  return new InvalidArgumentError(`invalid argument ${argument}: expected ${expected}, got ${describe(value)}`, {
-    argument,
-  });
-}
-
-/**
- * Checks the types of prune options and turns `olderThan` into a time. Number ranges (whole,
- * not negative) are checked by the addon, which names the same arguments.
- */
+/** Checks prune options and turns `olderThan` into a time. */
 function pruneOptionsToNative(value: unknown): NativePruneOptions {
-  requireOptions(value, "options");
-  const opts = (value ?? {}) as Record<string, unknown>;
+  const opts = checkOptions(value, PRUNE_OPTIONS, "options");
   const out: NativePruneOptions = {};
-  const dryRun = opts["dryRun"];
-  if (dryRun !== undefined) {
-    if (typeof dryRun !== "boolean") throw invalid("dryRun", "a boolean", dryRun);
-    out.dryRun = dryRun;
+  if (opts.dryRun !== undefined) out.dryRun = opts.dryRun;
+  if (opts.olderThan !== undefined) {
+    out.olderThanMs = opts.olderThan instanceof Date ? opts.olderThan.getTime() : Date.now() - opts.olderThan;
   }
-  const olderThan = opts["olderThan"];
-  if (olderThan instanceof Date) {
-    if (Number.isNaN(olderThan.getTime())) throw invalid("olderThan", "a valid Date", olderThan);
-    out.olderThanMs = olderThan.getTime();
-  } else if (typeof olderThan === "number") {
-    if (!Number.isSafeInteger(olderThan) || olderThan < 0) {
-      throw new InvalidArgumentError(
-        `invalid argument olderThan: an age must be a whole number of milliseconds, not negative, got ${olderThan}`,
-        { argument: "olderThan" },
-      );
-    }
-    out.olderThanMs = Date.now() - olderThan;
-  } else if (olderThan !== undefined) {
-    throw invalid("olderThan", "a Date or a number of milliseconds", olderThan);
-  }
-  const keep = opts["keep"];
-  if (keep !== undefined) {
-    if (!Array.isArray(keep) || !keep.every((k) => typeof k === "string")) {
-      throw invalid("keep", "an array of strings", keep);
-    }
-    out.keep = [...(keep as string[])];
-  }
-  for (const name of ["maxBytes", "gracePeriodMs"] as const) {
-    const v = opts[name];
-    if (v !== undefined) {
-      if (typeof v !== "number") throw invalid(name, "a number", v);
-      out[name] = v;
-    }
-  }
+  if (opts.keep !== undefined) out.keep = opts.keep;
+  if (opts.maxBytes !== undefined) out.maxBytes = opts.maxBytes;
+  if (opts.gracePeriodMs !== undefined) out.gracePeriodMs = opts.gracePeriodMs;
   return out;
 }
 
-function acquireOptionsToNative(value: unknown): NativeAcquireOptions {
-  requireOptions(value, "options");
-  const ttlMs = (value as Record<string, unknown> | undefined)?.["ttlMs"];
-  if (ttlMs === undefined) return {};
-  if (typeof ttlMs !== "number") throw invalid("ttlMs", "a number", ttlMs);
-  return { ttlMs };
+/** Checks load options; rejects with AbortError when the signal is already aborted. */
+function loadOptionsToNative(value: unknown): NativeLoadOptions {
+  const opts = checkOptions(value, LOAD_OPTIONS, "options");
+  if (opts.signal?.aborted) {
+    throw new AbortError("load aborted before it started", { cause: opts.signal.reason });
+  }
+  const out: NativeLoadOptions = {};
+  if (opts.tag !== undefined) out.tag = opts.tag;
+  if (opts.platform !== undefined) out.platform = opts.platform;
+  if (opts.maxUncompressedBytes !== undefined) out.maxUncompressedBytes = opts.maxUncompressedBytes;
+  return out;
 }
 
 /** Runs a native call, mapping a synchronous throw or a rejection through `fromNative`. */
@@ -608,6 +615,11 @@ async function call<T>(run: () => Promise<T>): Promise<T> {
 /**
  * One image cache: a root folder on this machine (or a remote backend). Every method is safe
  * to call concurrently, from this and from other processes sharing the root.
+ *
+ * Every method checks its arguments before doing anything: an unknown option key, a value of
+ * the wrong type or range (`NaN`, infinities, negative or fractional numbers, invalid `Date`s)
+ * or an argument the method does not take rejects with {@link InvalidArgumentError}, whose
+ * `argument` names it, and changes nothing. An option set to `undefined` counts as not given.
  *
  * @example
  * ```ts
@@ -627,12 +639,13 @@ export class ImageCache {
    * Opens a cache. Nothing is created or read until the first operation.
    *
    * @param opts - Root folder and backend.
-   * @throws {InvalidArgumentError} when an option has the wrong type, or no root is given and
-   *   neither `$OCICACHE_HOME` nor a platform cache folder exists.
+   * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or no root is
+   *   given and neither `$OCICACHE_HOME` nor a platform cache folder exists.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    */
   static open(opts?: ImageCacheOptions): ImageCache {
-    const options = nativeOptions(opts);
+    requireArity(arguments, 1, "ImageCache.open");
+    const options = cacheOptions(opts).native;
     try {
       return new ImageCache(native().NativeCache.open(options));
     } catch (err) {
@@ -653,11 +666,12 @@ export class ImageCache {
    * @param reference - The image reference.
    * @throws {ImageNotFoundError} when the reference is not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when `reference` is not a string.
+   * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   async get(reference: string): Promise<ImageHandle> {
+    requireArity(arguments, 1, "get");
     requireString(reference, "reference");
     return makeHandle(await call(() => this.#native.get(reference)));
   }
@@ -669,6 +683,7 @@ export class ImageCache {
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   async list(): Promise<ImageHandle[]> {
+    requireArity(arguments, 0, "list");
     // The binding sends the rows as one JSON string: far cheaper than an N-API object per row.
     const handles = JSON.parse(await call(() => this.#native.listJson())) as NativeImageHandle[];
     return handles.map((h) => makeHandle(h));
@@ -680,12 +695,13 @@ export class ImageCache {
    * @param reference - The image reference, in any spelling.
    * @throws {ImageNotFoundError} when the reference is not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when `reference` is not a string.
+   * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CorruptCacheError} when the recorded config is malformed.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   async inspect(reference: string): Promise<ImageDetail> {
+    requireArity(arguments, 1, "inspect");
     requireString(reference, "reference");
     return detail(await call(() => this.#native.inspect(reference)));
   }
@@ -701,19 +717,15 @@ export class ImageCache {
    * @throws {ImageInUseError} when a sandbox or snapshot uses the image and `force` is not set.
    * @throws {ImageNotFoundError} when the reference is not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when an argument has the wrong type.
+   * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or an argument
+   *   has the wrong type (before anything is done).
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
   async remove(reference: string, opts?: RemoveOptions): Promise<void> {
+    requireArity(arguments, 2, "remove");
     requireString(reference, "reference");
-    requireOptions(opts, "options");
-    const force = opts?.force ?? false;
-    if (typeof force !== "boolean") {
-      throw new InvalidArgumentError(`invalid argument force: expected a boolean, got ${describe(force)}`, {
-        argument: "force",
-      });
-    }
+    const force = checkOptions(opts, REMOVE_OPTIONS, "options").force ?? false;
     await call(() => this.#native.remove(reference, force));
   }
 
@@ -729,13 +741,14 @@ export class ImageCache {
    *   {@link PruneOptions}.
    * @returns What was deleted (or, for a dry run, would be), the bytes reclaimed, the cache's
    *   size before and after, and each reference removed.
-   * @throws {InvalidArgumentError} when an option has the wrong type, or a number is negative,
-   *   fractional or not finite.
+   * @throws {InvalidArgumentError} when an option is unknown or has the wrong type, or a number is
+   *   negative, fractional or not finite.
    * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
   async prune(opts?: PruneOptions): Promise<ImagePruneReport> {
+    requireArity(arguments, 1, "prune");
     const options = pruneOptionsToNative(opts);
     return pruneReport(await call(() => this.#native.prune(options)));
   }
@@ -751,6 +764,7 @@ export class ImageCache {
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   async diskUsage(): Promise<DiskUsage> {
+    requireArity(arguments, 0, "diskUsage");
     // The binding sends the rows as one JSON string, as for list: one per reference.
     return diskUsage(JSON.parse(await call(() => this.#native.diskUsageJson())) as NativeDiskUsage);
   }
@@ -766,13 +780,14 @@ export class ImageCache {
    * @returns Absolute paths (when the cache root is absolute).
    * @throws {ImageNotFoundError} when the reference is not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when `reference` is not a string.
+   * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
    * @throws {CorruptCacheError} when a layer image is missing (a cache written by an older
    *   version whose layers were never converted: load the image again).
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CacheIndexError | IoError} when the cache cannot be read or the files not rebuilt.
    */
   async bootDisk(reference: string): Promise<BootDisk> {
+    requireArity(arguments, 1, "bootDisk");
     requireString(reference, "reference");
     return bootDisk(await call(() => this.#native.bootDisk(reference)));
   }
@@ -788,19 +803,21 @@ export class ImageCache {
    * folder; a FIFO, a device or a socket is refused without being opened.
    *
    * @param path - The archive file or layout folder.
-   * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
-   *   what the load writes.
+   * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
+   *   index; `signal` cancels the load before it starts; `maxUncompressedBytes` bounds what the
+   *   load writes. See {@link LoadOptions}.
    * @returns One handle per reference, in archive order.
    * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
    *   regular file nor a folder.
    * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
    * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
-   * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
+   * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
+   * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
    * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
-   * @throws {InvalidArgumentError} when an argument has the wrong type, or
-   *   `maxUncompressedBytes` is not a positive whole number.
-   * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`
-   *   (or its default).
+   * @throws {InvalidArgumentError} when an option is unknown or of the wrong type (also
+   *   `maxUncompressedBytes` that is not a positive whole number), or an argument has the wrong
+   *   type (before anything is done).
+   * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`.
    * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
    * @throws {NoSpaceError} when the cache's file system is full or the quota exhausted.
    * @throws {CorruptCacheError} when the cache's index is damaged or of a newer version.
@@ -808,17 +825,10 @@ export class ImageCache {
    * @throws {CacheIndexError} when the cache's index cannot be written.
    */
   async load(path: string, opts?: LoadOptions): Promise<ImageHandle[]> {
+    requireArity(arguments, 2, "load");
     requireString(path, "path");
-    requireOptions(opts, "options");
-    const tag = opts?.tag;
-    if (tag !== undefined) {
-      requireString(tag, "tag");
-    }
-    const limit: unknown = opts?.maxUncompressedBytes;
-    if (limit !== undefined && !(typeof limit === "number" && Number.isSafeInteger(limit) && limit > 0)) {
-      throw invalid("maxUncompressedBytes", "a positive whole number of bytes", limit);
-    }
-    const handles = await call(() => this.#native.load(path, tag, limit));
+    const options = loadOptionsToNative(opts);
+    const handles = await call(() => this.#native.load(path, options));
     return handles.map((h) => makeHandle(h));
   }
 
@@ -839,9 +849,10 @@ export class ImageCache {
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
   async acquire(reference: string, holder: ImageHolder, opts?: AcquireOptions): Promise<ImageUse> {
+    requireArity(arguments, 3, "acquire");
     requireString(reference, "reference");
     const h = holderToNative(holder);
-    const options = acquireOptionsToNative(opts);
+    const options: NativeAcquireOptions = checkOptions(opts, ACQUIRE_OPTIONS, "options");
     return makeUse(this.#native, await call(() => this.#native.acquire(reference, h, options)));
   }
 
@@ -851,11 +862,12 @@ export class ImageCache {
    * @param reference - The image reference, in any spelling; omitted, the uses of every image.
    * @throws {ImageNotFoundError} when `reference` is given and not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when `reference` is not a string.
+   * @throws {InvalidArgumentError} when `reference` is not a string, or more arguments are given.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   async uses(reference?: string): Promise<ImageUse[]> {
+    requireArity(arguments, 1, "uses");
     if (reference !== undefined) {
       requireString(reference, "reference");
     }
@@ -894,11 +906,11 @@ export class Image {
    * `Image.configure({ backend: "local" })` switches back.
    *
    * @param opts - Root folder and backend; omitted options take their defaults again.
-   * @throws {InvalidArgumentError} when an option has the wrong type.
+   * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
    */
   static configure(opts: ImageCacheOptions): void {
-    nativeOptions(opts);
-    defaultOptions = { ...opts };
+    requireArity(arguments, 1, "Image.configure");
+    defaultOptions = cacheOptions(opts).checked;
     defaultCache = undefined;
   }
 
@@ -908,12 +920,14 @@ export class Image {
    * @param reference - The image reference, in any spelling.
    * @throws {ImageNotFoundError} when the reference is not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+   * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+   *   no default root exists.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   static async get(reference: string): Promise<ImageHandle> {
+    requireArity(arguments, 1, "Image.get");
     return cache().get(reference);
   }
 
@@ -926,6 +940,7 @@ export class Image {
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   static async list(): Promise<ImageHandle[]> {
+    requireArity(arguments, 0, "Image.list");
     return cache().list();
   }
 
@@ -935,13 +950,15 @@ export class Image {
    * @param reference - The image reference, in any spelling.
    * @throws {ImageNotFoundError} when the reference is not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+   * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+   *   no default root exists.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CorruptCacheError} when the recorded config is malformed.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   static async inspect(reference: string): Promise<ImageDetail> {
+    requireArity(arguments, 1, "Image.inspect");
     return cache().inspect(reference);
   }
 
@@ -953,12 +970,14 @@ export class Image {
    * @throws {ImageInUseError} when a sandbox or snapshot uses the image and `force` is not set.
    * @throws {ImageNotFoundError} when the reference is not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when an argument has the wrong type, or no default root exists.
+   * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, an argument has
+   *   the wrong type, or no default root exists.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
   static async remove(reference: string, opts?: RemoveOptions): Promise<void> {
+    requireArity(arguments, 2, "Image.remove");
     return cache().remove(reference, opts);
   }
 
@@ -970,13 +989,14 @@ export class Image {
    *   `maxBytes` and `gracePeriodMs`; see {@link PruneOptions}.
    * @returns What was deleted, the bytes reclaimed, the size before and after, and each
    *   reference removed.
-   * @throws {InvalidArgumentError} when an option is invalid, or no default root exists.
+   * @throws {InvalidArgumentError} when an option is unknown or invalid, or no default root exists.
    * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
   static async prune(opts?: PruneOptions): Promise<ImagePruneReport> {
+    requireArity(arguments, 1, "Image.prune");
     return cache().prune(opts);
   }
 
@@ -989,6 +1009,7 @@ export class Image {
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   static async diskUsage(): Promise<DiskUsage> {
+    requireArity(arguments, 0, "Image.diskUsage");
     return cache().diskUsage();
   }
 
@@ -999,13 +1020,15 @@ export class Image {
    * @param reference - The image reference, in any spelling.
    * @throws {ImageNotFoundError} when the reference is not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+   * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+   *   no default root exists.
    * @throws {CorruptCacheError} when a layer image is missing.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {CacheIndexError | IoError} when the cache cannot be read or the files not rebuilt.
    */
   static async bootDisk(reference: string): Promise<BootDisk> {
+    requireArity(arguments, 1, "Image.bootDisk");
     return cache().bootDisk(reference);
   }
 
@@ -1013,19 +1036,21 @@ export class Image {
    * Imports every image of an archive or OCI layout folder; see {@link ImageCache.load}.
    *
    * @param path - The archive file or layout folder.
-   * @param opts - `tag` adds a reference to the first image; `maxUncompressedBytes` bounds
-   *   what the load writes.
+   * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
+   *   index; `signal` cancels the load before it starts; `maxUncompressedBytes` bounds what the
+   *   load writes. See {@link LoadOptions}.
    * @returns One handle per reference, in archive order.
    * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
    *   regular file nor a folder.
    * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
    * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
-   * @throws {PlatformNotFoundError} when an index has no manifest for this platform.
+   * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
+   * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
    * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
-   * @throws {InvalidArgumentError} when an argument has the wrong type, `maxUncompressedBytes`
-   *   is not a positive whole number, or no default root exists.
-   * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`
-   *   (or its default).
+   * @throws {InvalidArgumentError} when an option is unknown or of the wrong type (also
+   *   `maxUncompressedBytes` that is not a positive whole number), an argument has the wrong
+   *   type, or no default root exists.
+   * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`.
    * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {NoSpaceError} when the cache's file system is full or the quota exhausted.
@@ -1034,6 +1059,7 @@ export class Image {
    * @throws {CacheIndexError} when the cache's index cannot be written.
    */
   static async load(path: string, opts?: LoadOptions): Promise<ImageHandle[]> {
+    requireArity(arguments, 2, "Image.load");
     return cache().load(path, opts);
   }
 
@@ -1052,6 +1078,7 @@ export class Image {
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
   static async acquire(reference: string, holder: ImageHolder, opts?: AcquireOptions): Promise<ImageUse> {
+    requireArity(arguments, 3, "Image.acquire");
     return cache().acquire(reference, holder, opts);
   }
 
@@ -1061,12 +1088,14 @@ export class Image {
    * @param reference - The image reference, in any spelling; omitted, the uses of every image.
    * @throws {ImageNotFoundError} when `reference` is given and not cached.
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
-   * @throws {InvalidArgumentError} when `reference` is not a string, or no default root exists.
+   * @throws {InvalidArgumentError} when `reference` is not a string, more arguments are given, or
+   *   no default root exists.
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   static async uses(reference?: string): Promise<ImageUse[]> {
+    requireArity(arguments, 1, "Image.uses");
     return cache().uses(reference);
   }
 }

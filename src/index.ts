@@ -26,6 +26,7 @@ export {
 } from "./image";
 
 export {
+  AbortError,
   CacheIndexError,
   CorruptCacheError,
   DigestMismatchError,

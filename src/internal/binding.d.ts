@@ -12,7 +12,7 @@ export declare class NativeCache {
    * bounds the bytes the load writes (a whole number of at least 1; absent: the core's
    * default).
    */
-  load(path: string, tag?: string | undefined | null, maxUncompressedBytes?: number | undefined | null): Promise<NativeImageHandle[]>
+  load(path: string, options?: NativeLoadOptions | undefined | null): Promise<NativeImageHandle[]>
   /** The handle of one reference. */
   get(reference: string): Promise<NativeImageHandle>
   /**
@@ -209,6 +209,19 @@ export interface NativeImageUse {
   expiresAtMs?: number
   /** Whether it had expired when read. */
   expired: boolean
+}
+
+/** Options of `NativeCache.load`; absent fields take the core's defaults. */
+export interface NativeLoadOptions {
+  /** One more reference for the first image. */
+  tag?: string
+  /** The platform to take from an index, `os/architecture[/variant]`; default the host's. */
+  platform?: string
+  /**
+   * The most bytes the load may write (a whole number, at least 1); default: the free space
+   * of the cache's file system less a reserve.
+   */
+  maxUncompressedBytes?: number
 }
 
 /** One removed reference. */

@@ -126,6 +126,14 @@ pub enum Error {
         /// What the limit bounds (for example `bytes written by the load`).
         what: String,
     },
+    /// The caller cancelled the operation. The core has no cancellable operation yet: the
+    /// code is listed so bindings that check a cancellation signal before calling in (the
+    /// TypeScript `load({ signal })`) report it with the same stable code.
+    #[error("aborted: {what}")]
+    Aborted {
+        /// What was cancelled, and when.
+        what: String,
+    },
 }
 
 /// Every code [`Error::code`] can return, for bindings that must prove they map them all.
@@ -145,6 +153,7 @@ pub const ERROR_CODES: &[&str] = &[
     "INTERNAL",
     "LIMIT_EXCEEDED",
     "NO_SPACE",
+    "ABORTED",
 ];
 
 impl Error {
@@ -166,6 +175,7 @@ impl Error {
             Error::Internal { .. } => "INTERNAL",
             Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Error::NoSpace { .. } => "NO_SPACE",
+            Error::Aborted { .. } => "ABORTED",
         }
     }
 
@@ -344,6 +354,7 @@ mod tests {
                 what: "a".into(),
             },
             Error::io("/x", std::io::Error::from(std::io::ErrorKind::StorageFull)),
+            Error::Aborted { what: "x".into() },
         ];
         let codes: Vec<_> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, ERROR_CODES);

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::gc::{self, Planned, Reconciled};
 use crate::index::{
     self, Candidate, CandidateFilter, ConfigRow, HandleRow, Index, LayerRow, NewBlob, NewImage,
-    RefSelection, UseRow,
+    UseRow,
 };
 use crate::oci::{Digest, Platform, Reference, familiar_from_canonical};
 use crate::store::{self, CacheLock, Layout, LockMode};
@@ -558,15 +558,21 @@ impl Cache {
     /// are deleted from the index and from disk; data a use still pins stays until the use is
     /// released (or expires) and a later prune or remove collects it. Returns what was
     /// reclaimed.
+    ///
+    /// The reference is resolved, its holders checked and the removal planned inside the
+    /// transaction that deletes (holding the exclusive GC lock): a use acquired concurrently
+    /// in any process either makes this fail with [`Error::ImageInUse`] (or, with `force`,
+    /// keeps the pinned data) or is refused with [`Error::ImageNotFound`].
     pub fn remove(&self, reference: &str, force: bool) -> Result<ImagePruneReport> {
         self.local()?;
         let r = Reference::parse(reference)?;
         self.ensure()?;
         let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
         let now = now_ms();
-        let (collected, before, freed) = {
-            let mut ix = self.index()?;
-            let rows = resolve(&ix, &r, reference)?;
+        // Resolution, the holder check and the plan run in the transaction that deletes, so an
+        // acquire in another process either is seen here or finds the reference gone.
+        let (collected, (before, freed)) = self.index()?.collect_planned(now, false, |ix| {
+            let rows = resolve(ix, &r, reference)?;
             let manifest = rows[0].manifest_digest.clone();
             if !force {
                 let holders: Vec<String> = ix
@@ -582,7 +588,7 @@ impl Cache {
                     });
                 }
             }
-            let before = self.recorded_size(&ix)?;
+            let before = self.recorded_size(ix)?;
             let graph = ix.size_graph(now)?;
             let candidates = rows.iter().map(|row| Candidate {
                 reference: row.reference.clone(),
@@ -591,12 +597,8 @@ impl Cache {
             });
             let planned = gc::plan(&graph, candidates, before, None);
             let refs: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
-            (
-                ix.collect_garbage(RefSelection::These(&refs), now, false)?,
-                before,
-                planned.references,
-            )
-        };
+            Ok((refs, (before, planned.references)))
+        })?;
         let swept = self.sweep(&collected, true)?;
         Ok(report(&collected, &swept, before, freed, false))
     }
@@ -608,8 +610,10 @@ impl Cache {
         self.prune_with(&PruneOptions::default())
     }
 
-    /// Prunes with options (see [`PruneOptions`]): reachability is decided in the index, in one
-    /// transaction, which commits before any file is deleted; files are then deleted in
+    /// Prunes with options (see [`PruneOptions`]): candidates, sizes, the plan and reachability
+    /// are decided in the index, in one write transaction (so a use acquired concurrently in
+    /// any process pins its references or finds them gone), which commits before any file is
+    /// deleted; files are then deleted in
     /// parallel, and the disk is reconciled with the index (files no row names, `tmp/`
     /// leftovers). A dry run computes the same report without changing anything.
     ///
@@ -633,38 +637,46 @@ impl Cache {
         let now = now_ms();
         let (collected, live, before, planned) = {
             let mut ix = self.index()?;
-            let mut keep = HashSet::new();
-            for (r, input) in &keep_refs {
-                match resolve(&ix, r, input) {
-                    Ok(rows) => keep.extend(rows.into_iter().map(|row| row.reference)),
-                    Err(Error::ImageNotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            let filter = CandidateFilter {
-                now,
-                older_than: options.older_than_ms,
-                grace_since: (options.grace_period_ms > 0)
-                    .then(|| now.saturating_sub(options.grace_period_ms)),
-            };
-            let mut candidates = Vec::new();
-            ix.prune_candidates(&filter, |c| {
-                if !keep.contains(&c.reference) {
-                    candidates.push(c);
-                }
-                Ok(())
-            })?;
-            let before = self.recorded_size(&ix)?;
-            let graph = ix.size_graph(now)?;
-            let planned = gc::plan(&graph, candidates, before, options.max_bytes);
-            drop(graph);
-            let refs: Vec<String> = planned
-                .references
-                .iter()
-                .map(|p| p.reference.clone())
-                .collect();
-            let collected = ix.collect_garbage(RefSelection::These(&refs), now, options.dry_run)?;
-            (collected, ix.live_artifacts()?, before, planned.references)
+            // Candidates, sizes and the plan are read in the transaction that deletes: a use
+            // acquired in another process meanwhile either pins its reference here or is
+            // recorded after the commit (and then finds the reference gone).
+            let (collected, (before, planned)) =
+                ix.collect_planned(now, options.dry_run, |ix| {
+                    let mut keep = HashSet::new();
+                    for (r, input) in &keep_refs {
+                        match resolve(ix, r, input) {
+                            Ok(rows) => keep.extend(rows.into_iter().map(|row| row.reference)),
+                            Err(Error::ImageNotFound { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    let filter = CandidateFilter {
+                        now,
+                        older_than: options.older_than_ms,
+                        grace_since: (options.grace_period_ms > 0)
+                            .then(|| now.saturating_sub(options.grace_period_ms)),
+                    };
+                    let mut candidates = Vec::new();
+                    ix.prune_candidates(&filter, |c| {
+                        if !keep.contains(&c.reference) {
+                            candidates.push(c);
+                        }
+                        Ok(())
+                    })?;
+                    let before = self.recorded_size(ix)?;
+                    let graph = ix.size_graph(now)?;
+                    let planned = gc::plan(&graph, candidates, before, options.max_bytes);
+                    drop(graph);
+                    let refs: Vec<String> = planned
+                        .references
+                        .iter()
+                        .map(|p| p.reference.clone())
+                        .collect();
+                    Ok((refs, (before, planned.references)))
+                })?;
+            // No load or rebuild runs while the exclusive GC lock is held, so what the index
+            // names now is what the disk must keep.
+            (collected, ix.live_artifacts()?, before, planned)
         };
         let mut swept = self.sweep(&collected, !options.dry_run)?;
         let reconciled = gc::reconcile(&self.layout, &live, !options.dry_run)?;
@@ -741,6 +753,12 @@ impl Cache {
     /// [`Cache::acquire`] with options: with `ttl_ms` the use stops pinning the image that long
     /// after this call, unless the holder acquires again (which renews it), so a holder that
     /// died does not pin the image forever. Expired uses are listed with `expired` set.
+    ///
+    /// Concurrent callers: the reference is resolved and the use recorded in one write
+    /// transaction, so against a [`Cache::remove`] or [`Cache::prune`] in any process the use
+    /// either comes first (and pins the manifest, its config and layers, and for prune its
+    /// references) or fails with [`Error::ImageNotFound`]; a returned use always names a
+    /// manifest that is in the index with its files.
     pub fn acquire_with(
         &self,
         reference: &str,
@@ -762,22 +780,28 @@ impl Cache {
                 reason: "the holder id is empty".into(),
             });
         }
+        let id = random_id()?;
         let now = now_ms();
-        let mut ix = self.index()?;
-        let rows = resolve(&ix, &r, reference)?;
-        let row = UseRow {
-            id: random_id()?,
-            holder_kind: kind.into(),
-            holder_id: holder_id.into(),
-            reference: r.canonical(),
-            manifest_digest: rows[0].manifest_digest.clone(),
-            since: now,
-            expires_at: options
-                .ttl_ms
-                .map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))),
-        };
-        let touch: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
-        use_from_row(ix.add_use(&row, &touch)?, now)
+        // The reference is resolved in the transaction that records the use: a remove or
+        // prune in another process either commits first (and this fails with ImageNotFound)
+        // or sees the use.
+        let row = self.index()?.add_use_with(|ix| {
+            let rows = resolve(ix, &r, reference)?;
+            let row = UseRow {
+                id,
+                holder_kind: kind.into(),
+                holder_id: holder_id.into(),
+                reference: r.canonical(),
+                manifest_digest: rows[0].manifest_digest.clone(),
+                since: now,
+                expires_at: options
+                    .ttl_ms
+                    .map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))),
+            };
+            let touch: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
+            Ok((row, touch))
+        })?;
+        use_from_row(row, now)
     }
 
     /// Ends a use. Releasing an unknown or already released use does nothing.

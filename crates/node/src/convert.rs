@@ -166,6 +166,19 @@ pub struct NativePruneOptions {
     pub grace_period_ms: Option<f64>,
 }
 
+/// Options of `NativeCache.load`; absent fields take the core's defaults.
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeLoadOptions {
+    /// One more reference for the first image.
+    pub tag: Option<String>,
+    /// The platform to take from an index, `os/architecture[/variant]`; default the host's.
+    pub platform: Option<String>,
+    /// The most bytes the load may write (a whole number, at least 1); default: the free space
+    /// of the cache's file system less a reserve.
+    pub max_uncompressed_bytes: Option<f64>,
+}
+
 /// Options of `NativeCache.acquire`.
 #[napi(object)]
 #[derive(Default)]
@@ -297,6 +310,21 @@ pub(crate) fn prune_options_from(o: NativePruneOptions) -> core::Result<core::Pr
             .map(|v| whole("gracePeriodMs", v, false).map(|v| v as i64))
             .transpose()?
             .unwrap_or(0),
+    })
+}
+
+pub(crate) fn load_options_from(o: NativeLoadOptions) -> core::Result<core::LoadOptions> {
+    Ok(core::LoadOptions {
+        tag: o.tag,
+        platform: o
+            .platform
+            .as_deref()
+            .map(core::oci::Platform::parse)
+            .transpose()?,
+        max_uncompressed_bytes: o
+            .max_uncompressed_bytes
+            .map(|v| byte_limit("maxUncompressedBytes", v))
+            .transpose()?,
     })
 }
 

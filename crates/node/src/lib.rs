@@ -109,18 +109,10 @@ impl NativeCache {
         &self,
         env: &'env Env,
         path: String,
-        tag: Option<String>,
-        max_uncompressed_bytes: Option<f64>,
+        options: Option<NativeLoadOptions>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
-        let opts = core::LoadOptions {
-            tag,
-            platform: None,
-            max_uncompressed_bytes: max_uncompressed_bytes
-                .map(|v| byte_limit("maxUncompressedBytes", v))
-                .transpose()
-                .map_err(|e| js_error(env, &e))?,
-        };
+        let opts = load_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
         spawn(
             env,
             move || cache.load(&PathBuf::from(path), &opts),

@@ -8,12 +8,19 @@
 //! Garbage collection is set-based here ([`Index::collect_garbage`]): roots are references and
 //! uses; a manifest no root names goes, then configs, layers and blobs nothing left names. The
 //! caller deletes the files of the blobs it returns *after* the commit (see [`crate::gc`]).
+//!
+//! Decisions that depend on the index run inside the write transaction that acts on them
+//! (`BEGIN IMMEDIATE`, so no other connection writes between the reads and the commit): a
+//! prune's candidates and a remove's holder check inside the transaction that deletes
+//! ([`Index::collect_planned`]), an acquire's resolution of its reference inside the one that
+//! records the use ([`Index::add_use_with`]). Whichever of two racing processes takes the
+//! write lock first, the second sees its commit.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
 
@@ -353,14 +360,27 @@ impl Index {
     /// Idempotent per (holder, manifest): a second acquire returns the first use, with the new
     /// expiry (so a holder renews its lease by acquiring again).
     pub fn add_use(&mut self, new: &UseRow, touch: &[String]) -> Result<UseRow> {
-        let tx = self.conn.transaction()?;
+        self.add_use_with(|_| Ok((new.clone(), touch.to_vec())))
+    }
+
+    /// [`Index::add_use`] for the use `build` decides, in one write transaction (`BEGIN
+    /// IMMEDIATE`) that `build` reads in: what it resolves (the reference, its manifest) is
+    /// what the use pins, since no other connection can delete it before the commit. An error
+    /// of `build` (say, the reference is not found) rolls back and is returned.
+    pub fn add_use_with(
+        &mut self,
+        build: impl FnOnce(&Index) -> Result<(UseRow, Vec<String>)>,
+    ) -> Result<UseRow> {
+        let this: &Index = self;
+        let tx = Transaction::new_unchecked(&this.conn, TransactionBehavior::Immediate)?;
+        let (new, touch) = build(this)?;
         tx.execute(
             "INSERT INTO uses (id, holder_kind, holder_id, reference, manifest_digest, since, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (holder_kind, holder_id, manifest_digest) DO UPDATE SET expires_at = excluded.expires_at",
             params![new.id, new.holder_kind, new.holder_id, new.reference, new.manifest_digest, new.since, new.expires_at],
         )?;
-        for r in touch {
+        for r in &touch {
             tx.execute(
                 "UPDATE image_refs SET last_used_at = ?2 WHERE reference = ?1",
                 params![r, new.since],
@@ -391,34 +411,56 @@ impl Index {
         now: i64,
         dry_run: bool,
     ) -> Result<Collected> {
+        self.gc_transaction(dry_run, |_, tx| collect_in(tx, refs, now))
+    }
+
+    /// [`Index::collect_garbage`] of the references `decide` picks, where `decide` reads the
+    /// index inside the same write transaction (`BEGIN IMMEDIATE`) that deletes: candidates,
+    /// holders and sizes cannot change between the decision and the deletion, so a use another
+    /// process records meanwhile is either seen by `decide` or recorded after the commit (and
+    /// then finds its reference gone). `decide` returns the canonical references to remove and
+    /// a value passed through (a plan, a size); its error rolls back and is returned. With
+    /// `dry_run` the transaction is rolled back.
+    pub fn collect_planned<T>(
+        &mut self,
+        now: i64,
+        dry_run: bool,
+        decide: impl FnOnce(&Index) -> Result<(Vec<String>, T)>,
+    ) -> Result<(Collected, T)> {
+        self.gc_transaction(dry_run, |ix, tx| {
+            let (refs, decided) = decide(ix)?;
+            Ok((collect_in(tx, RefSelection::These(&refs), now)?, decided))
+        })
+    }
+
+    /// Runs `body` in one immediate transaction with a larger page cache, then commits (or,
+    /// with `dry_run`, rolls back). `body` gets the index, whose queries run inside the
+    /// transaction, and the transaction for its changes.
+    fn gc_transaction<R>(
+        &mut self,
+        dry_run: bool,
+        body: impl FnOnce(&Index, &Transaction<'_>) -> Result<R>,
+    ) -> Result<R> {
         // Deleting tens of thousands of rows touches pages all over the tables and their
         // indexes, which SQLite's default 2 MiB page cache keeps reading again: give this
         // transaction a larger cache, then shrink it back (freeing the pages).
         let previous: i64 = self.conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
         self.conn.pragma_update(None, "cache_size", -GC_CACHE_KIB)?;
-        let result = self.collect_garbage_tx(refs, now, dry_run);
+        let result = (|| -> Result<R> {
+            let this: &Index = self;
+            let tx = Transaction::new_unchecked(&this.conn, TransactionBehavior::Immediate)?;
+            let out = body(this, &tx)?;
+            if dry_run {
+                tx.rollback()?;
+            } else {
+                tx.commit()?;
+            }
+            Ok(out)
+        })();
         let restored = self.conn.pragma_update(None, "cache_size", previous);
-        let collected = result?;
+        let out = result?;
         restored?;
-        Ok(collected)
-    }
-
-    fn collect_garbage_tx(
-        &mut self,
-        refs: RefSelection<'_>,
-        now: i64,
-        dry_run: bool,
-    ) -> Result<Collected> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let collected = collect_in(&tx, refs, now)?;
-        if dry_run {
-            tx.rollback()?;
-        } else {
-            tx.commit()?;
-        }
-        Ok(collected)
+        Ok(out)
     }
 
     /// Digests of every recorded blob (for reconciling the disk with the index).
@@ -671,7 +713,7 @@ fn enable_wal(conn: &Connection) -> Result<()> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
         0 => {
