@@ -11,18 +11,16 @@
 //! Trust: a reused layer's `diff_id` comes from the image config, whose digest was verified; a
 //! converted layer's `diff_id` is verified against its tar.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 use rayon::prelude::*;
 
 use crate::archive::StagedLayer;
 use crate::erofs::{ConvertOptions, LayerImage, build_fsmeta, convert_layer};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::oci::Digest;
-use crate::store::{self, CacheLock, Layout, LockMode};
+use crate::store::{self, Root, StagingDir};
 use crate::vmdk::{self, Extent};
 
 /// Ensures every layer of `layers` has its EROFS image under `layers/`, converting the missing
@@ -31,8 +29,8 @@ use crate::vmdk::{self, Extent};
 /// The caller holds the GC lock (shared) until the index names the layers, so a prune cannot
 /// collect an image published here before that.
 pub(crate) fn prepare_layers(
-    layout: &Layout,
-    staging: &Path,
+    root: &Root,
+    staging: &StagingDir,
     layers: &[&StagedLayer],
 ) -> Result<HashMap<Digest, u64>> {
     // One staged layer per diff_id, the lowest position first (for the error to report).
@@ -40,15 +38,11 @@ pub(crate) fn prepare_layers(
     for layer in layers {
         wanted.entry(&layer.diff_id).or_insert(layer);
     }
-    let stripes: BTreeSet<PathBuf> = wanted.keys().map(|d| layout.layer_lock(d)).collect();
-    let mut locks = Vec::with_capacity(stripes.len());
-    for stripe in &stripes {
-        locks.push(CacheLock::acquire(stripe, LockMode::Exclusive)?);
-    }
+    let locks = root.lock_layers(wanted.keys().copied())?;
     let mut sizes = HashMap::new();
     let mut missing = Vec::new();
     for (diff_id, layer) in &wanted {
-        match existing_size(&layout.layer(diff_id))? {
+        match root.layer(diff_id).file_size()? {
             Some(size) => {
                 sizes.insert((*diff_id).clone(), size);
             }
@@ -58,7 +52,9 @@ pub(crate) fn prepare_layers(
     let converted: Vec<Result<(Digest, PathBuf, u64)>> = missing
         .par_iter()
         .map(|layer| {
-            let dest = staging.join(format!("layer-{}.erofs", layer.diff_id.hex()));
+            let dest = staging
+                .path()
+                .join(format!("layer-{}.erofs", layer.diff_id.hex()));
             let options = ConvertOptions {
                 // The blob's digest was checked when it was staged.
                 blob_digest: None,
@@ -70,23 +66,11 @@ pub(crate) fn prepare_layers(
         .collect();
     let converted: Vec<(Digest, PathBuf, u64)> = converted.into_iter().collect::<Result<_>>()?;
     for (diff_id, staged, size) in converted {
-        store::publish_file(&staged, &layout.layer(&diff_id))?;
+        store::publish_file(staging, &staged, &root.layer(&diff_id))?;
         sizes.insert(diff_id, size);
     }
     drop(locks);
     Ok(sizes)
-}
-
-/// The size of an existing artifact file, `None` when absent.
-fn existing_size(path: &Path) -> Result<Option<u64>> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
-        Ok(_) => Err(Error::CorruptCache {
-            reason: format!("{} is not a regular file", path.display()),
-        }),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).at(path),
-    }
 }
 
 /// Sizes of a manifest's fsmeta image and VMDK descriptor.
@@ -103,13 +87,15 @@ pub(crate) struct ImageArtifacts {
 /// fsmeta first. The same layers always give the same bytes, so concurrent builders of one
 /// manifest publish identical files.
 pub(crate) fn prepare_image(
-    layout: &Layout,
-    staging: &Path,
+    root: &Root,
+    staging: &StagingDir,
     manifest: &Digest,
     diff_ids: &[Digest],
 ) -> Result<ImageArtifacts> {
+    let layout = root.layout();
     let fsmeta_path = layout.fsmeta(manifest);
-    let vmdk_path = layout.vmdk(manifest);
+    // Layer images are read by path: reading cannot write or delete anything, and a VM reads
+    // them by path through the descriptor anyway (see docs/cache-layout.md, trust model).
     let layers: Vec<LayerImage> = diff_ids
         .iter()
         .map(|d| LayerImage {
@@ -117,30 +103,35 @@ pub(crate) fn prepare_image(
             diff_id: d.clone(),
         })
         .collect();
-    let fsmeta = match existing_size(&fsmeta_path)? {
+    let fsmeta = match root.fsmeta(manifest).file_size()? {
         Some(size) => size,
         None => {
-            let staged = staging.join(format!("fsmeta-{}.erofs", manifest.hex()));
+            let staged = staging
+                .path()
+                .join(format!("fsmeta-{}.erofs", manifest.hex()));
             let mut uuid = [0u8; 16];
             if let Ok(bytes) = hex::decode(&manifest.hex()[..32]) {
                 uuid.copy_from_slice(&bytes);
             }
             let built = build_fsmeta(&layers, &staged, uuid)?;
-            store::publish_file(&staged, &fsmeta_path)?;
+            store::publish_file(staging, &staged, &root.fsmeta(manifest))?;
             built.size
         }
     };
-    let vmdk = match existing_size(&vmdk_path)? {
+    let vmdk = match root.vmdk(manifest).file_size()? {
         Some(size) => size,
         None => {
             let mut extents = vec![Extent {
                 path: layout.relative_to_vmdk(&fsmeta_path),
                 size: fsmeta,
             }];
-            for layer in &layers {
-                let size = existing_size(&layer.path)?.ok_or_else(|| Error::CorruptCache {
-                    reason: format!("layer image {} is missing", layer.path.display()),
-                })?;
+            for (layer, diff_id) in layers.iter().zip(diff_ids) {
+                let size = root
+                    .layer(diff_id)
+                    .file_size()?
+                    .ok_or_else(|| Error::CorruptCache {
+                        reason: format!("layer image {} is missing", layer.path.display()),
+                    })?;
                 extents.push(Extent {
                     path: layout.relative_to_vmdk(&layer.path),
                     size,
@@ -148,12 +139,9 @@ pub(crate) fn prepare_image(
             }
             let cid = u32::from_str_radix(&manifest.hex()[..8], 16).unwrap_or(0);
             let text = vmdk::descriptor(&extents, cid)?;
-            let staged = store::write_staged(
-                staging,
-                &format!("vmdk-{}.vmdk", manifest.hex()),
-                text.as_bytes(),
-            )?;
-            store::publish_file(&staged, &vmdk_path)?;
+            let staged =
+                staging.write(&format!("vmdk-{}.vmdk", manifest.hex()), text.as_bytes())?;
+            store::publish_file(staging, &staged, &root.vmdk(manifest))?;
             text.len() as u64
         }
     };

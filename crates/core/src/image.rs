@@ -24,7 +24,7 @@ use crate::index::{
     RefSelection, UseRow,
 };
 use crate::oci::{Digest, Platform, Reference, familiar_from_canonical};
-use crate::store::{self, CacheLock, Layout, LockMode};
+use crate::store::{self, Layout, LockMode, Root, StagingPurpose};
 
 /// Where a cache's methods are served from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +164,10 @@ pub struct ImagePruneReport {
     pub removed: Vec<PrunedReference>,
     /// Whether nothing was changed (a dry run).
     pub dry_run: bool,
+    /// Entries the sweep left in place because they are not what the cache deletes there (a
+    /// directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache
+    /// did not make), one line each naming the path. The rest of the prune went on.
+    pub warnings: Vec<String>,
 }
 
 /// One reference a prune or remove took away.
@@ -352,30 +356,30 @@ impl Cache {
             None => None,
         };
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
-        self.ensure()?;
-        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Shared)?;
-        let staging = self.layout.staging_dir("load-")?;
-        let images = archive::stage_archive(source, staging.path(), &platform)?;
+        let root = self.open_root()?;
+        let _lock = root.lock_gc(LockMode::Shared)?;
+        let staging = root.staging_dir(StagingPurpose::Load)?;
+        let shown = |e| staging.describe(e);
+        let images = archive::stage_archive(source, staging.path(), &platform).map_err(shown)?;
         if images.is_empty() {
             return Err(Error::invalid_archive("the archive holds no image"));
         }
         let named = name_images(&images, tag.as_ref())?;
         let all_layers: Vec<&StagedLayer> = images.iter().flat_map(|i| &i.layers).collect();
-        let layer_sizes = artifacts::prepare_layers(&self.layout, staging.path(), &all_layers)?;
+        let layer_sizes = artifacts::prepare_layers(&root, &staging, &all_layers).map_err(shown)?;
         for image in &images {
             for blob in blobs_of(image) {
-                store::publish_file(&blob.path, &self.layout.blob(&blob.digest))?;
+                store::publish_file(&staging, &blob.path, &root.blob(&blob.digest))
+                    .map_err(shown)?;
             }
         }
         let mut built = Vec::with_capacity(images.len());
         for image in &images {
             let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
-            built.push(artifacts::prepare_image(
-                &self.layout,
-                staging.path(),
-                &image.manifest.digest,
-                &diff_ids,
-            )?);
+            built.push(
+                artifacts::prepare_image(&root, &staging, &image.manifest.digest, &diff_ids)
+                    .map_err(shown)?,
+            );
         }
         let now = now_ms();
         let mut out = Vec::new();
@@ -441,8 +445,8 @@ impl Cache {
     pub fn boot_disk(&self, reference: &str) -> Result<BootDisk> {
         self.local()?;
         let r = Reference::parse(reference)?;
-        self.ensure()?;
-        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Shared)?;
+        let root = self.open_root()?;
+        let _lock = root.lock_gc(LockMode::Shared)?;
         let (manifest, diff_ids) = {
             let ix = self.index()?;
             let rows = resolve(&ix, &r, reference)?;
@@ -455,8 +459,8 @@ impl Cache {
             (Digest::parse(&manifest)?, diff_ids)
         };
         let layers: Vec<PathBuf> = diff_ids.iter().map(|d| self.layout.layer(d)).collect();
-        for path in &layers {
-            if !path.is_file() {
+        for (path, diff_id) in layers.iter().zip(&diff_ids) {
+            if root.layer(diff_id).file_size()?.is_none() {
                 return Err(Error::CorruptCache {
                     reason: format!(
                         "layer image {} of {reference} is missing; load the image again",
@@ -467,10 +471,12 @@ impl Cache {
         }
         let fsmeta = self.layout.fsmeta(&manifest);
         let vmdk = self.layout.vmdk(&manifest);
-        if !fsmeta.is_file() || !vmdk.is_file() {
-            let staging = self.layout.staging_dir("rebuild-")?;
-            let built =
-                artifacts::prepare_image(&self.layout, staging.path(), &manifest, &diff_ids)?;
+        if root.fsmeta(&manifest).file_size()?.is_none()
+            || root.vmdk(&manifest).file_size()?.is_none()
+        {
+            let staging = root.staging_dir(StagingPurpose::Rebuild)?;
+            let built = artifacts::prepare_image(&root, &staging, &manifest, &diff_ids)
+                .map_err(|e| staging.describe(e))?;
             self.index()?.set_image_artifacts(
                 &manifest.to_string(),
                 built.fsmeta as i64,
@@ -493,8 +499,8 @@ impl Cache {
     pub fn remove(&self, reference: &str, force: bool) -> Result<ImagePruneReport> {
         self.local()?;
         let r = Reference::parse(reference)?;
-        self.ensure()?;
-        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
+        let root = self.open_root()?;
+        let _lock = root.lock_gc(LockMode::Exclusive)?;
         let now = now_ms();
         let (collected, before, freed) = {
             let mut ix = self.index()?;
@@ -529,7 +535,7 @@ impl Cache {
                 planned.references,
             )
         };
-        let swept = self.sweep(&collected, true)?;
+        let swept = gc::sweep_collected(&root, &collected, true)?;
         Ok(report(&collected, &swept, before, freed, false))
     }
 
@@ -560,8 +566,8 @@ impl Cache {
             .iter()
             .map(|k| Reference::parse(k).map(|r| (r, k.as_str())))
             .collect::<Result<Vec<_>>>()?;
-        self.ensure()?;
-        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
+        let root = self.open_root()?;
+        let _lock = root.lock_gc(LockMode::Exclusive)?;
         let now = now_ms();
         let (collected, live, before, planned) = {
             let mut ix = self.index()?;
@@ -598,8 +604,8 @@ impl Cache {
             let collected = ix.collect_garbage(RefSelection::These(&refs), now, options.dry_run)?;
             (collected, ix.live_artifacts()?, before, planned.references)
         };
-        let mut swept = self.sweep(&collected, !options.dry_run)?;
-        let reconciled = gc::reconcile(&self.layout, &live, !options.dry_run)?;
+        let mut swept = gc::sweep_collected(&root, &collected, !options.dry_run)?;
+        let reconciled = gc::reconcile(&root, &live, !options.dry_run)?;
         swept.swept.add(&reconciled.swept);
         swept.layers += reconciled.layers;
         swept.fsmeta += reconciled.fsmeta;
@@ -613,7 +619,7 @@ impl Cache {
     /// `tmp/` are measured), and per reference its shared, exclusive and reclaimable bytes.
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         self.local()?;
-        self.ensure()?;
+        let root = self.open_root()?;
         let now = now_ms();
         let ix = self.index()?;
         let totals = ix.kind_totals()?;
@@ -630,7 +636,7 @@ impl Cache {
         })?;
         drop(ix);
         let index = self.index_bytes()?;
-        let temporary = gc::tree_size(&self.layout.tmp_dir()).unwrap_or(0);
+        let temporary = gc::folder_size(root.tmp()).unwrap_or(0);
         Ok(DiskUsage {
             layers: totals.layers,
             fsmeta: totals.fsmeta,
@@ -656,7 +662,7 @@ impl Cache {
         for suffix in ["", "-wal", "-shm"] {
             let mut name = db.as_os_str().to_owned();
             name.push(suffix);
-            if let Ok(meta) = std::fs::metadata(PathBuf::from(name)) {
+            if let Ok(meta) = std::fs::symlink_metadata(PathBuf::from(name)) {
                 total += meta.len();
             }
         }
@@ -750,8 +756,13 @@ impl Cache {
         }
     }
 
-    fn ensure(&self) -> Result<()> {
-        self.layout.ensure()
+    /// The cache root opened as directory handles (folders created, none a symlink), with the
+    /// index opened first when it was not: an operation refuses a corrupt cache before it
+    /// writes anything.
+    fn open_root(&self) -> Result<Root> {
+        let root = Root::open(&self.layout)?;
+        drop(self.index()?);
+        Ok(root)
     }
 
     /// The index, opened (and the layout created) on first use.
@@ -761,39 +772,10 @@ impl Cache {
             .lock()
             .map_err(|_| Error::internal("index mutex poisoned"))?;
         if guard.is_none() {
-            self.layout.ensure()?;
-            *guard = Some(Index::open(&self.layout.index_db())?);
+            let root = Root::open(&self.layout)?;
+            *guard = Some(Index::open(&root.index_db()?)?);
         }
         Ok(IndexGuard(guard))
-    }
-
-    /// Deletes the files of what `collected` removed from the index.
-    fn sweep(&self, collected: &index::Collected, delete: bool) -> Result<Reconciled> {
-        let mut paths = Vec::with_capacity(collected.blobs.len() + collected.layers.len());
-        for (digest, _) in &collected.blobs {
-            paths.push(self.layout.blob(&Digest::parse(digest)?));
-        }
-        for diff_id in &collected.layers {
-            paths.push(self.layout.layer(&Digest::parse(diff_id)?));
-        }
-        let mut out = Reconciled {
-            swept: gc::sweep_files(&paths, delete)?,
-            ..Reconciled::default()
-        };
-        let mut fsmeta = Vec::with_capacity(collected.manifests.len());
-        let mut vmdk = Vec::with_capacity(collected.manifests.len());
-        for m in &collected.manifests {
-            let digest = Digest::parse(m)?;
-            fsmeta.push(self.layout.fsmeta(&digest));
-            vmdk.push(self.layout.vmdk(&digest));
-        }
-        let f = gc::sweep_files(&fsmeta, delete)?;
-        let v = gc::sweep_files(&vmdk, delete)?;
-        out.fsmeta = f.removed;
-        out.vmdk = v.removed;
-        out.swept.add(&f);
-        out.swept.add(&v);
-        Ok(out)
     }
 }
 
@@ -853,6 +835,7 @@ fn report(
             })
             .collect(),
         dry_run,
+        warnings: swept.swept.warnings.clone(),
     }
 }
 

@@ -10,10 +10,10 @@
 //! caller deletes the files of the blobs it returns *after* the commit (see [`crate::gc`]).
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 
@@ -188,6 +188,26 @@ pub enum RefSelection<'a> {
     AllUnused,
 }
 
+/// `path` with its folder resolved to a path without symlinks (on Unix, where SQLite resolves
+/// them itself), so that `SQLITE_OPEN_NOFOLLOW` only refuses a symlink at the file itself. A
+/// folder that cannot be resolved is left as given (the open then reports the problem).
+fn resolve_folder(path: &Path) -> PathBuf {
+    #[cfg(unix)]
+    {
+        if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if let Ok(real) = std::fs::canonicalize(dir) {
+                return real.join(name);
+            }
+        }
+    }
+    path.to_owned()
+}
+
 /// An open index.
 pub struct Index {
     conn: Connection,
@@ -196,8 +216,26 @@ pub struct Index {
 impl Index {
     /// Opens (creating if needed) the index at `path` and brings its schema to
     /// [`SCHEMA_VERSION`]. Refuses a database written by a newer version.
+    ///
+    /// `path` itself must not be a symlink (its folder may be reached through symlinks): SQLite
+    /// resolves symlinks in the path it is given by itself, so the folder is resolved first and
+    /// SQLite is told to refuse any symlink it meets (`SQLITE_OPEN_NOFOLLOW`), which fails with
+    /// [`Error::CorruptCacheEntry`]; SQLite opens the `-wal` and `-shm` files with `O_NOFOLLOW`.
     pub fn open(path: &Path) -> Result<Self> {
-        let mut conn = Connection::open(path)?;
+        let flags = OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let mut conn =
+            Connection::open_with_flags(resolve_folder(path), flags).map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CANTOPEN_SYMLINK =>
+                {
+                    Error::CorruptCacheEntry {
+                        path: path.to_owned(),
+                        found: "a symlink",
+                        expected: "a regular file",
+                    }
+                }
+                e => Error::from(e),
+            })?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers run during a writer's transaction and survives a killed writer;
         // FULL makes each commit durable before a load reports success.
