@@ -52,13 +52,18 @@ pub struct Swept {
 }
 
 impl Swept {
-    /// Adds another sweep's counts.
+    /// Adds another sweep's counts. A warning already listed is not repeated (the sweep of
+    /// collected files and the reconciliation after it meet the same stray entry).
     pub fn add(&mut self, other: &Swept) {
         self.removed += other.removed;
         self.bytes += other.bytes;
         self.allocated += other.allocated;
         self.already_gone += other.already_gone;
-        self.warnings.extend(other.warnings.iter().cloned());
+        for warning in &other.warnings {
+            if !self.warnings.contains(warning) {
+                self.warnings.push(warning.clone());
+            }
+        }
     }
 
     /// Counts a deleted (or, in a dry run, deletable) file.
