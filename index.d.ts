@@ -176,6 +176,12 @@ interface ImagePruneReport {
     readonly removed: readonly PrunedReference[];
     /** Whether this was a dry run (nothing was changed). */
     readonly dryRun: boolean;
+    /**
+     * Entries the sweep left in place because they are not what the cache deletes there (a
+     * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
+     * not make), one line each naming the path; the rest of the prune went on. Empty normally.
+     */
+    readonly warnings: readonly string[];
 }
 /** One reference a prune removed. */
 interface PrunedReference {
@@ -372,6 +378,8 @@ declare class ImageCache {
      * @throws {InvalidReferenceError} when `reference` is not a valid reference.
      * @throws {InvalidArgumentError} when an argument has the wrong type.
      * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+     *   where a file belongs); its `path` names it.
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
      */
     remove(reference: string, opts?: RemoveOptions): Promise<void>;
@@ -391,6 +399,8 @@ declare class ImageCache {
      *   fractional or not finite.
      * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
      * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+     *   where a file belongs); its `path` names it.
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
      */
     prune(opts?: PruneOptions): Promise<ImagePruneReport>;
@@ -402,6 +412,8 @@ declare class ImageCache {
      *
      * @returns The totals and one entry per reference.
      * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+     *   where a file belongs); its `path` names it.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
      */
     diskUsage(): Promise<DiskUsage>;
@@ -420,6 +432,8 @@ declare class ImageCache {
      * @throws {CorruptCacheError} when a layer image is missing (a cache written by an older
      *   version whose layers were never converted: load the image again).
      * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+     *   where a file belongs); its `path` names it.
      * @throws {CacheIndexError | IoError} when the cache cannot be read or the files not rebuilt.
      */
     bootDisk(reference: string): Promise<BootDisk>;
@@ -440,6 +454,8 @@ declare class ImageCache {
      * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
      * @throws {InvalidArgumentError} when an argument has the wrong type.
      * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
+     * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+     *   where a file belongs); its `path` names it.
      * @throws {IoError} when the archive or the cache cannot be read or written.
      * @throws {CacheIndexError} when the cache's index cannot be written.
      */
@@ -798,14 +814,25 @@ declare class InvalidArgumentError extends OcicacheError {
         argument: string;
     }, options?: OcicacheErrorOptions);
 }
-/** The cache's index or an artifact contradicts the cache's invariants. Code `CORRUPT_CACHE`. */
+/** Options of {@link CorruptCacheError}. */
+interface CorruptCacheErrorOptions extends OcicacheErrorOptions {
+    /** The file or folder of the cache at fault, when the error names one. */
+    path?: string | null;
+}
+/**
+ * The cache's index or an artifact contradicts the cache's invariants, or a folder or file of
+ * the cache root is not what the cache keeps there (a symlink, which could redirect its writes
+ * and deletes out of the root, or a folder where a file belongs). Code `CORRUPT_CACHE`.
+ */
 declare class CorruptCacheError extends OcicacheError {
+    /** The file or folder of the cache at fault, or null when the error names none. */
+    readonly path: string | null;
     readonly code: "CORRUPT_CACHE";
     /**
      * @param message - Human-readable text.
-     * @param options - `cause`, when there is one.
+     * @param options - `cause`, when there is one, and the `path` at fault.
      */
-    constructor(message: string, options?: OcicacheErrorOptions);
+    constructor(message: string, options?: CorruptCacheErrorOptions);
 }
 /** A filesystem operation failed. Code `IO`. */
 declare class IoError extends OcicacheError {
@@ -872,4 +899,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, type LoadOptions, NativeNotFoundError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };
+export { type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, type LoadOptions, NativeNotFoundError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };

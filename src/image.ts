@@ -202,6 +202,12 @@ export interface ImagePruneReport {
   readonly removed: readonly PrunedReference[];
   /** Whether this was a dry run (nothing was changed). */
   readonly dryRun: boolean;
+  /**
+   * Entries the sweep left in place because they are not what the cache deletes there (a
+   * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
+   * not make), one line each naming the path; the rest of the prune went on. Empty normally.
+   */
+  readonly warnings: readonly string[];
 }
 
 /** One reference a prune removed. */
@@ -480,6 +486,7 @@ function pruneReport(r: NativePruneReport): ImagePruneReport {
       ),
     ),
     dryRun: r.dryRun,
+    warnings: Object.freeze([...r.warnings]),
   });
 }
 
@@ -676,6 +683,8 @@ export class ImageCache {
    * @throws {InvalidReferenceError} when `reference` is not a valid reference.
    * @throws {InvalidArgumentError} when an argument has the wrong type.
    * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+   *   where a file belongs); its `path` names it.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
   async remove(reference: string, opts?: RemoveOptions): Promise<void> {
@@ -706,6 +715,8 @@ export class ImageCache {
    *   fractional or not finite.
    * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
    * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+   *   where a file belongs); its `path` names it.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
   async prune(opts?: PruneOptions): Promise<ImagePruneReport> {
@@ -721,6 +732,8 @@ export class ImageCache {
    *
    * @returns The totals and one entry per reference.
    * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+   *   where a file belongs); its `path` names it.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   async diskUsage(): Promise<DiskUsage> {
@@ -743,6 +756,8 @@ export class ImageCache {
    * @throws {CorruptCacheError} when a layer image is missing (a cache written by an older
    *   version whose layers were never converted: load the image again).
    * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+   *   where a file belongs); its `path` names it.
    * @throws {CacheIndexError | IoError} when the cache cannot be read or the files not rebuilt.
    */
   async bootDisk(reference: string): Promise<BootDisk> {
@@ -767,6 +782,8 @@ export class ImageCache {
    * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
    * @throws {InvalidArgumentError} when an argument has the wrong type.
    * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
+   * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+   *   where a file belongs); its `path` names it.
    * @throws {IoError} when the archive or the cache cannot be read or written.
    * @throws {CacheIndexError} when the cache's index cannot be written.
    */

@@ -28,6 +28,7 @@ export {
 export {
   CacheIndexError,
   CorruptCacheError,
+  type CorruptCacheErrorOptions,
   DigestMismatchError,
   ERROR_CODES,
   ImageInUseError,
