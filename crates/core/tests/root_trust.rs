@@ -306,8 +306,8 @@ fn a_symlinked_artifact_file_is_refused() {
     assert_eq!(corrupt_path(&err), Some(layer), "{err}");
 }
 
-/// Regression (the defect the issue reports for `tmp/`): prune deleted through a symlink
-/// inside `tmp/`. A symlink there is removed as a link; what it points to stays.
+/// The `tmp/` sweep, rewritten beneath handles, still treats a symlink inside `tmp/` as a
+/// leftover link: removed as a link, never followed, so what it points to stays.
 #[test]
 fn prune_removes_a_symlink_in_tmp_without_following_it() {
     let f = fixture();
