@@ -370,7 +370,8 @@ fn reconcile_tmp(tmp: &Folder, delete: bool) -> Result<Swept> {
         };
         if !meta.is_dir() {
             if delete {
-                match tmp.dir().remove_file(&name) {
+                // `remove_file_or_symlink`: Windows removes a link to a folder as a folder.
+                match tmp.dir().remove_file_or_symlink(&name) {
                     Ok(()) => {}
                     Err(e) if e.kind() == ErrorKind::NotFound => {
                         out.already_gone += 1;
@@ -449,7 +450,7 @@ fn remove_tree(
             continue;
         }
         if delete {
-            match dir.remove_file(&child) {
+            match dir.remove_file_or_symlink(&child) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(Error::io(child_path, e)),

@@ -959,4 +959,31 @@ mod tests {
             Some("CORRUPT_CACHE")
         );
     }
+
+    /// Regression: SQLite resolves symlinks in the path it opens by itself, so an `index.db`
+    /// that is a symlink (swapped in after the cache checked it) opened the file it points to.
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_index_file_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.db");
+        drop(Index::open(&outside).unwrap());
+        let before = std::fs::read(&outside).unwrap();
+        let cache = dir.path().join("cache");
+        std::fs::create_dir(&cache).unwrap();
+        std::os::unix::fs::symlink(&outside, cache.join("index.db")).unwrap();
+        match Index::open(&cache.join("index.db")) {
+            Err(Error::CorruptCacheEntry { path, found, .. }) => {
+                assert_eq!((path, found), (cache.join("index.db"), "a symlink"));
+            }
+            Err(e) => panic!("expected CorruptCacheEntry, got {e}"),
+            Ok(_) => panic!("expected CorruptCacheEntry, got an open index"),
+        }
+        assert_eq!(std::fs::read(&outside).unwrap(), before);
+        // The folder itself may be reached through a symlink.
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(dir.path(), &linked).unwrap();
+        drop(Index::open(&linked.join("fresh.db")).unwrap());
+        assert!(dir.path().join("fresh.db").exists());
+    }
 }
