@@ -208,6 +208,12 @@ interface ImagePruneReport {
     readonly removed: readonly PrunedReference[];
     /** Whether this was a dry run (nothing was changed). */
     readonly dryRun: boolean;
+    /**
+     * Entries the sweep left in place because they are not what the cache deletes there (a
+     * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
+     * not make), one line each naming the path; the rest of the prune went on. Empty normally.
+     */
+    readonly warnings: readonly string[];
 }
 /** One reference a prune removed. */
 interface PrunedReference {
@@ -410,6 +416,8 @@ declare class ImageCache {
      * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or an argument
      *   has the wrong type (before anything is done).
      * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+     *   where a file belongs); its `path` names it.
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
      */
     remove(reference: string, opts?: RemoveOptions): Promise<void>;
@@ -429,6 +437,8 @@ declare class ImageCache {
      *   negative, fractional or not finite.
      * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
      * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+     *   where a file belongs); its `path` names it.
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
      */
     prune(opts?: PruneOptions): Promise<ImagePruneReport>;
@@ -440,6 +450,8 @@ declare class ImageCache {
      *
      * @returns The totals and one entry per reference.
      * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+     *   where a file belongs); its `path` names it.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
      */
     diskUsage(): Promise<DiskUsage>;
@@ -458,6 +470,8 @@ declare class ImageCache {
      * @throws {CorruptCacheError} when a layer image is missing (a cache written by an older
      *   version whose layers were never converted: load the image again).
      * @throws {UnsupportedError} with the cloud backend.
+     * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+     *   where a file belongs); its `path` names it.
      * @throws {CacheIndexError | IoError} when the cache cannot be read or the files not rebuilt.
      */
     bootDisk(reference: string): Promise<BootDisk>;
@@ -489,7 +503,9 @@ declare class ImageCache {
      * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`.
      * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
      * @throws {NoSpaceError} when the cache's file system is full or the quota exhausted.
-     * @throws {CorruptCacheError} when the cache's index is damaged or of a newer version.
+     * @throws {CorruptCacheError} when the cache's index is damaged or of a newer version, or a
+     *   folder or file of the cache root is a symlink (or a folder where a file belongs); its
+     *   `path` then names it.
      * @throws {IoError} when the archive or the cache cannot be read or written.
      * @throws {CacheIndexError} when the cache's index cannot be written.
      */
@@ -862,14 +878,25 @@ declare class InvalidArgumentError extends OcicacheError {
         argument: string;
     }, options?: OcicacheErrorOptions);
 }
-/** The cache's index or an artifact contradicts the cache's invariants. Code `CORRUPT_CACHE`. */
+/** Options of {@link CorruptCacheError}. */
+interface CorruptCacheErrorOptions extends OcicacheErrorOptions {
+    /** The file or folder of the cache at fault, when the error names one. */
+    path?: string | null;
+}
+/**
+ * The cache's index or an artifact contradicts the cache's invariants, or a folder or file of
+ * the cache root is not what the cache keeps there (a symlink, which could redirect its writes
+ * and deletes out of the root, or a folder where a file belongs). Code `CORRUPT_CACHE`.
+ */
 declare class CorruptCacheError extends OcicacheError {
+    /** The file or folder of the cache at fault, or null when the error names none. */
+    readonly path: string | null;
     readonly code: "CORRUPT_CACHE";
     /**
      * @param message - Human-readable text.
-     * @param options - `cause`, when there is one.
+     * @param options - `cause`, when there is one, and the `path` at fault.
      */
-    constructor(message: string, options?: OcicacheErrorOptions);
+    constructor(message: string, options?: CorruptCacheErrorOptions);
 }
 /** A filesystem operation failed. Code `IO`. */
 declare class IoError extends OcicacheError {
@@ -1005,4 +1032,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };
+export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };

@@ -318,6 +318,7 @@ async function prune(
     }
   }
   const report = await cache.prune(options);
+  for (const warning of report.warnings) io.err(`ocicache: warning: ${warning}`);
   if (opts.json) {
     io.out(JSON.stringify(reportJson(report), null, 2));
     return EXIT_OK;
@@ -456,6 +457,7 @@ function reportJson(r: ImagePruneReport) {
     bytesBefore: r.bytesBefore,
     bytesAfter: r.bytesAfter,
     dryRun: r.dryRun,
+    warnings: r.warnings,
     removed: r.removed.map((p) => ({
       reference: p.reference,
       manifestDigest: p.manifestDigest,

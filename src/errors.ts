@@ -251,16 +251,30 @@ export class InvalidArgumentError extends OcicacheError {
 }
 named(InvalidArgumentError, "InvalidArgumentError");
 
-/** The cache's index or an artifact contradicts the cache's invariants. Code `CORRUPT_CACHE`. */
+/** Options of {@link CorruptCacheError}. */
+export interface CorruptCacheErrorOptions extends OcicacheErrorOptions {
+  /** The file or folder of the cache at fault, when the error names one. */
+  path?: string | null;
+}
+
+/**
+ * The cache's index or an artifact contradicts the cache's invariants, or a folder or file of
+ * the cache root is not what the cache keeps there (a symlink, which could redirect its writes
+ * and deletes out of the root, or a folder where a file belongs). Code `CORRUPT_CACHE`.
+ */
 export class CorruptCacheError extends OcicacheError {
+  /** The file or folder of the cache at fault, or null when the error names none. */
+  readonly path: string | null;
   declare readonly code: "CORRUPT_CACHE";
 
   /**
    * @param message - Human-readable text.
-   * @param options - `cause`, when there is one.
+   * @param options - `cause`, when there is one, and the `path` at fault.
    */
-  constructor(message: string, options?: OcicacheErrorOptions) {
-    super("CORRUPT_CACHE", message, options);
+  constructor(message: string, options?: CorruptCacheErrorOptions) {
+    const { path, ...rest } = options ?? {};
+    super("CORRUPT_CACHE", message, rest);
+    this.path = path ?? null;
   }
 }
 named(CorruptCacheError, "CorruptCacheError");
@@ -450,7 +464,8 @@ const FACTORIES: { readonly [C in ErrorCode]: (message: string, f: Fields, o: Oc
   REFERENCE_REQUIRED: (m, f, o) => new ReferenceRequiredError(m, { available: strs(f, "available") }, o),
   UNSUPPORTED: (m, _f, o) => new UnsupportedError(m, o),
   INVALID_ARGUMENT: (m, f, o) => new InvalidArgumentError(m, { argument: str(f, "argument") }, o),
-  CORRUPT_CACHE: (m, _f, o) => new CorruptCacheError(m, o),
+  CORRUPT_CACHE: (m, f, o) =>
+    new CorruptCacheError(m, { ...o, path: typeof f["path"] === "string" ? f["path"] : null }),
   IO: (m, f, o) =>
     new IoError(m, { path: str(f, "path"), errno: typeof f["errno"] === "number" ? f["errno"] : null }, o),
   INDEX: (m, _f, o) => new CacheIndexError(m, o),

@@ -247,6 +247,12 @@ export interface ImagePruneReport {
   readonly removed: readonly PrunedReference[];
   /** Whether this was a dry run (nothing was changed). */
   readonly dryRun: boolean;
+  /**
+   * Entries the sweep left in place because they are not what the cache deletes there (a
+   * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
+   * not make), one line each naming the path; the rest of the prune went on. Empty normally.
+   */
+  readonly warnings: readonly string[];
 }
 
 /** One reference a prune removed. */
@@ -546,6 +552,7 @@ function pruneReport(r: NativePruneReport): ImagePruneReport {
       ),
     ),
     dryRun: r.dryRun,
+    warnings: Object.freeze([...r.warnings]),
   });
 }
 
@@ -720,6 +727,8 @@ export class ImageCache {
    * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or an argument
    *   has the wrong type (before anything is done).
    * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+   *   where a file belongs); its `path` names it.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
   async remove(reference: string, opts?: RemoveOptions): Promise<void> {
@@ -745,6 +754,8 @@ export class ImageCache {
    *   negative, fractional or not finite.
    * @throws {InvalidReferenceError} when a `keep` entry is not a valid reference.
    * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+   *   where a file belongs); its `path` names it.
    * @throws {CacheIndexError | IoError} when the cache cannot be changed.
    */
   async prune(opts?: PruneOptions): Promise<ImagePruneReport> {
@@ -761,6 +772,8 @@ export class ImageCache {
    *
    * @returns The totals and one entry per reference.
    * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+   *   where a file belongs); its `path` names it.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
   async diskUsage(): Promise<DiskUsage> {
@@ -784,6 +797,8 @@ export class ImageCache {
    * @throws {CorruptCacheError} when a layer image is missing (a cache written by an older
    *   version whose layers were never converted: load the image again).
    * @throws {UnsupportedError} with the cloud backend.
+   * @throws {CorruptCacheError} when a folder or file of the cache root is a symlink (or a folder
+   *   where a file belongs); its `path` names it.
    * @throws {CacheIndexError | IoError} when the cache cannot be read or the files not rebuilt.
    */
   async bootDisk(reference: string): Promise<BootDisk> {
@@ -820,7 +835,9 @@ export class ImageCache {
    * @throws {LimitExceededError} when the load would write more than `maxUncompressedBytes`.
    * @throws {UnsupportedError} with the cloud backend, or for unsupported compression.
    * @throws {NoSpaceError} when the cache's file system is full or the quota exhausted.
-   * @throws {CorruptCacheError} when the cache's index is damaged or of a newer version.
+   * @throws {CorruptCacheError} when the cache's index is damaged or of a newer version, or a
+   *   folder or file of the cache root is a symlink (or a folder where a file belongs); its
+   *   `path` then names it.
    * @throws {IoError} when the archive or the cache cannot be read or written.
    * @throws {CacheIndexError} when the cache's index cannot be written.
    */

@@ -29,6 +29,7 @@ export {
   AbortError,
   CacheIndexError,
   CorruptCacheError,
+  type CorruptCacheErrorOptions,
   DigestMismatchError,
   ERROR_CODES,
   ImageInUseError,

@@ -272,4 +272,9 @@ export interface NativePruneReport {
   removed: Array<NativePrunedReference>
   /** Whether nothing was changed. */
   dryRun: boolean
+  /**
+   * Entries left in place because they are not what the cache deletes there, one line each
+   * naming the path.
+   */
+  warnings: Array<string>
 }

@@ -8,72 +8,58 @@
 //! limit leaves nothing outside `tmp/`. A layer whose image already exists (by `diff_id`) is
 //! reused without reading its blob; so are an existing fsmeta and VMDK.
 //!
-//! Locking: a load holds the artifact locks ([`lock_artifacts`]) of every digest it names (its
-//! layers' `diff_id`s, its manifests and configs) from its first look at the disk until its
+//! Locking: a load holds the artifact locks ([`Root::lock_artifacts`]) of every digest it names
+//! (its layers' `diff_id`s, its manifests and configs) from its first look at the disk until its
 //! index rows are committed or it has taken back what it published ([`Published::undo`]). The
 //! locks are striped files under `locks/layers/` (by the digest's first byte, shared by every
 //! kind of artifact), taken in sorted order so two loads cannot deadlock. So concurrent loads
 //! of the same layer convert it once, and no load starts using a file that another load may
 //! still delete because its commit failed.
 //!
+//! Trust boundary: existing artifacts are measured, staged files published into the cache and
+//! published files taken back by name beneath the folder handles of a [`Root`] and of the
+//! [`StagingDir`], never through a symlink (see [`crate::store`]). Layer images are read by
+//! path to build an fsmeta: reading cannot write or delete anything, and a VM reads them by
+//! path through the descriptor anyway (see `docs/cache-layout.md`, trust model).
+//!
 //! Trust: a reused layer's `diff_id` comes from the image config, whose digest was verified; a
 //! converted layer's `diff_id` is verified against its tar.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 use rayon::prelude::*;
 
 use crate::archive::StagedLayer;
 use crate::budget::WriteBudget;
 use crate::erofs::{ConvertOptions, LayerImage, build_fsmeta, convert_layer_within};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::oci::Digest;
-use crate::store::{self, CacheLock, Layout, LockMode};
+use crate::store::{self, Entry, Folder, Root, StagingDir};
 use crate::vmdk::{self, Extent};
 
-/// Takes the artifact locks of `digests` (exclusive, in sorted order), for the artifacts they
-/// name: a layer image by `diff_id`; a blob, fsmeta and VMDK by manifest digest; a blob by
-/// config digest. Released when the returned locks are dropped.
-///
-/// Never call it while holding artifact locks: two locks of one stripe conflict even within one
-/// thread.
-pub(crate) fn lock_artifacts<'a>(
-    layout: &Layout,
-    digests: impl IntoIterator<Item = &'a Digest>,
-) -> Result<Vec<CacheLock>> {
-    let stripes: BTreeSet<PathBuf> = digests.into_iter().map(|d| layout.layer_lock(d)).collect();
-    let mut locks = Vec::with_capacity(stripes.len());
-    for stripe in &stripes {
-        locks.push(CacheLock::acquire(stripe, LockMode::Exclusive)?);
-    }
-    Ok(locks)
-}
-
 /// A file built in the staging folder, and where it is published.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Staged {
-    /// The complete file under `tmp/`.
+#[derive(Debug, Clone)]
+pub(crate) struct Staged<'r> {
+    /// The complete file, directly in the staging folder (a [`StagingDir::path`]-based path).
     pub from: PathBuf,
-    /// Its place in the cache.
-    pub to: PathBuf,
+    /// Its place in the cache, beneath a folder handle of the [`Root`].
+    pub to: Entry<'r>,
 }
 
 /// The layer images of a load, each either already under `layers/` or converted into the
 /// staging folder.
 #[derive(Debug, Default)]
-pub(crate) struct PreparedLayers {
+pub(crate) struct PreparedLayers<'r> {
     /// Each layer's image size, by `diff_id`.
     pub sizes: HashMap<Digest, u64>,
     /// Where each layer's image can be read now, by `diff_id`.
     readable: HashMap<Digest, PathBuf>,
     /// The converted images, to publish.
-    pub staged: Vec<Staged>,
+    pub staged: Vec<Staged<'r>>,
 }
 
-impl PreparedLayers {
+impl PreparedLayers<'_> {
     /// The images of `diff_ids` (bottom to top) at the paths they can be read from now.
     pub(crate) fn images(&self, diff_ids: &[Digest]) -> Result<Vec<LayerImage>> {
         diff_ids
@@ -91,18 +77,20 @@ impl PreparedLayers {
     }
 }
 
-/// Ensures every layer of `layers` has an EROFS image: an existing one under `layers/`, or one
-/// converted now (in parallel) from its staged blob into `staging`, every byte written charged
-/// to `budget` ([`Error::LimitExceeded`] when it would pass). Nothing is published.
+/// Ensures every layer of `layers` has an EROFS image: an existing one under `layers/`
+/// (measured beneath its handle; a symlink or a folder there is
+/// [`Error::CorruptCacheEntry`]), or one converted now (in parallel) from its staged blob into
+/// `staging`, every byte written charged to `budget` ([`Error::LimitExceeded`] when it would
+/// pass). Nothing is published.
 ///
-/// The caller holds the artifact locks of every `diff_id` (see [`lock_artifacts`]) and the GC
-/// lock (shared) until the index names the layers or the load gave up.
-pub(crate) fn prepare_layers(
-    layout: &Layout,
-    staging: &Path,
+/// The caller holds the artifact locks of every `diff_id` (see [`Root::lock_artifacts`]) and
+/// the GC lock (shared) until the index names the layers or the load gave up.
+pub(crate) fn prepare_layers<'r>(
+    root: &'r Root,
+    staging: &StagingDir,
     layers: &[&StagedLayer],
     budget: &WriteBudget,
-) -> Result<PreparedLayers> {
+) -> Result<PreparedLayers<'r>> {
     // One staged layer per diff_id, the lowest position first (for the error to report).
     let mut wanted: BTreeMap<&Digest, &StagedLayer> = BTreeMap::new();
     for layer in layers {
@@ -111,11 +99,12 @@ pub(crate) fn prepare_layers(
     let mut prepared = PreparedLayers::default();
     let mut missing = Vec::new();
     for (diff_id, layer) in &wanted {
-        let path = layout.layer(diff_id);
-        match existing_size(&path)? {
+        match root.layer(diff_id).file_size()? {
             Some(size) => {
                 prepared.sizes.insert((*diff_id).clone(), size);
-                prepared.readable.insert((*diff_id).clone(), path);
+                prepared
+                    .readable
+                    .insert((*diff_id).clone(), root.layout().layer(diff_id));
             }
             None => missing.push(*layer),
         }
@@ -123,7 +112,9 @@ pub(crate) fn prepare_layers(
     let converted: Vec<Result<(Digest, PathBuf, u64)>> = missing
         .par_iter()
         .map(|layer| {
-            let dest = staging.join(format!("layer-{}.erofs", layer.diff_id.hex()));
+            let dest = staging
+                .path()
+                .join(format!("layer-{}.erofs", layer.diff_id.hex()));
             let options = ConvertOptions {
                 // The blob's digest was checked when it was staged.
                 blob_digest: None,
@@ -137,7 +128,7 @@ pub(crate) fn prepare_layers(
         let (diff_id, staged, size) = result?;
         prepared.staged.push(Staged {
             from: staged.clone(),
-            to: layout.layer(&diff_id),
+            to: root.layer(&diff_id),
         });
         prepared.sizes.insert(diff_id.clone(), size);
         prepared.readable.insert(diff_id, staged);
@@ -145,49 +136,41 @@ pub(crate) fn prepare_layers(
     Ok(prepared)
 }
 
-/// The size of an existing artifact file, `None` when absent.
-fn existing_size(path: &Path) -> Result<Option<u64>> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
-        Ok(_) => Err(Error::CorruptCache {
-            reason: format!("{} is not a regular file", path.display()),
-        }),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).at(path),
-    }
-}
-
 /// A manifest's fsmeta image and VMDK descriptor: their sizes, and those built now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ImageArtifacts {
+#[derive(Debug, Clone)]
+pub(crate) struct ImageArtifacts<'r> {
     /// fsmeta bytes.
     pub fsmeta: u64,
     /// VMDK descriptor bytes.
     pub vmdk: u64,
     /// What was built in the staging folder, to publish in this order (fsmeta first: the
     /// descriptor names it).
-    pub staged: Vec<Staged>,
+    pub staged: Vec<Staged<'r>>,
 }
 
 /// Ensures the manifest's fsmeta image and VMDK descriptor exist or are built, from `layers`
-/// (bottom to top, at paths they can be read from now): when absent from the cache, each is
-/// built in `staging`, not published. The same layers always give the same bytes, so an
-/// fsmeta or VMDK that exists (even one a killed load left) is as good as a new one.
+/// (bottom to top, at paths they can be read from now, of the sizes `layer_sizes` gives by
+/// `diff_id`): when absent from the cache (checked beneath the folder handles; a symlink there
+/// is [`Error::CorruptCacheEntry`]), each is built in `staging`, not published. The same
+/// layers always give the same bytes, so an fsmeta or VMDK that exists (even one a killed load
+/// left) is as good as a new one.
 ///
-/// The caller holds the manifest's artifact lock (see [`lock_artifacts`]).
-pub(crate) fn prepare_image(
-    layout: &Layout,
-    staging: &Path,
+/// The caller holds the manifest's artifact lock (see [`Root::lock_artifacts`]).
+pub(crate) fn prepare_image<'r>(
+    root: &'r Root,
+    staging: &StagingDir,
     manifest: &Digest,
     layers: &[LayerImage],
-) -> Result<ImageArtifacts> {
-    let fsmeta_path = layout.fsmeta(manifest);
-    let vmdk_path = layout.vmdk(manifest);
+    layer_sizes: &HashMap<Digest, u64>,
+) -> Result<ImageArtifacts<'r>> {
+    let layout = root.layout();
     let mut staged = Vec::new();
-    let fsmeta = match existing_size(&fsmeta_path)? {
+    let fsmeta = match root.fsmeta(manifest).file_size()? {
         Some(size) => size,
         None => {
-            let built_at = staging.join(format!("fsmeta-{}.erofs", manifest.hex()));
+            let built_at = staging
+                .path()
+                .join(format!("fsmeta-{}.erofs", manifest.hex()));
             let mut uuid = [0u8; 16];
             if let Ok(bytes) = hex::decode(&manifest.hex()[..32]) {
                 uuid.copy_from_slice(&bytes);
@@ -195,21 +178,26 @@ pub(crate) fn prepare_image(
             let built = build_fsmeta(layers, &built_at, uuid)?;
             staged.push(Staged {
                 from: built_at,
-                to: fsmeta_path.clone(),
+                to: root.fsmeta(manifest),
             });
             built.size
         }
     };
-    let vmdk = match existing_size(&vmdk_path)? {
+    let vmdk = match root.vmdk(manifest).file_size()? {
         Some(size) => size,
         None => {
             let mut extents = vec![Extent {
-                path: layout.relative_to_vmdk(&fsmeta_path),
+                path: layout.relative_to_vmdk(&layout.fsmeta(manifest)),
                 size: fsmeta,
             }];
             for layer in layers {
-                let size = existing_size(&layer.path)?.ok_or_else(|| Error::CorruptCache {
-                    reason: format!("layer image {} is missing", layer.path.display()),
+                let size = layer_sizes.get(&layer.diff_id).copied().ok_or_else(|| {
+                    Error::CorruptCache {
+                        reason: format!(
+                            "layer image {} is missing",
+                            layout.layer(&layer.diff_id).display()
+                        ),
+                    }
                 })?;
                 extents.push(Extent {
                     path: layout.relative_to_vmdk(&layout.layer(&layer.diff_id)),
@@ -218,14 +206,11 @@ pub(crate) fn prepare_image(
             }
             let cid = u32::from_str_radix(&manifest.hex()[..8], 16).unwrap_or(0);
             let text = vmdk::descriptor(&extents, cid)?;
-            let built_at = store::write_staged(
-                staging,
-                &format!("vmdk-{}.vmdk", manifest.hex()),
-                text.as_bytes(),
-            )?;
+            let built_at =
+                staging.write(&format!("vmdk-{}.vmdk", manifest.hex()), text.as_bytes())?;
             staged.push(Staged {
                 from: built_at,
-                to: vmdk_path,
+                to: root.vmdk(manifest),
             });
             text.len() as u64
         }
@@ -240,24 +225,29 @@ pub(crate) fn prepare_image(
 /// The files one [`publish`] call created, so that a load failing before its index rows
 /// commit can take them back.
 #[derive(Debug, Default)]
-pub(crate) struct Published {
-    created: Vec<PathBuf>,
+pub(crate) struct Published<'r> {
+    created: Vec<Entry<'r>>,
 }
 
-/// Publishes `files` in order ([`store::publish_file`]: fsync, rename, fsync the folder); a
-/// destination that already exists is kept (content-addressed and deterministic files of one
-/// name have the same bytes). Records in `published` every file it creates, also when it fails
-/// part way.
+/// Publishes `files`, each directly in `staging`, in order ([`store::publish_file`]: fsync,
+/// rename beneath the folder handles, fsync the folder); a destination that already exists is
+/// kept (content-addressed and deterministic files of one name have the same bytes), a
+/// destination that is a symlink or a folder is [`Error::CorruptCacheEntry`]. Records in
+/// `published` every file it creates, also when it fails part way.
 ///
 /// The caller holds the artifact locks of every destination.
-pub(crate) fn publish(files: &[Staged], published: &mut Published) -> Result<()> {
+pub(crate) fn publish<'r>(
+    staging: &StagingDir,
+    files: &[Staged<'r>],
+    published: &mut Published<'r>,
+) -> Result<()> {
     for file in files {
-        match store::publish_file(&file.from, &file.to) {
+        match store::publish_file(staging, &file.from, &file.to) {
             Ok(true) => published.created.push(file.to.clone()),
             Ok(false) => {}
             Err(e) => {
                 // The rename may have happened before the folder's fsync failed.
-                if !file.from.exists() && file.to.exists() {
+                if !staging.holds(&file.from) && matches!(file.to.file_size(), Ok(Some(_))) {
                     published.created.push(file.to.clone());
                 }
                 return Err(e);
@@ -267,22 +257,65 @@ pub(crate) fn publish(files: &[Staged], published: &mut Published) -> Result<()>
     Ok(())
 }
 
-impl Published {
-    /// Deletes the files created, newest first, and fsyncs their folders: for a load whose
-    /// index rows did not commit. No index row names these files, and the caller still holds
-    /// their artifact locks, so no other load can have started to count on them. Best effort:
-    /// a file that cannot be deleted stays an orphan, which the next prune reclaims.
+impl Published<'_> {
+    /// Deletes the files created, newest first, by name beneath their folders' handles (never
+    /// through a symlink), and fsyncs those folders: for a load whose index rows did not
+    /// commit. No index row names these files, and the caller still holds their artifact
+    /// locks, so no other load can have started to count on them. Best effort: a file that
+    /// cannot be deleted stays an orphan, which the next prune reclaims.
     pub(crate) fn undo(self) {
-        let mut folders = BTreeSet::new();
-        for path in self.created.iter().rev() {
-            if fs::remove_file(path).is_ok()
-                && let Some(folder) = path.parent()
+        let mut folders: Vec<&Folder> = Vec::new();
+        for entry in self.created.iter().rev() {
+            if entry.remove_file().is_ok()
+                && !folders.iter().any(|f| std::ptr::eq(*f, entry.folder()))
             {
-                folders.insert(folder.to_path_buf());
+                folders.push(entry.folder());
             }
         }
         for folder in folders {
-            let _ = store::sync_dir(&folder);
+            let _ = folder.sync();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Layout, StagingPurpose};
+    use std::fs;
+
+    /// Regression: a failed load took back the files it had published by path, so a cache
+    /// folder swapped for a symlink after the files were published made the undo delete the
+    /// files of the same names wherever the link pointed. It now deletes beneath the folder
+    /// handles the files were published through, and never follows the link.
+    #[cfg(unix)]
+    #[test]
+    fn undo_deletes_beneath_the_folder_handles_never_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("cache"));
+        let root = Root::open(&layout).unwrap();
+        let staging = root.staging_dir(StagingPurpose::Load).unwrap();
+        let digest = Digest::of_bytes(b"blob");
+        let files = vec![Staged {
+            from: staging.write("staged-blob", b"blob").unwrap(),
+            to: root.blob(&digest),
+        }];
+        let mut published = Published::default();
+        publish(&staging, &files, &mut published).unwrap();
+        assert_eq!(fs::read(layout.blob(&digest)).unwrap(), b"blob");
+        // `blobs/sha256` moves away; a symlink to a folder with a decoy of the same name
+        // takes its place.
+        let moved = dir.path().join("moved");
+        fs::rename(layout.blobs_dir(), &moved).unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join(digest.hex()), b"decoy").unwrap();
+        std::os::unix::fs::symlink(&outside, layout.blobs_dir()).unwrap();
+        published.undo();
+        assert_eq!(fs::read(outside.join(digest.hex())).unwrap(), b"decoy");
+        assert!(
+            !moved.join(digest.hex()).exists(),
+            "the published file is deleted through the folder's handle"
+        );
     }
 }

@@ -85,6 +85,19 @@ pub enum Error {
         /// What was found.
         reason: String,
     },
+    /// A folder or file of the cache root is not what the cache keeps there: a symlink (which
+    /// could redirect the cache's writes and deletes out of the root), a directory where a file
+    /// belongs, or a file where a folder belongs. The code is `CORRUPT_CACHE`, like
+    /// [`Error::CorruptCache`]; this variant names the path.
+    #[error("corrupt cache: {} is {found}, not {expected}", path.display())]
+    CorruptCacheEntry {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is there (`a symlink`, `a directory`, `a regular file`, `a special file`).
+        found: &'static str,
+        /// What the cache keeps there (`a directory`, `a regular file`).
+        expected: &'static str,
+    },
     /// A filesystem operation failed.
     #[error("i/o error on {}: {source}", path.display())]
     Io {
@@ -169,7 +182,7 @@ impl Error {
             Error::ReferenceRequired { .. } => "REFERENCE_REQUIRED",
             Error::Unsupported { .. } => "UNSUPPORTED",
             Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
-            Error::CorruptCache { .. } => "CORRUPT_CACHE",
+            Error::CorruptCache { .. } | Error::CorruptCacheEntry { .. } => "CORRUPT_CACHE",
             Error::Io { .. } => "IO",
             Error::Index { .. } => "INDEX",
             Error::Internal { .. } => "INTERNAL",
@@ -208,6 +221,7 @@ impl Error {
             Error::LimitExceeded { limit, what } => {
                 vec![("limit", Value::from(*limit)), ("subject", s(what))]
             }
+            Error::CorruptCacheEntry { path, .. } => vec![("path", s(&path.to_string_lossy()))],
             Error::Io { path, source } | Error::NoSpace { path, source } => {
                 let mut v = vec![("path", s(&path.to_string_lossy()))];
                 if let Some(errno) = source.raw_os_error() {
@@ -411,6 +425,21 @@ mod tests {
             assert!(!text.contains("hunter2"), "{doc}: {text}");
             assert!(text.contains(problem), "{doc}: {text}");
         }
+    }
+
+    #[test]
+    fn a_corrupt_cache_entry_is_corrupt_cache_and_names_its_path() {
+        let e = Error::CorruptCacheEntry {
+            path: "/c/tmp".into(),
+            found: "a symlink",
+            expected: "a directory",
+        };
+        assert_eq!(e.code(), "CORRUPT_CACHE");
+        assert_eq!(
+            e.to_string(),
+            "corrupt cache: /c/tmp is a symlink, not a directory"
+        );
+        assert_eq!(e.details(), vec![("path", serde_json::json!("/c/tmp"))]);
     }
 
     #[test]

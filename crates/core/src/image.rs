@@ -27,10 +27,10 @@ use crate::error::{Error, Result};
 use crate::gc::{self, Planned, Reconciled};
 use crate::index::{
     self, Candidate, CandidateFilter, ConfigRow, HandleRow, Index, LayerRow, NewBlob, NewImage,
-    UseRow,
+    UseRow, stored_digest,
 };
 use crate::oci::{Digest, Platform, Reference, familiar_from_canonical};
-use crate::store::{self, CacheLock, Layout, LockMode};
+use crate::store::{self, Layout, LockMode, Root, StagingDir, StagingPurpose};
 
 /// Where a cache's methods are served from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +170,10 @@ pub struct ImagePruneReport {
     pub removed: Vec<PrunedReference>,
     /// Whether nothing was changed (a dry run).
     pub dry_run: bool,
+    /// Entries the sweep left in place because they are not what the cache deletes there (a
+    /// directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache
+    /// did not make), one line each naming the path. The rest of the prune went on.
+    pub warnings: Vec<String>,
 }
 
 /// One reference a prune or remove took away.
@@ -357,7 +361,10 @@ impl Cache {
     ///
     /// `source` must be a regular file or a directory: a FIFO, a device or a socket is
     /// [`Error::InvalidArchive`], refused without being opened (see
-    /// [`archive::stage_archive`]). Running out of space is [`Error::NoSpace`].
+    /// [`archive::stage_archive`]). Running out of space is [`Error::NoSpace`], naming the
+    /// path under the cache root being written. A folder of the root, a lock file or a layer
+    /// image it reuses that is a symlink is [`Error::CorruptCacheEntry`], before anything is
+    /// written through it (see [`Root::open`]).
     ///
     /// Loading an image that is already cached only adds references. Concurrent loads (of
     /// any process) are safe; remove and prune wait for them.
@@ -383,35 +390,53 @@ impl Cache {
                 reason: "must be at least 1".into(),
             });
         }
-        self.ensure()?;
-        // A damaged index, or one of a newer schema, fails the load before anything is staged.
-        drop(self.index()?);
+        // The root's folders are opened as handles (a symlink among them is refused), and a
+        // damaged index, or one of a newer schema, fails the load before anything is staged.
+        let root = self.open_root()?;
         let budget = match options.max_uncompressed_bytes {
             Some(limit) => WriteBudget::new(limit),
             None => WriteBudget::free_space(self.layout.root())?,
         };
-        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Shared)?;
-        let staging = self.layout.staging_dir("load-")?;
-        let images = archive::stage_archive_within(source, staging.path(), &platform, &budget)?;
+        let _lock = root.lock_gc(LockMode::Shared)?;
+        let staging = root.staging_dir(StagingPurpose::Load)?;
+        // Whatever fails names paths under the cache's `tmp/`, never the `/proc/self/fd` path
+        // the staging folder is worked in by.
+        self.load_staged(&root, &staging, source, &platform, tag.as_ref(), &budget)
+            .map_err(|e| staging.describe(e))
+    }
+
+    /// The body of [`Cache::load`], once the root is open, the GC lock held (shared) and the
+    /// staging folder made: stages `source`, builds every artifact in `staging`, then writes
+    /// the index rows and publishes the files in one transaction (taking the files back if it
+    /// does not commit).
+    fn load_staged(
+        &self,
+        root: &Root,
+        staging: &StagingDir,
+        source: &Path,
+        platform: &Platform,
+        tag: Option<&Reference>,
+        budget: &WriteBudget,
+    ) -> Result<Vec<ImageHandle>> {
+        let images = archive::stage_archive_within(source, staging.path(), platform, budget)?;
         if images.is_empty() {
             return Err(Error::invalid_archive("the archive holds no image"));
         }
-        let named = name_images(&images, tag.as_ref())?;
+        let named = name_images(&images, tag)?;
         let all_layers: Vec<&StagedLayer> = images.iter().flat_map(|i| &i.layers).collect();
-        let _artifact_locks = artifacts::lock_artifacts(
-            &self.layout,
+        let _artifact_locks = root.lock_artifacts(
             images
                 .iter()
                 .flat_map(|i| [&i.manifest.digest, &i.config.digest])
                 .chain(all_layers.iter().map(|l| &l.diff_id)),
         )?;
-        let layers = artifacts::prepare_layers(&self.layout, staging.path(), &all_layers, &budget)?;
+        let layers = artifacts::prepare_layers(root, staging, &all_layers, budget)?;
         let mut files = layers.staged.clone();
         for image in &images {
             for blob in blobs_of(image) {
                 files.push(Staged {
                     from: blob.path.clone(),
-                    to: self.layout.blob(&blob.digest),
+                    to: root.blob(&blob.digest),
                 });
             }
         }
@@ -419,10 +444,11 @@ impl Cache {
         for (image, refs) in images.iter().zip(&named) {
             let diff_ids: Vec<Digest> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
             let built = artifacts::prepare_image(
-                &self.layout,
-                staging.path(),
+                root,
+                staging,
                 &image.manifest.digest,
                 &layers.images(&diff_ids)?,
+                &layers.sizes,
             )?;
             files.extend(built.staged.iter().cloned());
             let canonical = refs.iter().map(Reference::canonical).collect();
@@ -433,9 +459,9 @@ impl Cache {
         let now = now_ms();
         let mut ix = self.index()?;
         let mut published = Published::default();
-        if let Err(e) =
-            ix.insert_images(&records, now, || artifacts::publish(&files, &mut published))
-        {
+        if let Err(e) = ix.insert_images(&records, now, || {
+            artifacts::publish(staging, &files, &mut published)
+        }) {
             published.undo();
             return Err(e);
         }
@@ -494,12 +520,14 @@ impl Cache {
     /// layer images alone. Pin the image with [`Cache::acquire`] while the files are in use.
     ///
     /// Errors: [`Error::ImageNotFound`]; [`Error::CorruptCache`] when a layer image is missing
-    /// (a version-1 cache whose layers were never converted: load the image again).
+    /// (a version-1 cache whose layers were never converted: load the image again);
+    /// [`Error::CorruptCacheEntry`] when a folder of the root or one of these files is a
+    /// symlink (or a folder), which is never handed out.
     pub fn boot_disk(&self, reference: &str) -> Result<BootDisk> {
         self.local()?;
         let r = Reference::parse(reference)?;
-        self.ensure()?;
-        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Shared)?;
+        let root = self.open_root()?;
+        let _lock = root.lock_gc(LockMode::Shared)?;
         let (manifest, diff_ids) = {
             let ix = self.index()?;
             let rows = resolve(&ix, &r, reference)?;
@@ -512,23 +540,28 @@ impl Cache {
             (stored_digest(&manifest)?, diff_ids)
         };
         let layers: Vec<PathBuf> = diff_ids.iter().map(|d| self.layout.layer(d)).collect();
-        for path in &layers {
-            if !path.is_file() {
+        let mut sizes = HashMap::with_capacity(diff_ids.len());
+        for (path, diff_id) in layers.iter().zip(&diff_ids) {
+            // Measured beneath the `layers/` handle: a symlink there is CorruptCacheEntry.
+            let Some(size) = root.layer(diff_id).file_size()? else {
                 return Err(Error::CorruptCache {
                     reason: format!(
                         "layer image {} of {reference} is missing; load the image again",
                         path.display()
                     ),
                 });
-            }
+            };
+            sizes.insert(diff_id.clone(), size);
         }
         let fsmeta = self.layout.fsmeta(&manifest);
         let vmdk = self.layout.vmdk(&manifest);
-        if !fsmeta.is_file() || !vmdk.is_file() {
+        if root.fsmeta(&manifest).file_size()?.is_none()
+            || root.vmdk(&manifest).file_size()?.is_none()
+        {
             // A load of the same manifest may be publishing (and, failing, taking back) these
             // files: rebuild under the manifest's artifact lock, which that load holds.
-            let _artifact_lock = artifacts::lock_artifacts(&self.layout, [&manifest])?;
-            let staging = self.layout.staging_dir("rebuild-")?;
+            let _artifact_lock = root.lock_artifacts([&manifest])?;
+            let staging = root.staging_dir(StagingPurpose::Rebuild)?;
             let images: Vec<LayerImage> = diff_ids
                 .iter()
                 .zip(&layers)
@@ -537,8 +570,12 @@ impl Cache {
                     diff_id: diff_id.clone(),
                 })
                 .collect();
-            let built = artifacts::prepare_image(&self.layout, staging.path(), &manifest, &images)?;
-            artifacts::publish(&built.staged, &mut Published::default())?;
+            let built = artifacts::prepare_image(&root, &staging, &manifest, &images, &sizes)
+                .and_then(|built| {
+                    artifacts::publish(&staging, &built.staged, &mut Published::default())?;
+                    Ok(built)
+                })
+                .map_err(|e| staging.describe(e))?;
             self.index()?.set_image_artifacts(
                 &manifest.to_string(),
                 built.fsmeta as i64,
@@ -566,8 +603,8 @@ impl Cache {
     pub fn remove(&self, reference: &str, force: bool) -> Result<ImagePruneReport> {
         self.local()?;
         let r = Reference::parse(reference)?;
-        self.ensure()?;
-        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
+        let root = self.open_root()?;
+        let _lock = root.lock_gc(LockMode::Exclusive)?;
         let now = now_ms();
         // Resolution, the holder check and the plan run in the transaction that deletes, so an
         // acquire in another process either is seen here or finds the reference gone.
@@ -599,7 +636,7 @@ impl Cache {
             let refs: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
             Ok((refs, (before, planned.references)))
         })?;
-        let swept = self.sweep(&collected, true)?;
+        let swept = gc::sweep_collected(&root, &collected, true)?;
         Ok(report(&collected, &swept, before, freed, false))
     }
 
@@ -632,8 +669,8 @@ impl Cache {
             .iter()
             .map(|k| Reference::parse(k).map(|r| (r, k.as_str())))
             .collect::<Result<Vec<_>>>()?;
-        self.ensure()?;
-        let _lock = CacheLock::acquire(&self.layout.gc_lock(), LockMode::Exclusive)?;
+        let root = self.open_root()?;
+        let _lock = root.lock_gc(LockMode::Exclusive)?;
         let now = now_ms();
         let (collected, live, before, planned) = {
             let mut ix = self.index()?;
@@ -678,8 +715,8 @@ impl Cache {
             // names now is what the disk must keep.
             (collected, ix.live_artifacts()?, before, planned)
         };
-        let mut swept = self.sweep(&collected, !options.dry_run)?;
-        let reconciled = gc::reconcile(&self.layout, &live, !options.dry_run)?;
+        let mut swept = gc::sweep_collected(&root, &collected, !options.dry_run)?;
+        let reconciled = gc::reconcile(&root, &live, !options.dry_run)?;
         swept.swept.add(&reconciled.swept);
         swept.layers += reconciled.layers;
         swept.fsmeta += reconciled.fsmeta;
@@ -693,7 +730,7 @@ impl Cache {
     /// `tmp/` are measured), and per reference its shared, exclusive and reclaimable bytes.
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         self.local()?;
-        self.ensure()?;
+        let root = self.open_root()?;
         let now = now_ms();
         let ix = self.index()?;
         let totals = ix.kind_totals()?;
@@ -710,7 +747,7 @@ impl Cache {
         })?;
         drop(ix);
         let index = self.index_bytes()?;
-        let temporary = gc::tree_size(&self.layout.tmp_dir()).unwrap_or(0);
+        let temporary = gc::folder_size(root.tmp()).unwrap_or(0);
         Ok(DiskUsage {
             layers: totals.layers,
             fsmeta: totals.fsmeta,
@@ -736,7 +773,7 @@ impl Cache {
         for suffix in ["", "-wal", "-shm"] {
             let mut name = db.as_os_str().to_owned();
             name.push(suffix);
-            if let Ok(meta) = std::fs::metadata(PathBuf::from(name)) {
+            if let Ok(meta) = std::fs::symlink_metadata(PathBuf::from(name)) {
                 total += meta.len();
             }
         }
@@ -842,8 +879,13 @@ impl Cache {
         }
     }
 
-    fn ensure(&self) -> Result<()> {
-        self.layout.ensure()
+    /// The cache root opened as directory handles (folders created, none a symlink), with the
+    /// index opened first when it was not: an operation refuses a corrupt cache before it
+    /// writes anything.
+    fn open_root(&self) -> Result<Root> {
+        let root = Root::open(&self.layout)?;
+        drop(self.index()?);
+        Ok(root)
     }
 
     /// The index, opened (and the layout created) on first use.
@@ -853,39 +895,10 @@ impl Cache {
             .lock()
             .map_err(|_| Error::internal("index mutex poisoned"))?;
         if guard.is_none() {
-            self.layout.ensure()?;
-            *guard = Some(Index::open(&self.layout.index_db())?);
+            let root = Root::open(&self.layout)?;
+            *guard = Some(Index::open(&root.index_db()?)?);
         }
         Ok(IndexGuard(guard))
-    }
-
-    /// Deletes the files of what `collected` removed from the index.
-    fn sweep(&self, collected: &index::Collected, delete: bool) -> Result<Reconciled> {
-        let mut paths = Vec::with_capacity(collected.blobs.len() + collected.layers.len());
-        for (digest, _) in &collected.blobs {
-            paths.push(self.layout.blob(&stored_digest(digest)?));
-        }
-        for diff_id in &collected.layers {
-            paths.push(self.layout.layer(&stored_digest(diff_id)?));
-        }
-        let mut out = Reconciled {
-            swept: gc::sweep_files(&paths, delete)?,
-            ..Reconciled::default()
-        };
-        let mut fsmeta = Vec::with_capacity(collected.manifests.len());
-        let mut vmdk = Vec::with_capacity(collected.manifests.len());
-        for m in &collected.manifests {
-            let digest = stored_digest(m)?;
-            fsmeta.push(self.layout.fsmeta(&digest));
-            vmdk.push(self.layout.vmdk(&digest));
-        }
-        let f = gc::sweep_files(&fsmeta, delete)?;
-        let v = gc::sweep_files(&vmdk, delete)?;
-        out.fsmeta = f.removed;
-        out.vmdk = v.removed;
-        out.swept.add(&f);
-        out.swept.add(&v);
-        Ok(out)
     }
 }
 
@@ -945,6 +958,7 @@ fn report(
             })
             .collect(),
         dry_run,
+        warnings: swept.swept.warnings.clone(),
     }
 }
 
@@ -1072,14 +1086,6 @@ fn resolve(ix: &Index, r: &Reference, input: &str) -> Result<Vec<HandleRow>> {
         });
     }
     Ok(rows)
-}
-
-/// A digest read from the index. Only valid digests are ever written there, so one that does
-/// not parse means a damaged or edited index: [`Error::CorruptCache`], not bad input.
-fn stored_digest(text: &str) -> Result<Digest> {
-    Digest::parse(text).map_err(|_| Error::CorruptCache {
-        reason: format!("the index holds an invalid digest {text:?}"),
-    })
 }
 
 fn handle_for(r: &Reference, rows: Vec<HandleRow>) -> ImageHandle {

@@ -4,9 +4,12 @@
 //! | function | Linux, macOS (Unix) | Windows |
 //! | --- | --- | --- |
 //! | [`read_exact_at`] | `pread` (`FileExt::read_exact_at`), no shared cursor | `seek_read` in a loop (moves the handle's cursor, which no caller uses) |
-//! | [`sync_dir`] | fsync of the folder, so renames and unlinks in it are durable | nothing: a folder cannot be fsynced; NTFS journals renames and deletions itself |
+//! | [`sync_dir`], [`sync_folder`] | fsync of the folder (by path, or open as a handle), so renames and unlinks in it are durable | nothing: a folder cannot be fsynced; NTFS journals renames and deletions itself |
 //! | [`no_space`] | `ENOSPC` | `ERROR_DISK_FULL` |
 //! | [`allocated_bytes`] | `st_blocks * 512` | the apparent size (std has no allocation figure) |
+//! | [`device`] | `st_dev`, to keep a walk on one file system | none (a walk cannot tell) |
+//! | [`handle_path`] | Linux: `/proc/self/fd/<n>`, a path that leads to the open folder itself; other Unix: none | none |
+//! | [`resolve_folder`] | the folder of a path with its symlinks resolved (`realpath`), as SQLite would resolve them | the path as given |
 //!
 //! What needs no function here, because `std` is portable: cross-process locks
 //! (`File::lock`, `flock` on Unix and `LockFileEx` on Windows), atomic replacement by rename
@@ -17,7 +20,9 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use cap_std::fs::{Dir, Metadata};
 
 /// Reads exactly `buf.len()` bytes at `offset` of `file`; `UnexpectedEof` if the file ends
 /// first. Safe to call from several threads on one `File` on Unix; on Windows each call moves
@@ -68,19 +73,105 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// than the length for a sparse file, more for a small file in a large block), the length on
 /// Windows.
 #[cfg(unix)]
-pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+pub fn allocated_bytes(meta: &Metadata) -> u64 {
     /// `st_blocks` counts 512-byte units whatever the file system's block size (POSIX
     /// `<sys/stat.h>`, Linux `stat(2)`, macOS `stat(2)`).
     const STAT_BLOCK_SIZE: u64 = 512;
-    std::os::unix::fs::MetadataExt::blocks(meta) * STAT_BLOCK_SIZE
+    cap_std::fs::MetadataExt::blocks(meta) * STAT_BLOCK_SIZE
 }
 
 /// Bytes a file occupies on disk according to its metadata: `st_blocks * 512` on Unix (less
 /// than the length for a sparse file, more for a small file in a large block), the length on
 /// Windows.
 #[cfg(windows)]
-pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+pub fn allocated_bytes(meta: &Metadata) -> u64 {
     meta.len()
+}
+
+/// The device of the file or folder of `meta` (`st_dev`), so that a walk deleting a tree stays
+/// on one file system; `None` on Windows, where std does not tell.
+#[cfg(unix)]
+pub fn device(meta: &Metadata) -> Option<u64> {
+    Some(cap_std::fs::MetadataExt::dev(meta))
+}
+
+/// The device of the file or folder of `meta` (`st_dev`), so that a walk deleting a tree stays
+/// on one file system; `None` on Windows, where std does not tell.
+#[cfg(windows)]
+pub fn device(meta: &Metadata) -> Option<u64> {
+    let _ = meta;
+    None
+}
+
+/// Makes the renames and unlinks done in the folder open as `dir` durable (fsync of the
+/// folder). Directory handles are `O_PATH` on Linux, which fsync refuses, so the folder itself
+/// (`.`, which cannot be a symlink) is opened for reading. Nothing on Windows (see
+/// [`sync_dir`]).
+#[cfg(unix)]
+pub fn sync_folder(dir: &Dir) -> io::Result<()> {
+    dir.open(".")?.sync_all()
+}
+
+/// Makes the renames and unlinks done in the folder open as `dir` durable (fsync of the
+/// folder). Directory handles are `O_PATH` on Linux, which fsync refuses, so the folder itself
+/// (`.`, which cannot be a symlink) is opened for reading. Nothing on Windows (see
+/// [`sync_dir`]).
+#[cfg(windows)]
+pub fn sync_folder(dir: &Dir) -> io::Result<()> {
+    let _ = dir;
+    Ok(())
+}
+
+/// A path by which code that opens files by path reaches the folder open as `dir` itself,
+/// which no rename or symlink swapped in for the folder's name can redirect: on Linux
+/// `/proc/self/fd/<n>`, when `/proc` is mounted and that path leads to `dir` (same device and
+/// inode); `None` elsewhere.
+#[cfg(target_os = "linux")]
+pub fn handle_path(dir: &Dir) -> Option<PathBuf> {
+    use cap_std::fs::MetadataExt as _;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt as _;
+    let fd_path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let (by_path, by_handle) = (std::fs::metadata(&fd_path).ok()?, dir.dir_metadata().ok()?);
+    (by_path.dev() == by_handle.dev() && by_path.ino() == by_handle.ino()).then_some(fd_path)
+}
+
+/// A path by which code that opens files by path reaches the folder open as `dir` itself,
+/// which no rename or symlink swapped in for the folder's name can redirect: on Linux
+/// `/proc/self/fd/<n>`, when `/proc` is mounted and that path leads to `dir` (same device and
+/// inode); `None` elsewhere.
+#[cfg(not(target_os = "linux"))]
+pub fn handle_path(dir: &Dir) -> Option<PathBuf> {
+    let _ = dir;
+    None
+}
+
+/// `path` with its folder resolved to a path without symlinks (`realpath`) on Unix, where
+/// SQLite resolves them itself when it opens a database, so that `SQLITE_OPEN_NOFOLLOW` only
+/// refuses a symlink at the file itself. A folder that cannot be resolved is left as given
+/// (the open then reports the problem); so is every path on Windows.
+#[cfg(unix)]
+pub fn resolve_folder(path: &Path) -> PathBuf {
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(real) = std::fs::canonicalize(dir) {
+            return real.join(name);
+        }
+    }
+    path.to_owned()
+}
+
+/// `path` with its folder resolved to a path without symlinks (`realpath`) on Unix, where
+/// SQLite resolves them itself when it opens a database, so that `SQLITE_OPEN_NOFOLLOW` only
+/// refuses a symlink at the file itself. A folder that cannot be resolved is left as given
+/// (the open then reports the problem); so is every path on Windows.
+#[cfg(windows)]
+pub fn resolve_folder(path: &Path) -> PathBuf {
+    path.to_owned()
 }
 
 /// The operating system's "no space left on the device" error, for a write the core refuses
@@ -142,7 +233,7 @@ mod tests {
         std::fs::write(&path, data).unwrap();
         let file = File::open(&path).unwrap();
         file.sync_all().unwrap();
-        let meta = std::fs::metadata(&path).unwrap();
+        let meta = Metadata::from_just_metadata(std::fs::metadata(&path).unwrap());
         assert!(allocated_bytes(&meta) >= 10_000);
     }
 }

@@ -137,6 +137,9 @@ pub struct NativePruneReport {
     pub removed: Vec<NativePrunedReference>,
     /// Whether nothing was changed.
     pub dry_run: bool,
+    /// Entries left in place because they are not what the cache deletes there, one line each
+    /// naming the path.
+    pub warnings: Vec<String>,
 }
 
 /// One removed reference.
@@ -424,6 +427,7 @@ pub(crate) fn prune_report(r: core::ImagePruneReport) -> NativePruneReport {
             })
             .collect(),
         dry_run: r.dry_run,
+        warnings: r.warnings,
     }
 }
 

@@ -17,10 +17,12 @@
 //! write lock first, the second sees its commit.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 
 use crate::error::{Error, Result};
 
@@ -195,17 +197,43 @@ pub enum RefSelection<'a> {
     AllUnused,
 }
 
+/// A digest read from the index. Only valid digests are ever written there, so one that does
+/// not parse means a damaged or edited index: [`Error::CorruptCache`], not bad input.
+pub(crate) fn stored_digest(text: &str) -> Result<crate::oci::Digest> {
+    crate::oci::Digest::parse(text).map_err(|_| Error::CorruptCache {
+        reason: format!("the index holds an invalid digest {text:?}"),
+    })
+}
+
 /// An open index.
 pub struct Index {
     conn: Connection,
-    path: std::path::PathBuf,
+    path: PathBuf,
 }
 
 impl Index {
     /// Opens (creating if needed) the index at `path` and brings its schema to
     /// [`SCHEMA_VERSION`]. Refuses a database written by a newer version.
+    ///
+    /// `path` itself must not be a symlink (its folder may be reached through symlinks): SQLite
+    /// resolves symlinks in the path it is given by itself, so the folder is resolved first and
+    /// SQLite is told to refuse any symlink it meets (`SQLITE_OPEN_NOFOLLOW`), which fails with
+    /// [`Error::CorruptCacheEntry`]; SQLite opens the `-wal` and `-shm` files with `O_NOFOLLOW`.
     pub fn open(path: &Path) -> Result<Self> {
-        let mut conn = Connection::open(path)?;
+        let flags = OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let mut conn = Connection::open_with_flags(crate::sys::resolve_folder(path), flags)
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CANTOPEN_SYMLINK =>
+                {
+                    Error::CorruptCacheEntry {
+                        path: path.to_owned(),
+                        found: "a symlink",
+                        expected: "a regular file",
+                    }
+                }
+                e => Error::from(e),
+            })?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers run during a writer's transaction and survives a killed writer;
         // FULL makes each commit durable before a load reports success.
@@ -1057,5 +1085,32 @@ mod tests {
             Index::open(&path).err().map(|e| e.code()),
             Some("CORRUPT_CACHE")
         );
+    }
+
+    /// Regression: SQLite resolves symlinks in the path it opens by itself, so an `index.db`
+    /// that is a symlink (swapped in after the cache checked it) opened the file it points to.
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_index_file_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.db");
+        drop(Index::open(&outside).unwrap());
+        let before = std::fs::read(&outside).unwrap();
+        let cache = dir.path().join("cache");
+        std::fs::create_dir(&cache).unwrap();
+        std::os::unix::fs::symlink(&outside, cache.join("index.db")).unwrap();
+        match Index::open(&cache.join("index.db")) {
+            Err(Error::CorruptCacheEntry { path, found, .. }) => {
+                assert_eq!((path, found), (cache.join("index.db"), "a symlink"));
+            }
+            Err(e) => panic!("expected CorruptCacheEntry, got {e}"),
+            Ok(_) => panic!("expected CorruptCacheEntry, got an open index"),
+        }
+        assert_eq!(std::fs::read(&outside).unwrap(), before);
+        // The folder itself may be reached through a symlink.
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(dir.path(), &linked).unwrap();
+        drop(Index::open(&linked.join("fresh.db")).unwrap());
+        assert!(dir.path().join("fresh.db").exists());
     }
 }

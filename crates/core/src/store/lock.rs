@@ -1,10 +1,11 @@
 //! Cross-process advisory locks on files in `locks/` (`flock` on Unix, `LockFileEx` on Windows,
 //! through `std::fs::File::lock`). Locks are released when the guard drops or the process dies,
-//! so a killed process never leaves the cache locked.
+//! so a killed process never leaves the cache locked. Lock files are opened beneath the `locks/`
+//! handle and never through a symlink.
 
-use std::fs::{File, OpenOptions};
-use std::path::Path;
+use std::fs::File;
 
+use super::Entry;
 use crate::error::{IoContext, Result};
 
 /// How a lock is held.
@@ -23,21 +24,17 @@ pub struct CacheLock {
 }
 
 impl CacheLock {
-    /// Blocks until the lock at `path` is held in `mode`. Each call opens its own file
-    /// description, so two guards in one process exclude each other like two processes do.
-    pub fn acquire(path: &Path, mode: LockMode) -> Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .at(path)?;
+    /// Blocks until the lock file `entry` (created when missing) is held in `mode`. Each call
+    /// opens its own file description, so two guards in one process exclude each other like two
+    /// processes do. A symlink or a folder at `entry` is
+    /// [`crate::Error::CorruptCacheEntry`].
+    pub fn acquire(entry: &Entry<'_>, mode: LockMode) -> Result<Self> {
+        let file = entry.open_lock_file()?;
         match mode {
             LockMode::Shared => file.lock_shared(),
             LockMode::Exclusive => file.lock(),
         }
-        .at(path)?;
+        .at(&entry.path())?;
         Ok(CacheLock { file })
     }
 }
@@ -57,9 +54,10 @@ mod tests {
     fn exclusive_excludes_shared_within_one_process() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l");
-        let shared = CacheLock::acquire(&path, LockMode::Shared).unwrap();
-        let _shared2 = CacheLock::acquire(&path, LockMode::Shared).unwrap();
-        let probe = OpenOptions::new().write(true).open(&path).unwrap();
+        let folder = super::super::Folder::open_ambient(dir.path()).unwrap();
+        let shared = CacheLock::acquire(&folder.entry("l"), LockMode::Shared).unwrap();
+        let _shared2 = CacheLock::acquire(&folder.entry("l"), LockMode::Shared).unwrap();
+        let probe = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         assert!(
             probe.try_lock().is_err(),
             "exclusive must wait for shared holders"

@@ -1,4 +1,5 @@
-//! The cache root on disk: path builders, atomic publication and cross-process locks.
+//! The cache root on disk: path builders, the root opened as directory handles, atomic
+//! publication and cross-process locks.
 //!
 //! This module is the only code that knows directory names:
 //!
@@ -9,20 +10,31 @@
 //!   layers/sha256/<hex>.erofs    one EROFS image per distinct layer, named by its diff_id
 //!   fsmeta/sha256/<hex>.erofs    merged metadata EROFS per manifest, named by manifest digest
 //!   vmdk/sha256/<hex>.vmdk       VMDK descriptor per manifest (fsmeta + layers as one disk)
-//!   tmp/                         work in progress (one folder per load), reclaimed by prune
+//!   tmp/                         work in progress (load-* and rebuild-* folders), reclaimed by prune
 //!   locks/gc.lock                shared by loads, exclusive for remove and prune
-//!   locks/layers/<hh>.lock       serializes conversion of layers whose diff_id starts with hh
+//!   locks/layers/<hh>.lock       artifact locks (Root::lock_artifacts): a digest starting with hh
 //! ```
 //!
 //! Invariants: a file under `blobs/`, `layers/`, `fsmeta/` or `vmdk/` is only ever created by
 //! renaming a complete, fsynced file from `tmp/` (so it is whole or absent); a blob's name is
 //! the sha256 of its bytes, a layer image's the sha256 of the uncompressed tar it was made from.
+//!
+//! Trust boundary: the root path the user gives may be a symlink (their choice), but nothing
+//! beneath it is followed. [`Root::open`] opens the root and every folder above as directory
+//! handles, refusing a folder that is a symlink (or not a folder) with
+//! [`crate::Error::CorruptCacheEntry`]; files are then created, renamed, locked, measured and
+//! deleted by name relative to those handles, with `O_NOFOLLOW` semantics, so a symlink planted
+//! inside the root (or swapped in while an operation runs) can neither redirect a write nor a
+//! delete out of the root. [`Layout`] only builds the paths the cache shows (in errors, in
+//! [`crate::BootDisk`], in VMDK descriptors) and those that path-based readers use.
 
 mod lock;
+mod root;
 
 pub use lock::{CacheLock, LockMode};
+pub(crate) use root::kind_of;
+pub use root::{Entry, Folder, Root, StagingDir, StagingPurpose};
 
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
@@ -30,6 +42,8 @@ use crate::oci::Digest;
 
 /// Name of the SQLite index file.
 const INDEX_FILE: &str = "index.db";
+/// The index and the files SQLite keeps beside it in WAL mode.
+const INDEX_FILES: [&str; 3] = [INDEX_FILE, "index.db-wal", "index.db-shm"];
 /// Folder of content-addressed blobs, one sub-folder per digest algorithm.
 const BLOBS_DIR: &str = "blobs";
 /// Folder of layer EROFS images.
@@ -44,8 +58,8 @@ const ALGORITHM_DIR: &str = "sha256";
 pub const EROFS_SUFFIX: &str = ".erofs";
 /// Suffix of VMDK descriptors.
 pub const VMDK_SUFFIX: &str = ".vmdk";
-/// Layer conversion locks are striped over this many files (by the diff_id's first byte), so
-/// lock files do not grow with the number of layers; two layers sharing a stripe only wait.
+/// Artifact locks are striped over this many files (by the digest's first byte), so lock
+/// files do not grow with the number of artifacts; two digests sharing a stripe only wait.
 const LAYER_LOCK_STRIPES: usize = 256;
 /// Folder of work in progress.
 const TMP_DIR: &str = "tmp";
@@ -54,7 +68,31 @@ const LOCKS_DIR: &str = "locks";
 /// The lock that loads hold shared and remove/prune hold exclusive.
 const GC_LOCK: &str = "gc.lock";
 
-/// Paths inside one cache root.
+/// The file name of a blob in `blobs/sha256/`.
+fn blob_name(digest: &Digest) -> String {
+    digest.hex().to_owned()
+}
+
+/// The file name of an EROFS image (a layer's, by diff_id, or an fsmeta's, by manifest).
+fn erofs_name(digest: &Digest) -> String {
+    format!("{}{EROFS_SUFFIX}", digest.hex())
+}
+
+/// The file name of a manifest's VMDK descriptor.
+fn vmdk_name(manifest: &Digest) -> String {
+    format!("{}{VMDK_SUFFIX}", manifest.hex())
+}
+
+/// The lock file (one of [`LAYER_LOCK_STRIPES`]) guarding the artifacts `digest` names (a
+/// layer image by `diff_id`; a blob, fsmeta and VMDK by manifest digest; a blob by config).
+fn layer_lock_name(digest: &Digest) -> String {
+    const { assert!(LAYER_LOCK_STRIPES == 256, "two hex digits name the stripe") };
+    let stripe = digest.hex().get(..2).unwrap_or("00");
+    format!("{stripe}.lock")
+}
+
+/// Paths inside one cache root, as the cache shows them (the root as the user gave it). File
+/// operations go through [`Root`], which opens these folders without following symlinks.
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
@@ -78,12 +116,12 @@ impl Layout {
 
     /// The folder holding sha256 blobs.
     pub fn blobs_dir(&self) -> PathBuf {
-        self.root.join(BLOBS_DIR).join("sha256")
+        self.root.join(BLOBS_DIR).join(ALGORITHM_DIR)
     }
 
     /// The file of one blob.
     pub fn blob(&self, digest: &Digest) -> PathBuf {
-        self.blobs_dir().join(digest.hex())
+        self.blobs_dir().join(blob_name(digest))
     }
 
     /// The folder of layer EROFS images.
@@ -93,8 +131,7 @@ impl Layout {
 
     /// The EROFS image of the layer with this `diff_id`.
     pub fn layer(&self, diff_id: &Digest) -> PathBuf {
-        self.layers_dir()
-            .join(format!("{}{EROFS_SUFFIX}", diff_id.hex()))
+        self.layers_dir().join(erofs_name(diff_id))
     }
 
     /// The folder of fsmeta images.
@@ -104,8 +141,7 @@ impl Layout {
 
     /// The fsmeta image of a manifest.
     pub fn fsmeta(&self, manifest: &Digest) -> PathBuf {
-        self.fsmeta_dir()
-            .join(format!("{}{EROFS_SUFFIX}", manifest.hex()))
+        self.fsmeta_dir().join(erofs_name(manifest))
     }
 
     /// The folder of VMDK descriptors.
@@ -115,8 +151,7 @@ impl Layout {
 
     /// The VMDK descriptor of a manifest.
     pub fn vmdk(&self, manifest: &Digest) -> PathBuf {
-        self.vmdk_dir()
-            .join(format!("{}{VMDK_SUFFIX}", manifest.hex()))
+        self.vmdk_dir().join(vmdk_name(manifest))
     }
 
     /// How a VMDK descriptor names `artifact` (a path under this root): relative to the
@@ -131,76 +166,45 @@ impl Layout {
         format!("../../{}", parts.join("/"))
     }
 
-    /// The lock guarding conversion of the layer with this `diff_id` (one of
-    /// [`LAYER_LOCK_STRIPES`] files).
-    pub fn layer_lock(&self, diff_id: &Digest) -> PathBuf {
-        let stripe = diff_id.hex().get(..2).unwrap_or("00").to_owned();
-        const { assert!(LAYER_LOCK_STRIPES == 256, "two hex digits name the stripe") };
-        self.root
-            .join(LOCKS_DIR)
-            .join(LAYERS_DIR)
-            .join(format!("{stripe}.lock"))
-    }
-
     /// The folder of work in progress.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join(TMP_DIR)
     }
 
-    /// The lock file that serializes garbage collection against loads.
-    pub fn gc_lock(&self) -> PathBuf {
-        self.root.join(LOCKS_DIR).join(GC_LOCK)
-    }
-
-    /// Creates the folders of the layout (idempotent).
+    /// Creates the folders of the layout (idempotent), refusing symlinks among them (see
+    /// [`Root::open`]).
     pub fn ensure(&self) -> Result<()> {
-        for dir in [
-            self.blobs_dir(),
-            self.layers_dir(),
-            self.fsmeta_dir(),
-            self.vmdk_dir(),
-            self.tmp_dir(),
-            self.root.join(LOCKS_DIR).join(LAYERS_DIR),
-        ] {
-            fs::create_dir_all(&dir).at(&dir)?;
-        }
-        Ok(())
-    }
-
-    /// A fresh folder under `tmp/` for one operation; removed when dropped. The name starts with
-    /// `prefix` so a person can tell what left it behind.
-    pub fn staging_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
-        let tmp = self.tmp_dir();
-        tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(&tmp)
-            .at(&tmp)
+        Root::open(self).map(drop)
     }
 }
 
-/// Moves a complete file from `tmp/` to `dest` atomically: fsync the file, rename, fsync the
-/// destination folder. When `dest` already exists its content is kept (content-addressed files
-/// with the same name have the same bytes) and `staged` is left for its folder's cleanup.
+/// Moves the complete file `staged` (a file directly inside `staging`) to `dest` atomically:
+/// fsync the file, rename it beneath the folders' handles, fsync the destination folder. When
+/// `dest` already exists as a regular file its content is kept (content-addressed files with
+/// the same name have the same bytes) and `staged` is left for its folder's cleanup; when
+/// `dest` is anything else (a symlink, a folder) the cache is corrupt
+/// ([`crate::Error::CorruptCacheEntry`]) and nothing is moved.
 ///
 /// Returns whether `dest` was created by this call. Safe to call concurrently for the same
-/// `dest` from several processes: the rename is atomic, so readers see one whole file.
-pub fn publish_file(staged: &Path, dest: &Path) -> Result<bool> {
-    if dest.exists() {
+/// `dest` from several processes: the rename is atomic, so readers see one whole file, and it
+/// replaces a symlink swapped in meanwhile rather than following it.
+pub fn publish_file(staging: &StagingDir, staged: &Path, dest: &Entry<'_>) -> Result<bool> {
+    if dest.file_size()?.is_some() {
         return Ok(false);
     }
-    File::open(staged).and_then(|f| f.sync_all()).at(staged)?;
-    fs::rename(staged, dest).at(dest)?;
-    if let Some(dir) = dest.parent() {
-        sync_dir(dir)?;
-    }
+    let name = staging.name_of(staged)?;
+    staging
+        .folder()
+        .open_file(name)
+        .and_then(|f| f.sync_all())
+        .at(staged)?;
+    staging
+        .folder()
+        .dir()
+        .rename(name, dest.folder().dir(), dest.name())
+        .map_err(|e| crate::Error::io(dest.path(), e))?;
+    dest.folder().sync()?;
     Ok(true)
-}
-
-/// Writes `bytes` to a new temporary file in `dir` and returns its path (not yet published).
-pub fn write_staged(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-    let path = dir.join(name);
-    fs::write(&path, bytes).at(&path)?;
-    Ok(path)
 }
 
 /// fsyncs a folder so that renames and unlinks in it are durable.
@@ -222,18 +226,20 @@ pub fn default_root() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn publish_is_atomic_and_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path());
-        layout.ensure().unwrap();
-        let staging = layout.staging_dir("t-").unwrap();
-        let a = write_staged(staging.path(), "a", b"hello").unwrap();
-        let dest = layout.blob(&Digest::of_bytes(b"hello"));
-        assert!(publish_file(&a, &dest).unwrap());
-        let b = write_staged(staging.path(), "b", b"hello").unwrap();
-        assert!(!publish_file(&b, &dest).unwrap());
+        let root = Root::open(&layout).unwrap();
+        let staging = root.staging_dir(StagingPurpose::Load).unwrap();
+        let a = staging.write("a", b"hello").unwrap();
+        let digest = Digest::of_bytes(b"hello");
+        let dest = layout.blob(&digest);
+        assert!(publish_file(&staging, &a, &root.blob(&digest)).unwrap());
+        let b = staging.write("b", b"hello").unwrap();
+        assert!(!publish_file(&staging, &b, &root.blob(&digest)).unwrap());
         assert_eq!(fs::read(&dest).unwrap(), b"hello");
         drop(staging);
         assert_eq!(fs::read_dir(layout.tmp_dir()).unwrap().count(), 0);
