@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ocicache_core::erofs::{ConvertOptions, LayerImage, build_fsmeta, convert_layer};
-use ocicache_core::index::Index;
+use ocicache_core::index::{ConfigRow, Index, LayerRow, NewBlob, NewImage, UseRow};
 use ocicache_core::oci::{ConfigInfo, Digest, Reference};
 use ocicache_core::store::{Layout, sync_dir};
 use ocicache_core::vmdk::{self, Extent};
@@ -596,7 +596,6 @@ fn gen_fast(root: &Path, references: usize) -> Res<()> {
     let images = images_for(references);
     let layout = Layout::new(root);
     layout.ensure()?;
-    drop(Index::open(&layout.index_db())?); // creates the schema (version and pragmas)
     let scratch = tempfile::Builder::new()
         .prefix("gen-")
         .tempdir_in(layout.tmp_dir())?;
@@ -612,104 +611,125 @@ fn gen_fast(root: &Path, references: usize) -> Res<()> {
     drop(scratch);
     let files_seconds = start.elapsed().as_secs_f64();
 
+    // The rows go through the index's own code (`Index::insert_images`, the call `load`
+    // makes), all images in one transaction; then the times of the pattern are set.
     let now = now_ms();
-    let mut conn = Connection::open(layout.index_db())?;
-    // A page cache that holds the indexes: inserts of random digests otherwise spill pages.
-    conn.pragma_update(None, "cache_size", -262_144)?;
-    let tx = conn.transaction()?;
-    {
-        let mut blob = tx.prepare(
-            "INSERT OR IGNORE INTO blobs (digest, size, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        let mut config = tx.prepare(
-            "INSERT OR IGNORE INTO configs (digest, env, cmd, entrypoint, working_dir, user, labels, stop_signal)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        let mut manifest = tx.prepare(
-            "INSERT INTO manifests (digest, media_type, architecture, os, variant, layer_count,
-                 config_digest, total_size, disk_size, created_at, fsmeta_size, vmdk_size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?;
-        let mut layer = tx.prepare(
-            "INSERT OR IGNORE INTO layers (diff_id, erofs_size, created_at) VALUES (?1, ?2, ?3)",
-        )?;
-        let mut manifest_layer = tx.prepare(
-            "INSERT INTO manifest_layers (manifest_digest, position, diff_id, blob_digest, media_type, compressed_size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        let mut image_ref = tx.prepare(
-            "INSERT INTO image_refs (reference, manifest_digest, created_at, last_used_at) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        let mut use_row = tx.prepare(
-            "INSERT INTO uses (id, holder_kind, holder_id, reference, manifest_digest, since, expires_at)
-             VALUES (?1, 'sandbox', ?2, ?3, ?4, ?5, NULL)",
-        )?;
-        let json = |v: &Option<Vec<String>>| {
-            v.as_ref()
-                .map(|v| serde_json::Value::from(v.clone()).to_string())
-        };
-        for r in &rows {
-            let i = r.index;
-            let created = now - SPAN_MS + (SPAN_MS * i as i64) / images as i64;
-            blob.execute(params![
-                r.manifest,
-                r.manifest_size as i64,
-                "manifest",
-                created
-            ])?;
-            blob.execute(params![r.config, r.config_size as i64, "config", created])?;
-            let c = &r.info;
-            config.execute(params![
-                r.config,
-                json(&c.env),
-                json(&c.cmd),
-                json(&c.entrypoint),
-                c.working_dir,
-                c.user,
-                c.labels
+    let json = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|v| serde_json::Value::from(v.clone()).to_string())
+    };
+    let mut records = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let c = &r.info;
+        let mut seen = HashSet::new();
+        let mut disk = r.manifest_size + r.config_size + r.fsmeta_size + r.vmdk_size;
+        for l in &r.layers {
+            if seen.insert(&l.diff_id) {
+                disk += l.erofs_size;
+            }
+        }
+        let total =
+            r.manifest_size + r.config_size + r.layers.iter().map(|l| l.tar_size).sum::<u64>();
+        let references = references_of(r.index)
+            .iter()
+            .map(|name| Reference::parse(name).map(|r| r.canonical()))
+            .collect::<Result<Vec<_>, _>>()?;
+        records.push(NewImage {
+            blobs: vec![
+                NewBlob {
+                    digest: r.manifest.clone(),
+                    size: r.manifest_size as i64,
+                    kind: "manifest",
+                },
+                NewBlob {
+                    digest: r.config.clone(),
+                    size: r.config_size as i64,
+                    kind: "config",
+                },
+            ],
+            config: ConfigRow {
+                digest: r.config.clone(),
+                env: json(&c.env),
+                cmd: json(&c.cmd),
+                entrypoint: json(&c.entrypoint),
+                working_dir: c.working_dir.clone(),
+                user: c.user.clone(),
+                labels: c
+                    .labels
                     .as_ref()
                     .map(|l| serde_json::Value::Object(l.clone()).to_string()),
-                c.stop_signal
-            ])?;
-            let mut seen = HashSet::new();
-            let mut disk = r.manifest_size + r.config_size + r.fsmeta_size + r.vmdk_size;
-            for l in &r.layers {
-                if seen.insert(&l.diff_id) {
-                    disk += l.erofs_size;
-                }
-            }
-            let total =
-                r.manifest_size + r.config_size + r.layers.iter().map(|l| l.tar_size).sum::<u64>();
-            manifest.execute(params![
-                r.manifest,
-                MANIFEST_TYPE,
-                c.platform.architecture,
-                c.platform.os,
-                c.platform.variant,
-                r.layers.len() as i64,
-                r.config,
-                total as i64,
-                disk as i64,
-                created,
-                r.fsmeta_size as i64,
-                r.vmdk_size as i64
-            ])?;
-            for (position, l) in r.layers.iter().enumerate() {
-                layer.execute(params![l.diff_id, l.erofs_size as i64, created])?;
-                manifest_layer.execute(params![
-                    r.manifest,
-                    position as i64,
-                    l.diff_id,
-                    l.diff_id,
-                    LAYER_TYPE,
-                    l.tar_size as i64
-                ])?;
-            }
+                stop_signal: c.stop_signal.clone(),
+            },
+            manifest_digest: r.manifest.clone(),
+            media_type: MANIFEST_TYPE.into(),
+            architecture: c.platform.architecture.clone(),
+            os: c.platform.os.clone(),
+            variant: c.platform.variant.clone(),
+            total_size: total as i64,
+            disk_size: disk as i64,
+            fsmeta_size: Some(r.fsmeta_size as i64),
+            vmdk_size: Some(r.vmdk_size as i64),
+            layers: r
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(position, l)| LayerRow {
+                    position: position as i64,
+                    diff_id: l.diff_id.clone(),
+                    blob_digest: l.diff_id.clone(),
+                    media_type: LAYER_TYPE.into(),
+                    compressed_size: l.tar_size as i64,
+                    erofs_size: Some(l.erofs_size as i64),
+                })
+                .collect(),
+            references,
+        });
+    }
+    let mut index = Index::open(&layout.index_db())?;
+    index.insert_images(&records, now, || Ok(()))?;
+    for (r, record) in rows.iter().zip(&records) {
+        let i = r.index;
+        if i % PIN_EVERY == 0 {
+            let mut id = [0u8; 16];
+            use_id(&mut id, i);
+            index.add_use(
+                &UseRow {
+                    id: hex::encode(id),
+                    holder_kind: "sandbox".into(),
+                    holder_id: format!("sb-{i}"),
+                    reference: record.references[0].clone(),
+                    manifest_digest: r.manifest.clone(),
+                    since: now,
+                    expires_at: None,
+                },
+                &[],
+            )?;
+        }
+    }
+    drop(index);
+    // Creation times spread over SPAN_MS, oldest image first; a third of the references were
+    // used a while after they were created; a pinned image's first reference was just acquired.
+    let mut conn = Connection::open(layout.index_db())?;
+    let tx = conn.transaction()?;
+    {
+        let mut reference = tx.prepare(
+            "UPDATE image_refs SET created_at = ?2, last_used_at = ?3 WHERE reference = ?1",
+        )?;
+        let mut artifacts =
+            tx.prepare("UPDATE blobs SET created_at = ?2 WHERE digest = unhex(substr(?1, 8))")?;
+        let mut manifest = tx.prepare(
+            "UPDATE manifests SET created_at = ?2 WHERE id = (SELECT id FROM blobs WHERE digest = unhex(substr(?1, 8)))",
+        )?;
+        let mut layer = tx.prepare(
+            "UPDATE layers SET created_at = min(created_at, ?2) WHERE diff_id = unhex(substr(?1, 8))",
+        )?;
+        let mut first_layer = tx.prepare("UPDATE layers SET created_at = ?1")?;
+        first_layer.execute([now])?;
+        for (r, record) in rows.iter().zip(&records) {
+            let i = r.index;
+            let created = now - SPAN_MS + (SPAN_MS * i as i64) / images as i64;
             let pinned = i % PIN_EVERY == 0;
-            for (k, name) in references_of(i).iter().enumerate() {
-                let canonical = Reference::parse(name)?.canonical();
-                // A third of the references were used a while after they were created; a
-                // pinned image's first reference was just acquired.
+            for (k, canonical) in record.references.iter().enumerate() {
                 let used = if pinned && k == 0 {
                     Some(now)
                 } else if (i + k) % 3 == 0 {
@@ -717,22 +737,18 @@ fn gen_fast(root: &Path, references: usize) -> Res<()> {
                 } else {
                     None
                 };
-                image_ref.execute(params![canonical, r.manifest, created, used])?;
-                if pinned && k == 0 {
-                    let mut id = [0u8; 16];
-                    use_id(&mut id, i);
-                    use_row.execute(params![
-                        hex::encode(id),
-                        format!("sb-{i}"),
-                        canonical,
-                        r.manifest,
-                        now
-                    ])?;
-                }
+                reference.execute(params![canonical, created, used])?;
+            }
+            artifacts.execute(params![r.manifest, created])?;
+            artifacts.execute(params![r.config, created])?;
+            manifest.execute(params![r.manifest, created])?;
+            for l in &r.layers {
+                layer.execute(params![l.diff_id, created])?;
             }
         }
     }
     tx.commit()?;
+    drop(conn);
     checkpoint(root)?;
     println!(
         "{{\"seconds\":{:.3},\"filesSeconds\":{files_seconds:.3},\"images\":{images}}}",
@@ -773,14 +789,23 @@ fn index_rows(root: &Path) -> Res<BTreeSet<String>> {
         Layout::new(root).index_db(),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )?;
+    // Digests as text and rows joined by digest: row ids depend on the order of insertion.
     let queries = [
-        "SELECT 'blobs', digest, size, kind FROM blobs",
-        "SELECT 'configs', * FROM configs",
-        "SELECT 'manifests', digest, media_type, architecture, os, variant, layer_count, config_digest, total_size, disk_size, fsmeta_size, vmdk_size FROM manifests",
-        "SELECT 'layers', diff_id, erofs_size FROM layers",
-        "SELECT 'manifest_layers', * FROM manifest_layers",
-        "SELECT 'image_refs', reference, manifest_digest FROM image_refs",
-        "SELECT 'uses', holder_kind, holder_id, reference, manifest_digest, expires_at FROM uses",
+        "SELECT 'blobs', lower(hex(digest)), size, kind FROM blobs",
+        "SELECT 'configs', lower(hex(b.digest)), env, cmd, entrypoint, working_dir, user, labels, stop_signal, manifest_count
+         FROM configs c JOIN blobs b ON b.id = c.id",
+        "SELECT 'manifests', lower(hex(b.digest)), t.media_type, architecture, os, variant, layer_count,
+                lower(hex(cb.digest)), total_size, disk_size, fsmeta_size, vmdk_size, shared_bytes, exclusive_bytes
+         FROM manifests m JOIN blobs b ON b.id = m.id JOIN blobs cb ON cb.id = m.config_id
+             JOIN media_types t ON t.id = m.media_type_id",
+        "SELECT 'layers', lower(hex(diff_id)), erofs_size, manifest_count FROM layers",
+        "SELECT 'manifest_layers', lower(hex(b.digest)), position, lower(hex(l.diff_id)), lower(hex(blob_digest)),
+                t.media_type, compressed_size
+         FROM manifest_layers ml JOIN blobs b ON b.id = ml.manifest_id JOIN layers l ON l.id = ml.layer_id
+             JOIN media_types t ON t.id = ml.media_type_id",
+        "SELECT 'image_refs', reference, lower(hex(b.digest)) FROM image_refs r JOIN blobs b ON b.id = r.manifest_id",
+        "SELECT 'uses', holder_kind, holder_id, reference, lower(hex(b.digest)), expires_at
+         FROM uses u JOIN blobs b ON b.id = u.manifest_id",
     ];
     let mut out = BTreeSet::new();
     for q in queries {
@@ -907,25 +932,8 @@ fn latency(root: &Path, runs: usize) -> Res<()> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )?;
     let list_floor = || -> Res<usize> { Ok(common::list_rows(&conn)?.len()) };
-    // The same rows disk_usage returns (one per reference, with its manifest and sizes, in
-    // reference order) plus the totals by kind, read without computing shared bytes.
-    let usage_floor = || -> Res<usize> {
-        let mut stmt = conn.prepare_cached(
-            "SELECT r.reference, r.manifest_digest, m.disk_size, COALESCE(m.fsmeta_size, 0) + COALESCE(m.vmdk_size, 0)
-             FROM image_refs r JOIN manifests m ON m.digest = r.manifest_digest ORDER BY r.reference",
-        )?;
-        let rows: Vec<(String, String, Option<i64>, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<Result<_, _>>()?;
-        for q in [
-            "SELECT COALESCE(SUM(erofs_size), 0) FROM layers",
-            "SELECT COALESCE(SUM(fsmeta_size), 0) + COALESCE(SUM(vmdk_size), 0) FROM manifests",
-            "SELECT COALESCE(SUM(size), 0) FROM blobs",
-        ] {
-            let _: i64 = conn.query_row(q, [], |r| r.get(0))?;
-        }
-        Ok(rows.len())
-    };
+    // The same rows and totals disk_usage reads, by the same queries.
+    let usage_floor = || -> Res<usize> { Ok(common::usage_rows(&conn, now_ms())?.0.len()) };
     let index = Index::open(&Layout::new(root).index_db())?;
     let usage_core = || -> Res<usize> {
         let mut n = 0;

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::gc::{self, Planned, Reconciled};
 use crate::index::{
     self, Candidate, CandidateFilter, ConfigRow, HandleRow, Index, LayerRow, NewBlob, NewImage,
-    UseRow, stored_digest,
+    Removal, UseRow, stored_digest,
 };
 use crate::oci::{Digest, Platform, Reference, familiar_from_canonical};
 use crate::store::{self, Layout, LockMode, Root, StagingDir, StagingPurpose};
@@ -627,14 +627,9 @@ impl Cache {
             }
             let before = self.recorded_size(ix)?;
             let graph = ix.size_graph(now)?;
-            let candidates = rows.iter().map(|row| Candidate {
-                reference: row.reference.clone(),
-                manifest_digest: row.manifest_digest.clone(),
-                last_used: 0,
-            });
-            let planned = gc::plan(&graph, candidates, before, None);
-            let refs: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
-            Ok((refs, (before, planned.references)))
+            let planned = gc::plan(&graph, rows.iter().map(Candidate::from_row), before, None);
+            let references = planned.reference_ids();
+            Ok((Removal { graph, references }, (before, planned.references)))
         })?;
         let swept = gc::sweep_collected(&root, &collected, true)?;
         Ok(report(&collected, &swept, before, freed, false))
@@ -672,7 +667,7 @@ impl Cache {
         let root = self.open_root()?;
         let _lock = root.lock_gc(LockMode::Exclusive)?;
         let now = now_ms();
-        let (collected, live, before, planned) = {
+        let (collected, before, planned) = {
             let mut ix = self.index()?;
             // Candidates, sizes and the plan are read in the transaction that deletes: a use
             // acquired in another process meanwhile either pins its reference here or is
@@ -703,20 +698,25 @@ impl Cache {
                     let before = self.recorded_size(ix)?;
                     let graph = ix.size_graph(now)?;
                     let planned = gc::plan(&graph, candidates, before, options.max_bytes);
-                    drop(graph);
-                    let refs: Vec<String> = planned
-                        .references
-                        .iter()
-                        .map(|p| p.reference.clone())
-                        .collect();
-                    Ok((refs, (before, planned.references)))
+                    let references = planned.reference_ids();
+                    Ok((Removal { graph, references }, (before, planned.references)))
                 })?;
-            // No load or rebuild runs while the exclusive GC lock is held, so what the index
-            // names now is what the disk must keep.
-            (collected, ix.live_artifacts()?, before, planned)
+            (collected, before, planned)
         };
-        let mut swept = gc::sweep_collected(&root, &collected, !options.dry_run)?;
-        let reconciled = gc::reconcile(&root, &live, !options.dry_run)?;
+        // The freed files start going at once; meanwhile this thread checkpoints the index (a
+        // dry run changed nothing, not even the index files' sizes) and reads what it names,
+        // which is what the disk must keep: no load or rebuild runs while the exclusive GC lock
+        // is held.
+        let gc::SweptAndReconciled {
+            collected: mut swept,
+            reconciled,
+        } = gc::sweep_and_reconcile(&root, &collected, !options.dry_run, || {
+            let ix = self.index()?;
+            if !options.dry_run {
+                ix.checkpoint()?;
+            }
+            ix.live_artifacts()
+        })?;
         swept.swept.add(&reconciled.swept);
         swept.layers += reconciled.layers;
         swept.fsmeta += reconciled.fsmeta;

@@ -496,10 +496,10 @@ fn invalid_digests_in_the_index_are_corrupt_cache() {
     let work = tempfile::tempdir().unwrap();
     let damage = |root: &Path| {
         let conn = rusqlite::Connection::open(root.join("index.db")).unwrap();
+        // Schema 4 stores a diff_id once, as its 32 bytes (a CHECK refuses other lengths).
         conn.execute_batch(
-            "PRAGMA foreign_keys = OFF;
-             UPDATE layers SET diff_id = 'sha256:not-hex';
-             UPDATE manifest_layers SET diff_id = 'sha256:not-hex';",
+            "PRAGMA ignore_check_constraints = ON;
+             UPDATE layers SET diff_id = CAST('not-hex' AS BLOB);",
         )
         .unwrap();
     };

@@ -147,24 +147,35 @@ fn other_process(root: &Path) -> Connection {
     conn
 }
 
+/// SQL: the row id of the blob (manifest, config) whose `sha256:<hex>` digest is `?1` (the
+/// index stores a digest once, as its 32 bytes, and names rows by id).
+const BLOB_ID: &str = "(SELECT id FROM blobs WHERE digest = unhex(substr(?1, 8)))";
+
+/// SQL: a stored digest (`column`) as `sha256:<hex>`.
+fn digest_text(column: &str) -> String {
+    format!("'sha256:' || lower(hex({column}))")
+}
+
 /// What a prune deleting `manifest` does to the index (its files stay: orphans are harmless).
 fn delete_manifest(conn: &Connection, manifest: &str) {
     for sql in [
-        "DELETE FROM image_refs WHERE manifest_digest = ?1",
-        "DELETE FROM uses WHERE manifest_digest = ?1",
-        "DELETE FROM manifest_layers WHERE manifest_digest = ?1",
-        "DELETE FROM manifests WHERE digest = ?1",
+        format!("DELETE FROM image_refs WHERE manifest_id = {BLOB_ID}"),
+        format!("DELETE FROM uses WHERE manifest_id = {BLOB_ID}"),
+        format!("DELETE FROM manifest_layers WHERE manifest_id = {BLOB_ID}"),
+        format!("DELETE FROM manifests WHERE id = {BLOB_ID}"),
     ] {
-        conn.execute(sql, [manifest]).unwrap();
+        conn.execute(&sql, [manifest]).unwrap();
     }
 }
 
 /// What an acquire of `reference` by `holder` does to the index.
 fn insert_use(conn: &Connection, reference: &str, manifest: &str, holder: &str) {
     conn.execute(
-        "INSERT INTO uses (id, holder_kind, holder_id, reference, manifest_digest, since, expires_at)
-         VALUES (?1, 'sandbox', ?2, ?3, ?4, 0, NULL)",
-        params![format!("use-{holder}"), holder, reference, manifest],
+        &format!(
+            "INSERT INTO uses (id, holder_kind, holder_id, reference, manifest_id, since, expires_at)
+             VALUES (?2, 'sandbox', ?3, ?4, {BLOB_ID}, 0, NULL)"
+        ),
+        params![manifest, format!("use-{holder}"), holder, reference],
     )
     .unwrap();
 }
@@ -278,7 +289,11 @@ fn check_manifest(root: &Path, f: &Fixture) -> Result<(), String> {
     let m = &f.manifest;
     let row: Option<(String, Option<i64>, Option<i64>)> = conn
         .query_row(
-            "SELECT config_digest, fsmeta_size, vmdk_size FROM manifests WHERE digest = ?1",
+            &format!(
+                "SELECT {}, m.fsmeta_size, m.vmdk_size FROM manifests m
+                 JOIN blobs c ON c.id = m.config_id WHERE m.id = {BLOB_ID}",
+                digest_text("c.digest")
+            ),
             [m],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -304,9 +319,11 @@ fn check_manifest(root: &Path, f: &Fixture) -> Result<(), String> {
     };
     for digest in [m, &f.config] {
         let size: Option<i64> = conn
-            .query_row("SELECT size FROM blobs WHERE digest = ?1", [digest], |r| {
-                r.get(0)
-            })
+            .query_row(
+                &format!("SELECT size FROM blobs WHERE id = {BLOB_ID}"),
+                [digest],
+                |r| r.get(0),
+            )
             .optional()
             .unwrap();
         let path = root.join("blobs/sha256").join(hex_of(digest));
@@ -316,11 +333,12 @@ fn check_manifest(root: &Path, f: &Fixture) -> Result<(), String> {
         }
     }
     let mut stmt = conn
-        .prepare(
-            "SELECT ml.diff_id, l.erofs_size FROM manifest_layers ml
-             JOIN layers l ON l.diff_id = ml.diff_id WHERE ml.manifest_digest = ?1
-             ORDER BY ml.position",
-        )
+        .prepare(&format!(
+            "SELECT {}, l.erofs_size FROM manifest_layers ml
+                 JOIN layers l ON l.id = ml.layer_id WHERE ml.manifest_id = {BLOB_ID}
+                 ORDER BY ml.position",
+            digest_text("l.diff_id")
+        ))
         .unwrap();
     let layers: Vec<(String, Option<i64>)> = stmt
         .query_map([m], |r| Ok((r.get(0)?, r.get(1)?)))

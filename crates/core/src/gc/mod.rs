@@ -1,11 +1,12 @@
 //! The file sweep shared by `remove` and `prune`, and byte measurement.
 //!
-//! Reachability is decided in the index ([`crate::index::Index::collect_garbage`]); this module
+//! Reachability is decided in the index ([`crate::index::Index::collect_planned`]); this module
 //! only deletes files after the index has committed, so a crash between the two leaves orphan
 //! files and never an index row naming a missing file. [`reconcile`] finds those orphans (files
 //! under `blobs/`, `layers/`, `fsmeta/` and `vmdk/` that no row names, and leftovers under
 //! `tmp/`) and is run by prune while it holds the exclusive GC lock, so no load is writing at
-//! the time.
+//! the time. [`sweep_and_reconcile`] starts deleting the files the committed transaction freed
+//! at once, on the sweep's threads, and lists the folders for orphans meanwhile.
 //!
 //! Deletion stays inside the cache root: every folder is a handle of a [`Root`] (opened without
 //! following symlinks), and files are measured (`lstat`) and unlinked by name relative to it.
@@ -25,8 +26,7 @@ use cap_fs_ext::DirExt;
 use cap_std::fs::{Dir, Metadata};
 
 use crate::error::{Error, IoContext, Result};
-use crate::index::{Collected, LiveArtifacts, stored_digest};
-use crate::oci::{Digest, is_sha256_hex};
+use crate::index::{Collected, DigestBytes, LiveArtifacts};
 use crate::store::{EROFS_SUFFIX, Folder, Root, StagingPurpose, VMDK_SUFFIX};
 
 pub mod plan;
@@ -89,65 +89,102 @@ pub fn sweep_files<N: AsRef<OsStr> + Sync>(
     names: &[N],
     delete: bool,
 ) -> Result<Swept> {
+    let mut out = sweep_folders(&[(folder, names)], delete)?;
+    Ok(out.pop().unwrap_or_default())
+}
+
+/// [`sweep_files`] over several folders at once, in one parallel pass whose work alternates
+/// between the folders: an unlink holds its folder's lock (ext4's `i_rwsem`), so threads
+/// spread over several folders wait for each other less than threads in one. Each folder is
+/// fsynced once at the end. Returns each folder's counts, in order.
+pub fn sweep_folders<N: AsRef<OsStr> + Sync>(
+    folders: &[(&Folder, &[N])],
+    delete: bool,
+) -> Result<Vec<Swept>> {
     use rayon::prelude::*;
-    let dir = folder.dir();
+    // Chunks of each folder, taken in turn from each.
+    let mut chunks: Vec<(usize, &[N])> = Vec::new();
+    let mut per_folder: Vec<std::slice::Chunks<'_, N>> = folders
+        .iter()
+        .map(|(_, names)| names.chunks(SWEEP_CHUNK))
+        .collect();
+    loop {
+        let before = chunks.len();
+        for (f, it) in per_folder.iter_mut().enumerate() {
+            if let Some(chunk) = it.next() {
+                chunks.push((f, chunk));
+            }
+        }
+        if chunks.len() == before {
+            break;
+        }
+    }
     let sweep = || {
-        names
-            .par_chunks(SWEEP_CHUNK)
-            .map(|chunk| {
-                let mut out = Swept::default();
-                for name in chunk {
-                    let name = name.as_ref();
-                    let path = || folder.path().join(name);
-                    let meta = match dir.symlink_metadata(name) {
-                        Ok(meta) => meta,
-                        Err(e) if e.kind() == ErrorKind::NotFound => {
-                            out.already_gone += 1;
-                            continue;
-                        }
-                        Err(e) => return Err(Error::io(path(), e)),
-                    };
-                    if !meta.is_file() {
-                        let found = crate::store::kind_of(&meta);
-                        out.warnings
-                            .push(left_in_place(&path(), found, ", not a regular file"));
-                        continue;
-                    }
-                    if delete {
-                        match dir.remove_file(name) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == ErrorKind::NotFound => {
-                                out.already_gone += 1;
-                                continue;
-                            }
-                            // Replaced by a folder since the lstat: leave it, like any folder.
-                            Err(e) if e.kind() == ErrorKind::IsADirectory => {
-                                out.warnings.push(left_in_place(
-                                    &path(),
-                                    "a directory",
-                                    ", not a regular file",
-                                ));
-                                continue;
-                            }
-                            Err(e) => return Err(Error::io(path(), e)),
-                        }
-                    }
-                    out.count(&meta);
-                }
-                Ok(out)
-            })
-            .collect::<Vec<Result<Swept>>>()
+        chunks
+            .par_iter()
+            .map(|&(f, chunk)| sweep_chunk(folders[f].0, chunk, delete).map(|s| (f, s)))
+            .collect::<Vec<Result<(usize, Swept)>>>()
     };
     let results = match sweep_pool() {
         Some(pool) => pool.install(sweep),
         None => sweep(),
     };
-    let mut out = Swept::default();
+    let mut out = vec![Swept::default(); folders.len()];
     for r in results {
-        out.add(&r?);
+        let (f, swept) = r?;
+        out[f].add(&swept);
     }
-    if delete && !names.is_empty() {
-        folder.sync()?;
+    if delete {
+        for (folder, names) in folders {
+            if !names.is_empty() {
+                folder.sync()?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes (or measures) the files `names` of `folder`, one after the other.
+fn sweep_chunk<N: AsRef<OsStr>>(folder: &Folder, names: &[N], delete: bool) -> Result<Swept> {
+    let dir = folder.dir();
+    let mut out = Swept::default();
+    for name in names {
+        let name = name.as_ref();
+        let path = || folder.path().join(name);
+        let meta = match dir.symlink_metadata(name) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                out.already_gone += 1;
+                continue;
+            }
+            Err(e) => return Err(Error::io(path(), e)),
+        };
+        if !meta.is_file() {
+            let found = crate::store::kind_of(&meta);
+            out.warnings
+                .push(left_in_place(&path(), found, ", not a regular file"));
+            continue;
+        }
+        if delete {
+            match dir.remove_file(name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    out.already_gone += 1;
+                    continue;
+                }
+                // Replaced by a folder since the lstat: leave it, like any folder.
+                Err(e) if e.kind() == ErrorKind::IsADirectory => {
+                    out.warnings.push(left_in_place(
+                        &path(),
+                        "a directory",
+                        ", not a regular file",
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(Error::io(path(), e)),
+            }
+        }
+        out.count(&meta);
     }
     Ok(out)
 }
@@ -176,37 +213,106 @@ fn sweep_pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
+/// File names of what `collected` removed from the index: blobs, layer images, and the fsmeta
+/// and VMDK of each manifest.
+struct CollectedNames {
+    blobs: Vec<String>,
+    layers: Vec<String>,
+    fsmeta: Vec<String>,
+    vmdk: Vec<String>,
+}
+
+impl CollectedNames {
+    fn of(collected: &Collected) -> CollectedNames {
+        let names = |digests: &mut dyn Iterator<Item = &DigestBytes>, suffix: &str| {
+            digests
+                .map(|d| {
+                    let mut name = hex::encode(d);
+                    name.push_str(suffix);
+                    name
+                })
+                .collect::<Vec<_>>()
+        };
+        CollectedNames {
+            blobs: names(&mut collected.blobs.iter().map(|(d, _)| d), ""),
+            layers: names(&mut collected.layers.iter(), EROFS_SUFFIX),
+            fsmeta: names(&mut collected.manifests.iter(), EROFS_SUFFIX),
+            vmdk: names(&mut collected.manifests.iter(), VMDK_SUFFIX),
+        }
+    }
+
+    /// Deletes (or measures) them, all folders in one pass.
+    fn sweep(&self, root: &Root, delete: bool) -> Result<Reconciled> {
+        let swept = sweep_folders(
+            &[
+                (root.blobs(), &self.blobs[..]),
+                (root.layers(), &self.layers[..]),
+                (root.fsmeta_dir(), &self.fsmeta[..]),
+                (root.vmdk_dir(), &self.vmdk[..]),
+            ],
+            delete,
+        )?;
+        let mut out = Reconciled {
+            fsmeta: swept[2].removed,
+            vmdk: swept[3].removed,
+            ..Reconciled::default()
+        };
+        for s in &swept {
+            out.swept.add(s);
+        }
+        Ok(out)
+    }
+}
+
 /// Deletes the files of what `collected` removed from the index (blobs, layer images, and the
 /// fsmeta and VMDK of each manifest), or only measures them when `delete` is false.
 pub fn sweep_collected(root: &Root, collected: &Collected, delete: bool) -> Result<Reconciled> {
-    // A digest that does not parse means a damaged index: CORRUPT_CACHE, not bad input.
-    let name = |digest: &str, entry: fn(&Root, &Digest) -> String| {
-        stored_digest(digest).map(|d| entry(root, &d))
-    };
-    let blobs = (collected.blobs.iter())
-        .map(|(d, _)| name(d, |r, d| r.blob(d).name().to_owned()))
-        .collect::<Result<Vec<_>>>()?;
-    let layers = (collected.layers.iter())
-        .map(|d| name(d, |r, d| r.layer(d).name().to_owned()))
-        .collect::<Result<Vec<_>>>()?;
-    let fsmeta = (collected.manifests.iter())
-        .map(|d| name(d, |r, d| r.fsmeta(d).name().to_owned()))
-        .collect::<Result<Vec<_>>>()?;
-    let vmdk = (collected.manifests.iter())
-        .map(|d| name(d, |r, d| r.vmdk(d).name().to_owned()))
-        .collect::<Result<Vec<_>>>()?;
-    let mut out = Reconciled {
-        swept: sweep_files(root.blobs(), &blobs, delete)?,
-        ..Reconciled::default()
-    };
-    out.swept.add(&sweep_files(root.layers(), &layers, delete)?);
-    let f = sweep_files(root.fsmeta_dir(), &fsmeta, delete)?;
-    let v = sweep_files(root.vmdk_dir(), &vmdk, delete)?;
-    out.fsmeta = f.removed;
-    out.vmdk = v.removed;
-    out.swept.add(&f);
-    out.swept.add(&v);
-    Ok(out)
+    CollectedNames::of(collected).sweep(root, delete)
+}
+
+/// What [`sweep_and_reconcile`] did: the files of the collection, and the reconciliation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweptAndReconciled {
+    /// The files the collection freed ([`sweep_collected`]).
+    pub collected: Reconciled,
+    /// Orphans, stray names and `tmp/` leftovers ([`reconcile`]).
+    pub reconciled: Reconciled,
+}
+
+/// [`sweep_collected`] and then [`reconcile`], overlapped: the collected files start being
+/// deleted at once on the sweep's threads while this thread runs `live` (which reads what the
+/// index names; a caller can checkpoint the index there too) and lists the artifact folders.
+/// A file being swept is neither live nor an orphan, so the listing skips it. Orphans and
+/// `tmp/` are then swept. Must run under the exclusive GC lock, after the collection
+/// committed (or, with `delete` false, to measure a dry run).
+pub fn sweep_and_reconcile(
+    root: &Root,
+    collected: &Collected,
+    delete: bool,
+    live: impl FnOnce() -> Result<LiveArtifacts>,
+) -> Result<SweptAndReconciled> {
+    let names = CollectedNames::of(collected);
+    let (swept, found) = std::thread::scope(|s| {
+        let sweeping = s.spawn(|| names.sweep(root, delete));
+        let found = live().and_then(|live| {
+            let going = LiveArtifacts {
+                blobs: collected.blobs.iter().map(|(d, _)| *d).collect(),
+                layers: collected.layers.iter().copied().collect(),
+                manifests: collected.manifests.iter().copied().collect(),
+            };
+            unnamed_files(root, &live, &going)
+        });
+        let swept = sweeping
+            .join()
+            .unwrap_or_else(|_| Err(Error::internal("the sweep panicked")));
+        (swept, found)
+    });
+    let collected = swept?;
+    let reconciled = sweep_unnamed(root, &found?, delete)?;
+    Ok(SweptAndReconciled {
+        collected,
+        reconciled,
+    })
 }
 
 /// Apparent bytes under `folder` (every file, without following symlinks).
@@ -259,45 +365,70 @@ pub enum ArtifactKind {
 /// docs). Must run under the exclusive GC lock. Returns the total and the layer image, fsmeta
 /// and VMDK counts (for the report).
 pub fn reconcile(root: &Root, live: &LiveArtifacts, delete: bool) -> Result<Reconciled> {
-    let mut out = Reconciled::default();
-    let dirs = [
-        (ArtifactKind::Blob, root.blobs(), "", &live.blobs),
-        (
-            ArtifactKind::Layer,
-            root.layers(),
-            EROFS_SUFFIX,
-            &live.layers,
-        ),
-        (
-            ArtifactKind::Fsmeta,
-            root.fsmeta_dir(),
-            EROFS_SUFFIX,
-            &live.manifests,
-        ),
-        (
-            ArtifactKind::Vmdk,
-            root.vmdk_dir(),
-            VMDK_SUFFIX,
-            &live.manifests,
-        ),
-    ];
-    for (kind, folder, suffix, names) in dirs {
-        // Orphans named like an artifact of their folder (counted by kind in the report) and
-        // stray names (reclaimed and measured, not counted).
-        let (mut orphans, mut strays): (Vec<OsString>, Vec<OsString>) = (Vec::new(), Vec::new());
+    let found = unnamed_files(root, live, &LiveArtifacts::default())?;
+    sweep_unnamed(root, &found, delete)
+}
+
+/// Names in one artifact folder that no row names: well-named orphans and stray names.
+#[derive(Debug, Default)]
+struct Unnamed {
+    orphans: Vec<OsString>,
+    strays: Vec<OsString>,
+}
+
+/// The artifact folders in the order [`unnamed_files`] lists them.
+fn artifact_folders(root: &Root) -> [(ArtifactKind, &Folder, &'static str); 4] {
+    [
+        (ArtifactKind::Blob, root.blobs(), ""),
+        (ArtifactKind::Layer, root.layers(), EROFS_SUFFIX),
+        (ArtifactKind::Fsmeta, root.fsmeta_dir(), EROFS_SUFFIX),
+        (ArtifactKind::Vmdk, root.vmdk_dir(), VMDK_SUFFIX),
+    ]
+}
+
+/// Lists each artifact folder for the names neither `live` nor `going` (files being swept)
+/// holds: orphans named like an artifact of their folder (counted by kind in the report) and
+/// stray names (reclaimed and measured, not counted).
+fn unnamed_files(root: &Root, live: &LiveArtifacts, going: &LiveArtifacts) -> Result<[Unnamed; 4]> {
+    let mut out: [Unnamed; 4] = Default::default();
+    for (k, (kind, folder, suffix)) in artifact_folders(root).into_iter().enumerate() {
+        let (names, swept) = match kind {
+            ArtifactKind::Blob => (&live.blobs, &going.blobs),
+            ArtifactKind::Layer => (&live.layers, &going.layers),
+            ArtifactKind::Fsmeta | ArtifactKind::Vmdk => (&live.manifests, &going.manifests),
+        };
         for entry in folder.dir().entries().at(folder.path())? {
             let name = entry.at(folder.path())?.file_name();
-            let hex = name.to_str().and_then(|n| n.strip_suffix(suffix));
-            if hex.is_some_and(|hex| names.contains(&format!("sha256:{hex}"))) {
-                continue;
-            }
-            if hex.is_some_and(is_sha256_hex) {
-                orphans.push(name);
-            } else {
-                strays.push(name);
+            let digest = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(suffix))
+                .and_then(digest_of_hex);
+            match digest {
+                Some(d) if names.contains(&d) || swept.contains(&d) => {}
+                Some(_) => out[k].orphans.push(name),
+                None => out[k].strays.push(name),
             }
         }
-        let swept = sweep_files(folder, &orphans, delete)?;
+    }
+    Ok(out)
+}
+
+/// The stored digest a file name's hex spells: 64 lowercase hex digits, as the cache names
+/// its files (any other spelling is a stray name).
+fn digest_of_hex(hex: &str) -> Option<DigestBytes> {
+    if !crate::oci::is_sha256_hex(hex) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex, &mut out).ok()?;
+    Some(out)
+}
+
+/// Deletes (or measures) what [`unnamed_files`] found, then the leftovers under `tmp/`.
+fn sweep_unnamed(root: &Root, found: &[Unnamed; 4], delete: bool) -> Result<Reconciled> {
+    let mut out = Reconciled::default();
+    for ((kind, folder, _), unnamed) in artifact_folders(root).into_iter().zip(found) {
+        let swept = sweep_files(folder, &unnamed.orphans, delete)?;
         match kind {
             ArtifactKind::Layer => out.layers += swept.removed,
             ArtifactKind::Fsmeta => out.fsmeta += swept.removed,
@@ -305,7 +436,8 @@ pub fn reconcile(root: &Root, live: &LiveArtifacts, delete: bool) -> Result<Reco
             ArtifactKind::Blob => {}
         }
         out.swept.add(&swept);
-        out.swept.add(&sweep_files(folder, &strays, delete)?);
+        out.swept
+            .add(&sweep_files(folder, &unnamed.strays, delete)?);
     }
     let tmp = reconcile_tmp(root.tmp(), delete)?;
     out.swept.add(&tmp);

@@ -11,6 +11,8 @@ use crate::index::{Candidate, SizeGraph};
 /// One reference a prune removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
+    /// The reference's row id.
+    pub id: i64,
     /// Canonical reference.
     pub reference: String,
     /// Its manifest.
@@ -30,6 +32,13 @@ pub struct Plan {
     pub bytes_freed: u64,
 }
 
+impl Plan {
+    /// Row ids of the references to remove, for [`crate::index::Removal`].
+    pub fn reference_ids(&self) -> Vec<i64> {
+        self.references.iter().map(|p| p.id).collect()
+    }
+}
+
 /// Plans removal of `candidates` (in order) from `graph`. `size` is the cache's current size;
 /// with `max_bytes`, removal stops once `size` minus what is freed is at most `max_bytes`.
 pub fn plan(
@@ -46,12 +55,12 @@ pub fn plan(
         let mut freed = node.own;
         config_users[node.config] -= 1;
         if config_users[node.config] == 0 {
-            freed += graph.configs[node.config];
+            freed += graph.configs[node.config].bytes;
         }
         for &l in &node.layers {
             layer_users[l] -= 1;
             if layer_users[l] == 0 {
-                freed += graph.layers[l];
+                freed += graph.layers[l].bytes;
             }
         }
         freed
@@ -66,7 +75,7 @@ pub fn plan(
         if max_bytes.is_some_and(|max| current <= max) {
             break;
         }
-        let Some(&m) = graph.manifest_ids.get(&c.manifest_digest) else {
+        let Some(&m) = graph.manifest_ids.get(&c.manifest_id) else {
             continue;
         };
         refs[m] = refs[m].saturating_sub(1);
@@ -78,6 +87,7 @@ pub fn plan(
         current = current.saturating_sub(freed);
         out.bytes_freed += freed;
         out.references.push(Planned {
+            id: c.id,
             reference: c.reference,
             manifest_digest: c.manifest_digest,
             bytes_freed: freed,
@@ -90,36 +100,50 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::ManifestNode;
+    use crate::index::{ConfigNode, LayerNode, ManifestNode};
 
     fn graph() -> SizeGraph {
         // m0 and m1 share layer 0 (1000) and config 0 (10); m1 has layer 1 (500); m2 alone
-        // has layer 2 (300) and config 1 (20). Each manifest's own bytes: 100.
+        // has layer 2 (300) and config 1 (20). Each manifest's own bytes: 100. Manifest m<i>
+        // has row id 100 + i.
+        let bytes = |b: u64| ConfigNode {
+            bytes: b,
+            ..ConfigNode::default()
+        };
         let mut g = SizeGraph {
-            configs: vec![10, 20],
-            layers: vec![1000, 500, 300],
+            configs: vec![bytes(10), bytes(20)],
+            layers: [1000, 500, 300]
+                .map(|b| LayerNode {
+                    bytes: b,
+                    ..LayerNode::default()
+                })
+                .to_vec(),
             ..SizeGraph::default()
         };
         for (i, (config, layers, refs)) in [(0, vec![0], 1), (0, vec![0, 1], 2), (1, vec![2], 1)]
             .into_iter()
             .enumerate()
         {
-            g.manifest_ids.insert(format!("m{i}"), i);
+            g.manifest_ids.insert(100 + i as i64, i);
             g.manifests.push(ManifestNode {
+                id: 100 + i as i64,
                 own: 100,
                 config,
                 layers,
                 refs,
-                pinned: false,
+                ..ManifestNode::default()
             });
         }
         g
     }
 
     fn cand(r: &str, m: &str) -> Candidate {
+        let m: i64 = m.trim_start_matches('m').parse().unwrap();
         Candidate {
+            id: 0,
             reference: r.into(),
-            manifest_digest: m.into(),
+            manifest_id: 100 + m,
+            manifest_digest: String::new(),
             last_used: 0,
         }
     }

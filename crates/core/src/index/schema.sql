@@ -1,84 +1,109 @@
--- ocicache index, schema version 3 (PRAGMA user_version). See docs/cache-layout.md.
--- Every table is keyed by the spec's own identifiers: digests and diff_ids as `sha256:<hex>`,
--- references in canonical form (`docker.io/library/busybox:latest`). Times are milliseconds
--- since the Unix epoch.
+-- ocicache index, schema version 4 (PRAGMA user_version). See docs/cache-layout.md.
+--
+-- Every row has an integer key (INTEGER PRIMARY KEY: the table's rowid), and rows name each
+-- other by it. A digest is stored once, in the row of what it names, as its 32 raw bytes (the
+-- sha256; the artifact's file name is their hex). References are stored in canonical form
+-- (`docker.io/library/busybox:latest`), times as milliseconds since the Unix epoch.
+--
+-- Counters (`manifest_count`, `shared_bytes`, `exclusive_bytes`) are kept by every change that
+-- affects them, in the same transaction, so that `diskUsage()` reads them instead of walking
+-- the artifact graph. Nothing decides what to delete from them: garbage collection recounts
+-- from the rows (and rewrites any counter that disagrees).
 
--- Every file under blobs/sha256/, with its size in bytes when it was written. Since version 2
--- layer blobs are transient (converted to layers/ then deleted); 'layer' rows only remain from
--- caches written by version 1.
+-- Every file under blobs/sha256/: manifests and configs (and, in caches first written by
+-- version 1, layer blobs, kind 'layer'). A manifest and a config share their blob's id.
 CREATE TABLE blobs (
-    digest     TEXT PRIMARY KEY,
+    id         INTEGER PRIMARY KEY,
+    digest     BLOB NOT NULL UNIQUE CHECK (length(digest) = 32),
     size       INTEGER NOT NULL,
     kind       TEXT NOT NULL CHECK (kind IN ('manifest', 'config', 'layer')),
     created_at INTEGER NOT NULL
 ) STRICT;
+-- Finds the layer blobs of version-1 caches (none in a cache written since) at no cost.
+CREATE INDEX blobs_layer ON blobs (id) WHERE kind = 'layer';
+
+-- Media types of manifests and layer descriptors, each spelled once.
+CREATE TABLE media_types (
+    id         INTEGER PRIMARY KEY,
+    media_type TEXT NOT NULL UNIQUE
+) STRICT;
 
 CREATE TABLE configs (
-    digest      TEXT PRIMARY KEY REFERENCES blobs (digest),
-    env         TEXT,   -- JSON array of strings, NULL when the config has none
-    cmd         TEXT,   -- JSON array
-    entrypoint  TEXT,   -- JSON array
-    working_dir TEXT,
-    user        TEXT,
-    labels      TEXT,   -- JSON object
-    stop_signal TEXT
+    id             INTEGER PRIMARY KEY REFERENCES blobs (id),   -- the config blob
+    env            TEXT,   -- JSON array of strings, NULL when the config has none
+    cmd            TEXT,   -- JSON array
+    entrypoint     TEXT,   -- JSON array
+    working_dir    TEXT,
+    user           TEXT,
+    labels         TEXT,   -- JSON object
+    stop_signal    TEXT,
+    manifest_count INTEGER NOT NULL   -- manifests using it
 ) STRICT;
 
 CREATE TABLE manifests (
-    digest        TEXT PRIMARY KEY REFERENCES blobs (digest),
-    media_type    TEXT NOT NULL,
-    architecture  TEXT NOT NULL,
-    os            TEXT NOT NULL,
-    variant       TEXT,
-    layer_count   INTEGER NOT NULL,
-    config_digest TEXT NOT NULL REFERENCES configs (digest),
+    id              INTEGER PRIMARY KEY REFERENCES blobs (id),   -- the manifest blob
+    media_type_id   INTEGER NOT NULL REFERENCES media_types (id),
+    architecture    TEXT NOT NULL,
+    os              TEXT NOT NULL,
+    variant         TEXT,
+    layer_count     INTEGER NOT NULL,
+    config_id       INTEGER NOT NULL REFERENCES configs (id),
     -- manifest + config + layer sizes as the descriptors state them (registry transfer size)
-    total_size    INTEGER NOT NULL,
+    total_size      INTEGER NOT NULL,
     -- bytes on disk of the manifest and config blobs, each distinct layer's stored file, and
     -- the manifest's fsmeta and VMDK
-    disk_size     INTEGER,
-    created_at    INTEGER NOT NULL,
-    fsmeta_size   INTEGER,   -- NULL until fsmeta/sha256/<hex>.erofs is built
-    vmdk_size     INTEGER    -- NULL until vmdk/sha256/<hex>.vmdk is written
+    disk_size       INTEGER,
+    created_at      INTEGER NOT NULL,
+    fsmeta_size     INTEGER,   -- NULL until fsmeta/sha256/<hex>.erofs is built
+    vmdk_size       INTEGER,   -- NULL until vmdk/sha256/<hex>.vmdk is written
+    -- recorded bytes of its config and layers that other manifests use too
+    shared_bytes    INTEGER NOT NULL,
+    -- recorded bytes only it uses: its blob, fsmeta, VMDK, and its unshared config and layers
+    exclusive_bytes INTEGER NOT NULL
 ) STRICT;
+CREATE INDEX manifests_config ON manifests (config_id);
 
 -- One row per distinct uncompressed layer, shared by every manifest that lists its diff_id.
 CREATE TABLE layers (
-    diff_id    TEXT PRIMARY KEY,
-    erofs_size INTEGER,   -- NULL until the layer has an EROFS image
-    created_at INTEGER NOT NULL
+    id             INTEGER PRIMARY KEY,
+    diff_id        BLOB NOT NULL UNIQUE CHECK (length(diff_id) = 32),
+    erofs_size     INTEGER,   -- NULL until the layer has an EROFS image
+    created_at     INTEGER NOT NULL,
+    manifest_count INTEGER NOT NULL   -- distinct manifests listing it
 ) STRICT;
 
 CREATE TABLE manifest_layers (
-    manifest_digest TEXT NOT NULL REFERENCES manifests (digest) ON DELETE CASCADE,
+    manifest_id     INTEGER NOT NULL REFERENCES manifests (id) ON DELETE CASCADE,
     position        INTEGER NOT NULL,   -- 0 = bottom
-    diff_id         TEXT NOT NULL REFERENCES layers (diff_id),
-    blob_digest     TEXT NOT NULL,   -- the blob as distributed (not kept since version 2)
-    media_type      TEXT NOT NULL,
+    layer_id        INTEGER NOT NULL REFERENCES layers (id),
+    -- the blob as distributed (not kept since version 2), 32 bytes
+    blob_digest     BLOB NOT NULL CHECK (length(blob_digest) = 32),
+    media_type_id   INTEGER NOT NULL REFERENCES media_types (id),
     compressed_size INTEGER NOT NULL,
-    PRIMARY KEY (manifest_digest, position)
+    PRIMARY KEY (manifest_id, position)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX manifest_layers_diff_id ON manifest_layers (diff_id);
+CREATE INDEX manifest_layers_layer ON manifest_layers (layer_id);
 
 CREATE TABLE image_refs (
-    reference       TEXT PRIMARY KEY,
-    manifest_digest TEXT NOT NULL REFERENCES manifests (digest),
-    created_at      INTEGER NOT NULL,
-    last_used_at    INTEGER
+    id           INTEGER PRIMARY KEY,
+    reference    TEXT NOT NULL UNIQUE,
+    manifest_id  INTEGER NOT NULL REFERENCES manifests (id),
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER
 ) STRICT;
-CREATE INDEX image_refs_manifest ON image_refs (manifest_digest);
-CREATE INDEX image_refs_created ON image_refs (created_at DESC, reference);
-CREATE INDEX manifests_config ON manifests (config_digest);
+CREATE INDEX image_refs_manifest ON image_refs (manifest_id);
+-- list(): newest first, answered from this index alone (it covers every column list reads).
+CREATE INDEX image_refs_listed ON image_refs (created_at DESC, reference, manifest_id, last_used_at);
 
 -- Sandboxes and snapshots holding a manifest: they pin it (and its config and layers).
 CREATE TABLE uses (
-    id              TEXT PRIMARY KEY,
-    holder_kind     TEXT NOT NULL CHECK (holder_kind IN ('sandbox', 'snapshot')),
-    holder_id       TEXT NOT NULL,
-    reference       TEXT NOT NULL,
-    manifest_digest TEXT NOT NULL REFERENCES manifests (digest),
-    since           INTEGER NOT NULL,
-    expires_at      INTEGER,   -- NULL: never; an expired use no longer pins anything
-    UNIQUE (holder_kind, holder_id, manifest_digest)
+    id          TEXT PRIMARY KEY,   -- the use id the API hands out
+    holder_kind TEXT NOT NULL CHECK (holder_kind IN ('sandbox', 'snapshot')),
+    holder_id   TEXT NOT NULL,
+    reference   TEXT NOT NULL,
+    manifest_id INTEGER NOT NULL REFERENCES manifests (id),
+    since       INTEGER NOT NULL,
+    expires_at  INTEGER,   -- NULL: never; an expired use no longer pins anything
+    UNIQUE (holder_kind, holder_id, manifest_id)
 ) STRICT;
-CREATE INDEX uses_manifest ON uses (manifest_digest);
+CREATE INDEX uses_manifest ON uses (manifest_id);

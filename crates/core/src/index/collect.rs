@@ -1,0 +1,218 @@
+//! Garbage collection in the index: reachability on the [`SizeGraph`] a collection was
+//! decided on, then deletion of rows by id and the counters of what stays.
+//!
+//! Roots are references and unexpired uses. Removing the chosen references, a manifest no
+//! reference and no unexpired use names goes (with its layer rows and expired uses); then a
+//! config or layer no remaining manifest uses; then the blobs of what went, unless a remaining
+//! manifest or config is the same blob. Everything is decided in memory from integer ids and
+//! the graph's edges, which were read in the same transaction (so they are the rows as they
+//! are), and rows are deleted by id in ascending order (B-tree pages are visited in order).
+
+use std::collections::HashSet;
+
+use rusqlite::{OptionalExtension, Transaction};
+
+use super::{Collected, DigestBytes, SizeGraph, digest_at};
+use crate::error::Result;
+
+/// What a collection removes: references, chosen on `graph`, which the chooser read in the
+/// transaction that collects (see [`super::Index::collect_planned`]).
+#[derive(Debug, Clone, Default)]
+pub struct Removal {
+    /// The artifact graph the references were chosen on.
+    pub graph: SizeGraph,
+    /// Row ids of the references to delete (a row already gone is skipped).
+    pub references: Vec<i64>,
+}
+
+/// Deletes what `removal` makes unreachable at `now` (see the module docs) and rewrites the
+/// counters of the configs, layers and manifests that stay where they changed (or disagreed
+/// with the rows). Returns what went, sorted.
+pub(super) fn collect_in(tx: &Transaction<'_>, removal: &Removal, now: i64) -> Result<Collected> {
+    let g = &removal.graph;
+    let mut out = Collected::default();
+    let mut refs: Vec<u32> = g.manifests.iter().map(|m| m.refs).collect();
+    let mut ids = removal.references.clone();
+    ids.sort_unstable();
+    ids.dedup();
+    {
+        let mut delete =
+            tx.prepare_cached("DELETE FROM image_refs WHERE id = ?1 RETURNING manifest_id")?;
+        for id in ids {
+            let Some(manifest) = delete.query_row([id], |r| r.get::<_, i64>(0)).optional()? else {
+                continue;
+            };
+            out.image_refs.push(id);
+            if let Some(&m) = g.manifest_ids.get(&manifest) {
+                refs[m] = refs[m].saturating_sub(1);
+            }
+        }
+    }
+
+    // Reachability.
+    let (mut config_users, mut layer_users) = g.user_counts();
+    let freed: Vec<usize> = (0..g.manifests.len())
+        .filter(|&m| refs[m] == 0 && !g.manifests[m].pinned)
+        .collect();
+    let mut gone = vec![false; g.manifests.len()];
+    for &m in &freed {
+        gone[m] = true;
+        let node = &g.manifests[m];
+        config_users[node.config] -= 1;
+        for &l in &node.layers {
+            layer_users[l] -= 1;
+        }
+    }
+    let mut freed_ids: Vec<i64> = freed.iter().map(|&m| g.manifests[m].id).collect();
+    freed_ids.sort_unstable();
+    let freed_configs: Vec<i64> = sorted_ids(
+        (0..g.configs.len())
+            .filter(|&c| config_users[c] == 0)
+            .map(|c| g.configs[c].id),
+    );
+    let freed_layers: Vec<i64> = sorted_ids(
+        (0..g.layers.len())
+            .filter(|&l| layer_users[l] == 0)
+            .map(|l| g.layers[l].id),
+    );
+
+    // Only expired uses can name a manifest that goes.
+    {
+        let freed_set: HashSet<i64> = freed_ids.iter().copied().collect();
+        let mut expired = tx.prepare_cached(
+            "SELECT id, manifest_id FROM uses WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+        )?;
+        let stale: Vec<String> = super::collect_rows(&mut expired, [now], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .into_iter()
+        .filter(|(_, m)| freed_set.contains(m))
+        .map(|(id, _)| id)
+        .collect();
+        let mut delete = tx.prepare_cached("DELETE FROM uses WHERE id = ?1")?;
+        for id in stale {
+            delete.execute([id])?;
+        }
+    }
+    {
+        let mut layers = tx.prepare_cached("DELETE FROM manifest_layers WHERE manifest_id = ?1")?;
+        let mut manifests = tx.prepare_cached("DELETE FROM manifests WHERE id = ?1")?;
+        for &id in &freed_ids {
+            layers.execute([id])?;
+            manifests.execute([id])?;
+        }
+        let mut configs = tx.prepare_cached("DELETE FROM configs WHERE id = ?1")?;
+        for &id in &freed_configs {
+            configs.execute([id])?;
+        }
+    }
+    // The blobs of what went, unless what stays is the same blob (a document that is both a
+    // manifest and a config).
+    {
+        let staying: HashSet<i64> = (0..g.manifests.len())
+            .filter(|&m| !gone[m])
+            .map(|m| g.manifests[m].id)
+            .chain(
+                (0..g.configs.len())
+                    .filter(|&c| config_users[c] > 0)
+                    .map(|c| g.configs[c].id),
+            )
+            .collect();
+        let freed_manifests: HashSet<i64> = freed_ids.iter().copied().collect();
+        let mut blobs: Vec<i64> = freed_ids.iter().chain(&freed_configs).copied().collect();
+        blobs.sort_unstable();
+        blobs.dedup();
+        let mut delete =
+            tx.prepare_cached("DELETE FROM blobs WHERE id = ?1 RETURNING digest, size")?;
+        let mut digest = tx.prepare_cached("SELECT digest FROM blobs WHERE id = ?1")?;
+        for id in blobs {
+            if staying.contains(&id) {
+                // Its fsmeta and VMDK go all the same.
+                if freed_manifests.contains(&id) {
+                    let mut rows = digest.query([id])?;
+                    if let Some(row) = rows.next()? {
+                        out.manifests.push(*digest_at(row, 0, "blobs")?);
+                    }
+                }
+                continue;
+            }
+            let mut rows = delete.query([id])?;
+            if let Some(row) = rows.next()? {
+                let d: DigestBytes = *digest_at(row, 0, "blobs")?;
+                out.blobs.push((d, row.get(1)?));
+                if freed_manifests.contains(&id) {
+                    out.manifests.push(d);
+                }
+            }
+        }
+    }
+    {
+        let mut delete = tx.prepare_cached("DELETE FROM layers WHERE id = ?1 RETURNING diff_id")?;
+        for id in freed_layers {
+            let mut rows = delete.query([id])?;
+            if let Some(row) = rows.next()? {
+                out.layers.push(*digest_at(row, 0, "layers")?);
+            }
+        }
+    }
+    // 'layer' blobs only remain from version-1 caches: they go with the last manifest
+    // listing them (the set of blob digests manifests still list is built once, and only
+    // when such a blob exists).
+    let any_layer_blob: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM blobs INDEXED BY blobs_layer WHERE kind = 'layer')",
+        )?
+        .query_row([], |r| r.get(0))?;
+    if any_layer_blob {
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM blobs WHERE kind = 'layer'
+               AND digest NOT IN (SELECT blob_digest FROM manifest_layers)
+             RETURNING digest, size",
+        )?;
+        let mut rows = delete.query([])?;
+        while let Some(row) = rows.next()? {
+            out.blobs.push((*digest_at(row, 0, "blobs")?, row.get(1)?));
+        }
+    }
+
+    // Counters of what stays, where they changed or disagree with the rows.
+    {
+        let mut update =
+            tx.prepare_cached("UPDATE configs SET manifest_count = ?2 WHERE id = ?1")?;
+        for (c, node) in g.configs.iter().enumerate() {
+            if config_users[c] > 0 && config_users[c] != node.users {
+                update.execute([node.id, i64::from(config_users[c])])?;
+            }
+        }
+        let mut update =
+            tx.prepare_cached("UPDATE layers SET manifest_count = ?2 WHERE id = ?1")?;
+        for (l, node) in g.layers.iter().enumerate() {
+            if layer_users[l] > 0 && layer_users[l] != node.users {
+                update.execute([node.id, i64::from(layer_users[l])])?;
+            }
+        }
+        let mut update = tx.prepare_cached(
+            "UPDATE manifests SET shared_bytes = ?2, exclusive_bytes = ?3 WHERE id = ?1",
+        )?;
+        for (m, node) in g.manifests.iter().enumerate() {
+            if gone[m] {
+                continue;
+            }
+            let (shared, exclusive) = g.split(m, &config_users, &layer_users);
+            if (shared, exclusive) != (node.shared, node.exclusive) {
+                update.execute([node.id, shared as i64, exclusive as i64])?;
+            }
+        }
+    }
+    out.manifests.sort_unstable();
+    out.layers.sort_unstable();
+    out.blobs.sort_unstable();
+    Ok(out)
+}
+
+/// `ids`, ascending.
+fn sorted_ids(ids: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut out: Vec<i64> = ids.collect();
+    out.sort_unstable();
+    out
+}
