@@ -667,55 +667,53 @@ impl Cache {
         let root = self.open_root()?;
         let _lock = root.lock_gc(LockMode::Exclusive)?;
         let now = now_ms();
-        let (collected, before, planned) = {
-            let mut ix = self.index()?;
+        // The artifact folders are listed on another thread while the index decides: nothing
+        // changes on disk while the exclusive GC lock is held until the commit.
+        let (listing, (collected, (before, planned))) = gc::while_listing(&root, || {
             // Candidates, sizes and the plan are read in the transaction that deletes: a use
             // acquired in another process meanwhile either pins its reference here or is
             // recorded after the commit (and then finds the reference gone).
-            let (collected, (before, planned)) =
-                ix.collect_planned(now, options.dry_run, |ix| {
-                    let mut keep = HashSet::new();
-                    for (r, input) in &keep_refs {
-                        match resolve(ix, r, input) {
-                            Ok(rows) => keep.extend(rows.into_iter().map(|row| row.reference)),
-                            Err(Error::ImageNotFound { .. }) => {}
-                            Err(e) => return Err(e),
-                        }
+            self.index()?.collect_planned(now, options.dry_run, |ix| {
+                let mut keep = HashSet::new();
+                for (r, input) in &keep_refs {
+                    match resolve(ix, r, input) {
+                        Ok(rows) => keep.extend(rows.into_iter().map(|row| row.reference)),
+                        Err(Error::ImageNotFound { .. }) => {}
+                        Err(e) => return Err(e),
                     }
-                    let filter = CandidateFilter {
-                        now,
-                        older_than: options.older_than_ms,
-                        grace_since: (options.grace_period_ms > 0)
-                            .then(|| now.saturating_sub(options.grace_period_ms)),
-                    };
-                    let mut candidates = Vec::new();
-                    ix.prune_candidates(&filter, |c| {
-                        if !keep.contains(&c.reference) {
-                            candidates.push(c);
-                        }
-                        Ok(())
-                    })?;
-                    let before = self.recorded_size(ix)?;
-                    let graph = ix.size_graph(now)?;
-                    let planned = gc::plan(&graph, candidates, before, options.max_bytes);
-                    let references = planned.reference_ids();
-                    Ok((Removal { graph, references }, (before, planned.references)))
+                }
+                let filter = CandidateFilter {
+                    now,
+                    older_than: options.older_than_ms,
+                    grace_since: (options.grace_period_ms > 0)
+                        .then(|| now.saturating_sub(options.grace_period_ms)),
+                };
+                let mut candidates = Vec::new();
+                ix.prune_candidates(&filter, |c| {
+                    if !keep.contains(&c.reference) {
+                        candidates.push(c);
+                    }
+                    Ok(())
                 })?;
-            (collected, before, planned)
-        };
+                let before = self.recorded_size(ix)?;
+                let graph = ix.size_graph(now)?;
+                let planned = gc::plan(&graph, candidates, before, options.max_bytes);
+                let references = planned.reference_ids();
+                Ok((Removal { graph, references }, (before, planned.references)))
+            })
+        })?;
         // The freed files start going at once; meanwhile this thread checkpoints the index (a
-        // dry run changed nothing, not even the index files' sizes) and reads what it names,
-        // which is what the disk must keep: no load or rebuild runs while the exclusive GC lock
-        // is held.
+        // dry run changed nothing, not even the index files' sizes) and finds the orphans in
+        // the listing: files that neither what the index keeps nor what it dropped names.
         let gc::SweptAndReconciled {
             collected: mut swept,
             reconciled,
-        } = gc::sweep_and_reconcile(&root, &collected, !options.dry_run, || {
-            let ix = self.index()?;
-            if !options.dry_run {
-                ix.checkpoint()?;
+        } = gc::sweep_and_reconcile(&root, &collected, listing, !options.dry_run, || {
+            if options.dry_run {
+                Ok(())
+            } else {
+                self.index()?.checkpoint()
             }
-            ix.live_artifacts()
         })?;
         swept.swept.add(&reconciled.swept);
         swept.layers += reconciled.layers;

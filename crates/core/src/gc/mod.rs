@@ -279,28 +279,99 @@ pub struct SweptAndReconciled {
     pub reconciled: Reconciled,
 }
 
-/// [`sweep_collected`] and then [`reconcile`], overlapped: the collected files start being
-/// deleted at once on the sweep's threads while this thread runs `live` (which reads what the
-/// index names; a caller can checkpoint the index there too) and lists the artifact folders.
-/// A file being swept is neither live nor an orphan, so the listing skips it. Orphans and
-/// `tmp/` are then swept. Must run under the exclusive GC lock, after the collection
-/// committed (or, with `delete` false, to measure a dry run).
+/// The names in the four artifact folders, as [`while_listing`] found them.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Per folder (in [`artifact_folders`] order): the digests that well-formed names spell
+    /// (`<hex>`, `<hex>.erofs`, `<hex>.vmdk`), and every other name.
+    folders: [(Vec<DigestBytes>, Vec<OsString>); 4],
+}
+
+impl Listing {
+    /// Lists the artifact folders of `root`.
+    fn of(root: &Root) -> Result<Listing> {
+        let mut out = Listing::default();
+        for (k, (_, folder, suffix)) in artifact_folders(root).into_iter().enumerate() {
+            let (digests, strays) = &mut out.folders[k];
+            for entry in folder.dir().entries().at(folder.path())? {
+                let name = entry.at(folder.path())?.file_name();
+                match name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(suffix))
+                    .and_then(digest_of_hex)
+                {
+                    Some(d) => digests.push(d),
+                    None => strays.push(name),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The names neither `live` nor `going` (files being swept) holds: orphans named like an
+    /// artifact of their folder (counted by kind in the report) and stray names (reclaimed
+    /// and measured, not counted).
+    fn unnamed(self, live: &LiveArtifacts, going: &LiveArtifacts) -> [Unnamed; 4] {
+        let mut out: [Unnamed; 4] = Default::default();
+        for (k, ((kind, suffix), (digests, strays))) in
+            ARTIFACT_KINDS.into_iter().zip(self.folders).enumerate()
+        {
+            let (names, swept) = match kind {
+                ArtifactKind::Blob => (&live.blobs, &going.blobs),
+                ArtifactKind::Layer => (&live.layers, &going.layers),
+                ArtifactKind::Fsmeta | ArtifactKind::Vmdk => (&live.manifests, &going.manifests),
+            };
+            out[k].orphans = digests
+                .into_iter()
+                .filter(|d| !names.contains(d) && !swept.contains(d))
+                .map(|d| OsString::from(hex::encode(d) + suffix))
+                .collect();
+            out[k].strays = strays;
+        }
+        out
+    }
+}
+
+/// Runs `body` (a collection's index transaction) while another thread lists the artifact
+/// folders for [`sweep_and_reconcile`]. Only under the exclusive GC lock: no load or rebuild
+/// adds a file meanwhile, and nothing is deleted before the transaction commits, so the
+/// listing is what the disk holds when the transaction decides.
+pub fn while_listing<T>(root: &Root, body: impl FnOnce() -> Result<T>) -> Result<(Listing, T)> {
+    std::thread::scope(|s| {
+        let listing = s.spawn(|| Listing::of(root));
+        let out = body();
+        let listing = listing
+            .join()
+            .unwrap_or_else(|_| Err(Error::internal("listing the cache's folders panicked")));
+        let out = out?;
+        Ok((listing?, out))
+    })
+}
+
+/// Deletes the files of what `collected` removed from the index, then reconciles the disk with
+/// the index: the collected files start being deleted at once on the sweep's threads, while
+/// this thread runs `meanwhile` (a checkpoint of the index, say) and finds, in `listing`, the
+/// names that neither [`Collected::kept`] nor the collection holds. Those orphans and the
+/// `tmp/` leftovers are then swept. Must run under the exclusive GC lock that was held for the
+/// listing and the collection's transaction, after that transaction committed (or, with
+/// `delete` false, to measure a dry run).
 pub fn sweep_and_reconcile(
     root: &Root,
     collected: &Collected,
+    listing: Listing,
     delete: bool,
-    live: impl FnOnce() -> Result<LiveArtifacts>,
+    meanwhile: impl FnOnce() -> Result<()>,
 ) -> Result<SweptAndReconciled> {
     let names = CollectedNames::of(collected);
     let (swept, found) = std::thread::scope(|s| {
         let sweeping = s.spawn(|| names.sweep(root, delete));
-        let found = live().and_then(|live| {
+        let found = meanwhile().map(|()| {
             let going = LiveArtifacts {
                 blobs: collected.blobs.iter().map(|(d, _)| *d).collect(),
                 layers: collected.layers.iter().copied().collect(),
                 manifests: collected.manifests.iter().copied().collect(),
             };
-            unnamed_files(root, &live, &going)
+            listing.unnamed(&collected.kept, &going)
         });
         let swept = sweeping
             .join()
@@ -365,7 +436,7 @@ pub enum ArtifactKind {
 /// docs). Must run under the exclusive GC lock. Returns the total and the layer image, fsmeta
 /// and VMDK counts (for the report).
 pub fn reconcile(root: &Root, live: &LiveArtifacts, delete: bool) -> Result<Reconciled> {
-    let found = unnamed_files(root, live, &LiveArtifacts::default())?;
+    let found = Listing::of(root)?.unnamed(live, &LiveArtifacts::default());
     sweep_unnamed(root, &found, delete)
 }
 
@@ -376,41 +447,28 @@ struct Unnamed {
     strays: Vec<OsString>,
 }
 
-/// The artifact folders in the order [`unnamed_files`] lists them.
-fn artifact_folders(root: &Root) -> [(ArtifactKind, &Folder, &'static str); 4] {
-    [
-        (ArtifactKind::Blob, root.blobs(), ""),
-        (ArtifactKind::Layer, root.layers(), EROFS_SUFFIX),
-        (ArtifactKind::Fsmeta, root.fsmeta_dir(), EROFS_SUFFIX),
-        (ArtifactKind::Vmdk, root.vmdk_dir(), VMDK_SUFFIX),
-    ]
-}
+/// The kinds of the artifact folders and their files' suffixes, in [`artifact_folders`] order.
+const ARTIFACT_KINDS: [(ArtifactKind, &str); 4] = [
+    (ArtifactKind::Blob, ""),
+    (ArtifactKind::Layer, EROFS_SUFFIX),
+    (ArtifactKind::Fsmeta, EROFS_SUFFIX),
+    (ArtifactKind::Vmdk, VMDK_SUFFIX),
+];
 
-/// Lists each artifact folder for the names neither `live` nor `going` (files being swept)
-/// holds: orphans named like an artifact of their folder (counted by kind in the report) and
-/// stray names (reclaimed and measured, not counted).
-fn unnamed_files(root: &Root, live: &LiveArtifacts, going: &LiveArtifacts) -> Result<[Unnamed; 4]> {
-    let mut out: [Unnamed; 4] = Default::default();
-    for (k, (kind, folder, suffix)) in artifact_folders(root).into_iter().enumerate() {
-        let (names, swept) = match kind {
-            ArtifactKind::Blob => (&live.blobs, &going.blobs),
-            ArtifactKind::Layer => (&live.layers, &going.layers),
-            ArtifactKind::Fsmeta | ArtifactKind::Vmdk => (&live.manifests, &going.manifests),
-        };
-        for entry in folder.dir().entries().at(folder.path())? {
-            let name = entry.at(folder.path())?.file_name();
-            let digest = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(suffix))
-                .and_then(digest_of_hex);
-            match digest {
-                Some(d) if names.contains(&d) || swept.contains(&d) => {}
-                Some(_) => out[k].orphans.push(name),
-                None => out[k].strays.push(name),
-            }
-        }
-    }
-    Ok(out)
+/// The artifact folders with their kinds and suffixes.
+fn artifact_folders(root: &Root) -> [(ArtifactKind, &Folder, &'static str); 4] {
+    let folders = [
+        root.blobs(),
+        root.layers(),
+        root.fsmeta_dir(),
+        root.vmdk_dir(),
+    ];
+    let mut k = 0;
+    folders.map(|folder| {
+        let (kind, suffix) = ARTIFACT_KINDS[k];
+        k += 1;
+        (kind, folder, suffix)
+    })
 }
 
 /// The stored digest a file name's hex spells: 64 lowercase hex digits, as the cache names
@@ -424,7 +482,7 @@ fn digest_of_hex(hex: &str) -> Option<DigestBytes> {
     Some(out)
 }
 
-/// Deletes (or measures) what [`unnamed_files`] found, then the leftovers under `tmp/`.
+/// Deletes (or measures) what [`Listing::unnamed`] found, then the leftovers under `tmp/`.
 fn sweep_unnamed(root: &Root, found: &[Unnamed; 4], delete: bool) -> Result<Reconciled> {
     let mut out = Reconciled::default();
     for ((kind, folder, _), unnamed) in artifact_folders(root).into_iter().zip(found) {

@@ -6,7 +6,7 @@
 //! reference and no use pins it; the config and each layer are freed only when their last
 //! manifest goes. With a byte budget, eviction stops as soon as the cache fits it.
 
-use crate::index::{Candidate, SizeGraph};
+use crate::index::{Candidate, SizeGraph, digest_text};
 
 /// One reference a prune removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub fn plan(
         out.references.push(Planned {
             id: c.id,
             reference: c.reference,
-            manifest_digest: c.manifest_digest,
+            manifest_digest: digest_text(&graph.manifests[m].digest),
             bytes_freed: freed,
         });
     }
@@ -143,7 +143,6 @@ mod tests {
             id: 0,
             reference: r.into(),
             manifest_id: 100 + m,
-            manifest_digest: String::new(),
             last_used: 0,
         }
     }

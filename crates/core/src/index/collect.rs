@@ -204,6 +204,30 @@ pub(super) fn collect_in(tx: &Transaction<'_>, removal: &Removal, now: i64) -> R
             }
         }
     }
+    // What stays named: manifests and configs (their blobs), layers with an image, and the
+    // version-1 layer blobs that were not deleted.
+    let deleted_blobs: HashSet<DigestBytes> = out.blobs.iter().map(|(d, _)| *d).collect();
+    for (m, node) in g.manifests.iter().enumerate() {
+        if !gone[m] {
+            out.kept.manifests.insert(node.digest);
+            out.kept.blobs.insert(node.digest);
+        }
+    }
+    for (c, node) in g.configs.iter().enumerate() {
+        if config_users[c] > 0 {
+            out.kept.blobs.insert(node.digest);
+        }
+    }
+    for (l, node) in g.layers.iter().enumerate() {
+        if layer_users[l] > 0 && node.has_image {
+            out.kept.layers.insert(node.diff_id);
+        }
+    }
+    for d in &g.layer_blobs {
+        if !deleted_blobs.contains(d) {
+            out.kept.blobs.insert(*d);
+        }
+    }
     out.manifests.sort_unstable();
     out.layers.sort_unstable();
     out.blobs.sort_unstable();

@@ -240,6 +240,9 @@ pub struct Collected {
     pub layers: Vec<DigestBytes>,
     /// Blobs whose files must now be deleted, with recorded sizes.
     pub blobs: Vec<(DigestBytes, i64)>,
+    /// What the index still names once the collection is done (the disk must keep it), from
+    /// the graph the collection was decided on: no query after the commit needs to ask.
+    pub kept: LiveArtifacts,
 }
 
 /// Digests the index names, by kind.

@@ -19,8 +19,6 @@ pub struct Candidate {
     pub reference: String,
     /// Its manifest's row id.
     pub manifest_id: i64,
-    /// Its manifest.
-    pub manifest_digest: String,
     /// `last_used_at`, or `created_at` for a reference never used (ms).
     pub last_used: i64,
 }
@@ -32,7 +30,6 @@ impl Candidate {
             id: row.id,
             reference: row.reference.clone(),
             manifest_id: row.manifest_id,
-            manifest_digest: row.manifest_digest.clone(),
             last_used: row.last_used_at.unwrap_or(row.created_at),
         }
     }
@@ -50,7 +47,7 @@ pub struct CandidateFilter {
 }
 
 /// The artifact graph with recorded sizes: every manifest, config and layer as a dense number
-/// (its position here), with its row id, and the counters its row holds.
+/// (its position here), with its row id, its digest, and the counters its row holds.
 #[derive(Debug, Clone, Default)]
 pub struct SizeGraph {
     /// Per manifest: its own bytes, config, distinct layers, references, pin.
@@ -61,6 +58,9 @@ pub struct SizeGraph {
     pub configs: Vec<ConfigNode>,
     /// Per layer.
     pub layers: Vec<LayerNode>,
+    /// Layer blobs a version-1 cache still keeps (`kind = 'layer'`): none in caches written
+    /// since.
+    pub layer_blobs: Vec<DigestBytes>,
 }
 
 impl SizeGraph {
@@ -105,6 +105,8 @@ impl SizeGraph {
 pub struct ManifestNode {
     /// Row id.
     pub id: i64,
+    /// Its digest (its blob's, and its fsmeta's and VMDK's name).
+    pub digest: DigestBytes,
     /// Manifest blob, fsmeta and VMDK bytes.
     pub own: u64,
     /// Config position.
@@ -126,6 +128,8 @@ pub struct ManifestNode {
 pub struct ConfigNode {
     /// Row id (its blob's).
     pub id: i64,
+    /// Its digest (its blob's name).
+    pub digest: DigestBytes,
     /// Bytes of its blob.
     pub bytes: u64,
     /// `manifest_count` as its row holds it.
@@ -137,6 +141,10 @@ pub struct ConfigNode {
 pub struct LayerNode {
     /// Row id.
     pub id: i64,
+    /// Its diff_id (its EROFS image's name).
+    pub diff_id: DigestBytes,
+    /// Whether it has an EROFS image (every layer since version 2).
+    pub has_image: bool,
     /// Bytes of its EROFS image (0 while it has none).
     pub bytes: u64,
     /// `manifest_count` as its row holds it.
@@ -218,8 +226,7 @@ impl Index {
         // One scan of the references; the few pinned manifests are looked up in memory and the
         // order is sorted here, cheaper than a correlated subquery and SQLite's sorter per row.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT r.id, r.reference, r.manifest_id, b.digest, r.created_at, r.last_used_at
-             FROM image_refs r JOIN blobs b ON b.id = r.manifest_id",
+            "SELECT id, reference, manifest_id, created_at, last_used_at FROM image_refs",
         )?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
@@ -228,8 +235,8 @@ impl Index {
             if pinned.contains(&manifest_id) {
                 continue;
             }
-            let created: i64 = row.get(4)?;
-            let used: Option<i64> = row.get(5)?;
+            let created: i64 = row.get(3)?;
+            let used: Option<i64> = row.get(4)?;
             let last_used = used.unwrap_or(created);
             if filter.older_than.is_some_and(|t| last_used >= t) {
                 continue;
@@ -244,7 +251,6 @@ impl Index {
                 id: row.get(0)?,
                 reference: text_at(row, 1)?.to_owned(),
                 manifest_id,
-                manifest_digest: digest_text(digest_at(row, 3, "blobs")?),
                 last_used,
             });
         }
@@ -264,7 +270,7 @@ impl Index {
         let mut g = SizeGraph::default();
         let mut config_ids: HashMap<i64, usize> = HashMap::new();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT c.id, b.size, c.manifest_count FROM configs c JOIN blobs b ON b.id = c.id",
+            "SELECT c.id, b.size, c.manifest_count, b.digest FROM configs c JOIN blobs b ON b.id = c.id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -272,13 +278,14 @@ impl Index {
             config_ids.insert(id, g.configs.len());
             g.configs.push(ConfigNode {
                 id,
+                digest: *digest_at(row, 3, "blobs")?,
                 bytes: unsigned(row.get(1)?),
                 users: unsigned(row.get(2)?) as u32,
             });
         }
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.id, m.config_id, b.size + COALESCE(m.fsmeta_size, 0) + COALESCE(m.vmdk_size, 0),
-                    m.shared_bytes, m.exclusive_bytes
+                    m.shared_bytes, m.exclusive_bytes, b.digest
              FROM manifests m JOIN blobs b ON b.id = m.id",
         )?;
         let mut rows = stmt.query([])?;
@@ -291,6 +298,7 @@ impl Index {
             g.manifest_ids.insert(id, g.manifests.len());
             g.manifests.push(ManifestNode {
                 id,
+                digest: *digest_at(row, 5, "blobs")?,
                 own: unsigned(row.get(2)?),
                 config,
                 layers: Vec::new(),
@@ -303,14 +311,17 @@ impl Index {
         let mut layer_ids: HashMap<i64, usize> = HashMap::new();
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id, COALESCE(erofs_size, 0), manifest_count FROM layers")?;
+            .prepare_cached("SELECT id, erofs_size, manifest_count, diff_id FROM layers")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
+            let size: Option<i64> = row.get(1)?;
             layer_ids.insert(id, g.layers.len());
             g.layers.push(LayerNode {
                 id,
-                bytes: unsigned(row.get(1)?),
+                diff_id: *digest_at(row, 3, "layers")?,
+                has_image: size.is_some(),
+                bytes: unsigned(size.unwrap_or(0)),
                 users: unsigned(row.get(2)?) as u32,
             });
         }
@@ -361,6 +372,13 @@ impl Index {
             if let Some(&m) = g.manifest_ids.get(&id) {
                 g.manifests[m].pinned = true;
             }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT digest FROM blobs INDEXED BY blobs_layer WHERE kind = 'layer'",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            g.layer_blobs.push(*digest_at(row, 0, "blobs")?);
         }
         Ok(g)
     }
