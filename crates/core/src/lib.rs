@@ -17,6 +17,9 @@ pub mod archive;
 mod artifacts;
 pub mod erofs;
 pub mod error;
+/// Entry points of the fuzz targets in `fuzz/`; not API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gc;
 pub mod image;
 pub mod index;
