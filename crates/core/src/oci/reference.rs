@@ -128,12 +128,23 @@ impl Reference {
 /// listing many rows; equals `Reference::parse(canonical).familiar()` for canonical input).
 pub fn familiar_from_canonical(canonical: &str) -> &str {
     match canonical.strip_prefix("docker.io/") {
-        Some(rest) => rest
+        // `docker.io/host.example/app` keeps its registry: `host.example/app` names another.
+        Some(rest) if !first_component_is_registry(rest) => rest
             .strip_prefix(OFFICIAL_NAMESPACE)
             .filter(|r| !r.contains('/'))
             .unwrap_or(rest),
-        None => canonical,
+        _ => canonical,
     }
+}
+
+/// Whether Docker reads the first component of `name` as a registry (splitDockerDomain): it
+/// holds a `.` or a `:`, is `localhost`, or has an uppercase letter.
+fn first_component_is_registry(name: &str) -> bool {
+    name.split_once('/').is_some_and(|(first, _)| {
+        first.contains(['.', ':'])
+            || first == "localhost"
+            || first.bytes().any(|b| b.is_ascii_uppercase())
+    })
 }
 
 impl fmt::Display for Reference {
@@ -235,6 +246,23 @@ mod tests {
             assert_eq!(r.canonical(), canonical, "{input}");
             assert_eq!(r.familiar(), canonical, "{input}");
             assert_eq!(Reference::parse(&r.canonical()).unwrap(), r, "{input}");
+        }
+    }
+
+    /// Found by the `names` fuzz target: the familiar form of
+    /// `docker.io/hadocker.io/habox:1` was `hadocker.io/habox:1`, which names the registry
+    /// `hadocker.io`; a Docker Hub repository whose first component looks like a registry keeps
+    /// `docker.io/`.
+    #[test]
+    fn familiar_form_keeps_docker_io_before_a_registry_like_component() {
+        for input in [
+            "docker.io/hadocker.io/habox:1",
+            "docker.io/localhost/app:latest",
+        ] {
+            let r = Reference::parse(input).unwrap();
+            assert_eq!(r.familiar(), input, "{input}");
+            assert_eq!(familiar_from_canonical(&r.canonical()), input, "{input}");
+            assert_eq!(Reference::parse(&r.familiar()).unwrap(), r, "{input}");
         }
     }
 
