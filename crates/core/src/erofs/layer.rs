@@ -14,6 +14,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use super::format::{BLOCK_SIZE, MAX_NAME_LEN, mode};
+use super::reader::MAX_DEPTH;
 use super::tar::{Entry, Kind, ReadError, TarReader};
 use super::writer::{self, Content, ImageOptions, Node, NodeId, ROOT, Tree};
 use crate::archive::{COPY_BUFFER_SIZE, Compression, TrackedReader};
@@ -195,6 +196,19 @@ impl<'p> Builder<'p> {
         self.entries += 1;
         let raw_path = entry.path;
         let path = normalize(&raw_path)?;
+        let dir_depth = match entry.kind {
+            Kind::Dir => path.len(),
+            _ => path.len().saturating_sub(1),
+        };
+        if dir_depth > MAX_DEPTH {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "tar path {:?}: directories nested {dir_depth} deep (at most {MAX_DEPTH})",
+                    String::from_utf8_lossy(&raw_path[..raw_path.len().min(64)])
+                ),
+            }
+            .into());
+        }
         let uid = id32(entry.uid, "uid", &raw_path)?;
         let gid = id32(entry.gid, "gid", &raw_path)?;
         let perms = (entry.mode & u64::from(mode::PERMS)) as u32;
@@ -661,6 +675,32 @@ mod tests {
         assert!(normalize(&long_dir).is_err());
         assert!(normalize(&[b'a'; 255]).is_ok());
         assert!(normalize(b"a\0b").is_err());
+    }
+
+    /// Found by the `layer` fuzz target's oracle: a layer with directories nested deeper than
+    /// the EROFS reader accepts converted, and then building its fsmeta failed as
+    /// `CORRUPT_CACHE`. Conversion refuses it as `UNSUPPORTED`; the deepest accepted tree reads
+    /// back.
+    #[test]
+    fn directories_nested_beyond_the_reader_limit_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let convert = |depth: usize| {
+            let mut builder = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_gnu();
+            header.set_size(1);
+            header.set_mode(0o644);
+            let path = format!("{}f", "a/".repeat(depth));
+            builder.append_data(&mut header, path, &b"x"[..]).unwrap();
+            let blob = dir.path().join(format!("{depth}.tar"));
+            std::fs::write(&blob, builder.into_inner().unwrap()).unwrap();
+            let dest = dir.path().join(format!("{depth}.erofs"));
+            convert_layer(&blob, &dest, &ConvertOptions::default()).map(|_| dest)
+        };
+        let err = convert(MAX_DEPTH + 1).unwrap_err();
+        assert_eq!(err.code(), "UNSUPPORTED");
+        let dest = convert(MAX_DEPTH).unwrap();
+        let image = super::super::reader::ImageReader::open(&dest).unwrap();
+        super::super::reader::read_tree(&image).unwrap();
     }
 
     #[test]

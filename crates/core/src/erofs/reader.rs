@@ -19,8 +19,10 @@ use super::format::{
 use super::writer::{Content, NOTE_MAGIC, Node, NodeId, ROOT, Tree};
 use crate::error::{Error, IoContext, Result};
 
-/// Deepest directory nesting accepted (guards against loops in a corrupt image).
-const MAX_DEPTH: usize = 4096;
+/// Deepest directory nesting accepted (guards against loops in a corrupt image, and bounds the
+/// recursion of the fsmeta merge). Layer conversion refuses deeper trees, so every layer image
+/// it writes reads back; raising it lets deeper layers in.
+pub const MAX_DEPTH: usize = 4096;
 
 /// An open image.
 pub struct ImageReader {
