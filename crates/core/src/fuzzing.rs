@@ -28,7 +28,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::archive::{self, Compression, descriptor, member};
-use crate::erofs::format::{BLOCK_SIZE, mode};
+use crate::erofs::format::{self, BLOCK_SIZE, mode};
 use crate::erofs::reader::{ImageReader, read_tree};
 use crate::erofs::tar::{Entry, Kind, ReadError, TarReader};
 use crate::erofs::writer::{Content, ImageOptions, Node, NodeId, ROOT, Tree, write_metadata};
@@ -167,8 +167,19 @@ pub fn fuzz_names(data: &[u8]) {
 /// plain data, chunk indexes). Every failure must be `CORRUPT_CACHE`.
 pub fn fuzz_erofs_reader(data: &[u8]) {
     const CORRUPT: &[&str] = &["CORRUPT_CACHE"];
+    // Every mutation of a checksummed superblock would stop at the checksum: fix it, so the
+    // fields behind it are fuzzed too.
+    let mut data = data.to_vec();
+    let sb = format::SUPER_OFFSET;
+    if data.len() >= BLOCK_SIZE as usize
+        && format::le_u32(&data, sb) == format::MAGIC
+        && format::le_u32(&data, sb + 8) & format::COMPAT_SB_CHKSUM != 0
+    {
+        let sum = format::superblock_checksum(&data);
+        data[sb + 4..sb + 8].copy_from_slice(&sum.to_le_bytes());
+    }
     let dir = Scratch::new();
-    let path = dir.write("image.erofs", data);
+    let path = dir.write("image.erofs", &data);
     let Some(image) = typed(ImageReader::open(&path), CORRUPT) else {
         return;
     };
@@ -190,7 +201,7 @@ pub fn fuzz_erofs_reader(data: &[u8]) {
                     }
                 }
             }
-            _ if inode.layout == crate::erofs::format::DataLayout::ChunkBased => {
+            _ if inode.layout == format::DataLayout::ChunkBased => {
                 typed(image.first_chunk(&inode), CORRUPT);
             }
             _ => {
