@@ -23,6 +23,16 @@ all=(tar layer oci_json names erofs_reader erofs_round_trip archive)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all[@]}")
 
+# The libFuzzer dictionary of a target's input format (fuzz/dict/).
+dict() {
+  case $1 in
+    tar | layer | archive) echo dict/tar.dict ;;
+    oci_json) echo dict/oci_json.dict ;;
+    names) echo dict/names.dict ;;
+    erofs_reader | erofs_round_trip) echo dict/erofs.dict ;;
+  esac
+}
+
 # Largest input per target: whole small archives and images, short strings.
 max_len() {
   case $1 in
@@ -65,7 +75,7 @@ for target in "${targets[@]}"; do
   log=target/fuzz-$target.log
   echo "fuzz: $target for $seconds s"
   if "${cargo[@]}" fuzz run "${build_flags[@]}" "$target" "$work" "corpus/$target" -- \
-    -max_total_time="$seconds" -max_len="$(max_len "$target")" -timeout=20 \
+    -max_total_time="$seconds" -max_len="$(max_len "$target")" -dict="$(dict "$target")" -timeout=20 \
     -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
     grep -E '^#[0-9]+.*DONE|stat::number_of_executed_units' "$log" || tail -n 3 "$log"
   else
