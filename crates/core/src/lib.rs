@@ -21,6 +21,9 @@ mod artifacts;
 pub mod budget;
 pub mod erofs;
 pub mod error;
+/// Entry points of the fuzz targets in `fuzz/`; not API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gc;
 pub mod image;
 pub mod index;

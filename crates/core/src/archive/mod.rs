@@ -15,11 +15,11 @@
 //! in parallel; `descriptor` parses the JSON documents; `member` resolves tar names and links;
 //! `source` stages files into the staging folder, named `sha256-<hex>` by content.
 
-mod descriptor;
+pub(crate) mod descriptor;
 mod docker;
 mod layer;
 mod layout_dir;
-mod member;
+pub(crate) mod member;
 mod oci_layout;
 mod source;
 mod tarball;
