@@ -3,13 +3,12 @@
 // native addon's shapes, results to classes with `Date`s and `null`s, native errors to error
 // classes. Behaviour lives in the Rust core; this file never reads the cache itself.
 
-import { AbortError, fromNative } from "./errors";
+import { AbortError, InternalError, fromNative } from "./errors";
 import type {
   NativeAcquireOptions,
   NativeBackend,
   NativeBootDisk,
   NativeCache,
-  NativeDiskUsage,
   NativeImageConfig,
   NativeImageDetail,
   NativeImageHandle,
@@ -21,6 +20,7 @@ import type {
 } from "./internal/binding";
 import { type Rule, type SchemaOf, checkOptions, checkValue, requireArity, requireString } from "./internal/args";
 import { native } from "./internal/native";
+import type { DiskUsageJson, ListJson } from "./internal/rows";
 import { toDate } from "./internal/time";
 
 /**
@@ -556,7 +556,15 @@ function pruneReport(r: NativePruneReport): ImagePruneReport {
   });
 }
 
-function diskUsage(d: NativeDiskUsage): DiskUsage {
+/** Row `m` of a JSON text's `manifests`, which lists every manifest its rows name. */
+function manifestRow<T>(manifests: T[], m: number): T {
+  const row = manifests[m];
+  if (row === undefined) throw new InternalError(`the binding's rows name manifest ${m}, which it did not write`);
+  return row;
+}
+
+function diskUsage(d: DiskUsageJson): DiskUsage {
+  const { manifests } = d;
   return Object.freeze({
     layers: d.layers,
     fsmeta: d.fsmeta,
@@ -566,16 +574,30 @@ function diskUsage(d: NativeDiskUsage): DiskUsage {
     temporary: d.temporary,
     total: d.total,
     images: Object.freeze(
-      d.images.map((i) =>
-        Object.freeze({
-          reference: i.reference,
-          manifestDigest: i.manifestDigest,
-          sharedBytes: i.sharedBytes,
-          exclusiveBytes: i.exclusiveBytes,
-          reclaimableBytes: i.reclaimableBytes,
-        }),
-      ),
+      d.images.map(([reference, m, reclaimableBytes]) => {
+        const [manifestDigest, sharedBytes, exclusiveBytes] = manifestRow(manifests, m);
+        return Object.freeze({ reference, manifestDigest, sharedBytes, exclusiveBytes, reclaimableBytes });
+      }),
     ),
+  });
+}
+
+/** The handles of `listJson`'s rows. */
+function handles(list: ListJson): ImageHandle[] {
+  const { manifests } = list;
+  return list.references.map(([reference, m, createdAtMs, lastUsedAtMs]) => {
+    const [manifestDigest, architecture, os, variant, layerCount, sizeBytes] = manifestRow(manifests, m);
+    return makeHandle({
+      reference,
+      manifestDigest,
+      architecture,
+      os,
+      variant: variant ?? undefined,
+      layerCount,
+      sizeBytes: sizeBytes ?? undefined,
+      createdAtMs,
+      lastUsedAtMs: lastUsedAtMs ?? undefined,
+    });
   });
 }
 
@@ -692,8 +714,7 @@ export class ImageCache {
   async list(): Promise<ImageHandle[]> {
     requireArity(arguments, 0, "list");
     // The binding sends the rows as one JSON string: far cheaper than an N-API object per row.
-    const handles = JSON.parse(await call(() => this.#native.listJson())) as NativeImageHandle[];
-    return handles.map((h) => makeHandle(h));
+    return handles(JSON.parse(await call(() => this.#native.listJson())) as ListJson);
   }
 
   /**
@@ -778,8 +799,8 @@ export class ImageCache {
    */
   async diskUsage(): Promise<DiskUsage> {
     requireArity(arguments, 0, "diskUsage");
-    // The binding sends the rows as one JSON string, as for list: one per reference.
-    return diskUsage(JSON.parse(await call(() => this.#native.diskUsageJson())) as NativeDiskUsage);
+    // The binding sends the rows as one JSON string, as for list.
+    return diskUsage(JSON.parse(await call(() => this.#native.diskUsageJson())) as DiskUsageJson);
   }
 
   /**

@@ -16,9 +16,10 @@ export declare class NativeCache {
   /** The handle of one reference. */
   get(reference: string): Promise<NativeImageHandle>
   /**
-   * Every reference, newest first, as a JSON array of `NativeImageHandle` (absent fields
-   * omitted). A list can hold 100,000 rows, and one string plus `JSON.parse` is cheaper than
-   * an N-API object per row (27 ms down to 21 ms for 10,000 rows, bench/list.mjs).
+   * Every reference, newest first, as JSON text: `{references, manifests}`, rows as arrays
+   * and each manifest once (`src/internal/rows.ts`). A list can hold 100,000 rows: they are
+   * written into one buffer as the core reads them, which crosses as one string for one
+   * `JSON.parse`, far cheaper than an N-API object per row (bench/prune.mjs).
    */
   listJson(): Promise<string>
   /** Handle, config and layers of one reference. */
@@ -31,8 +32,9 @@ export declare class NativeCache {
    */
   prune(options?: NativePruneOptions | undefined | null): Promise<NativePruneReport>
   /**
-   * Bytes on disk by kind and per reference, as a JSON `NativeDiskUsage` (one string for
-   * what can be 100,000 rows, like `listJson`).
+   * Bytes on disk by kind and per reference, as JSON text: the totals and `{images,
+   * manifests}` like `listJson` (`src/internal/rows.ts`), one string for what can be
+   * 100,000 rows, written as the core reads them.
    */
   diskUsageJson(): Promise<string>
   /** Pins a reference's manifest for a sandbox or snapshot, optionally for `ttlMs` only. */
@@ -83,26 +85,6 @@ export interface NativeCacheOptions {
   backend?: NativeBackend
 }
 
-/** Bytes on disk by kind, and per reference (sent as JSON by `diskUsageJson`). */
-export interface NativeDiskUsage {
-  /** Layer EROFS images. */
-  layers: number
-  /** fsmeta images. */
-  fsmeta: number
-  /** VMDK descriptors. */
-  vmdk: number
-  /** Manifest and config blobs. */
-  blobs: number
-  /** The index files. */
-  index: number
-  /** `tmp/`. */
-  temporary: number
-  /** Sum of the above. */
-  total: number
-  /** Per reference. */
-  images: Array<NativeImageDiskUsage>
-}
-
 /** `{ kind: "sandbox" | "snapshot", id }`. */
 export interface NativeHolder {
   /** `sandbox` or `snapshot`. */
@@ -139,20 +121,6 @@ export interface NativeImageDetail {
   config?: NativeImageConfig
   /** Layers bottom to top. */
   layers: Array<NativeImageLayer>
-}
-
-/** One reference's share of the cache. */
-export interface NativeImageDiskUsage {
-  /** Familiar reference. */
-  reference: string
-  /** Its manifest. */
-  manifestDigest: string
-  /** Bytes shared with other manifests. */
-  sharedBytes: number
-  /** Bytes only its manifest uses. */
-  exclusiveBytes: number
-  /** What removing it and pruning would reclaim. */
-  reclaimableBytes: number
 }
 
 /** A cached reference. */

@@ -91,6 +91,47 @@ pub struct ImageHandle {
     pub last_used_at: Option<i64>,
 }
 
+/// One cached reference as [`Cache::list_each`] hands it out: the fields of an [`ImageHandle`],
+/// borrowed from the index row being read (no allocation per reference).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageHandleRef<'a> {
+    /// Familiar form (`busybox:latest`, `ghcr.io/org/app:v1`).
+    pub reference: &'a str,
+    /// The manifest the reference points to.
+    pub manifest_digest: &'a str,
+    /// From the image config.
+    pub architecture: &'a str,
+    /// From the image config.
+    pub os: &'a str,
+    /// From the image config.
+    pub variant: Option<&'a str>,
+    /// Layers in the manifest.
+    pub layer_count: u32,
+    /// As [`ImageHandle::size_bytes`].
+    pub size_bytes: Option<u64>,
+    /// Milliseconds since the epoch when the reference was created or re-pointed.
+    pub created_at: i64,
+    /// Milliseconds since the epoch when a use last acquired the reference.
+    pub last_used_at: Option<i64>,
+}
+
+impl ImageHandleRef<'_> {
+    /// The owned handle.
+    pub fn to_handle(&self) -> ImageHandle {
+        ImageHandle {
+            reference: self.reference.to_owned(),
+            manifest_digest: Some(self.manifest_digest.to_owned()),
+            architecture: Some(self.architecture.to_owned()),
+            os: Some(self.os.to_owned()),
+            variant: self.variant.map(str::to_owned),
+            layer_count: self.layer_count,
+            size_bytes: self.size_bytes,
+            created_at: Some(self.created_at),
+            last_used_at: self.last_used_at,
+        }
+    }
+}
+
 /// The config fields `inspect` shows; absent fields stay `None`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageConfigDetail {
@@ -245,6 +286,22 @@ pub struct ImageDiskUsage {
     pub exclusive_bytes: u64,
     /// What removing this reference and pruning would reclaim: the exclusive bytes when it is
     /// its manifest's only reference and no unexpired use pins it, else 0.
+    pub reclaimable_bytes: u64,
+}
+
+/// One reference's share of the cache as [`Cache::disk_usage_each`] hands it out: the fields
+/// of an [`ImageDiskUsage`], borrowed from the index row being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageDiskUsageRef<'a> {
+    /// Familiar form of the reference.
+    pub reference: &'a str,
+    /// Its manifest.
+    pub manifest_digest: &'a str,
+    /// As [`ImageDiskUsage::shared_bytes`].
+    pub shared_bytes: u64,
+    /// As [`ImageDiskUsage::exclusive_bytes`].
+    pub exclusive_bytes: u64,
+    /// As [`ImageDiskUsage::reclaimable_bytes`].
     pub reclaimable_bytes: u64,
 }
 
@@ -488,9 +545,35 @@ impl Cache {
 
     /// Every cached reference, newest first.
     pub fn list(&self) -> Result<Vec<ImageHandle>> {
+        let mut out = Vec::new();
+        self.list_each(|h| {
+            out.push(h.to_handle());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`Cache::list`] without building a value per reference: each is handed to `each` as the
+    /// index reads it, newest first, borrowed from the row (for a caller that serializes the
+    /// list at once, such as the binding's one JSON buffer per call). An error of `each` stops
+    /// the listing and is returned. Holds the cache's index connection throughout.
+    pub fn list_each(&self, mut each: impl FnMut(&ImageHandleRef<'_>) -> Result<()>) -> Result<()> {
         self.local()?;
         let ix = self.index()?;
-        Ok(ix.list()?.into_iter().map(handle_from_row).collect())
+        let mut digest = [0u8; index::DIGEST_TEXT_LEN];
+        ix.list_each(|row| {
+            each(&ImageHandleRef {
+                reference: familiar_from_canonical(row.reference),
+                manifest_digest: index::digest_text_in(row.manifest_digest, &mut digest)?,
+                architecture: row.architecture,
+                os: row.os,
+                variant: row.variant,
+                layer_count: row.layer_count as u32,
+                size_bytes: row.disk_size.map(|s| s as u64),
+                created_at: row.created_at,
+                last_used_at: row.last_used_at,
+            })
+        })
     }
 
     /// The handle, config and layers (bottom to top) of `reference`.
@@ -727,21 +810,43 @@ impl Cache {
     /// Bytes on disk by kind, from sizes recorded when artifacts were written (the index and
     /// `tmp/` are measured), and per reference its shared, exclusive and reclaimable bytes.
     pub fn disk_usage(&self) -> Result<DiskUsage> {
+        let mut images = Vec::new();
+        let mut usage = self.disk_usage_each(|i| {
+            images.push(ImageDiskUsage {
+                reference: i.reference.to_owned(),
+                manifest_digest: i.manifest_digest.to_owned(),
+                shared_bytes: i.shared_bytes,
+                exclusive_bytes: i.exclusive_bytes,
+                reclaimable_bytes: i.reclaimable_bytes,
+            });
+            Ok(())
+        })?;
+        usage.images = images;
+        Ok(usage)
+    }
+
+    /// [`Cache::disk_usage`] without building a value per reference: each reference's figures
+    /// are handed to `each` as the index reads them, in reference order, borrowed from the row;
+    /// the returned [`DiskUsage`] has the totals and no `images`. An error of `each` stops the
+    /// call and is returned.
+    pub fn disk_usage_each(
+        &self,
+        mut each: impl FnMut(&ImageDiskUsageRef<'_>) -> Result<()>,
+    ) -> Result<DiskUsage> {
         self.local()?;
         let root = self.open_root()?;
         let now = now_ms();
         let ix = self.index()?;
         let totals = ix.kind_totals()?;
-        let mut images = Vec::new();
-        ix.image_usage(now, |row| {
-            images.push(ImageDiskUsage {
-                reference: familiar_from_canonical(&row.reference).to_owned(),
-                manifest_digest: row.manifest_digest,
-                shared_bytes: row.shared,
-                exclusive_bytes: row.exclusive,
-                reclaimable_bytes: row.reclaimable,
-            });
-            Ok(())
+        let mut text = [0u8; index::DIGEST_TEXT_LEN];
+        ix.image_usage_each(now, |reference, digest, shared, exclusive, reclaimable| {
+            each(&ImageDiskUsageRef {
+                reference: familiar_from_canonical(reference),
+                manifest_digest: index::digest_text_in(digest, &mut text)?,
+                shared_bytes: shared,
+                exclusive_bytes: exclusive,
+                reclaimable_bytes: reclaimable,
+            })
         })?;
         drop(ix);
         let index = self.index_bytes()?;
@@ -754,7 +859,7 @@ impl Cache {
             index,
             temporary,
             total: totals.layers + totals.fsmeta + totals.vmdk + totals.blobs + index + temporary,
-            images,
+            images: Vec::new(),
         })
     }
 

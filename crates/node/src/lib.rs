@@ -131,22 +131,14 @@ impl NativeCache {
         spawn(env, move || cache.get(&reference), handle)
     }
 
-    /// Every reference, newest first, as a JSON array of `NativeImageHandle` (absent fields
-    /// omitted). A list can hold 100,000 rows, and one string plus `JSON.parse` is cheaper than
-    /// an N-API object per row (27 ms down to 21 ms for 10,000 rows, bench/list.mjs).
+    /// Every reference, newest first, as JSON text: `{references, manifests}`, rows as arrays
+    /// and each manifest once (`src/internal/rows.ts`). A list can hold 100,000 rows: they are
+    /// written into one buffer as the core reads them, which crosses as one string for one
+    /// `JSON.parse`, far cheaper than an N-API object per row (bench/prune.mjs).
     #[napi(ts_return_type = "Promise<string>")]
     pub fn list_json<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
         let cache = self.inner.clone();
-        spawn(
-            env,
-            move || {
-                let handles: Vec<NativeImageHandle> =
-                    cache.list()?.into_iter().map(handle).collect();
-                serde_json::to_string(&handles)
-                    .map_err(|e| core::Error::internal(format!("serializing the list: {e}")))
-            },
-            |json| json,
-        )
+        spawn(env, move || list_json(&cache), |json| json)
     }
 
     /// Handle, config and layers of one reference.
@@ -186,19 +178,13 @@ impl NativeCache {
         spawn(env, move || cache.prune_with(&opts), prune_report)
     }
 
-    /// Bytes on disk by kind and per reference, as a JSON `NativeDiskUsage` (one string for
-    /// what can be 100,000 rows, like `listJson`).
+    /// Bytes on disk by kind and per reference, as JSON text: the totals and `{images,
+    /// manifests}` like `listJson` (`src/internal/rows.ts`), one string for what can be
+    /// 100,000 rows, written as the core reads them.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn disk_usage_json<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
         let cache = self.inner.clone();
-        spawn(
-            env,
-            move || {
-                serde_json::to_string(&disk_usage(cache.disk_usage()?))
-                    .map_err(|e| core::Error::internal(format!("serializing disk usage: {e}")))
-            },
-            |json| json,
-        )
+        spawn(env, move || disk_usage_json(&cache), |json| json)
     }
 
     /// Pins a reference's manifest for a sandbox or snapshot, optionally for `ttlMs` only.

@@ -281,6 +281,22 @@ pub fn digest_text(bytes: &DigestBytes) -> String {
     out
 }
 
+/// Bytes of a digest's text form: `sha256:` and 64 hex digits.
+pub const DIGEST_TEXT_LEN: usize = SHA256_PREFIX.len() + 2 * DIGEST_LEN;
+
+/// The text form (`sha256:<hex>`) of a stored digest, written into `buf` and borrowed from it:
+/// [`digest_text`] without an allocation, for rows handed out one at a time.
+pub fn digest_text_in<'b>(
+    bytes: &DigestBytes,
+    buf: &'b mut [u8; DIGEST_TEXT_LEN],
+) -> Result<&'b str> {
+    let (prefix, hex) = buf.split_at_mut(SHA256_PREFIX.len());
+    prefix.copy_from_slice(SHA256_PREFIX.as_bytes());
+    hex::encode_to_slice(bytes, hex)
+        .map_err(|e| Error::internal(format!("hex of a digest: {e}")))?;
+    std::str::from_utf8(buf).map_err(|e| Error::internal(format!("hex of a digest: {e}")))
+}
+
 /// The stored form of `sha256:<hex>` text, or `None` when it is not one (such a digest names
 /// nothing in the index).
 pub fn digest_bytes(text: &str) -> Option<DigestBytes> {
@@ -1784,6 +1800,8 @@ mod tests {
         let text = d(0xab);
         assert_eq!(digest_bytes(&text), Some(b(0xab)));
         assert_eq!(digest_text(&b(0xab)), text);
+        let mut buf = [0u8; DIGEST_TEXT_LEN];
+        assert_eq!(digest_text_in(&b(0xab), &mut buf).unwrap(), text);
         for bad in [
             "",
             "sha256:",
