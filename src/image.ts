@@ -3,7 +3,7 @@
 // native addon's shapes, results to classes with `Date`s and `null`s, native errors to error
 // classes. Behaviour lives in the Rust core; this file never reads the cache itself.
 
-import { AbortError, InternalError, fromNative } from "./errors";
+import { AbortError, fromNative } from "./errors";
 import type {
   NativeAcquireOptions,
   NativeBackend,
@@ -17,10 +17,11 @@ import type {
   NativeLoadOptions,
   NativePruneOptions,
   NativePruneReport,
+  NativeRows,
 } from "./internal/binding";
 import { type Rule, type SchemaOf, checkOptions, checkValue, requireArity, requireString } from "./internal/args";
 import { native } from "./internal/native";
-import type { DiskUsageJson, ListJson } from "./internal/rows";
+import { type ListedHandle, readDiskUsage, readList } from "./internal/rows";
 import { toDate } from "./internal/time";
 
 /**
@@ -321,6 +322,7 @@ export interface BootDisk {
 
 // Constructors of the result classes are private: only this module builds them, through these.
 let makeHandle: (native: NativeImageHandle) => ImageHandle;
+let makeListedHandle: ListedHandle<ImageHandle>;
 let makeUse: (cache: NativeCache, native: NativeImageUse) => ImageUse;
 
 /**
@@ -353,21 +355,45 @@ export class ImageHandle {
   /** When the reference was created or last re-pointed to another manifest. */
   readonly createdAt: Date | null;
 
-  private constructor(native: NativeImageHandle) {
-    this.reference = native.reference;
-    this.sizeBytes = native.sizeBytes ?? null;
-    this.manifestDigest = native.manifestDigest ?? null;
-    this.architecture = native.architecture ?? null;
-    this.os = native.os ?? null;
-    this.variant = native.variant ?? null;
-    this.layerCount = native.layerCount;
-    this.lastUsedAt = toDate(native.lastUsedAtMs);
-    this.createdAt = toDate(native.createdAtMs);
+  // Positional, so that `list()` builds each handle straight from its row (no object between).
+  private constructor(
+    reference: string,
+    manifestDigest: string | null,
+    architecture: string | null,
+    os: string | null,
+    variant: string | null,
+    layerCount: number,
+    sizeBytes: number | null,
+    createdAtMs: number | null,
+    lastUsedAtMs: number | null,
+  ) {
+    this.reference = reference;
+    this.sizeBytes = sizeBytes;
+    this.manifestDigest = manifestDigest;
+    this.architecture = architecture;
+    this.os = os;
+    this.variant = variant;
+    this.layerCount = layerCount;
+    this.lastUsedAt = toDate(lastUsedAtMs);
+    this.createdAt = toDate(createdAtMs);
     Object.freeze(this);
   }
 
   static {
-    makeHandle = (native) => new ImageHandle(native);
+    makeHandle = (n) =>
+      new ImageHandle(
+        n.reference,
+        n.manifestDigest ?? null,
+        n.architecture ?? null,
+        n.os ?? null,
+        n.variant ?? null,
+        n.layerCount,
+        n.sizeBytes ?? null,
+        n.createdAtMs ?? null,
+        n.lastUsedAtMs ?? null,
+      );
+    makeListedHandle = (reference, digest, architecture, os, variant, layerCount, sizeBytes, created, used) =>
+      new ImageHandle(reference, digest, architecture, os, variant, layerCount, sizeBytes, created, used);
   }
 }
 
@@ -556,49 +582,9 @@ function pruneReport(r: NativePruneReport): ImagePruneReport {
   });
 }
 
-/** Row `m` of a JSON text's `manifests`, which lists every manifest its rows name. */
-function manifestRow<T>(manifests: T[], m: number): T {
-  const row = manifests[m];
-  if (row === undefined) throw new InternalError(`the binding's rows name manifest ${m}, which it did not write`);
-  return row;
-}
-
-function diskUsage(d: DiskUsageJson): DiskUsage {
-  const { manifests } = d;
-  return Object.freeze({
-    layers: d.layers,
-    fsmeta: d.fsmeta,
-    vmdk: d.vmdk,
-    blobs: d.blobs,
-    index: d.index,
-    temporary: d.temporary,
-    total: d.total,
-    images: Object.freeze(
-      d.images.map(([reference, m, reclaimableBytes]) => {
-        const [manifestDigest, sharedBytes, exclusiveBytes] = manifestRow(manifests, m);
-        return Object.freeze({ reference, manifestDigest, sharedBytes, exclusiveBytes, reclaimableBytes });
-      }),
-    ),
-  });
-}
-
-/** The handles of `listJson`'s rows. */
-function handles(list: ListJson): ImageHandle[] {
-  const { manifests } = list;
-  return list.references.map(([reference, m, createdAtMs, lastUsedAtMs]) => {
-    const [manifestDigest, architecture, os, variant, layerCount, sizeBytes] = manifestRow(manifests, m);
-    return makeHandle({
-      reference,
-      manifestDigest,
-      architecture,
-      os,
-      variant: variant ?? undefined,
-      layerCount,
-      sizeBytes: sizeBytes ?? undefined,
-      createdAtMs,
-      lastUsedAtMs: lastUsedAtMs ?? undefined,
-    });
-  });
+function diskUsage(rows: NativeRows): DiskUsage {
+  const { totals, images } = readDiskUsage(rows);
+  return Object.freeze({ ...totals, images: Object.freeze(images) });
 }
 
 function bootDisk(b: NativeBootDisk): BootDisk {
@@ -713,8 +699,9 @@ export class ImageCache {
    */
   async list(): Promise<ImageHandle[]> {
     requireArity(arguments, 0, "list");
-    // The binding sends the rows as one JSON string: far cheaper than an N-API object per row.
-    return handles(JSON.parse(await call(() => this.#native.listJson())) as ListJson);
+    // The binding sends the rows' strings as one JSON string and their numbers as one typed
+    // array: far cheaper than an N-API object per row.
+    return readList(await call(() => this.#native.listRows()), makeListedHandle);
   }
 
   /**
@@ -799,8 +786,8 @@ export class ImageCache {
    */
   async diskUsage(): Promise<DiskUsage> {
     requireArity(arguments, 0, "diskUsage");
-    // The binding sends the rows as one JSON string, as for list.
-    return diskUsage(JSON.parse(await call(() => this.#native.diskUsageJson())) as DiskUsageJson);
+    // The binding sends the rows as for list.
+    return diskUsage(await call(() => this.#native.diskUsageRows()));
   }
 
   /**

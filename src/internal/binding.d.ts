@@ -16,12 +16,12 @@ export declare class NativeCache {
   /** The handle of one reference. */
   get(reference: string): Promise<NativeImageHandle>
   /**
-   * Every reference, newest first, as JSON text: `{references, manifests}`, rows as arrays
-   * and each manifest once (`src/internal/rows.ts`). A list can hold 100,000 rows: they are
-   * written into one buffer as the core reads them, which crosses as one string for one
-   * `JSON.parse`, far cheaper than an N-API object per row (bench/prune.mjs).
+   * Every reference, newest first, as `NativeRows` (see `list_rows` and
+   * `src/internal/rows.ts`). A list can hold 100,000 rows: they are written as the core
+   * reads them into one string of JSON strings and one typed array of numbers, which cross
+   * as two values per call, far cheaper than an N-API object per row (bench/prune.mjs).
    */
-  listJson(): Promise<string>
+  listRows(): Promise<NativeRows>
   /** Handle, config and layers of one reference. */
   inspect(reference: string): Promise<NativeImageDetail>
   /** Removes one reference and what only it used. */
@@ -32,11 +32,10 @@ export declare class NativeCache {
    */
   prune(options?: NativePruneOptions | undefined | null): Promise<NativePruneReport>
   /**
-   * Bytes on disk by kind and per reference, as JSON text: the totals and `{images,
-   * manifests}` like `listJson` (`src/internal/rows.ts`), one string for what can be
-   * 100,000 rows, written as the core reads them.
+   * Bytes on disk by kind and per reference, as `NativeRows` like `listRows` (see
+   * `disk_usage_rows`): two values for what can be 100,000 rows.
    */
-  diskUsageJson(): Promise<string>
+  diskUsageRows(): Promise<NativeRows>
   /** Pins a reference's manifest for a sandbox or snapshot, optionally for `ttlMs` only. */
   acquire(reference: string, holder: NativeHolder, options?: NativeAcquireOptions | undefined | null): Promise<NativeImageUse>
   /** The VMDK, fsmeta and layer image paths a VM boots a reference from. */
@@ -245,4 +244,16 @@ export interface NativePruneReport {
    * naming the path.
    */
   warnings: Array<string>
+}
+
+/**
+ * What `listRows` and `diskUsageRows` return: many rows in two values, read by
+ * `src/internal/rows.ts`. `text` is a JSON array of the rows' strings, `numbers` their numbers,
+ * both in row order; a null number is NaN.
+ */
+export interface NativeRows {
+  /** JSON array of strings. */
+  text: string
+  /** The rows' numbers. */
+  numbers: Float64Array
 }

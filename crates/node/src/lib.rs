@@ -131,14 +131,14 @@ impl NativeCache {
         spawn(env, move || cache.get(&reference), handle)
     }
 
-    /// Every reference, newest first, as JSON text: `{references, manifests}`, rows as arrays
-    /// and each manifest once (`src/internal/rows.ts`). A list can hold 100,000 rows: they are
-    /// written into one buffer as the core reads them, which crosses as one string for one
-    /// `JSON.parse`, far cheaper than an N-API object per row (bench/prune.mjs).
-    #[napi(ts_return_type = "Promise<string>")]
-    pub fn list_json<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
+    /// Every reference, newest first, as `NativeRows` (see `list_rows` and
+    /// `src/internal/rows.ts`). A list can hold 100,000 rows: they are written as the core
+    /// reads them into one string of JSON strings and one typed array of numbers, which cross
+    /// as two values per call, far cheaper than an N-API object per row (bench/prune.mjs).
+    #[napi(ts_return_type = "Promise<NativeRows>")]
+    pub fn list_rows<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativeRows>> {
         let cache = self.inner.clone();
-        spawn(env, move || list_json(&cache), |json| json)
+        spawn(env, move || list_rows(&cache)?.finish(), native_rows)
     }
 
     /// Handle, config and layers of one reference.
@@ -178,13 +178,15 @@ impl NativeCache {
         spawn(env, move || cache.prune_with(&opts), prune_report)
     }
 
-    /// Bytes on disk by kind and per reference, as JSON text: the totals and `{images,
-    /// manifests}` like `listJson` (`src/internal/rows.ts`), one string for what can be
-    /// 100,000 rows, written as the core reads them.
-    #[napi(ts_return_type = "Promise<string>")]
-    pub fn disk_usage_json<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
+    /// Bytes on disk by kind and per reference, as `NativeRows` like `listRows` (see
+    /// `disk_usage_rows`): two values for what can be 100,000 rows.
+    #[napi(ts_return_type = "Promise<NativeRows>")]
+    pub fn disk_usage_rows<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, NativeRows>> {
         let cache = self.inner.clone();
-        spawn(env, move || disk_usage_json(&cache), |json| json)
+        spawn(env, move || disk_usage_rows(&cache)?.finish(), native_rows)
     }
 
     /// Pins a reference's manifest for a sandbox or snapshot, optionally for `ttlMs` only.
