@@ -2,8 +2,8 @@
 // references, against the floor measured in the same run on the same files: one process that
 // lstats and unlinks exactly the files prune deleted, then fsyncs their folders
 // (`prune_bench floor`, with 1 thread, one per core, and 64 threads; the fastest is the floor).
-// Then `list()` and `diskUsage()` at the largest size against bare SQLite queries of the same
-// rows. The tools are in crates/core/examples/prune_bench.rs (see its header for the pattern
+// Then, at every size, `list()` and `diskUsage()` against bare SQLite queries of the same rows,
+// and the peak RSS of processes making one such call. The tools are in crates/core/examples/prune_bench.rs (see its header for the pattern
 // and the fast path).
 //
 //   node bench/prune.mjs [sizes]   (default $PRUNE_SIZES or 1000,10000,100000; $PRUNE_RUNS,
@@ -87,8 +87,72 @@ function prune(dir) {
   return { ...JSON.parse(out), rssKiB: Number(readFileSync(rss, "utf8").trim().split("\n").pop()) };
 }
 
+// list() and diskUsage() at every size, through the addon, against bare queries of the same
+// rows (and the core's own calls) from `prune_bench latency`, in alternating rounds; then the
+// peak RSS of a process that makes one call: `prune_bench list` / `usage` (the core alone), and
+// node loading the package and calling Image.list() / diskUsage() once, next to node loading
+// it and calling nothing (node's own share).
+let api = null;
+try {
+  api = await import("../dist/index.mjs");
+} catch {
+  console.log("prune: latency SKIPPED, no dist/ build (npm run build)");
+}
+
+/** Peak RSS (KiB) of `file args` under /usr/bin/time, and its stdout. */
+function peakRss(file, args) {
+  const rss = join(work, "rss.txt");
+  const out = execFileSync("/usr/bin/time", ["-f", "%M", "-o", rss, file, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  return { out, kib: Number(readFileSync(rss, "utf8").trim().split("\n").pop()) };
+}
+
+async function latency(master, refs) {
+  if (!api) return;
+  const cache = api.ImageCache.open({ root: master });
+  const hasUsage = typeof cache.diskUsage === "function";
+  const js = { list: [], diskUsage: [] };
+  const rust = [];
+  let rows = { list: 0, diskUsage: 0 };
+  const timeJs = async (name, fn) => {
+    const start = process.hrtime.bigint();
+    const out = await fn();
+    js[name].push(Number(process.hrtime.bigint() - start) / 1e6);
+    rows[name] = Array.isArray(out) ? out.length : out.images.length;
+  };
+  await cache.list();
+  if (hasUsage) await cache.diskUsage();
+  // More calls where each is quick, so the medians are not a handful of samples.
+  const calls = refs >= 100_000 ? 5 : refs >= 10_000 ? 10 : 20;
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < calls; i++) {
+      await timeJs("list", () => cache.list());
+      if (hasUsage) await timeJs("diskUsage", () => cache.diskUsage());
+    }
+    rust.push(run(["latency", master, String(calls)]));
+  }
+  const r = (key) => median(rust.map((x) => x[key]));
+  const ms = (v) => `${fmt(v, v < 10 ? 2 : 1)} ms`;
+  const spread = (v) => `${ms(Math.min(...v))}-${ms(Math.max(...v))}`;
+  console.log(`prune: latency at ${n(refs)} references: Image.list()=${ms(median(js.list))} (${n(rows.list)} rows; ${spread(js.list)}), ` +
+    `bare SQLite query=${ms(r("listFloorMs"))}, ratio=${fmt(median(js.list) / r("listFloorMs"))}x (aim <= 2x); core Cache::list=${ms(r("listMs"))}`);
+  const usage = hasUsage ? `Image.diskUsage()=${ms(median(js.diskUsage))} (${n(rows.diskUsage)} rows; ${spread(js.diskUsage)}), ` : "Image.diskUsage() not in this build, ";
+  console.log(`prune: latency at ${n(refs)} references: ${usage}bare SQLite query of the same rows and totals=${ms(r("usageFloorMs"))}, ` +
+    `ratio=${hasUsage ? fmt(median(js.diskUsage) / r("usageFloorMs")) : fmt(r("diskUsageMs") / r("usageFloorMs"))}x${hasUsage ? "" : " (core)"} (aim <= 2x); ` +
+    `core Cache::disk_usage=${ms(r("diskUsageMs"))}, of which its per-reference figures (Index::image_usage)=${ms(r("usageCoreMs"))}; ${3 * calls} calls each`);
+  const mib = (kib) => `${fmt(kib / 1024, 1)} MiB`;
+  const core = { list: peakRss(tool, ["list", master]).kib, usage: peakRss(tool, ["usage", master]).kib };
+  const dist = join(root, "dist", "index.mjs");
+  const script = (call) => `const { ImageCache } = await import(${JSON.stringify(dist)}); const c = ImageCache.open({ root: ${JSON.stringify(master)} }); ${call}`;
+  const node = {
+    none: peakRss(process.execPath, ["--input-type=module", "-e", script("")]).kib,
+    list: peakRss(process.execPath, ["--input-type=module", "-e", script("await c.list();")]).kib,
+    usage: hasUsage ? peakRss(process.execPath, ["--input-type=module", "-e", script("await c.diskUsage();")]).kib : 0,
+  };
+  console.log(`prune: peak RSS at ${n(refs)} references: prune_bench list ${mib(core.list)}, usage ${mib(core.usage)} (aim < 64 MiB for list); ` +
+    `node with Image.list() ${mib(node.list)}${hasUsage ? `, with Image.diskUsage() ${mib(node.usage)}` : ""}, with no call ${mib(node.none)}`);
+}
+
 const results = [];
-let latencyRoot = null;
 for (const [k, refs] of sizes.entries()) {
   const runs = runsBySize[Math.min(k, runsBySize.length - 1)];
   const master = join(scratch, `master-${refs}`);
@@ -152,48 +216,11 @@ for (const [k, refs] of sizes.entries()) {
     const floorText = floors.map((r) => `${r.slice(5)} thread${r === "floor1" ? "" : "s"} ${s(med(r))}`).join(", ");
     console.log(`prune: ${disk.name}, ${n(refs)} references: prune=${s(row.prune)} (removed ${n(report.imageRefsRemoved)} references, ` +
       `${n(report.manifestsRemoved)} manifests, ${n(report.layersRemoved)} layers: ${n(deleted.length)} files, ${fmt(report.bytesReclaimed / MB, 1)} MB), ` +
-      `floor=${s(best)} (${floorText}), ratio=${fmt(row.prune / best)}x (aim <= 1.5x from 10,000 references)` +
-      `; prune peak RSS ${fmt(row.rssKiB / 1024, 1)} MiB; median of ${runs}`);
+      `floor=${s(best)} (${floorText}), ratio=${fmt(row.prune / best)}x (aim <= 1.2x from 10,000 references)` +
+      `; prune peak RSS ${fmt(row.rssKiB / 1024, 1)} MiB (aim < 128 MiB); median of ${runs}` +
+      (runs > 1 ? ` (prune ${samples.prune.map((x) => s(x.seconds)).join(", ")})` : ""));
   }
-  if (refs === largest) latencyRoot = master;
-  else rmSync(master, { recursive: true, force: true });
+  await latency(master, refs);
+  rmSync(master, { recursive: true, force: true });
 }
 
-// list() and diskUsage() at the largest size, through the addon, against bare queries of the
-// same rows (and the core's own calls) from `prune_bench latency`, in alternating rounds.
-let api = null;
-try {
-  api = await import("../dist/index.mjs");
-} catch {
-  console.log("prune: latency SKIPPED, no dist/ build (npm run build)");
-}
-if (api && latencyRoot) {
-  const cache = api.ImageCache.open({ root: latencyRoot });
-  const hasUsage = typeof cache.diskUsage === "function";
-  const js = { list: [], diskUsage: [] };
-  const rust = [];
-  let rows = { list: 0, diskUsage: 0 };
-  const timeJs = async (name, fn) => {
-    const start = process.hrtime.bigint();
-    const out = await fn();
-    js[name].push(Number(process.hrtime.bigint() - start) / 1e6);
-    rows[name] = Array.isArray(out) ? out.length : out.images.length;
-  };
-  await cache.list();
-  if (hasUsage) await cache.diskUsage();
-  for (let round = 0; round < 3; round++) {
-    for (let i = 0; i < 5; i++) {
-      await timeJs("list", () => cache.list());
-      if (hasUsage) await timeJs("diskUsage", () => cache.diskUsage());
-    }
-    rust.push(run(["latency", latencyRoot, "5"]));
-  }
-  const r = (key) => median(rust.map((x) => x[key]));
-  const ms = (v) => `${fmt(v, 1)} ms`;
-  console.log(`prune: latency at ${n(largest)} references: Image.list()=${ms(median(js.list))} (${n(rows.list)} rows), ` +
-    `bare SQLite query=${ms(r("listFloorMs"))}, ratio=${fmt(median(js.list) / r("listFloorMs"))}x; core Cache::list=${ms(r("listMs"))}`);
-  const usage = hasUsage ? `Image.diskUsage()=${ms(median(js.diskUsage))} (${n(rows.diskUsage)} rows), ` : "Image.diskUsage() not in this build, ";
-  console.log(`prune: latency at ${n(largest)} references: ${usage}bare SQLite query of the same rows and totals=${ms(r("usageFloorMs"))}, ` +
-    `ratio=${hasUsage ? fmt(median(js.diskUsage) / r("usageFloorMs")) : fmt(r("diskUsageMs") / r("usageFloorMs"))}x${hasUsage ? "" : " (core)"}; ` +
-    `core Cache::disk_usage=${ms(r("diskUsageMs"))}, of which its per-reference figures (Index::image_usage)=${ms(r("usageCoreMs"))}; 15 calls each`);
-}

@@ -12,6 +12,8 @@
 //!                                          then fsync of their folders, timed; 1 thread default
 //! prune_bench latency    ROOT [RUNS]       list and disk_usage against bare queries, medians
 //!                                          (and disk_usage's per-reference figures alone)
+//! prune_bench list       ROOT              one Cache::list (for its peak RSS), timed
+//! prune_bench usage      ROOT              one Cache::disk_usage (for its peak RSS), timed
 //! ```
 //!
 //! The pattern (every image has [`TAGS`] references, so REFERENCES / 2 images):
@@ -102,6 +104,8 @@ fn main() {
         ["floor", list, threads] => count(threads)
             .map_err(Into::into)
             .and_then(|t| floor(Path::new(list), t)),
+        ["list", root] => once(Path::new(root), |c| Ok(c.list()?.len())),
+        ["usage", root] => once(Path::new(root), |c| Ok(c.disk_usage()?.images.len())),
         ["latency", root] => latency(Path::new(root), 11),
         ["latency", root, runs] => count(runs)
             .map_err(Into::into)
@@ -864,6 +868,17 @@ fn prune(root: &Path, dry_run: bool) -> Res<()> {
         r.bytes_before,
         r.bytes_after
     );
+    Ok(())
+}
+
+/// One call of `call` on the cache at `root`, timed; prints its time and rows. Run under
+/// `/usr/bin/time` for the peak RSS of a process that makes only that call.
+fn once(root: &Path, call: impl FnOnce(&Cache) -> Res<usize>) -> Res<()> {
+    let cache = open_cache(root)?;
+    let start = Instant::now();
+    let rows = call(&cache)?;
+    let seconds = start.elapsed().as_secs_f64();
+    println!("{{\"seconds\":{seconds:.6},\"rows\":{rows}}}");
     Ok(())
 }
 
