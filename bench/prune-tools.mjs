@@ -20,7 +20,8 @@
 // untimed), on the disk of this checkout. Times are whole processes (start to exit) for all three;
 // ocicache's time inside its process is shown too.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fmt, interleave, median, quote, sh } from "./common.mjs";
 
@@ -91,7 +92,11 @@ if (has("umoci")) {
 if (has("podman")) {
   const store = join(work, "podman");
   const master = join(work, "podman-master");
-  const podman = (args) => ["--root", join(store, "root"), "--runroot", join(store, "run"), "--storage-driver", "vfs",
+  // podman refuses a runroot path longer than 50 characters: its transient state goes to a
+  // short folder of its own, emptied before each run (the store under `root` is what is copied).
+  const runroot = mkdtempSync(join(tmpdir(), "ocp-"));
+  process.on("exit", () => rmSync(runroot, { recursive: true, force: true }));
+  const podman = (args) => ["--root", join(store, "root"), "--runroot", runroot, "--storage-driver", "vfs",
     "--cgroup-manager", "cgroupfs", "--events-backend", "file", ...args];
   const archive = join(work, "images.tar");
   execFileSync(tool, ["gen-docker", archive, String(refs)], { stdio: ["ignore", "ignore", "inherit"] });
@@ -106,6 +111,7 @@ if (has("podman")) {
     sh(`mv ${quote(store)} ${quote(master)}`);
     routes.podman = () => {
       restore(master, store);
+      sh(`rm -rf ${quote(runroot)} && mkdir ${quote(runroot)}`);
       const { ms, out } = timed("podman", podman(["image", "prune", "-a", "-f"]));
       const gone = out.split("\n").filter(Boolean).length;
       if (gone !== removed) throw new Error(`podman image prune removed ${gone} images, want ${removed}`);
