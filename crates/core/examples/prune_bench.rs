@@ -42,8 +42,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ocicache_core::erofs::{ConvertOptions, LayerImage, build_fsmeta, convert_layer};
+use ocicache_core::erofs::{LayerImage, build_fsmeta};
 use ocicache_core::index::Index;
+use ocicache_core::layer::{ConvertOptions, convert_layer};
 use ocicache_core::oci::{ConfigInfo, Digest, Reference};
 use ocicache_core::store::{Layout, sync_dir};
 use ocicache_core::vmdk::{self, Extent};

@@ -32,8 +32,9 @@ use rayon::prelude::*;
 
 use crate::archive::StagedLayer;
 use crate::budget::WriteBudget;
-use crate::erofs::{ConvertOptions, LayerImage, build_fsmeta, convert_layer_within};
+use crate::erofs::{LayerImage, build_fsmeta, volume_uuid};
 use crate::error::{Error, Result};
+use crate::layer::{ConvertOptions, convert_layer_within};
 use crate::oci::Digest;
 use crate::store::{self, Entry, Folder, Root, StagingDir};
 use crate::vmdk::{self, Extent};
@@ -171,11 +172,7 @@ pub(crate) fn prepare_image<'r>(
             let built_at = staging
                 .path()
                 .join(format!("fsmeta-{}.erofs", manifest.hex()));
-            let mut uuid = [0u8; 16];
-            if let Ok(bytes) = hex::decode(&manifest.hex()[..32]) {
-                uuid.copy_from_slice(&bytes);
-            }
-            let built = build_fsmeta(layers, &built_at, uuid)?;
+            let built = build_fsmeta(layers, &built_at, volume_uuid(manifest))?;
             staged.push(Staged {
                 from: built_at,
                 to: root.fsmeta(manifest),
@@ -204,8 +201,7 @@ pub(crate) fn prepare_image<'r>(
                     size,
                 });
             }
-            let cid = u32::from_str_radix(&manifest.hex()[..8], 16).unwrap_or(0);
-            let text = vmdk::descriptor(&extents, cid)?;
+            let text = vmdk::descriptor(&extents, vmdk::cid(manifest))?;
             let built_at =
                 staging.write(&format!("vmdk-{}.vmdk", manifest.hex()), text.as_bytes())?;
             staged.push(Staged {

@@ -19,14 +19,17 @@
 pub mod archive;
 mod artifacts;
 pub mod budget;
+pub mod codec;
 pub mod erofs;
 pub mod error;
 pub mod gc;
 pub mod image;
 pub mod index;
+pub mod layer;
 pub mod oci;
 pub mod store;
 mod sys;
+pub mod tar;
 pub mod vmdk;
 
 pub use error::{ERROR_CODES, Error, Result};

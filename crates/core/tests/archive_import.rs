@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use ocicache_core::Result;
 use ocicache_core::archive::{StagedBlob, StagedImage, stage_archive};
-use ocicache_core::erofs::{ConvertOptions, convert_layer};
+use ocicache_core::layer::{ConvertOptions, convert_layer};
 use ocicache_core::oci::{Digest, Platform};
 
 /// A scratch root holding the source (`input/`) and the staging folder (`staging/`).

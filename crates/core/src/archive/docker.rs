@@ -12,15 +12,14 @@
 //! types following each layer's detected compression), deterministically: loading the same
 //! archive twice gives the same manifest digest.
 
-use crate::archive::descriptor::{
-    BlobRef, DockerEntry, digest_in_name, parse_docker_manifest, synthesize_docker_manifest,
-};
-use crate::archive::layer::{LayerInput, verify_layers};
+use crate::archive::layer::{LayerInput, docker_media_type, verify_layers};
 use crate::archive::source::{Source, Staging, read_staged_metadata};
 use crate::archive::{
-    DOCKER_MANIFEST_FILE, StagedImage, StagedLayer, add_names, check_layer_count, require_metadata,
+    DOCKER_MANIFEST_FILE, StagedImage, StagedLayer, add_names, check_layer_count, digest_in_name,
+    require_metadata,
 };
 use crate::error::{Error, Result};
+use crate::oci::docker::{BlobRef, DockerEntry, parse_docker_manifest, synthesize_docker_manifest};
 use crate::oci::{ConfigInfo, Reference, media_type};
 
 /// Stages every image `manifest.json` lists. Entries that describe the same image (same
@@ -66,7 +65,7 @@ fn stage_entry(src: &dyn Source, staging: &Staging, entry: &DockerEntry) -> Resu
         .iter()
         .map(|v| {
             (
-                v.compression.docker_media_type(),
+                docker_media_type(v.compression),
                 v.blob.size,
                 &v.blob.digest,
             )
@@ -80,7 +79,7 @@ fn stage_entry(src: &dyn Source, staging: &Staging, entry: &DockerEntry) -> Resu
     let layers = verified
         .into_iter()
         .map(|v| StagedLayer {
-            media_type: v.compression.docker_media_type().to_owned(),
+            media_type: docker_media_type(v.compression).to_owned(),
             blob: v.blob,
             diff_id: v.diff_id,
         })

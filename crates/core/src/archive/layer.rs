@@ -8,67 +8,24 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 
 use rayon::prelude::*;
 
 use crate::archive::StagedBlob;
-use crate::archive::source::{Source, TrackedReader};
+use crate::archive::source::Source;
+use crate::codec::{Compression, TrackedReader};
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{Digest, media_type};
 
-/// gzip member header (RFC 1952 `ID1 ID2`).
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-/// zstd frame magic number (RFC 8878 section 3.1.1).
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
-/// bzip2 stream header (`BZh`).
-const BZIP2_MAGIC: &[u8] = b"BZh";
-/// xz stream header.
-const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
-/// A tar block (POSIX `ustar`): headers are one block.
-const TAR_BLOCK: usize = 512;
 /// OCI zstd layer media type, used when synthesizing a manifest for a zstd layer.
 pub(crate) const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
-/// How a stream is compressed, as its first bytes tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Compression {
-    /// No known magic: taken as plain tar.
-    None,
-    /// gzip (possibly several members).
-    Gzip,
-    /// zstd.
-    Zstd,
-}
-
-impl Compression {
-    /// Detects compression from the first bytes of a stream. bzip2 and xz (which `docker load`
-    /// reads but no image spec allows for layers) are [`Error::Unsupported`].
-    pub(crate) fn sniff(head: &[u8]) -> Result<Self> {
-        // A valid tar header wins: a plain tar's first name may spell a magic (`BZh9...`).
-        if crate::erofs::tar::is_header(head) {
-            return Ok(Compression::None);
-        }
-        if head.starts_with(GZIP_MAGIC) {
-            Ok(Compression::Gzip)
-        } else if head.starts_with(ZSTD_MAGIC) {
-            Ok(Compression::Zstd)
-        } else if head.starts_with(BZIP2_MAGIC) || head.starts_with(XZ_MAGIC) {
-            Err(Error::Unsupported {
-                what: "bzip2 or xz compression (only gzip and zstd)".into(),
-            })
-        } else {
-            Ok(Compression::None)
-        }
-    }
-
-    /// The Docker (or, for zstd, OCI) layer media type for this compression.
-    pub(crate) fn docker_media_type(self) -> &'static str {
-        match self {
-            Compression::None => media_type::DOCKER_LAYER_TAR,
-            Compression::Gzip => media_type::DOCKER_LAYER_GZIP,
-            Compression::Zstd => OCI_LAYER_ZSTD,
-        }
+/// The Docker (or, for zstd, OCI) layer media type for a compression.
+pub(crate) fn docker_media_type(c: Compression) -> &'static str {
+    match c {
+        Compression::None => media_type::DOCKER_LAYER_TAR,
+        Compression::Gzip => media_type::DOCKER_LAYER_GZIP,
+        Compression::Zstd => OCI_LAYER_ZSTD,
     }
 }
 
@@ -149,40 +106,9 @@ fn compression_of(blob: &StagedBlob, index: usize) -> Result<Compression> {
     let path = blob.path.as_path();
     let file = File::open(path).at(path)?;
     let (tracked, failure) = TrackedReader::new(file);
-    let mut reader = BufReader::with_capacity(TAR_BLOCK, tracked);
+    let mut reader = BufReader::with_capacity(crate::tar::BLOCK_SIZE, tracked);
     let head = reader
         .fill_buf()
         .map_err(|e| failure.classify(path, &format!("layer {index}"), e))?;
     Compression::sniff(head)
-}
-
-/// The compression of the source file `path`, from its first bytes (`head`).
-pub(crate) fn sniff_file_head(head: &[u8], path: &Path) -> Result<Compression> {
-    Compression::sniff(head).map_err(|e| match e {
-        Error::Unsupported { what } => Error::Unsupported {
-            what: format!("{what} of {}", path.display()),
-        },
-        other => other,
-    })
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sniff_table() {
-        let cases: &[(&[u8], Option<Compression>)] = &[
-            (&[0x1f, 0x8b, 8, 0], Some(Compression::Gzip)),
-            (&[0x28, 0xb5, 0x2f, 0xfd, 0], Some(Compression::Zstd)),
-            (b"ustar", Some(Compression::None)),
-            (b"", Some(Compression::None)),
-            (b"BZh91AY", None),
-            (&[0xfd, b'7', b'z', b'X', b'Z', 0, 0], None),
-        ];
-        for (head, want) in cases {
-            assert_eq!(Compression::sniff(head).ok(), *want, "{head:?}");
-        }
-    }
 }

@@ -21,8 +21,9 @@ use std::sync::Mutex;
 use crate::archive::StagedBlob;
 use crate::archive::member::normalize_name;
 use crate::archive::source::{
-    COPY_BUFFER_SIZE, MAX_METADATA_SIZE, Source, Staging, check_metadata_size, open_regular,
+    MAX_METADATA_SIZE, Source, Staging, check_metadata_size, open_regular,
 };
+use crate::codec::COPY_BUFFER_SIZE;
 use crate::error::{Error, IoContext, Result};
 
 /// A layout directory, with the files staged from it so far.

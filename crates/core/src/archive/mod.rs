@@ -15,7 +15,6 @@
 //! in parallel; `descriptor` parses the JSON documents; `member` resolves tar names and links;
 //! `source` stages files into the staging folder, named `sha256-<hex>` by content.
 
-mod descriptor;
 mod docker;
 mod layer;
 mod layout_dir;
@@ -35,9 +34,6 @@ use crate::oci::{ConfigInfo, Digest, Platform, Reference};
 use layout_dir::DirSource;
 use source::{Source, Staging};
 use tarball::TarSource;
-
-pub(crate) use layer::Compression;
-pub(crate) use source::{COPY_BUFFER_SIZE, TrackedReader};
 
 /// Marks an OCI Image Layout and holds its version.
 const OCI_LAYOUT_FILE: &str = "oci-layout";
@@ -183,6 +179,14 @@ fn check_layer_count(layers: usize, diff_ids: usize) -> Result<()> {
     Ok(())
 }
 
+/// The digest a member name spells, if its last component (less a `.json` suffix) is 64 hex
+/// digits: `<hex>.json` configs of legacy archives and `blobs/sha256/<hex>` of newer ones.
+pub(crate) fn digest_in_name(name: &str) -> Option<Digest> {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let stem = last.strip_suffix(".json").unwrap_or(last);
+    Digest::parse(&format!("sha256:{stem}")).ok()
+}
+
 /// Adds names to an image, skipping those it already has.
 fn add_names(image: &mut StagedImage, references: Vec<Reference>, bare_tags: Vec<String>) {
     for r in references {
@@ -193,6 +197,28 @@ fn add_names(image: &mut StagedImage, references: Vec<Reference>, bare_tags: Vec
     for t in bare_tags {
         if !image.bare_tags.contains(&t) {
             image.bare_tags.push(t);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn digest_in_name_table() {
+        let d = Digest::parse(&format!("sha256:{HEX}")).unwrap();
+        let cases: &[(String, Option<&Digest>)] = &[
+            (format!("{HEX}.json"), Some(&d)),
+            (format!("blobs/sha256/{HEX}"), Some(&d)),
+            (format!("{HEX}/layer.tar"), None),
+            ("manifest.json".into(), None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(digest_in_name(name).as_ref(), *want, "{name}");
         }
     }
 }

@@ -8,19 +8,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::archive::descriptor::{
-    Descriptor, digest_in_name, parse_docker_manifest, parse_index, parse_layout_file,
-    parse_manifest,
-};
 use crate::archive::docker::references_of;
 use crate::archive::layer::{LayerInput, check_size, verify_layers};
 use crate::archive::source::{Source, read_staged_metadata};
 use crate::archive::{DOCKER_MANIFEST_FILE, INDEX_FILE, OCI_LAYOUT_FILE};
 use crate::archive::{
-    StagedBlob, StagedImage, StagedLayer, add_names, check_layer_count, require_metadata,
+    StagedBlob, StagedImage, StagedLayer, add_names, check_layer_count, digest_in_name,
+    require_metadata,
 };
 use crate::error::{Error, Result};
+use crate::oci::docker::parse_docker_manifest;
 use crate::oci::{ConfigInfo, Digest, Platform, Reference, media_type};
+use crate::oci::{Descriptor, parse_index, parse_layout_file, parse_manifest};
 
 /// Annotation with the full reference of an image (containerd, Docker 25+ `docker save`).
 const CONTAINERD_NAME: &str = "io.containerd.image.name";

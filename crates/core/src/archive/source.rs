@@ -12,21 +12,16 @@
 //! Every staged file is hashed while it is written, then renamed to its digest, so the same
 //! content is staged once whatever its member names.
 
-use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::archive::StagedBlob;
 use crate::budget::WriteBudget;
+use crate::codec::COPY_BUFFER_SIZE;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{Digest, HashingWriter};
-
-/// Buffer for copies and decompression. Large reads keep the decompressors and sha256 busy;
-/// below ~64 KiB, syscall and call overhead shows in `load` throughput.
-pub(crate) const COPY_BUFFER_SIZE: usize = 256 * 1024;
 
 /// Largest JSON file (index, manifest, config, `manifest.json`) read into memory. Real ones are
 /// a few KiB (configs with long histories reach a few hundred); the cap bounds memory on hostile
@@ -195,62 +190,6 @@ impl Staging {
     }
 }
 
-/// Wraps the reader of a source file and remembers its own failures, so that an error surfacing
-/// through a decompressor or the tar parser can be told apart: a failure of the file itself is
-/// [`Error::Io`], anything else means the content is corrupt.
-pub(crate) struct TrackedReader<R> {
-    inner: R,
-    failure: Rc<RefCell<Option<io::Error>>>,
-}
-
-impl<R: Read> TrackedReader<R> {
-    /// Wraps `inner`; the returned handle classifies errors seen downstream.
-    pub(crate) fn new(inner: R) -> (Self, ReadFailure) {
-        let failure = Rc::new(RefCell::new(None));
-        (
-            TrackedReader {
-                inner,
-                failure: Rc::clone(&failure),
-            },
-            ReadFailure { failure },
-        )
-    }
-}
-
-impl<R: Read> Read for TrackedReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
-                let kind = e.kind();
-                *self.failure.borrow_mut() = Some(e);
-                Err(io::Error::new(kind, "reading the source file failed"))
-            }
-            other => other,
-        }
-    }
-}
-
-/// The failure record of a [`TrackedReader`].
-pub(crate) struct ReadFailure {
-    failure: Rc<RefCell<Option<io::Error>>>,
-}
-
-impl ReadFailure {
-    /// The tracked reader's own error, if it failed (taken: asked again, `None`).
-    pub(crate) fn take(&self) -> Option<io::Error> {
-        self.failure.borrow_mut().take()
-    }
-
-    /// Maps an error seen while reading through the tracked reader: [`Error::Io`] on `path` when
-    /// the file failed, else [`Error::InvalidArchive`] saying `what` is corrupt.
-    pub(crate) fn classify(&self, path: &Path, what: &str, err: io::Error) -> Error {
-        match self.take() {
-            Some(source) => Error::io(path, source),
-            None => Error::invalid_archive(format!("{what} is corrupt or truncated: {err}")),
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
@@ -270,26 +209,5 @@ mod tests {
         assert_eq!(a.digest, Digest::of_bytes(b"hello"));
         assert_eq!(a.size, 5);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn tracked_reader_tells_file_failures_from_corruption() {
-        struct Failing;
-        impl Read for Failing {
-            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-                Err(io::Error::other("disk on fire"))
-            }
-        }
-        let (mut reader, failure) = TrackedReader::new(Failing);
-        let err = reader.read(&mut [0u8; 4]).unwrap_err();
-        assert_eq!(
-            failure.classify(Path::new("x"), "archive", err).code(),
-            "IO"
-        );
-        let corrupt = io::Error::new(io::ErrorKind::InvalidData, "bad gzip");
-        assert_eq!(
-            failure.classify(Path::new("x"), "archive", corrupt).code(),
-            "INVALID_ARCHIVE"
-        );
     }
 }

@@ -18,12 +18,9 @@ use std::path::Path;
 use tar::EntryType;
 
 use crate::archive::StagedBlob;
-use crate::archive::layer::{Compression, sniff_file_head};
 use crate::archive::member::{Members, normalize_name};
-use crate::archive::source::{
-    COPY_BUFFER_SIZE, ReadFailure, Source, Staging, TrackedReader, check_metadata_size,
-    open_regular,
-};
+use crate::archive::source::{Source, Staging, check_metadata_size, open_regular};
+use crate::codec::{COPY_BUFFER_SIZE, Compression, ReadFailure, TrackedReader};
 use crate::error::{Error, IoContext, Result};
 
 /// What a failing read of the archive is reported as.
@@ -51,7 +48,7 @@ impl TarSource {
         let head = buffered
             .fill_buf()
             .map_err(|e| failure.classify(path, WHAT, e))?;
-        let decoded: Box<dyn Read> = match sniff_file_head(head, path)? {
+        let decoded: Box<dyn Read> = match Compression::sniff_named(head, path)? {
             Compression::None => Box::new(buffered),
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
             Compression::Zstd => Box::new(
@@ -94,10 +91,10 @@ impl Errors<'_> {
     /// `_seen` is the error as it came out of the tar parser: its text may quote header
     /// bytes, so only the trackers' records are used.
     fn classify(&self, _seen: io::Error) -> Error {
-        if let Some(source) = self.file.take() {
-            return Error::io(self.path, source);
+        if let Some(error) = self.file.take(self.path) {
+            return error;
         }
-        if let Some(stream) = self.decoder.take() {
+        if let Some(stream) = self.decoder.take_raw() {
             return Error::invalid_archive(format!(
                 "{} is a corrupt or truncated compressed stream: {stream}",
                 self.path.display()

@@ -18,8 +18,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::format::{BLOCK_SIZE, DeviceSlot, mode};
-use super::layer::OPAQUE_XATTR;
+use super::format::{BLOCK_SIZE, DeviceSlot, IMPLICIT_DIR_PERMS, OPAQUE_XATTR, mode};
 use super::reader::{ImageReader, read_tree};
 use super::writer::{self, Content, ImageOptions, Node, NodeId, ROOT, Tree};
 use crate::error::{Error, IoContext, Result};
@@ -56,7 +55,7 @@ pub struct Fsmeta {
 /// beyond 2^32).
 pub fn build_fsmeta(layers: &[LayerImage], dest: &Path, uuid: [u8; 16]) -> Result<Fsmeta> {
     let mut merged = Tree {
-        nodes: vec![Node::dir(0o755)],
+        nodes: vec![Node::dir(IMPLICIT_DIR_PERMS)],
     };
     let mut layer_sizes = Vec::with_capacity(layers.len());
     for (i, layer) in layers.iter().enumerate() {
@@ -135,7 +134,7 @@ struct Merge<'a> {
 
 impl Merge<'_> {
     /// Merges the layer's directory `layer_dir` into `out_dir`, and everything below it. Without
-    /// recursion: a layer may nest [`super::layer::MAX_PATH_DEPTH`] directories, and loads run
+    /// recursion: a layer may nest [`super::format::MAX_PATH_DEPTH`] directories, and loads run
     /// on threads with small stacks. Directories are independent of each other, so the order in
     /// which they are merged does not change the result.
     fn dir(&mut self, out_dir: NodeId, layer_dir: NodeId) {

@@ -21,9 +21,9 @@ use super::writer::{Content, NOTE_MAGIC, Node, NodeId, ROOT, Tree};
 use crate::error::{Error, IoContext, Result};
 
 /// Deepest directory nesting accepted (guards against loops in a corrupt image). Above the
-/// layer converter's [`super::layer::MAX_PATH_DEPTH`], so an image ocicache wrote never trips
-/// it: only a damaged image does.
-const MAX_DEPTH: usize = 2 * super::layer::MAX_PATH_DEPTH;
+/// layer converter's [`format::MAX_PATH_DEPTH`], so an image ocicache wrote never trips it:
+/// only a damaged image does.
+const MAX_DEPTH: usize = 2 * format::MAX_PATH_DEPTH;
 
 /// An open image.
 pub struct ImageReader {

@@ -131,6 +131,15 @@ impl Node {
         }
     }
 
+    /// An implicit directory ([`Node::implicit`]): [`format::IMPLICIT_DIR_PERMS`], root-owned,
+    /// mtime 0, no entries.
+    pub fn implicit_dir() -> Self {
+        Node {
+            implicit: true,
+            ..Node::dir(format::IMPLICIT_DIR_PERMS)
+        }
+    }
+
     /// Whether the node is a directory.
     pub fn is_dir(&self) -> bool {
         matches!(self.content, Content::Dir(_))
