@@ -26,8 +26,10 @@ use rusqlite::{
 
 use crate::error::{Error, Result};
 
+mod rows;
 mod usage;
 
+pub use rows::JsonObject;
 pub use usage::{Candidate, CandidateFilter, ImageUsageRow, KindTotals, ManifestNode, SizeGraph};
 
 /// Current schema version, stored in `PRAGMA user_version`.

@@ -1,0 +1,231 @@
+//! `remove`, `prune` and `disk_usage`: what goes is decided in the index, in the transaction
+//! that deletes ([`crate::index::Index::collect_planned`]); the files go afterwards
+//! ([`crate::gc`]).
+
+use std::collections::HashSet;
+
+use super::{Cache, now_ms, resolve};
+use crate::error::{Error, Result};
+use crate::gc::{self, Planned, Reconciled};
+use crate::index::{self, Candidate, CandidateFilter, Index};
+use crate::oci::{Reference, familiar_from_canonical};
+use crate::store::{LockMode, Root};
+use crate::{DiskUsage, ImageDiskUsage, ImagePruneReport, PruneOptions, PrunedReference};
+
+impl Cache {
+    /// Removes `reference` (every reference of that repository pointing at the manifest, for
+    /// a digest reference). Without `force`, fails with [`Error::ImageInUse`] while an
+    /// unexpired use pins the manifest. Then the manifest, config and layers nothing else names
+    /// are deleted from the index and from disk; data a use still pins stays until the use is
+    /// released (or expires) and a later prune or remove collects it. Returns what was
+    /// reclaimed.
+    ///
+    /// The reference is resolved, its holders checked and the removal planned inside the
+    /// transaction that deletes (holding the exclusive GC lock): a use acquired concurrently
+    /// in any process either makes this fail with [`Error::ImageInUse`] (or, with `force`,
+    /// keeps the pinned data) or is refused with [`Error::ImageNotFound`].
+    pub fn remove(&self, reference: &str, force: bool) -> Result<ImagePruneReport> {
+        self.local()?;
+        let r = Reference::parse(reference)?;
+        let root = self.open_root()?;
+        let _lock = root.lock_gc(LockMode::Exclusive)?;
+        let now = now_ms();
+        // Resolution, the holder check and the plan run in the transaction that deletes, so an
+        // acquire in another process either is seen here or finds the reference gone.
+        let (collected, (before, freed)) = self.index()?.collect_planned(now, false, |ix| {
+            let rows = resolve(ix, &r, reference)?;
+            let manifest = rows[0].manifest_digest.clone();
+            if !force {
+                let holders: Vec<String> = ix
+                    .uses(Some(&manifest))?
+                    .iter()
+                    .filter(|u| u.expires_at.is_none_or(|t| t > now))
+                    .map(|u| format!("{}:{}", u.holder_kind, u.holder_id))
+                    .collect();
+                if !holders.is_empty() {
+                    return Err(Error::ImageInUse {
+                        reference: reference.to_owned(),
+                        holders,
+                    });
+                }
+            }
+            let before = recorded_size(&root, ix)?;
+            let graph = ix.size_graph(now)?;
+            let candidates = rows.iter().map(|row| Candidate {
+                reference: row.reference.clone(),
+                manifest_digest: row.manifest_digest.clone(),
+                last_used: 0,
+            });
+            let planned = gc::plan(&graph, candidates, before, None);
+            let refs: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
+            Ok((refs, (before, planned.references)))
+        })?;
+        let swept = gc::sweep_collected(&root, &collected, true)?;
+        Ok(report(&collected, &swept, before, freed, false))
+    }
+
+    /// Removes every reference no unexpired use pins, then every manifest, config and layer
+    /// nothing names, their files, files no index row names, and leftovers in `tmp/`. The same
+    /// as [`Cache::prune_with`] with default options.
+    pub fn prune(&self) -> Result<ImagePruneReport> {
+        self.prune_with(&PruneOptions::default())
+    }
+
+    /// Prunes with options (see [`PruneOptions`]): candidates, sizes, the plan and reachability
+    /// are decided in the index, in one write transaction (so a use acquired concurrently in
+    /// any process pins its references or finds them gone), which commits before any file is
+    /// deleted; files are then deleted in
+    /// parallel, and the disk is reconciled with the index (files no row names, `tmp/`
+    /// leftovers). A dry run computes the same report without changing anything.
+    ///
+    /// Errors: [`Error::InvalidReference`] for a malformed `keep` entry;
+    /// [`Error::InvalidArgument`] for a negative grace period.
+    pub fn prune_with(&self, options: &PruneOptions) -> Result<ImagePruneReport> {
+        self.local()?;
+        if options.grace_period_ms < 0 {
+            return Err(Error::InvalidArgument {
+                name: "gracePeriodMs".into(),
+                reason: "must not be negative".into(),
+            });
+        }
+        let keep_refs = options
+            .keep
+            .iter()
+            .map(|k| Reference::parse(k).map(|r| (r, k.as_str())))
+            .collect::<Result<Vec<_>>>()?;
+        let root = self.open_root()?;
+        let _lock = root.lock_gc(LockMode::Exclusive)?;
+        let now = now_ms();
+        let (collected, live, before, planned) = {
+            let mut ix = self.index()?;
+            // Candidates, sizes and the plan are read in the transaction that deletes: a use
+            // acquired in another process meanwhile either pins its reference here or is
+            // recorded after the commit (and then finds the reference gone).
+            let (collected, (before, planned)) =
+                ix.collect_planned(now, options.dry_run, |ix| {
+                    let mut keep = HashSet::new();
+                    for (r, input) in &keep_refs {
+                        match resolve(ix, r, input) {
+                            Ok(rows) => keep.extend(rows.into_iter().map(|row| row.reference)),
+                            Err(Error::ImageNotFound { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    let filter = CandidateFilter {
+                        now,
+                        older_than: options.older_than_ms,
+                        grace_since: (options.grace_period_ms > 0)
+                            .then(|| now.saturating_sub(options.grace_period_ms)),
+                    };
+                    let mut candidates = Vec::new();
+                    ix.prune_candidates(&filter, |c| {
+                        if !keep.contains(&c.reference) {
+                            candidates.push(c);
+                        }
+                        Ok(())
+                    })?;
+                    let before = recorded_size(&root, ix)?;
+                    let graph = ix.size_graph(now)?;
+                    let planned = gc::plan(&graph, candidates, before, options.max_bytes);
+                    drop(graph);
+                    let refs: Vec<String> = planned
+                        .references
+                        .iter()
+                        .map(|p| p.reference.clone())
+                        .collect();
+                    Ok((refs, (before, planned.references)))
+                })?;
+            // No load or rebuild runs while the exclusive GC lock is held, so what the index
+            // names now is what the disk must keep.
+            (collected, ix.live_artifacts()?, before, planned)
+        };
+        let mut swept = gc::sweep_collected(&root, &collected, !options.dry_run)?;
+        let reconciled = gc::reconcile(&root, &live, !options.dry_run)?;
+        swept.swept.add(&reconciled.swept);
+        swept.layers += reconciled.layers;
+        swept.fsmeta += reconciled.fsmeta;
+        swept.vmdk += reconciled.vmdk;
+        // Orphans and `tmp/` are on disk but in no record: count them in the size before.
+        let before = before + reconciled.swept.bytes;
+        Ok(report(&collected, &swept, before, planned, options.dry_run))
+    }
+
+    /// Bytes on disk by kind, from sizes recorded when artifacts were written (the index and
+    /// `tmp/` are measured), and per reference its shared, exclusive and reclaimable bytes.
+    pub fn disk_usage(&self) -> Result<DiskUsage> {
+        self.local()?;
+        let root = self.open_root()?;
+        let now = now_ms();
+        let ix = self.index()?;
+        let totals = ix.kind_totals()?;
+        let mut images = Vec::new();
+        ix.image_usage(now, |row| {
+            images.push(ImageDiskUsage {
+                reference: familiar_from_canonical(&row.reference).to_owned(),
+                manifest_digest: row.manifest_digest,
+                shared_bytes: row.shared,
+                exclusive_bytes: row.exclusive,
+                reclaimable_bytes: row.reclaimable,
+            });
+            Ok(())
+        })?;
+        drop(ix);
+        let index = root.index_bytes();
+        let temporary = gc::folder_size(root.tmp()).unwrap_or(0);
+        Ok(DiskUsage {
+            layers: totals.layers,
+            fsmeta: totals.fsmeta,
+            vmdk: totals.vmdk,
+            blobs: totals.blobs,
+            index,
+            temporary,
+            total: totals.layers + totals.fsmeta + totals.vmdk + totals.blobs + index + temporary,
+            images,
+        })
+    }
+}
+
+/// Recorded artifact bytes plus the index files.
+fn recorded_size(root: &Root, ix: &Index) -> Result<u64> {
+    let t = ix.kind_totals()?;
+    Ok(t.layers + t.fsmeta + t.vmdk + t.blobs + root.index_bytes())
+}
+
+fn report(
+    collected: &index::Collected,
+    swept: &Reconciled,
+    bytes_before: u64,
+    planned: Vec<Planned>,
+    dry_run: bool,
+) -> ImagePruneReport {
+    let measured_nothing = swept.swept.removed == 0 && swept.swept.already_gone > 0;
+    ImagePruneReport {
+        image_refs_removed: collected.image_refs.len() as u64,
+        manifests_removed: collected.manifests.len() as u64,
+        layers_removed: collected.layers.len() as u64 + swept.layers,
+        fsmeta_removed: swept.fsmeta,
+        vmdk_removed: swept.vmdk,
+        bytes_reclaimed: if measured_nothing {
+            None
+        } else {
+            Some(swept.swept.bytes)
+        },
+        allocated_bytes_reclaimed: if measured_nothing {
+            None
+        } else {
+            Some(swept.swept.allocated)
+        },
+        bytes_before,
+        bytes_after: bytes_before.saturating_sub(swept.swept.bytes),
+        removed: planned
+            .into_iter()
+            .map(|p| PrunedReference {
+                reference: familiar_from_canonical(&p.reference).to_owned(),
+                manifest_digest: p.manifest_digest,
+                bytes_freed: p.bytes_freed,
+            })
+            .collect(),
+        dry_run,
+        warnings: swept.swept.warnings.clone(),
+    }
+}
