@@ -328,6 +328,7 @@ pub(crate) fn load_options_from(o: NativeLoadOptions) -> core::Result<core::Load
             .max_uncompressed_bytes
             .map(|v| byte_limit("maxUncompressedBytes", v))
             .transpose()?,
+        cancel: None,
     })
 }
 

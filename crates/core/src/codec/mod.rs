@@ -7,7 +7,7 @@
 //! The content decides, never a name or a media type, as containerd and Docker do: a gzip layer
 //! labelled `tar` still loads.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, Read, Seek};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -119,6 +119,16 @@ impl<R: Read> Read for TrackedReader<R> {
             }
             other => other,
         }
+    }
+}
+
+impl<R: Seek> Seek for TrackedReader<R> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(to).inspect_err(|e| {
+            if let Ok(mut slot) = self.failure.lock() {
+                *slot = Some(io::Error::new(e.kind(), e.to_string()));
+            }
+        })
     }
 }
 

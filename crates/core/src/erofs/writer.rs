@@ -197,9 +197,9 @@ struct Placed {
     blkaddr: u64,
 }
 
-/// Writes the metadata of `tree`, in five steps: [`visit`] the reachable nodes, [`place`] their
-/// inodes in the meta area, [`Areas::lay_out`] the areas after the file data, [`emit`] the
-/// bytes, and [`superblock`] for block 0.
+/// Writes the metadata of `tree`, in five steps: `visit` the reachable nodes, `place` their
+/// inodes in the meta area, lay out the areas after the file data (`Areas::lay_out`), `emit`
+/// the bytes, and the `superblock` for block 0.
 ///
 /// Errors: [`Error::Unsupported`] for xattr names EROFS cannot store (no known prefix), names
 /// or values too long, or counts over the format's limits; [`Error::Internal`] when the tree is

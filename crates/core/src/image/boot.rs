@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use super::{Cache, resolve};
 use crate::BootDisk;
-use crate::artifacts::{self, Published};
 use crate::erofs::LayerImage;
 use crate::error::{Error, Result};
 use crate::index::stored_digest;
+use crate::ingest::{self, Published};
 use crate::oci::Reference;
 use crate::store::{LockMode, StagingPurpose};
 
@@ -70,9 +70,9 @@ impl Cache {
                     diff_id: diff_id.clone(),
                 })
                 .collect();
-            let built = artifacts::prepare_image(&root, &staging, &manifest, &images, &sizes)
+            let built = ingest::prepare_image(&root, &staging, &manifest, &images, &sizes)
                 .and_then(|built| {
-                    artifacts::publish(&staging, &built.staged, &mut Published::default())?;
+                    ingest::publish(&staging, &built.staged, &mut Published::default())?;
                     Ok(built)
                 })
                 .map_err(|e| staging.describe(e))?;

@@ -33,10 +33,10 @@ impl Backend {
     }
 }
 
-/// Options of [`Cache::open`].
+/// Options of [`crate::Cache::open`].
 #[derive(Debug, Clone, Default)]
 pub struct CacheOptions {
-    /// The cache root; `None` means [`store::default_root`].
+    /// The cache root; `None` means [`crate::store::default_root`].
     pub root: Option<PathBuf>,
     /// The backend; `None` means [`Backend::from_env`].
     pub backend: Option<Backend>,
@@ -162,7 +162,7 @@ pub struct PrunedReference {
     pub bytes_freed: u64,
 }
 
-/// Options of [`Cache::prune_with`]. The default prunes every reference no use pins.
+/// Options of [`crate::Cache::prune_with`]. The default prunes every reference no use pins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PruneOptions {
     /// Compute the report without changing anything.
@@ -179,14 +179,14 @@ pub struct PruneOptions {
     pub grace_period_ms: i64,
 }
 
-/// Options of [`Cache::acquire_with`].
+/// Options of [`crate::Cache::acquire_with`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AcquireOptions {
     /// The use expires this many milliseconds after acquiring; `None` = never.
     pub ttl_ms: Option<u64>,
 }
 
-/// Bytes on disk, by kind and per reference (see [`Cache::disk_usage`]).
+/// Bytes on disk, by kind and per reference (see [`crate::Cache::disk_usage`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskUsage {
     /// Layer EROFS images.
@@ -223,7 +223,7 @@ pub struct ImageDiskUsage {
     pub reclaimable_bytes: u64,
 }
 
-/// The files a VM boots an image from (see [`Cache::boot_disk`]).
+/// The files a VM boots an image from (see [`crate::Cache::boot_disk`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootDisk {
     /// The VMDK descriptor: fsmeta, then each layer image, as FLAT extents.
@@ -256,7 +256,7 @@ impl Holder {
 /// A sandbox or snapshot pinning an image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageUse {
-    /// Opaque id, for [`Cache::release`].
+    /// Opaque id, for [`crate::Cache::release`].
     pub id: String,
     /// Familiar form of the reference acquired.
     pub reference: String,
@@ -272,7 +272,7 @@ pub struct ImageUse {
     pub expired: bool,
 }
 
-/// Options of [`Cache::load`].
+/// Options of [`crate::Cache::load`].
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// One more reference for the first image (a tag reference, not a digest).
@@ -287,6 +287,8 @@ pub struct LoadOptions {
     /// [`Error::LimitExceeded`]; going over the default, which stands for the free space, with
     /// [`Error::NoSpace`]. At least 1.
     pub max_uncompressed_bytes: Option<u64>,
+    /// Stops the load at its next read once set: [`Error::Aborted`], and the cache as it was.
+    pub cancel: Option<crate::cancel::Cancel>,
 }
 
 pub(crate) fn handle_from_row(row: HandleRow) -> ImageHandle {

@@ -22,6 +22,7 @@
 pub mod debian;
 pub mod disk;
 pub mod oracles;
+pub mod read;
 pub mod tar_body;
 pub mod tmpfs;
 pub mod tree;
