@@ -6,16 +6,13 @@
 // 2 usage error (including a flag value the API rejects as an invalid argument, and `prune`
 // without `--yes` when stdin is not a terminal).
 
-import { createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
-import { pipeline } from "node:stream/promises";
+import { isatty } from "node:tty";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 import { version } from "../package.json";
 import {
+  AbortError,
   ImageCache,
   InvalidArgumentError,
   OcicacheError,
@@ -71,6 +68,8 @@ class UsageError extends Error {}
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
+/** What a shell reports for a command stopped by SIGINT (128 + 2). */
+const EXIT_INTERRUPTED = 130;
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -409,22 +408,30 @@ function parseSize(text: string, option: string): number {
 }
 
 async function load(cache: ImageCache, input: string | undefined, opts: LoadOptions): Promise<number> {
-  if (input !== undefined) {
-    for (const h of await cache.load(input, opts)) io.out(h.reference);
-    return EXIT_OK;
-  }
-  if (process.stdin.isTTY) {
+  // `isatty(0)` rather than `process.stdin.isTTY`: creating `process.stdin` would put a pipe in
+  // non-blocking mode and let Node read from it, and the addon reads standard input itself.
+  if (input === undefined && isatty(0)) {
     throw new UsageError("load reads an archive from stdin; pipe one in or pass -i FILE");
   }
-  const dir = await mkdtemp(join(tmpdir(), "ocicache-load-"));
+  // Ctrl-C aborts the load, which deletes its folder under the cache's tmp/ before it settles;
+  // exiting at once would leave that folder for the next prune.
+  const controller = new AbortController();
+  const interrupt = () => controller.abort();
+  process.once("SIGINT", interrupt);
   try {
-    const file = join(dir, "archive");
-    await pipeline(process.stdin, createWriteStream(file));
-    for (const h of await cache.load(file, opts)) io.out(h.reference);
+    const options: LoadOptions = { ...opts, signal: controller.signal };
+    const handles = input === undefined ? await cache.loadStdin(options) : await cache.load(input, options);
+    for (const h of handles) io.out(h.reference);
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof AbortError && controller.signal.aborted) {
+      io.err("ocicache: load interrupted; nothing was changed");
+      return EXIT_INTERRUPTED;
+    }
+    throw err;
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    process.off("SIGINT", interrupt);
   }
-  return EXIT_OK;
 }
 
 function handleJson(h: ImageHandle) {

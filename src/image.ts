@@ -9,6 +9,7 @@ import type {
   NativeBackend,
   NativeBootDisk,
   NativeCache,
+  NativeCancel,
   NativeDiskUsage,
   NativeImageConfig,
   NativeImageDetail,
@@ -81,10 +82,12 @@ export interface LoadOptions {
    */
   platform?: string;
   /**
-   * Cancels the load. The signal is checked when the call starts: an already aborted signal
-   * rejects with {@link AbortError} (code `ABORTED`) and nothing is read or changed. Aborting
-   * a load that has started does not stop it in this version: it runs to completion (or
-   * failure) and the call settles with its result.
+   * Cancels the load. An already aborted signal rejects with {@link AbortError} (code `ABORTED`)
+   * and nothing is read or changed. Aborting a load that has started stops it at its next read
+   * of the archive (within a tenth of a second when it waits for standard input, see
+   * {@link ImageCache.loadStdin}): it rejects with {@link AbortError}, whose `cause` is the
+   * signal's reason, and, like any failed load, leaves the cache exactly as it was. A load that
+   * has finished reading and is committing completes.
    * @default not cancellable
    */
   signal?: AbortSignal;
@@ -598,7 +601,7 @@ function pruneOptionsToNative(value: unknown): NativePruneOptions {
 }
 
 /** Checks load options; rejects with AbortError when the signal is already aborted. */
-function loadOptionsToNative(value: unknown): NativeLoadOptions {
+function loadOptionsToNative(value: unknown): { native: NativeLoadOptions; signal: AbortSignal | undefined } {
   const opts = checkOptions(value, LOAD_OPTIONS, "options");
   if (opts.signal?.aborted) {
     throw new AbortError("load aborted before it started", { cause: opts.signal.reason });
@@ -607,7 +610,31 @@ function loadOptionsToNative(value: unknown): NativeLoadOptions {
   if (opts.tag !== undefined) out.tag = opts.tag;
   if (opts.platform !== undefined) out.platform = opts.platform;
   if (opts.maxUncompressedBytes !== undefined) out.maxUncompressedBytes = opts.maxUncompressedBytes;
-  return out;
+  return { native: out, signal: opts.signal };
+}
+
+/**
+ * Runs a native load with a cancellation token that `signal`, when given, cancels on abort; a
+ * load that stops because of it rejects with an AbortError whose cause is the signal's reason.
+ */
+async function cancellableLoad(
+  signal: AbortSignal | undefined,
+  run: (cancel: NativeCancel | undefined) => Promise<NativeImageHandle[]>,
+): Promise<ImageHandle[]> {
+  const token = signal ? new (native().NativeCancel)() : undefined;
+  const onAbort = () => token?.cancel();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const handles = await call(() => run(token));
+    return handles.map((h) => makeHandle(h));
+  } catch (err) {
+    if (signal?.aborted && err instanceof AbortError) {
+      throw new AbortError(err.message, { cause: signal.reason });
+    }
+    throw err;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
 }
 
 /** Runs a native call, mapping a synchronous throw or a rejection through `fromNative`. */
@@ -811,7 +838,9 @@ export class ImageCache {
    * Imports every image of an archive: a `docker save` tarball, an OCI image layout tarball
    * (optionally gzip- or zstd-compressed) or an OCI image layout folder. Each distinct layer is
    * converted to an EROFS image (its `diffId` checked against the uncompressed tar) and its blob
-   * is not kept; a layer whose `diffId` is already cached is reused without reading its blob.
+   * is not kept; a layer whose `diffId` is already cached is reused without reading its blob. A
+   * plain tar and a folder are read in place, never copied; a compressed tar is read once, front
+   * to back, members that come before its metadata spooled into the cache's `tmp/`.
    * Everything is verified and built under the cache's `tmp/` before anything is published, and
    * all images of the archive are recorded in one transaction: on any failure (bad input, a full
    * disk, a damaged index) the cache is exactly as it was. `path` must be a regular file or a
@@ -819,7 +848,7 @@ export class ImageCache {
    *
    * @param path - The archive file or layout folder.
    * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
-   *   index; `signal` cancels the load before it starts; `maxUncompressedBytes` bounds what the
+   *   index; `signal` cancels the load; `maxUncompressedBytes` bounds what the
    *   load writes. See {@link LoadOptions}.
    * @returns One handle per reference, in archive order.
    * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
@@ -827,7 +856,8 @@ export class ImageCache {
    * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
    * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
    * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
-   * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
+   * @throws {AbortError} when `signal` is aborted (before the load starts, or while it reads
+   *   the archive); the cache is as it was.
    * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
    * @throws {InvalidArgumentError} when an option is unknown or of the wrong type (also
    *   `maxUncompressedBytes` that is not a positive whole number), or an argument has the wrong
@@ -844,9 +874,32 @@ export class ImageCache {
   async load(path: string, opts?: LoadOptions): Promise<ImageHandle[]> {
     requireArity(arguments, 2, "load");
     requireString(path, "path");
-    const options = loadOptionsToNative(opts);
-    const handles = await call(() => this.#native.load(path, options));
-    return handles.map((h) => makeHandle(h));
+    const { native: options, signal } = loadOptionsToNative(opts);
+    return cancellableLoad(signal, (cancel) => this.#native.load(path, options, cancel));
+  }
+
+  /**
+   * Imports every image of the archive on the process's standard input (file descriptor 0),
+   * as {@link ImageCache.load} does a file: `ocicache load` without `-i`. The addon reads the
+   * input itself, front to back and once, and never copies it whole: members that come before
+   * the archive's metadata (a `docker save` archive writes its layers first) are spooled into
+   * the cache's `tmp/` folder, which the load deletes when it ends, however it ends. Do not read
+   * `process.stdin` while it runs. A `signal` aborted while the load waits for input stops it
+   * within a tenth of a second.
+   *
+   * @param opts - As for {@link ImageCache.load}.
+   * @returns One handle per reference, in archive order.
+   * @throws {InvalidArchiveError} when the input is not an image archive.
+   * @throws {AbortError} when `signal` is aborted; nothing is changed.
+   * @throws {DigestMismatchError | ReferenceRequiredError | PlatformNotFoundError |
+   *   InvalidReferenceError | InvalidArgumentError | LimitExceededError | NoSpaceError |
+   *   UnsupportedError | CorruptCacheError | IoError | CacheIndexError} as for
+   *   {@link ImageCache.load}.
+   */
+  async loadStdin(opts?: LoadOptions): Promise<ImageHandle[]> {
+    requireArity(arguments, 1, "loadStdin");
+    const { native: options, signal } = loadOptionsToNative(opts);
+    return cancellableLoad(signal, (cancel) => this.#native.loadStdin(options, cancel));
   }
 
   /**
@@ -1054,7 +1107,7 @@ export class Image {
    *
    * @param path - The archive file or layout folder.
    * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
-   *   index; `signal` cancels the load before it starts; `maxUncompressedBytes` bounds what the
+   *   index; `signal` cancels the load; `maxUncompressedBytes` bounds what the
    *   load writes. See {@link LoadOptions}.
    * @returns One handle per reference, in archive order.
    * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
@@ -1062,7 +1115,8 @@ export class Image {
    * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
    * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
    * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
-   * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
+   * @throws {AbortError} when `signal` is aborted (before the load starts, or while it reads
+   *   the archive); the cache is as it was.
    * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
    * @throws {InvalidArgumentError} when an option is unknown or of the wrong type (also
    *   `maxUncompressedBytes` that is not a positive whole number), an argument has the wrong
@@ -1078,6 +1132,25 @@ export class Image {
   static async load(path: string, opts?: LoadOptions): Promise<ImageHandle[]> {
     requireArity(arguments, 2, "Image.load");
     return cache().load(path, opts);
+  }
+
+  /**
+   * Imports every image of the archive on the process's standard input; see
+   * {@link ImageCache.loadStdin}.
+   *
+   * @param opts - As for {@link Image.load}.
+   * @returns One handle per reference, in archive order.
+   * @throws {InvalidArchiveError} when the input is not an image archive.
+   * @throws {AbortError} when `signal` is aborted; nothing is changed.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {DigestMismatchError | ReferenceRequiredError | PlatformNotFoundError |
+   *   InvalidReferenceError | InvalidArgumentError | LimitExceededError | NoSpaceError |
+   *   UnsupportedError | CorruptCacheError | IoError | CacheIndexError} as for
+   *   {@link Image.load}.
+   */
+  static async loadStdin(opts?: LoadOptions): Promise<ImageHandle[]> {
+    requireArity(arguments, 1, "Image.loadStdin");
+    return cache().loadStdin(opts);
   }
 
   /**

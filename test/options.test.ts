@@ -7,7 +7,7 @@
 // with AbortError before anything is read.
 
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
 import { beforeAll, describe, expect, it } from "vitest";
@@ -296,6 +296,19 @@ describe("load options", () => {
     // A signal that is not aborted lets the load run.
     const loaded = await cache.load(archive, { signal: new AbortController().signal });
     expect(loaded.map((h) => h.reference)).toEqual(["example.com/legacy:1"]);
+  });
+
+  // Aborting used to do nothing once the load had started (it ran to its end).
+  it("a signal aborted once the load has started stops it with AbortError and changes nothing", async () => {
+    const { cache, root, archive } = await setup();
+    const before = await state(cache, root);
+    const controller = new AbortController();
+    const loading = cache.load(archive, { signal: controller.signal });
+    controller.abort(new Error("sandbox gone"));
+    const err = await rejectsWith(loading, AbortError, "ABORTED");
+    expect(err.cause).toBe(controller.signal.reason);
+    expect(await state(cache, root)).toEqual(before);
+    expect(readdirSync(join(root, "tmp"))).toEqual([]);
   });
 });
 

@@ -10,9 +10,14 @@ export declare class NativeCache {
   /**
    * Imports an archive or OCI layout folder; one handle per reference. `maxUncompressedBytes`
    * bounds the bytes the load writes (a whole number of at least 1; absent: the core's
-   * default).
+   * default); `cancel` stops it (`ABORTED`, the cache as it was).
    */
-  load(path: string, options?: NativeLoadOptions | undefined | null): Promise<NativeImageHandle[]>
+  load(path: string, options?: NativeLoadOptions | undefined | null, cancel?: NativeCancel | undefined | null): Promise<NativeImageHandle[]>
+  /**
+   * Imports the archive on the process's standard input (file descriptor 0), read in the
+   * core front to back, once, never copied whole; like `load` otherwise.
+   */
+  loadStdin(options?: NativeLoadOptions | undefined | null, cancel?: NativeCancel | undefined | null): Promise<NativeImageHandle[]>
   /** The handle of one reference. */
   get(reference: string): Promise<NativeImageHandle>
   /**
@@ -43,6 +48,18 @@ export declare class NativeCache {
   release(id: string): Promise<void>
   /** Current uses, of one reference or all. */
   uses(reference?: string | undefined | null): Promise<NativeImageUse[]>
+}
+
+/**
+ * A way to stop a running load: after `cancel()`, the load rejects with `ABORTED` at its next
+ * read (within a tenth of a second when it waits on standard input) and leaves the cache as it
+ * was.
+ */
+export declare class NativeCancel {
+  /** A token not cancelled. */
+  constructor()
+  /** Cancels the loads given this token (idempotent). */
+  cancel(): void
 }
 
 /** The cache root used when none is given: `$OCICACHE_HOME`, else the platform cache folder. */

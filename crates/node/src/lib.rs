@@ -71,6 +71,35 @@ pub fn default_root() -> Option<String> {
     core::store::default_root().map(|p| p.to_string_lossy().into_owned())
 }
 
+/// A way to stop a running load: after `cancel()`, the load rejects with `ABORTED` at its next
+/// read (within a tenth of a second when it waits on standard input) and leaves the cache as it
+/// was.
+#[napi]
+pub struct NativeCancel {
+    inner: core::cancel::Cancel,
+}
+
+#[napi]
+impl NativeCancel {
+    /// A token not cancelled.
+    #[napi(constructor)]
+    #[allow(
+        clippy::new_without_default,
+        reason = "a JS constructor, not a Rust API"
+    )]
+    pub fn new() -> Self {
+        NativeCancel {
+            inner: core::cancel::Cancel::new(),
+        }
+    }
+
+    /// Cancels the loads given this token (idempotent).
+    #[napi]
+    pub fn cancel(&self) {
+        self.inner.cancel();
+    }
+}
+
 /// One cache root (or a remote backend), shared by every call made through it.
 #[napi]
 pub struct NativeCache {
@@ -103,19 +132,42 @@ impl NativeCache {
 
     /// Imports an archive or OCI layout folder; one handle per reference. `maxUncompressedBytes`
     /// bounds the bytes the load writes (a whole number of at least 1; absent: the core's
-    /// default).
+    /// default); `cancel` stops it (`ABORTED`, the cache as it was).
     #[napi(ts_return_type = "Promise<NativeImageHandle[]>")]
     pub fn load<'env>(
         &self,
         env: &'env Env,
         path: String,
         options: Option<NativeLoadOptions>,
+        cancel: Option<&NativeCancel>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
-        let opts = load_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        let mut opts =
+            load_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        opts.cancel = cancel.map(|c| c.inner.clone());
         spawn(
             env,
             move || cache.load(&PathBuf::from(path), &opts),
+            |v| v.into_iter().map(handle).collect(),
+        )
+    }
+
+    /// Imports the archive on the process's standard input (file descriptor 0), read in the
+    /// core front to back, once, never copied whole; like `load` otherwise.
+    #[napi(ts_return_type = "Promise<NativeImageHandle[]>")]
+    pub fn load_stdin<'env>(
+        &self,
+        env: &'env Env,
+        options: Option<NativeLoadOptions>,
+        cancel: Option<&NativeCancel>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
+        let cache = self.inner.clone();
+        let mut opts =
+            load_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        opts.cancel = cancel.map(|c| c.inner.clone());
+        spawn(
+            env,
+            move || cache.load_stdin(&opts),
             |v| v.into_iter().map(handle).collect(),
         )
     }
