@@ -1,3 +1,157 @@
+/** The files a VM boots an image from. (TypeScript: `BootDisk`.) */
+interface NativeBootDisk {
+  /** The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths). */
+  vmdk: string
+  /** The merged metadata (fsmeta) EROFS image. */
+  fsmeta: string
+  /** Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order. */
+  layers: ReadonlyArray<string>
+}
+
+/**
+ * Bytes on disk by kind and per image, sent as JSON by `diskUsageJson`. The kinds come from
+ * sizes recorded when each artifact was written (the index and `tmp/` are measured).
+ * (TypeScript: `DiskUsage`.)
+ */
+interface NativeDiskUsage {
+  /** Layer EROFS images (`layers/`). */
+  layers: number
+  /** Merged metadata EROFS images (`fsmeta/`). */
+  fsmeta: number
+  /** VMDK descriptors (`vmdk/`). */
+  vmdk: number
+  /** Manifest and config blobs (`blobs/`). */
+  blobs: number
+  /** The SQLite index (`index.db` with its WAL and shared-memory files). */
+  index: number
+  /** Work in progress and leftovers of interrupted loads (`tmp/`). */
+  temporary: number
+  /** The sum of the above. */
+  total: number
+  /** One entry per reference, sorted by canonical reference. */
+  images: ReadonlyArray<Readonly<NativeImageDiskUsage>>
+}
+
+/**
+ * The config fields `inspect` shows; absent fields are null. (TypeScript:
+ * `ImageConfigDetail`.)
+ */
+interface NativeImageConfig {
+  /** The config blob's digest (`sha256:...`). */
+  digest: string
+  /** `Env`, as `NAME=value` strings. */
+  env: Array<string> | null
+  /** `Cmd`. */
+  cmd: Array<string> | null
+  /** `Entrypoint`. */
+  entrypoint: Array<string> | null
+  /** `WorkingDir`. */
+  workingDir: string | null
+  /** `User`. */
+  user: string | null
+  /** `Labels`. */
+  labels: Record<string, unknown> | null
+  /** `StopSignal`. */
+  stopSignal: string | null
+}
+
+/** One reference's share of the cache. (TypeScript: `ImageDiskUsage`.) */
+interface NativeImageDiskUsage {
+  /** Familiar form of the reference. */
+  reference: string
+  /** The manifest it points to. */
+  manifestDigest: string
+  /** Bytes of artifacts its manifest shares with other manifests (layers, config). */
+  sharedBytes: number
+  /** Bytes only its manifest uses: manifest, fsmeta, VMDK, and its unshared config and layers. */
+  exclusiveBytes: number
+  /**
+   * What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
+   * manifest's only reference and no unexpired use pins it, else 0.
+   */
+  reclaimableBytes: number
+}
+
+/** One layer of an image. (TypeScript: `ImageLayerDetail`.) */
+interface NativeImageLayer {
+  /** Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry). */
+  diffId: string
+  /** Digest of the layer blob as distributed (compressed or not). */
+  blobDigest: string
+  /** The layer descriptor's media type. */
+  mediaType: string
+  /** Size of the layer blob as distributed, in bytes. */
+  compressedSizeBytes: number
+  /**
+   * Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
+   * per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
+   * multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
+   * version and not converted since; loading an image with that layer converts it.
+   */
+  erofsSizeBytes: number | null
+  /** Position in the image, 0 being the bottom layer. */
+  position: number
+}
+
+/** One reference a prune removed. (TypeScript: `PrunedReference`.) */
+interface NativePrunedReference {
+  /** Familiar form of the reference. */
+  reference: string
+  /** The manifest it pointed to. */
+  manifestDigest: string
+  /**
+   * Recorded bytes its removal freed: the manifest's own files when it was the manifest's
+   * last reference, plus the config and layers no other image uses; 0 when another reference
+   * or a use keeps the manifest.
+   */
+  bytesFreed: number
+}
+
+/** What a prune (or remove) reclaimed. (TypeScript: `ImagePruneReport`.) */
+interface NativePruneReport {
+  /** References deleted. */
+  imageRefsRemoved: number
+  /** Manifests deleted. */
+  manifestsRemoved: number
+  /**
+   * Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
+   * layer images that no index row names (left by an interrupted load).
+   */
+  layersRemoved: number
+  /** fsmeta images deleted. */
+  fsmetaRemoved: number
+  /** VMDK descriptors deleted. */
+  vmdkRemoved: number
+  /**
+   * Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
+   * the `lstat` made just before each unlink, or null when files were due for deletion and
+   * none could be measured (another process deleted them first).
+   */
+  bytesReclaimed: number | null
+  /**
+   * Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
+   * has no such figure), or null when `bytesReclaimed` is.
+   */
+  allocatedBytesReclaimed: number | null
+  /**
+   * The cache's size before: the recorded sizes of its artifacts, the index files, and the
+   * orphan files and `tmp/` leftovers this run found.
+   */
+  bytesBefore: number
+  /** `bytesBefore` minus `bytesReclaimed`. */
+  bytesAfter: number
+  /** Each reference removed, least recently used first, with what removing it freed. */
+  removed: ReadonlyArray<Readonly<NativePrunedReference>>
+  /** Whether this was a dry run (nothing was changed). */
+  dryRun: boolean
+  /**
+   * Entries the sweep left in place because they are not what the cache deletes there (a
+   * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
+   * not make), one line each naming the path; the rest of the prune went on. Empty normally.
+   */
+  warnings: ReadonlyArray<string>
+}
+
 /**
  * Where a cache's operations are served from: `"local"` (this machine's disk) or a remote
  * cache service. The cloud backend is not available in this version: every operation rejects
@@ -126,43 +280,10 @@ type ImageHolder = {
     snapshot: string;
 };
 /** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
-interface ImageConfigDetail {
-    /** The config blob's digest (`sha256:...`). */
-    readonly digest: string;
-    /** `Env`, as `NAME=value` strings. */
-    readonly env: string[] | null;
-    /** `Cmd`. */
-    readonly cmd: string[] | null;
-    /** `Entrypoint`. */
-    readonly entrypoint: string[] | null;
-    /** `WorkingDir`. */
-    readonly workingDir: string | null;
-    /** `User`. */
-    readonly user: string | null;
-    /** `Labels`. */
-    readonly labels: Record<string, unknown> | null;
-    /** `StopSignal`. */
-    readonly stopSignal: string | null;
+interface ImageConfigDetail extends Readonly<NativeImageConfig> {
 }
 /** One layer of an image. */
-interface ImageLayerDetail {
-    /** Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry). */
-    readonly diffId: string;
-    /** Digest of the layer blob as distributed (compressed or not). */
-    readonly blobDigest: string;
-    /** The layer descriptor's media type. */
-    readonly mediaType: string;
-    /** Size of the layer blob as distributed, in bytes. */
-    readonly compressedSizeBytes: number;
-    /**
-     * Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
-     * per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
-     * multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
-     * version and not converted since; loading an image with that layer converts it.
-     */
-    readonly erofsSizeBytes: number | null;
-    /** Position in the image, 0 being the bottom layer. */
-    readonly position: number;
+interface ImageLayerDetail extends Readonly<NativeImageLayer> {
 }
 /** What {@link ImageCache.inspect} returns. */
 interface ImageDetail {
@@ -174,108 +295,26 @@ interface ImageDetail {
     readonly layers: readonly ImageLayerDetail[];
 }
 /** What {@link ImageCache.prune} reclaimed. */
-interface ImagePruneReport {
-    /** References deleted. */
-    readonly imageRefsRemoved: number;
-    /** Manifests deleted. */
-    readonly manifestsRemoved: number;
-    /**
-     * Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
-     * layer images that no index row names (left by an interrupted load).
-     */
-    readonly layersRemoved: number;
-    /** fsmeta images deleted. */
-    readonly fsmetaRemoved: number;
-    /** VMDK descriptors deleted. */
-    readonly vmdkRemoved: number;
-    /**
-     * Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
-     * the `lstat` made just before each unlink, or null when files were due for deletion and
-     * none could be measured (another process deleted them first).
-     */
-    readonly bytesReclaimed: number | null;
-    /**
-     * Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
-     * has no such figure), or null when `bytesReclaimed` is.
-     */
-    readonly allocatedBytesReclaimed: number | null;
-    /**
-     * The cache's size before: the recorded sizes of its artifacts, the index files, and the
-     * orphan files and `tmp/` leftovers this run found.
-     */
-    readonly bytesBefore: number;
-    /** `bytesBefore` minus `bytesReclaimed`. */
-    readonly bytesAfter: number;
+interface ImagePruneReport extends Readonly<Omit<NativePruneReport, "removed">> {
     /** Each reference removed, least recently used first, with what removing it freed. */
     readonly removed: readonly PrunedReference[];
-    /** Whether this was a dry run (nothing was changed). */
-    readonly dryRun: boolean;
-    /**
-     * Entries the sweep left in place because they are not what the cache deletes there (a
-     * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
-     * not make), one line each naming the path; the rest of the prune went on. Empty normally.
-     */
-    readonly warnings: readonly string[];
 }
 /** One reference a prune removed. */
-interface PrunedReference {
-    /** Familiar form of the reference. */
-    readonly reference: string;
-    /** The manifest it pointed to. */
-    readonly manifestDigest: string;
-    /**
-     * Recorded bytes its removal freed: the manifest's own files when it was the manifest's
-     * last reference, plus the config and layers no other image uses; 0 when another reference
-     * or a use keeps the manifest.
-     */
-    readonly bytesFreed: number;
+interface PrunedReference extends Readonly<NativePrunedReference> {
 }
 /**
  * Bytes on disk by kind and per image; what {@link ImageCache.diskUsage} returns. The kinds
  * come from sizes recorded when each artifact was written (the index and `tmp/` are measured).
  */
-interface DiskUsage {
-    /** Layer EROFS images (`layers/`). */
-    readonly layers: number;
-    /** Merged metadata EROFS images (`fsmeta/`). */
-    readonly fsmeta: number;
-    /** VMDK descriptors (`vmdk/`). */
-    readonly vmdk: number;
-    /** Manifest and config blobs (`blobs/`). */
-    readonly blobs: number;
-    /** The SQLite index (`index.db` with its WAL and shared-memory files). */
-    readonly index: number;
-    /** Work in progress and leftovers of interrupted loads (`tmp/`). */
-    readonly temporary: number;
-    /** The sum of the above. */
-    readonly total: number;
+interface DiskUsage extends Readonly<Omit<NativeDiskUsage, "images">> {
     /** One entry per reference, sorted by canonical reference. */
     readonly images: readonly ImageDiskUsage[];
 }
 /** One reference's share of the cache. */
-interface ImageDiskUsage {
-    /** Familiar form of the reference. */
-    readonly reference: string;
-    /** The manifest it points to. */
-    readonly manifestDigest: string;
-    /** Bytes of artifacts its manifest shares with other manifests (layers, config). */
-    readonly sharedBytes: number;
-    /** Bytes only its manifest uses: manifest, fsmeta, VMDK, and its unshared config and layers. */
-    readonly exclusiveBytes: number;
-    /**
-     * What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
-     * manifest's only reference and no unexpired use pins it, else 0.
-     */
-    readonly reclaimableBytes: number;
+interface ImageDiskUsage extends Readonly<NativeImageDiskUsage> {
 }
 /** The files a VM boots an image from; what {@link ImageCache.bootDisk} returns. */
-interface BootDisk {
-    /** The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths). */
-    readonly vmdk: string;
-    /** The merged metadata (fsmeta) EROFS image. */
-    readonly fsmeta: string;
-    /** Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order. */
-    readonly layers: readonly string[];
+interface BootDisk extends Readonly<NativeBootDisk> {
 }
 /**
  * A read-only snapshot of one cached reference, as it was when the call returned. Obtain one

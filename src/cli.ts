@@ -16,10 +16,7 @@ import {
   ImageCache,
   InvalidArgumentError,
   OcicacheError,
-  type DiskUsage,
-  type ImageDetail,
   type ImageHandle,
-  type ImagePruneReport,
   type LoadOptions,
   type PruneOptions,
 } from "./index";
@@ -229,7 +226,7 @@ function noPositionals(positionals: string[]): void {
 async function ls(cache: ImageCache, opts: { json: boolean; quiet: boolean }): Promise<number> {
   const handles = await cache.list();
   if (opts.json) {
-    io.out(JSON.stringify(handles.map(handleJson), null, 2));
+    io.out(jsonText(handles));
   } else if (opts.quiet) {
     for (const h of handles) io.out(h.reference);
   } else {
@@ -247,10 +244,11 @@ async function ls(cache: ImageCache, opts: { json: boolean; quiet: boolean }): P
   return EXIT_OK;
 }
 
-async function inspect(cache: ImageCache, reference: string, json: boolean): Promise<number> {
+async function inspect(cache: ImageCache, reference: string, asJson: boolean): Promise<number> {
   const d = await cache.inspect(reference);
-  if (json) {
-    io.out(JSON.stringify(detailJson(d), null, 2));
+  if (asJson) {
+    // The handle's fields at the top level, as `ls --json` prints them, then config and layers.
+    io.out(jsonText({ ...d.handle, config: d.config, layers: d.layers }));
     return EXIT_OK;
   }
   const h = d.handle;
@@ -319,7 +317,7 @@ async function prune(
   const report = await cache.prune(options);
   for (const warning of report.warnings) io.err(`ocicache: warning: ${warning}`);
   if (opts.json) {
-    io.out(JSON.stringify(reportJson(report), null, 2));
+    io.out(jsonText(report));
     return EXIT_OK;
   }
   const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
@@ -347,7 +345,7 @@ async function prune(
 async function df(cache: ImageCache, opts: { json: boolean; verbose: boolean }): Promise<number> {
   const usage = await cache.diskUsage();
   if (opts.json) {
-    io.out(JSON.stringify(diskUsageJson(usage), null, 2));
+    io.out(jsonText(usage));
     return EXIT_OK;
   }
   const kinds: [string, number][] = [
@@ -434,62 +432,12 @@ async function load(cache: ImageCache, input: string | undefined, opts: LoadOpti
   }
 }
 
-function handleJson(h: ImageHandle) {
-  return {
-    reference: h.reference,
-    manifestDigest: h.manifestDigest,
-    architecture: h.architecture,
-    os: h.os,
-    variant: h.variant,
-    layerCount: h.layerCount,
-    sizeBytes: h.sizeBytes,
-    createdAt: h.createdAt?.toISOString() ?? null,
-    lastUsedAt: h.lastUsedAt?.toISOString() ?? null,
-  };
-}
-
-function detailJson(d: ImageDetail) {
-  return { ...handleJson(d.handle), config: d.config, layers: d.layers };
-}
-
-function reportJson(r: ImagePruneReport) {
-  return {
-    imageRefsRemoved: r.imageRefsRemoved,
-    manifestsRemoved: r.manifestsRemoved,
-    layersRemoved: r.layersRemoved,
-    fsmetaRemoved: r.fsmetaRemoved,
-    vmdkRemoved: r.vmdkRemoved,
-    bytesReclaimed: r.bytesReclaimed,
-    allocatedBytesReclaimed: r.allocatedBytesReclaimed,
-    bytesBefore: r.bytesBefore,
-    bytesAfter: r.bytesAfter,
-    dryRun: r.dryRun,
-    warnings: r.warnings,
-    removed: r.removed.map((p) => ({
-      reference: p.reference,
-      manifestDigest: p.manifestDigest,
-      bytesFreed: p.bytesFreed,
-    })),
-  };
-}
-
-function diskUsageJson(d: DiskUsage) {
-  return {
-    layers: d.layers,
-    fsmeta: d.fsmeta,
-    vmdk: d.vmdk,
-    blobs: d.blobs,
-    index: d.index,
-    temporary: d.temporary,
-    total: d.total,
-    images: d.images.map((i) => ({
-      reference: i.reference,
-      manifestDigest: i.manifestDigest,
-      sharedBytes: i.sharedBytes,
-      exclusiveBytes: i.exclusiveBytes,
-      reclaimableBytes: i.reclaimableBytes,
-    })),
-  };
+/**
+ * `--json` output: the API's objects as they are returned, indented; `Date`s become ISO 8601
+ * strings, absent values null.
+ */
+function jsonText(value: unknown): string {
+  return JSON.stringify(value, null, 2);
 }
 
 /** The first 12 hex digits of a digest (`sha256:` dropped), as `docker images` shows. */

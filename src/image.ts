@@ -13,12 +13,14 @@ import type {
   NativeDiskUsage,
   NativeImageConfig,
   NativeImageDetail,
+  NativeImageDiskUsage,
   NativeImageHandle,
   NativeImageLayer,
   NativeImageUse,
   NativeLoadOptions,
   NativePruneOptions,
   NativePruneReport,
+  NativePrunedReference,
 } from "./internal/binding";
 import { type Rule, type SchemaOf, checkOptions, checkValue, requireArity, requireString } from "./internal/args";
 import { native } from "./internal/native";
@@ -163,45 +165,10 @@ export type ImageHolder =
     };
 
 /** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
-export interface ImageConfigDetail {
-  /** The config blob's digest (`sha256:...`). */
-  readonly digest: string;
-  /** `Env`, as `NAME=value` strings. */
-  readonly env: string[] | null;
-  /** `Cmd`. */
-  readonly cmd: string[] | null;
-  /** `Entrypoint`. */
-  readonly entrypoint: string[] | null;
-  /** `WorkingDir`. */
-  readonly workingDir: string | null;
-  /** `User`. */
-  readonly user: string | null;
-  /** `Labels`. */
-  readonly labels: Record<string, unknown> | null;
-  /** `StopSignal`. */
-  readonly stopSignal: string | null;
-}
+export interface ImageConfigDetail extends Readonly<NativeImageConfig> {}
 
 /** One layer of an image. */
-export interface ImageLayerDetail {
-  /** Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry). */
-  readonly diffId: string;
-  /** Digest of the layer blob as distributed (compressed or not). */
-  readonly blobDigest: string;
-  /** The layer descriptor's media type. */
-  readonly mediaType: string;
-  /** Size of the layer blob as distributed, in bytes. */
-  readonly compressedSizeBytes: number;
-  /**
-   * Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
-   * per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
-   * multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
-   * version and not converted since; loading an image with that layer converts it.
-   */
-  readonly erofsSizeBytes: number | null;
-  /** Position in the image, 0 being the bottom layer. */
-  readonly position: number;
-}
+export interface ImageLayerDetail extends Readonly<NativeImageLayer> {}
 
 /** What {@link ImageCache.inspect} returns. */
 export interface ImageDetail {
@@ -214,113 +181,28 @@ export interface ImageDetail {
 }
 
 /** What {@link ImageCache.prune} reclaimed. */
-export interface ImagePruneReport {
-  /** References deleted. */
-  readonly imageRefsRemoved: number;
-  /** Manifests deleted. */
-  readonly manifestsRemoved: number;
-  /**
-   * Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
-   * layer images that no index row names (left by an interrupted load).
-   */
-  readonly layersRemoved: number;
-  /** fsmeta images deleted. */
-  readonly fsmetaRemoved: number;
-  /** VMDK descriptors deleted. */
-  readonly vmdkRemoved: number;
-  /**
-   * Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
-   * the `lstat` made just before each unlink, or null when files were due for deletion and
-   * none could be measured (another process deleted them first).
-   */
-  readonly bytesReclaimed: number | null;
-  /**
-   * Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
-   * has no such figure), or null when `bytesReclaimed` is.
-   */
-  readonly allocatedBytesReclaimed: number | null;
-  /**
-   * The cache's size before: the recorded sizes of its artifacts, the index files, and the
-   * orphan files and `tmp/` leftovers this run found.
-   */
-  readonly bytesBefore: number;
-  /** `bytesBefore` minus `bytesReclaimed`. */
-  readonly bytesAfter: number;
+export interface ImagePruneReport extends Readonly<Omit<NativePruneReport, "removed">> {
   /** Each reference removed, least recently used first, with what removing it freed. */
   readonly removed: readonly PrunedReference[];
-  /** Whether this was a dry run (nothing was changed). */
-  readonly dryRun: boolean;
-  /**
-   * Entries the sweep left in place because they are not what the cache deletes there (a
-   * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
-   * not make), one line each naming the path; the rest of the prune went on. Empty normally.
-   */
-  readonly warnings: readonly string[];
 }
 
 /** One reference a prune removed. */
-export interface PrunedReference {
-  /** Familiar form of the reference. */
-  readonly reference: string;
-  /** The manifest it pointed to. */
-  readonly manifestDigest: string;
-  /**
-   * Recorded bytes its removal freed: the manifest's own files when it was the manifest's
-   * last reference, plus the config and layers no other image uses; 0 when another reference
-   * or a use keeps the manifest.
-   */
-  readonly bytesFreed: number;
-}
+export interface PrunedReference extends Readonly<NativePrunedReference> {}
 
 /**
  * Bytes on disk by kind and per image; what {@link ImageCache.diskUsage} returns. The kinds
  * come from sizes recorded when each artifact was written (the index and `tmp/` are measured).
  */
-export interface DiskUsage {
-  /** Layer EROFS images (`layers/`). */
-  readonly layers: number;
-  /** Merged metadata EROFS images (`fsmeta/`). */
-  readonly fsmeta: number;
-  /** VMDK descriptors (`vmdk/`). */
-  readonly vmdk: number;
-  /** Manifest and config blobs (`blobs/`). */
-  readonly blobs: number;
-  /** The SQLite index (`index.db` with its WAL and shared-memory files). */
-  readonly index: number;
-  /** Work in progress and leftovers of interrupted loads (`tmp/`). */
-  readonly temporary: number;
-  /** The sum of the above. */
-  readonly total: number;
+export interface DiskUsage extends Readonly<Omit<NativeDiskUsage, "images">> {
   /** One entry per reference, sorted by canonical reference. */
   readonly images: readonly ImageDiskUsage[];
 }
 
 /** One reference's share of the cache. */
-export interface ImageDiskUsage {
-  /** Familiar form of the reference. */
-  readonly reference: string;
-  /** The manifest it points to. */
-  readonly manifestDigest: string;
-  /** Bytes of artifacts its manifest shares with other manifests (layers, config). */
-  readonly sharedBytes: number;
-  /** Bytes only its manifest uses: manifest, fsmeta, VMDK, and its unshared config and layers. */
-  readonly exclusiveBytes: number;
-  /**
-   * What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
-   * manifest's only reference and no unexpired use pins it, else 0.
-   */
-  readonly reclaimableBytes: number;
-}
+export interface ImageDiskUsage extends Readonly<NativeImageDiskUsage> {}
 
 /** The files a VM boots an image from; what {@link ImageCache.bootDisk} returns. */
-export interface BootDisk {
-  /** The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths). */
-  readonly vmdk: string;
-  /** The merged metadata (fsmeta) EROFS image. */
-  readonly fsmeta: string;
-  /** Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order. */
-  readonly layers: readonly string[];
-}
+export interface BootDisk extends Readonly<NativeBootDisk> {}
 
 // Constructors of the result classes are private: only this module builds them, through these.
 let makeHandle: (native: NativeImageHandle) => ImageHandle;
@@ -506,84 +388,37 @@ function cacheOptions(value: unknown): { checked: ImageCacheOptions; native: { r
   return { checked, native: out };
 }
 
-function configDetail(c: NativeImageConfig): ImageConfigDetail {
-  return Object.freeze({
-    digest: c.digest,
-    env: c.env ? [...c.env] : null,
-    cmd: c.cmd ? [...c.cmd] : null,
-    entrypoint: c.entrypoint ? [...c.entrypoint] : null,
-    workingDir: c.workingDir ?? null,
-    user: c.user ?? null,
-    labels: c.labels ? ({ ...c.labels } as Record<string, unknown>) : null,
-    stopSignal: c.stopSignal ?? null,
-  });
-}
+// Results without Dates are the binding's objects as they come (the binding documents them and
+// gives absent values as null), frozen so that a result is the snapshot its type says.
 
-function layerDetail(l: NativeImageLayer): ImageLayerDetail {
-  return Object.freeze({
-    diffId: l.diffId,
-    blobDigest: l.blobDigest,
-    mediaType: l.mediaType,
-    compressedSizeBytes: l.compressedSizeBytes,
-    erofsSizeBytes: l.erofsSizeBytes ?? null,
-    position: l.position,
-  });
+function configDetail(c: NativeImageConfig): ImageConfigDetail {
+  return Object.freeze(c);
 }
 
 function detail(d: NativeImageDetail): ImageDetail {
   return Object.freeze({
     handle: makeHandle(d.handle),
     config: d.config ? configDetail(d.config) : null,
-    layers: Object.freeze(d.layers.map(layerDetail)),
+    layers: Object.freeze(d.layers.map((l): ImageLayerDetail => Object.freeze(l))),
   });
 }
 
 function pruneReport(r: NativePruneReport): ImagePruneReport {
-  return Object.freeze({
-    imageRefsRemoved: r.imageRefsRemoved,
-    manifestsRemoved: r.manifestsRemoved,
-    layersRemoved: r.layersRemoved,
-    fsmetaRemoved: r.fsmetaRemoved,
-    vmdkRemoved: r.vmdkRemoved,
-    bytesReclaimed: r.bytesReclaimed ?? null,
-    allocatedBytesReclaimed: r.allocatedBytesReclaimed ?? null,
-    bytesBefore: r.bytesBefore,
-    bytesAfter: r.bytesAfter,
-    removed: Object.freeze(
-      r.removed.map((p) =>
-        Object.freeze({ reference: p.reference, manifestDigest: p.manifestDigest, bytesFreed: p.bytesFreed }),
-      ),
-    ),
-    dryRun: r.dryRun,
-    warnings: Object.freeze([...r.warnings]),
-  });
+  for (const p of r.removed) Object.freeze(p);
+  Object.freeze(r.removed);
+  Object.freeze(r.warnings);
+  return Object.freeze(r);
 }
 
 function diskUsage(d: NativeDiskUsage): DiskUsage {
-  return Object.freeze({
-    layers: d.layers,
-    fsmeta: d.fsmeta,
-    vmdk: d.vmdk,
-    blobs: d.blobs,
-    index: d.index,
-    temporary: d.temporary,
-    total: d.total,
-    images: Object.freeze(
-      d.images.map((i) =>
-        Object.freeze({
-          reference: i.reference,
-          manifestDigest: i.manifestDigest,
-          sharedBytes: i.sharedBytes,
-          exclusiveBytes: i.exclusiveBytes,
-          reclaimableBytes: i.reclaimableBytes,
-        }),
-      ),
-    ),
-  });
+  for (const i of d.images) Object.freeze(i);
+  Object.freeze(d.images);
+  return Object.freeze(d);
 }
 
 function bootDisk(b: NativeBootDisk): BootDisk {
-  return Object.freeze({ vmdk: b.vmdk, fsmeta: b.fsmeta, layers: Object.freeze([...b.layers]) });
+  Object.freeze(b.layers);
+  return Object.freeze(b);
 }
 
 /** Checks prune options and turns `olderThan` into a time. */

@@ -82,14 +82,14 @@ export interface NativeBackend {
   url?: string
 }
 
-/** The files a VM boots an image from. */
+/** The files a VM boots an image from. (TypeScript: `BootDisk`.) */
 export interface NativeBootDisk {
-  /** VMDK descriptor. */
+  /** The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths). */
   vmdk: string
-  /** fsmeta image. */
+  /** The merged metadata (fsmeta) EROFS image. */
   fsmeta: string
-  /** Layer images, bottom to top. */
-  layers: Array<string>
+  /** Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order. */
+  layers: ReadonlyArray<string>
 }
 
 /** Options of `NativeCache.open`. */
@@ -100,24 +100,28 @@ export interface NativeCacheOptions {
   backend?: NativeBackend
 }
 
-/** Bytes on disk by kind, and per reference (sent as JSON by `diskUsageJson`). */
+/**
+ * Bytes on disk by kind and per image, sent as JSON by `diskUsageJson`. The kinds come from
+ * sizes recorded when each artifact was written (the index and `tmp/` are measured).
+ * (TypeScript: `DiskUsage`.)
+ */
 export interface NativeDiskUsage {
-  /** Layer EROFS images. */
+  /** Layer EROFS images (`layers/`). */
   layers: number
-  /** fsmeta images. */
+  /** Merged metadata EROFS images (`fsmeta/`). */
   fsmeta: number
-  /** VMDK descriptors. */
+  /** VMDK descriptors (`vmdk/`). */
   vmdk: number
-  /** Manifest and config blobs. */
+  /** Manifest and config blobs (`blobs/`). */
   blobs: number
-  /** The index files. */
+  /** The SQLite index (`index.db` with its WAL and shared-memory files). */
   index: number
-  /** `tmp/`. */
+  /** Work in progress and leftovers of interrupted loads (`tmp/`). */
   temporary: number
-  /** Sum of the above. */
+  /** The sum of the above. */
   total: number
-  /** Per reference. */
-  images: Array<NativeImageDiskUsage>
+  /** One entry per reference, sorted by canonical reference. */
+  images: ReadonlyArray<Readonly<NativeImageDiskUsage>>
 }
 
 /** `{ kind: "sandbox" | "snapshot", id }`. */
@@ -128,47 +132,53 @@ export interface NativeHolder {
   id: string
 }
 
-/** Config fields. */
+/**
+ * The config fields `inspect` shows; absent fields are null. (TypeScript:
+ * `ImageConfigDetail`.)
+ */
 export interface NativeImageConfig {
-  /** Config digest. */
+  /** The config blob's digest (`sha256:...`). */
   digest: string
-  /** Env. */
-  env?: Array<string>
-  /** Cmd. */
-  cmd?: Array<string>
-  /** Entrypoint. */
-  entrypoint?: Array<string>
-  /** WorkingDir. */
-  workingDir?: string
-  /** User. */
-  user?: string
-  /** Labels. */
-  labels?: Record<string, any>
-  /** StopSignal. */
-  stopSignal?: string
+  /** `Env`, as `NAME=value` strings. */
+  env: Array<string> | null
+  /** `Cmd`. */
+  cmd: Array<string> | null
+  /** `Entrypoint`. */
+  entrypoint: Array<string> | null
+  /** `WorkingDir`. */
+  workingDir: string | null
+  /** `User`. */
+  user: string | null
+  /** `Labels`. */
+  labels: Record<string, unknown> | null
+  /** `StopSignal`. */
+  stopSignal: string | null
 }
 
 /** What inspect returns. */
 export interface NativeImageDetail {
   /** The handle. */
   handle: NativeImageHandle
-  /** The config. */
-  config?: NativeImageConfig
+  /** The config, or null when none is recorded. */
+  config: NativeImageConfig | null
   /** Layers bottom to top. */
   layers: Array<NativeImageLayer>
 }
 
-/** One reference's share of the cache. */
+/** One reference's share of the cache. (TypeScript: `ImageDiskUsage`.) */
 export interface NativeImageDiskUsage {
-  /** Familiar reference. */
+  /** Familiar form of the reference. */
   reference: string
-  /** Its manifest. */
+  /** The manifest it points to. */
   manifestDigest: string
-  /** Bytes shared with other manifests. */
+  /** Bytes of artifacts its manifest shares with other manifests (layers, config). */
   sharedBytes: number
-  /** Bytes only its manifest uses. */
+  /** Bytes only its manifest uses: manifest, fsmeta, VMDK, and its unshared config and layers. */
   exclusiveBytes: number
-  /** What removing it and pruning would reclaim. */
+  /**
+   * What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
+   * manifest's only reference and no unexpired use pins it, else 0.
+   */
   reclaimableBytes: number
 }
 
@@ -194,19 +204,24 @@ export interface NativeImageHandle {
   lastUsedAtMs?: number
 }
 
-/** A layer. */
+/** One layer of an image. (TypeScript: `ImageLayerDetail`.) */
 export interface NativeImageLayer {
-  /** Uncompressed digest. */
+  /** Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry). */
   diffId: string
-  /** Blob digest. */
+  /** Digest of the layer blob as distributed (compressed or not). */
   blobDigest: string
-  /** Media type. */
+  /** The layer descriptor's media type. */
   mediaType: string
-  /** Descriptor size. */
+  /** Size of the layer blob as distributed, in bytes. */
   compressedSizeBytes: number
-  /** EROFS size. */
-  erofsSizeBytes?: number
-  /** 0 = bottom. */
+  /**
+   * Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
+   * per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
+   * multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
+   * version and not converted since; loading an image with that layer converts it.
+   */
+  erofsSizeBytes: number | null
+  /** Position in the image, 0 being the bottom layer. */
   position: number
 }
 
@@ -241,13 +256,17 @@ export interface NativeLoadOptions {
   maxUncompressedBytes?: number
 }
 
-/** One removed reference. */
+/** One reference a prune removed. (TypeScript: `PrunedReference`.) */
 export interface NativePrunedReference {
-  /** Familiar reference. */
+  /** Familiar form of the reference. */
   reference: string
-  /** Its manifest. */
+  /** The manifest it pointed to. */
   manifestDigest: string
-  /** Recorded bytes its removal freed. */
+  /**
+   * Recorded bytes its removal freed: the manifest's own files when it was the manifest's
+   * last reference, plus the config and layers no other image uses; 0 when another reference
+   * or a use keeps the manifest.
+   */
   bytesFreed: number
 }
 
@@ -265,33 +284,47 @@ export interface NativePruneOptions {
   gracePeriodMs?: number
 }
 
-/** What prune and remove reclaimed. */
+/** What a prune (or remove) reclaimed. (TypeScript: `ImagePruneReport`.) */
 export interface NativePruneReport {
   /** References deleted. */
   imageRefsRemoved: number
   /** Manifests deleted. */
   manifestsRemoved: number
-  /** Layers deleted. */
+  /**
+   * Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
+   * layer images that no index row names (left by an interrupted load).
+   */
   layersRemoved: number
   /** fsmeta images deleted. */
   fsmetaRemoved: number
   /** VMDK descriptors deleted. */
   vmdkRemoved: number
-  /** Measured bytes deleted. */
-  bytesReclaimed?: number
-  /** Measured allocated bytes deleted. */
-  allocatedBytesReclaimed?: number
-  /** The cache's size before. */
+  /**
+   * Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
+   * the `lstat` made just before each unlink, or null when files were due for deletion and
+   * none could be measured (another process deleted them first).
+   */
+  bytesReclaimed: number | null
+  /**
+   * Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
+   * has no such figure), or null when `bytesReclaimed` is.
+   */
+  allocatedBytesReclaimed: number | null
+  /**
+   * The cache's size before: the recorded sizes of its artifacts, the index files, and the
+   * orphan files and `tmp/` leftovers this run found.
+   */
   bytesBefore: number
-  /** The cache's size after. */
+  /** `bytesBefore` minus `bytesReclaimed`. */
   bytesAfter: number
-  /** References removed, least recently used first. */
-  removed: Array<NativePrunedReference>
-  /** Whether nothing was changed. */
+  /** Each reference removed, least recently used first, with what removing it freed. */
+  removed: ReadonlyArray<Readonly<NativePrunedReference>>
+  /** Whether this was a dry run (nothing was changed). */
   dryRun: boolean
   /**
-   * Entries left in place because they are not what the cache deletes there, one line each
-   * naming the path.
+   * Entries the sweep left in place because they are not what the cache deletes there (a
+   * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
+   * not make), one line each naming the path; the rest of the prune went on. Empty normally.
    */
-  warnings: Array<string>
+  warnings: ReadonlyArray<string>
 }

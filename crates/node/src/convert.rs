@@ -63,93 +63,108 @@ pub struct NativeImageHandle {
     pub last_used_at_ms: Option<f64>,
 }
 
-/// Config fields.
-#[napi(object)]
+/// The config fields `inspect` shows; absent fields are null. (TypeScript:
+/// `ImageConfigDetail`.)
+#[napi(object, use_nullable = true)]
 pub struct NativeImageConfig {
-    /// Config digest.
+    /// The config blob's digest (`sha256:...`).
     pub digest: String,
-    /// Env.
+    /// `Env`, as `NAME=value` strings.
     pub env: Option<Vec<String>>,
-    /// Cmd.
+    /// `Cmd`.
     pub cmd: Option<Vec<String>>,
-    /// Entrypoint.
+    /// `Entrypoint`.
     pub entrypoint: Option<Vec<String>>,
-    /// WorkingDir.
+    /// `WorkingDir`.
     pub working_dir: Option<String>,
-    /// User.
+    /// `User`.
     pub user: Option<String>,
-    /// Labels.
+    /// `Labels`.
+    #[napi(ts_type = "Record<string, unknown>")]
     pub labels: Option<serde_json::Map<String, serde_json::Value>>,
-    /// StopSignal.
+    /// `StopSignal`.
     pub stop_signal: Option<String>,
 }
 
-/// A layer.
-#[napi(object)]
+/// One layer of an image. (TypeScript: `ImageLayerDetail`.)
+#[napi(object, use_nullable = true)]
 pub struct NativeImageLayer {
-    /// Uncompressed digest.
+    /// Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry).
     pub diff_id: String,
-    /// Blob digest.
+    /// Digest of the layer blob as distributed (compressed or not).
     pub blob_digest: String,
-    /// Media type.
+    /// The layer descriptor's media type.
     pub media_type: String,
-    /// Descriptor size.
+    /// Size of the layer blob as distributed, in bytes.
     pub compressed_size_bytes: f64,
-    /// EROFS size.
+    /// Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
+    /// per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
+    /// multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
+    /// version and not converted since; loading an image with that layer converts it.
     pub erofs_size_bytes: Option<f64>,
-    /// 0 = bottom.
+    /// Position in the image, 0 being the bottom layer.
     pub position: u32,
 }
 
 /// What inspect returns.
-#[napi(object)]
+#[napi(object, use_nullable = true)]
 pub struct NativeImageDetail {
     /// The handle.
     pub handle: NativeImageHandle,
-    /// The config.
+    /// The config, or null when none is recorded.
     pub config: Option<NativeImageConfig>,
     /// Layers bottom to top.
     pub layers: Vec<NativeImageLayer>,
 }
 
-/// What prune and remove reclaimed.
-#[napi(object)]
+/// What a prune (or remove) reclaimed. (TypeScript: `ImagePruneReport`.)
+#[napi(object, use_nullable = true)]
 pub struct NativePruneReport {
     /// References deleted.
     pub image_refs_removed: f64,
     /// Manifests deleted.
     pub manifests_removed: f64,
-    /// Layers deleted.
+    /// Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
+    /// layer images that no index row names (left by an interrupted load).
     pub layers_removed: f64,
     /// fsmeta images deleted.
     pub fsmeta_removed: f64,
     /// VMDK descriptors deleted.
     pub vmdk_removed: f64,
-    /// Measured bytes deleted.
+    /// Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
+    /// the `lstat` made just before each unlink, or null when files were due for deletion and
+    /// none could be measured (another process deleted them first).
     pub bytes_reclaimed: Option<f64>,
-    /// Measured allocated bytes deleted.
+    /// Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
+    /// has no such figure), or null when `bytesReclaimed` is.
     pub allocated_bytes_reclaimed: Option<f64>,
-    /// The cache's size before.
+    /// The cache's size before: the recorded sizes of its artifacts, the index files, and the
+    /// orphan files and `tmp/` leftovers this run found.
     pub bytes_before: f64,
-    /// The cache's size after.
+    /// `bytesBefore` minus `bytesReclaimed`.
     pub bytes_after: f64,
-    /// References removed, least recently used first.
+    /// Each reference removed, least recently used first, with what removing it freed.
+    #[napi(ts_type = "ReadonlyArray<Readonly<NativePrunedReference>>")]
     pub removed: Vec<NativePrunedReference>,
-    /// Whether nothing was changed.
+    /// Whether this was a dry run (nothing was changed).
     pub dry_run: bool,
-    /// Entries left in place because they are not what the cache deletes there, one line each
-    /// naming the path.
+    /// Entries the sweep left in place because they are not what the cache deletes there (a
+    /// directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
+    /// not make), one line each naming the path; the rest of the prune went on. Empty normally.
+    #[napi(ts_type = "ReadonlyArray<string>")]
     pub warnings: Vec<String>,
 }
 
-/// One removed reference.
+/// One reference a prune removed. (TypeScript: `PrunedReference`.)
 #[napi(object)]
 pub struct NativePrunedReference {
-    /// Familiar reference.
+    /// Familiar form of the reference.
     pub reference: String,
-    /// Its manifest.
+    /// The manifest it pointed to.
     pub manifest_digest: String,
-    /// Recorded bytes its removal freed.
+    /// Recorded bytes its removal freed: the manifest's own files when it was the manifest's
+    /// last reference, plus the config and layers no other image uses; 0 when another reference
+    /// or a use keeps the manifest.
     pub bytes_freed: f64,
 }
 
@@ -209,54 +224,59 @@ pub struct NativeImageUse {
     pub expired: bool,
 }
 
-/// Bytes on disk by kind, and per reference (sent as JSON by `diskUsageJson`).
+/// Bytes on disk by kind and per image, sent as JSON by `diskUsageJson`. The kinds come from
+/// sizes recorded when each artifact was written (the index and `tmp/` are measured).
+/// (TypeScript: `DiskUsage`.)
 #[napi(object)]
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NativeDiskUsage {
-    /// Layer EROFS images.
+    /// Layer EROFS images (`layers/`).
     pub layers: f64,
-    /// fsmeta images.
+    /// Merged metadata EROFS images (`fsmeta/`).
     pub fsmeta: f64,
-    /// VMDK descriptors.
+    /// VMDK descriptors (`vmdk/`).
     pub vmdk: f64,
-    /// Manifest and config blobs.
+    /// Manifest and config blobs (`blobs/`).
     pub blobs: f64,
-    /// The index files.
+    /// The SQLite index (`index.db` with its WAL and shared-memory files).
     pub index: f64,
-    /// `tmp/`.
+    /// Work in progress and leftovers of interrupted loads (`tmp/`).
     pub temporary: f64,
-    /// Sum of the above.
+    /// The sum of the above.
     pub total: f64,
-    /// Per reference.
+    /// One entry per reference, sorted by canonical reference.
+    #[napi(ts_type = "ReadonlyArray<Readonly<NativeImageDiskUsage>>")]
     pub images: Vec<NativeImageDiskUsage>,
 }
 
-/// One reference's share of the cache.
+/// One reference's share of the cache. (TypeScript: `ImageDiskUsage`.)
 #[napi(object)]
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NativeImageDiskUsage {
-    /// Familiar reference.
+    /// Familiar form of the reference.
     pub reference: String,
-    /// Its manifest.
+    /// The manifest it points to.
     pub manifest_digest: String,
-    /// Bytes shared with other manifests.
+    /// Bytes of artifacts its manifest shares with other manifests (layers, config).
     pub shared_bytes: f64,
-    /// Bytes only its manifest uses.
+    /// Bytes only its manifest uses: manifest, fsmeta, VMDK, and its unshared config and layers.
     pub exclusive_bytes: f64,
-    /// What removing it and pruning would reclaim.
+    /// What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
+    /// manifest's only reference and no unexpired use pins it, else 0.
     pub reclaimable_bytes: f64,
 }
 
-/// The files a VM boots an image from.
+/// The files a VM boots an image from. (TypeScript: `BootDisk`.)
 #[napi(object)]
 pub struct NativeBootDisk {
-    /// VMDK descriptor.
+    /// The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths).
     pub vmdk: String,
-    /// fsmeta image.
+    /// The merged metadata (fsmeta) EROFS image.
     pub fsmeta: String,
-    /// Layer images, bottom to top.
+    /// Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order.
+    #[napi(ts_type = "ReadonlyArray<string>")]
     pub layers: Vec<String>,
 }
 
