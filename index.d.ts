@@ -186,12 +186,13 @@ interface LoadOptions {
      */
     tag?: string;
     /**
-     * The most bytes the load may write to disk: the archive's files as staged (decompressed
-     * when the archive is compressed) and the layer images it converts (holes of sparse files
-     * cost nothing), counted while they are written, across all layers. Going over rejects the
-     * load with {@link LimitExceededError} before the byte that would pass it is written, and
-     * leaves the cache as it was. A positive whole number. Without it the load stops the same
-     * way when it would leave less than the reserve free, but rejects with {@link NoSpaceError}.
+     * The most bytes the load may write to disk: the layer images it converts (holes of sparse
+     * files cost nothing), the manifest and config blobs, and the members it must spool from a
+     * compressed archive or standard input (decompressed), counted while they are written, across
+     * all layers. Going over rejects the load with {@link LimitExceededError} before the byte that
+     * would pass it is written, and leaves the cache as it was. A positive whole number. Without
+     * it the load stops the same way when it would leave less than the reserve free, but rejects
+     * with {@link NoSpaceError}.
      * @default the space available on the cache's file system when the load starts, minus a
      *   reserve of 1% of the file system (at most 1 GiB)
      */

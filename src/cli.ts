@@ -45,8 +45,9 @@ Prune options:
 
 Load options:
   --max-uncompressed SIZE   Fail (LIMIT_EXCEEDED) rather than write more than SIZE: the
-                            archive's files as staged and the layer images (default: the
-                            free space of the cache's file system less 1%, at most 1 GiB)
+                            layer images, manifests and configs, and what a stream must
+                            spool (default: the free space of the cache's file system less
+                            1%, at most 1 GiB)
 
 Global options:
   --root DIR      Cache root (default: $OCICACHE_HOME, else the platform cache folder)

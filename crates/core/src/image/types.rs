@@ -279,11 +279,11 @@ pub struct LoadOptions {
     pub tag: Option<String>,
     /// The platform to pick from an index; `None` means the host's.
     pub platform: Option<Platform>,
-    /// The most bytes the load may write to disk: the archive's files as staged and the layer
-    /// images it converts (holes excluded), counted while they are written, across all
-    /// layers. `None`: the space available on the cache's file system when the load starts,
-    /// minus a reserve of 1% of the file system, at most 1 GiB
-    /// ([`crate::budget::default_load_limit`]). Going over a limit set here fails the load with
+    /// The most bytes the load may write to disk: the layer images it converts (holes
+    /// excluded), the manifest and config blobs, and the members a stream must spool, counted
+    /// while they are written, across all layers. `None`: the space available on the cache's
+    /// file system when the load starts, minus a reserve of 1% of the file system, at most
+    /// 1 GiB ([`crate::budget::default_load_limit`]). Going over a limit set here fails the load with
     /// [`Error::LimitExceeded`]; going over the default, which stands for the free space, with
     /// [`Error::NoSpace`]. At least 1.
     pub max_uncompressed_bytes: Option<u64>,
