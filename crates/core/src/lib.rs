@@ -22,7 +22,9 @@
 //! - [`archive`]: `docker save` archives, OCI layout archives and folders, and standard input,
 //!   as image sources read in place or front to back; [`ingest`]: the one pipeline that turns
 //!   image sources into published artifacts and one index transaction;
-//! - [`image`]: the façade ([`Cache`]), one file per kind of operation.
+//! - [`image`]: the façade ([`Cache`]), one file per kind of operation;
+//! - `fuzzing` (hidden, not API): the entry points of the fuzz targets in `fuzz/`, above all
+//!   of it, so a parser that moves changes that file and never the targets.
 //!
 //! Where the operations to come go: `pull` is a `registry` module beside [`archive`] (the
 //! distribution client: auth, manifests, blobs) whose image sources open each layer blob as an
@@ -39,6 +41,9 @@ pub mod cancel;
 pub mod codec;
 pub mod erofs;
 pub mod error;
+/// Entry points of the fuzz targets in `fuzz/`; not API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gc;
 pub mod image;
 pub mod index;

@@ -1,6 +1,6 @@
-//! `stage_archive` on archives written by real tools: an OCI layout built by `umoci` (tarred and
-//! as a folder), and the `docker-archive` `skopeo` converts it to. Skipped with a visible
-//! message when the tools are missing, except on CI.
+//! `open_archive`, each layer blob read through its source, on archives written by real tools:
+//! an OCI layout built by `umoci` (tarred and as a folder), and the `docker-archive` `skopeo`
+//! converts it to. Skipped with a visible message when the tools are missing, except on CI.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 

@@ -12,6 +12,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -112,6 +113,11 @@ fn worker_entry() {
         .map(PathBuf::from)
         .collect();
     let cache = open(&root);
+    match role.as_str() {
+        "hidden-commit" => hidden_commit(&cache, &root, &sources[0]),
+        "prune-on-signal" => prune_on_signal(&cache),
+        _ => {}
+    }
     let mut i = 0usize;
     loop {
         match role.as_str() {
@@ -133,6 +139,39 @@ fn worker_entry() {
         }
         i += 1;
     }
+}
+
+/// Bytes of the WAL index header at the start of `index.db-shm`: SQLite's two copies of
+/// `WalIndexHdr` (48 bytes each) and `WalCkptInfo` (40 bytes), which say how much of the WAL
+/// readers may use (the WAL file format, sqlite.org/walformat.html).
+const WAL_INDEX_HEADER: usize = 136;
+
+/// The `hidden-commit` worker: loads `source` with the index open, puts back the WAL index
+/// header it read before the load, and dies. That is what a load killed inside its commit,
+/// after the WAL was written and fsynced but before the WAL index was updated, leaves: a
+/// commit that processes with the index open do not see, and that the next process to open
+/// the index alone finds in the WAL and keeps.
+fn hidden_commit(cache: &Cache, root: &Path, source: &Path) -> ! {
+    cache.list().unwrap();
+    let shm = root.join("index.db-shm");
+    let header = fs::read(&shm).unwrap()[..WAL_INDEX_HEADER].to_vec();
+    cache.load(source, &LoadOptions::default()).unwrap();
+    let mut file = fs::OpenOptions::new().write(true).open(&shm).unwrap();
+    std::io::Write::write_all(&mut file, &header).unwrap();
+    drop(file);
+    std::process::abort();
+}
+
+/// The `prune-on-signal` worker: opens the index, says `@ready`, prunes when a line arrives on
+/// stdin, says `@pruned`, and dies without closing the index.
+fn prune_on_signal(cache: &Cache) -> ! {
+    cache.list().unwrap();
+    println!("@ready");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    cache.prune().unwrap();
+    println!("@pruned");
+    std::process::abort();
 }
 
 fn spawn(role: &str, root: &Path, sources: &[PathBuf]) -> Child {
@@ -358,5 +397,77 @@ fn concurrent_loads_and_prunes_in_several_processes() {
     }
     check_artifacts(&root, false);
     open(&root).prune().unwrap();
+    assert_eq!(artifact_files(&root), live_files(&root));
+}
+
+/// Regression: a load killed inside its commit, after SQLite had written and fsynced the WAL
+/// but before it updated the WAL index, was invisible to processes that had the index open,
+/// and came back when the next process to open the index alone rebuilt the WAL index from the
+/// WAL. A prune in between decided on an index without that load, had nothing to remove (so it
+/// wrote nothing), and deleted the load's published files as orphans: the load's references then
+/// named missing files.
+/// A collection now always writes to the index, which discards such a commit for good.
+#[test]
+fn a_commit_hidden_by_a_killed_load_never_comes_back_without_its_files() {
+    if std::env::var(WORKER).is_ok() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("cache");
+    let sources = sources(work.path());
+    // The first image is pinned, so the prune has nothing to remove from the index.
+    {
+        let cache = open(&root);
+        cache.load(&sources[0], &LoadOptions::default()).unwrap();
+        cache
+            .acquire("example.com/crash/app0:1", Holder::Sandbox("vm".into()))
+            .unwrap();
+    }
+    let joined: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+    let worker = |role: &str, sources: &[String]| {
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "worker_entry",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(WORKER, role)
+            .env(ROOT, &root)
+            .env(SOURCES, sources.join(":"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    };
+    // The pruner has the index open (it maps the WAL index) before and while the load dies.
+    let mut pruner = worker("prune-on-signal", &joined);
+    let mut said = BufReader::new(pruner.stdout.take().unwrap()).lines();
+    // libtest writes on the same stdout (`test worker_entry ... ` without a newline).
+    let mut wait_for = |tag: &str| loop {
+        let line = said.next().unwrap().unwrap();
+        if line.ends_with(tag) {
+            break;
+        }
+    };
+    wait_for("@ready");
+    let status = worker("hidden-commit", &joined[1..]).wait().unwrap();
+    assert!(!status.success(), "the hidden-commit worker dies");
+    {
+        // The load's files are published, and its commit is hidden from open indexes.
+        let cache = open(&root);
+        assert_eq!(
+            cache.list().unwrap().len(),
+            1,
+            "only the first image is visible"
+        );
+    }
+    writeln!(pruner.stdin.as_mut().unwrap(), "go").unwrap();
+    wait_for("@pruned");
+    let _ = pruner.wait();
+    // Every process that had the index open is gone: this open rebuilds the WAL index.
+    check_artifacts(&root, false);
     assert_eq!(artifact_files(&root), live_files(&root));
 }

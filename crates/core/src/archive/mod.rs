@@ -29,7 +29,7 @@ mod docker;
 mod files;
 mod layer;
 mod layout_dir;
-mod members;
+pub(crate) mod members;
 mod oci_layout;
 mod stream;
 mod tarball;

@@ -166,7 +166,13 @@ pub fn join_xattr_name(index: u8, suffix: &[u8]) -> Option<Vec<u8>> {
     Some(name)
 }
 
-/// Linux `new_encode_dev`: the 32-bit device number EROFS stores in `i_u.rdev`.
+/// Largest device major number `i_u.rdev` holds (12 bits, as Linux's `dev_t` in the kernel).
+pub const MAX_DEV_MAJOR: u32 = 0xfff;
+/// Largest device minor number `i_u.rdev` holds (20 bits).
+pub const MAX_DEV_MINOR: u32 = 0xf_ffff;
+
+/// Linux `new_encode_dev`: the 32-bit device number EROFS stores in `i_u.rdev` (numbers over
+/// [`MAX_DEV_MAJOR`] and [`MAX_DEV_MINOR`] lose their high bits; the writer refuses them).
 pub fn encode_dev(major: u32, minor: u32) -> u32 {
     (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)
 }

@@ -185,7 +185,8 @@ impl ImageReader {
                 mode: u32::from(le_u16(&b, 4)),
                 uid: u32::from(le_u16(&b, 24)),
                 gid: u32::from(le_u16(&b, 26)),
-                mtime: self.sb.build_time as i64 + i64::from(le_u32(&b, 12)),
+                // The kernel adds in time64_t, wrapping (it builds with -fno-strict-overflow).
+                mtime: (self.sb.build_time as i64).wrapping_add(i64::from(le_u32(&b, 12))),
                 mtime_nsec: self.sb.build_time_nsec,
                 nlink: u32::from(le_u16(&b, 6)),
                 size: u64::from(le_u32(&b, 8)),
@@ -492,6 +493,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::erofs::format::{SUPER_OFFSET, superblock_checksum};
     use crate::erofs::writer::{ImageOptions, write_metadata};
 
     /// An image file of `tree` (no file data), and its bytes.
@@ -620,5 +622,36 @@ mod tests {
         assert_eq!(reader.devices().unwrap(), vec![slot]);
         let err = read_tree(&reader).unwrap_err();
         assert_eq!(err.code(), "CORRUPT_CACHE", "{err}");
+    }
+
+    /// Found by the `erofs_reader` fuzz target (once it fixed up superblock checksums): a
+    /// compact inode's mtime (`build_time` plus the inode's offset) overflowed when
+    /// `build_time` was near `i64::MAX`, and the reader, which never panics, panicked. It wraps
+    /// as the kernel does.
+    #[test]
+    fn compact_inode_mtime_near_i64_max_does_not_overflow() {
+        let tree = Tree {
+            nodes: vec![Node::dir(0o755)],
+        };
+        let meta = write_metadata(&tree, &ImageOptions::default()).unwrap();
+        let mut image = meta.block0;
+        image.extend_from_slice(&meta.tail);
+        let sb = SuperBlock::decode(&image).unwrap();
+        let root = (u64::from(sb.meta_blkaddr) * BLOCK_SIZE + u64::from(sb.root_nid) * INODE_SLOT)
+            as usize;
+        assert_eq!(
+            le_u16(&image, root) & FORMAT_EXTENDED,
+            0,
+            "a compact root inode"
+        );
+        image[SUPER_OFFSET + 24..SUPER_OFFSET + 32].copy_from_slice(&i64::MAX.to_le_bytes());
+        image[root + 12..root + 16].copy_from_slice(&1u32.to_le_bytes());
+        let sum = superblock_checksum(&image);
+        image[SUPER_OFFSET + 4..SUPER_OFFSET + 8].copy_from_slice(&sum.to_le_bytes());
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &image).unwrap();
+        let reader = ImageReader::open(file.path()).unwrap();
+        let inode = reader.inode(u64::from(sb.root_nid)).unwrap();
+        assert_eq!(inode.mtime, i64::MIN);
     }
 }

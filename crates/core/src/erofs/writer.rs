@@ -297,6 +297,15 @@ fn place(
             _ => 0,
         };
         let size = node.size(dir_size);
+        if let Content::Device(major, minor) = node.content
+            && (major > format::MAX_DEV_MAJOR || minor > format::MAX_DEV_MINOR)
+        {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "device number {major}:{minor} (EROFS and Linux hold 12-bit majors and 20-bit minors)"
+                ),
+            });
+        }
         let nlink = match &node.content {
             Content::Dir(children) => {
                 let subdirs = children
@@ -1199,5 +1208,33 @@ mod tests {
             "an xattr two inodes carry is stored once"
         );
         assert!(SuperBlock::decode(&one.block0).unwrap().xattr_blkaddr > 0);
+    }
+
+    fn tree_with_device(major: u32, minor: u32) -> Tree {
+        let mut dev = Node::dir(0);
+        dev.mode = mode::IFCHR | 0o600;
+        dev.content = Content::Device(major, minor);
+        let mut root = Node::dir(0o755);
+        root.content = Content::Dir(BTreeMap::from([(b"dev".to_vec(), 1)]));
+        Tree {
+            nodes: vec![root, dev],
+        }
+    }
+
+    /// Found by the `erofs_round_trip` fuzz target: device numbers over 12-bit majors or
+    /// 20-bit minors were masked by `encode_dev` and read back as another device (31291:0 as
+    /// 2619:0); they are refused now.
+    #[test]
+    fn device_numbers_beyond_rdev_are_refused_not_truncated() {
+        let options = ImageOptions::default();
+        for (major, minor) in [(31_291, 0), (0, 0x10_0000), (u32::MAX, u32::MAX)] {
+            let err = write_metadata(&tree_with_device(major, minor), &options).unwrap_err();
+            assert_eq!(err.code(), "UNSUPPORTED", "{major}:{minor}");
+        }
+        write_metadata(
+            &tree_with_device(format::MAX_DEV_MAJOR, format::MAX_DEV_MINOR),
+            &options,
+        )
+        .unwrap();
     }
 }

@@ -483,6 +483,14 @@ impl Index {
             if dry_run {
                 tx.rollback()?;
             } else {
+                // Always write, even when nothing was collected. A writer killed inside its
+                // commit, after its WAL frames were synced but before the WAL index was
+                // updated, leaves a commit that this connection does not see, and that the
+                // next process to open the index alone would find in the WAL and keep: the
+                // files this collection deleted as named by nothing would then be named again.
+                // A frame written here lands on that commit's first frame and discards it for
+                // good. Setting the version to itself is the smallest write (one page).
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 tx.commit()?;
             }
             Ok(out)

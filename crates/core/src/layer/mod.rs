@@ -903,4 +903,32 @@ mod tests {
         assert_eq!(sparse_chunk_bits(1 << 63, &[]), Some(MAX_CHUNK_BITS));
         assert_eq!(sparse_chunk_bits(u64::MAX, &[]), None);
     }
+
+    /// Found by the `layer` fuzz target's oracle: a layer with directories nested deeper than
+    /// the EROFS reader accepts converted, and then building its fsmeta failed as
+    /// `CORRUPT_CACHE`. Conversion refuses paths of more than [`MAX_PATH_DEPTH`] components as
+    /// bad input (`INVALID_ARCHIVE`), far below the reader's limit; the deepest accepted tree
+    /// reads back.
+    #[test]
+    fn directories_nested_beyond_the_reader_limit_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let convert = |depth: usize| {
+            let mut builder = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_gnu();
+            header.set_size(1);
+            header.set_mode(0o644);
+            let path = format!("{}f", "a/".repeat(depth));
+            builder.append_data(&mut header, path, &b"x"[..]).unwrap();
+            let blob = dir.path().join(format!("{depth}.tar"));
+            std::fs::write(&blob, builder.into_inner().unwrap()).unwrap();
+            let dest = dir.path().join(format!("{depth}.erofs"));
+            convert_layer(&blob, &dest, &ConvertOptions::default()).map(|_| dest)
+        };
+        // `depth` folders and a file: `depth + 1` path components.
+        let err = convert(MAX_PATH_DEPTH).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARCHIVE");
+        let dest = convert(MAX_PATH_DEPTH - 1).unwrap();
+        let image = crate::erofs::reader::ImageReader::open(&dest).unwrap();
+        crate::erofs::reader::read_tree(&image).unwrap();
+    }
 }

@@ -39,11 +39,20 @@ impl Reference {
             Some(d) => Some(Digest::parse(d).map_err(|e| invalid(e.to_string()))?),
             None => None,
         };
-        let registry = match parsed.registry() {
+        let mut registry = match parsed.registry() {
             "index.docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY.to_owned(),
             r => r.to_owned(),
         };
         let mut repository = parsed.repository().to_owned();
+        // Docker's splitDockerDomain also takes a first component with an uppercase letter
+        // as the registry (`Registry/app`: repository names are lowercase); oci-spec keeps it
+        // in the repository, making a Docker Hub name no parser accepts.
+        if registry == DEFAULT_REGISTRY
+            && let Some((first, rest)) = repository.split_once('/')
+            && first.bytes().any(|b| b.is_ascii_uppercase())
+        {
+            (registry, repository) = (first.to_owned(), rest.to_owned());
+        }
         if registry == DEFAULT_REGISTRY && !repository.contains('/') {
             repository = format!("{OFFICIAL_NAMESPACE}{repository}");
         }
@@ -119,12 +128,23 @@ impl Reference {
 /// listing many rows; equals `Reference::parse(canonical).familiar()` for canonical input).
 pub fn familiar_from_canonical(canonical: &str) -> &str {
     match canonical.strip_prefix("docker.io/") {
-        Some(rest) => rest
+        // `docker.io/host.example/app` keeps its registry: `host.example/app` names another.
+        Some(rest) if !first_component_is_registry(rest) => rest
             .strip_prefix(OFFICIAL_NAMESPACE)
             .filter(|r| !r.contains('/'))
             .unwrap_or(rest),
-        None => canonical,
+        _ => canonical,
     }
+}
+
+/// Whether Docker reads the first component of `name` as a registry (splitDockerDomain): it
+/// holds a `.` or a `:`, is `localhost`, or has an uppercase letter.
+fn first_component_is_registry(name: &str) -> bool {
+    name.split_once('/').is_some_and(|(first, _)| {
+        first.contains(['.', ':'])
+            || first == "localhost"
+            || first.bytes().any(|b| b.is_ascii_uppercase())
+    })
 }
 
 impl fmt::Display for Reference {
@@ -211,6 +231,39 @@ mod tests {
         assert_eq!(r.familiar(), format!("busybox@{D}"));
         let both = Reference::parse(&format!("busybox:1@{D}")).unwrap();
         assert_eq!(both, r, "the digest wins over the tag");
+    }
+
+    /// Found by the `names` fuzz target: `33A/app` parsed as the Docker Hub repository
+    /// `33A/app`, whose canonical form `docker.io/33A/app:latest` did not parse (repository
+    /// names are lowercase). Docker reads the first component as a registry, and so do we.
+    #[test]
+    fn uppercase_first_component_is_a_registry() {
+        for (input, canonical) in [
+            ("33A/3mmmm", "33A/3mmmm:latest"),
+            ("Registry/org/app:v1", "Registry/org/app:v1"),
+        ] {
+            let r = Reference::parse(input).unwrap();
+            assert_eq!(r.canonical(), canonical, "{input}");
+            assert_eq!(r.familiar(), canonical, "{input}");
+            assert_eq!(Reference::parse(&r.canonical()).unwrap(), r, "{input}");
+        }
+    }
+
+    /// Found by the `names` fuzz target: the familiar form of
+    /// `docker.io/hadocker.io/habox:1` was `hadocker.io/habox:1`, which names the registry
+    /// `hadocker.io`; a Docker Hub repository whose first component looks like a registry keeps
+    /// `docker.io/`.
+    #[test]
+    fn familiar_form_keeps_docker_io_before_a_registry_like_component() {
+        for input in [
+            "docker.io/hadocker.io/habox:1",
+            "docker.io/localhost/app:latest",
+        ] {
+            let r = Reference::parse(input).unwrap();
+            assert_eq!(r.familiar(), input, "{input}");
+            assert_eq!(familiar_from_canonical(&r.canonical()), input, "{input}");
+            assert_eq!(Reference::parse(&r.familiar()).unwrap(), r, "{input}");
+        }
     }
 
     #[test]

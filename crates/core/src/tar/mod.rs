@@ -312,10 +312,15 @@ impl<R: Read> TarReader<R> {
                 }
             }
         }
+        // Old writers mark directories as regular files whose name ends with `/`: the whole
+        // name, since a long name's header field holds only its first 100 bytes.
+        if kind == Kind::File && matches!(typeflag, b'0' | 0) && entry.path.ends_with(b"/") {
+            entry.kind = Kind::Dir;
+        }
         if typeflag == b'S' {
             self.read_sparse_map(h, &mut entry)?;
         }
-        if !matches!(kind, Kind::File | Kind::Other(_)) {
+        if !matches!(entry.kind, Kind::File | Kind::Other(_)) {
             // Links, directories and devices store no data (a GNU dump directory's listing
             // is skipped).
             entry.size = 0;
@@ -757,6 +762,59 @@ mod tests {
             parse_pax(b"9 path=x\n").unwrap(),
             [(b"path".to_vec(), b"x".to_vec())]
         );
+    }
+
+    /// Found while writing a test for deep layers: a regular file whose long name (GNU `L` or
+    /// PAX `path`) has a `/` as its 100th byte became a directory, because the old-writer rule
+    /// (a regular file named `dir/` is a directory) read the truncated header field.
+    #[test]
+    fn long_name_with_a_slash_at_byte_100_stays_a_file() {
+        let path = format!("{}/file", "d".repeat(99));
+        for gnu in [true, false] {
+            let mut builder = tar::Builder::new(Vec::new());
+            let mut header = if gnu {
+                tar::Header::new_gnu()
+            } else {
+                tar::Header::new_ustar()
+            };
+            header.set_size(1);
+            header.set_mode(0o644);
+            if gnu {
+                builder.append_data(&mut header, &path, &b"x"[..]).unwrap();
+            } else {
+                // PAX `path` record, header name truncated to 100 bytes as writers do.
+                let record = format!("path={path}\n");
+                let len = record.len() + 4;
+                let pax = format!("{len} {record}");
+                assert_eq!(pax.len(), len);
+                let mut x = tar::Header::new_ustar();
+                x.set_entry_type(tar::EntryType::XHeader);
+                x.set_size(pax.len() as u64);
+                x.set_path("PaxHeader").unwrap();
+                x.set_cksum();
+                builder.append(&x, pax.as_bytes()).unwrap();
+                header
+                    .as_old_mut()
+                    .name
+                    .copy_from_slice(&path.as_bytes()[..100]);
+                header.set_cksum();
+                builder.append(&header, &b"x"[..]).unwrap();
+            }
+            let bytes = builder.into_inner().unwrap();
+            let mut reader = TarReader::new(bytes.as_slice());
+            let entry = reader.next_entry().unwrap().unwrap();
+            assert_eq!(entry.path, path.as_bytes(), "gnu: {gnu}");
+            assert_eq!(entry.kind, Kind::File, "gnu: {gnu}");
+            assert_eq!(entry.size, 1, "gnu: {gnu}");
+        }
+        let mut dir = [0u8; BLOCK_SIZE];
+        dir[..4].copy_from_slice(b"old/");
+        dir[156] = b'0';
+        dir[148..156].copy_from_slice(b"        ");
+        let sum: u32 = dir.iter().map(|b| u32::from(*b)).sum();
+        dir[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        let entry = TarReader::new(&dir[..]).next_entry().unwrap().unwrap();
+        assert_eq!(entry.kind, Kind::Dir, "a v7 directory is still one");
     }
 
     #[test]
