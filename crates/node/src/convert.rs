@@ -336,7 +336,11 @@ pub(crate) fn prune_options_from(o: NativePruneOptions) -> core::Result<core::Pr
     })
 }
 
-pub(crate) fn load_options_from(o: NativeLoadOptions) -> core::Result<core::LoadOptions> {
+/// The core's load options: `o` checked, and `cancel` to stop the load.
+pub(crate) fn load_options_from(
+    o: NativeLoadOptions,
+    cancel: Option<core::cancel::Cancel>,
+) -> core::Result<core::LoadOptions> {
     Ok(core::LoadOptions {
         tag: o.tag,
         platform: o
@@ -348,7 +352,7 @@ pub(crate) fn load_options_from(o: NativeLoadOptions) -> core::Result<core::Load
             .max_uncompressed_bytes
             .map(|v| byte_limit("maxUncompressedBytes", v))
             .transpose()?,
-        cancel: None,
+        cancel,
     })
 }
 

@@ -142,9 +142,8 @@ impl NativeCache {
         cancel: Option<&NativeCancel>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
-        let mut opts =
-            load_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
-        opts.cancel = cancel.map(|c| c.inner.clone());
+        let opts = load_options_from(options.unwrap_or_default(), cancel.map(|c| c.inner.clone()))
+            .map_err(|e| js_error(env, &e))?;
         spawn(
             env,
             move || cache.load(&PathBuf::from(path), &opts),
@@ -162,9 +161,8 @@ impl NativeCache {
         cancel: Option<&NativeCancel>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
-        let mut opts =
-            load_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
-        opts.cancel = cancel.map(|c| c.inner.clone());
+        let opts = load_options_from(options.unwrap_or_default(), cancel.map(|c| c.inner.clone()))
+            .map_err(|e| js_error(env, &e))?;
         spawn(
             env,
             move || cache.load_stdin(&opts),

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
+use crate::tar::{Entry, Kind};
 
 /// Links followed by one lookup before it fails, as the kernel's `ELOOP` limit does (40 on
 /// Linux). Lowering it can reject archives with long link chains; a cycle always fails.
@@ -39,6 +40,33 @@ impl<T> Default for Members<T> {
 }
 
 impl<T> Members<T> {
+    /// Records the member `entry`: a regular file as what `file` makes of it (given its
+    /// normalized name), a symlink or a hard link as a link; folders, devices, FIFOs and unknown
+    /// types carry nothing an image needs and are not recorded. Fails on a bad name, a file
+    /// named as the archive root, or a link without a target.
+    pub(crate) fn insert_entry(
+        &mut self,
+        entry: &Entry,
+        file: impl FnOnce(&str) -> Result<T>,
+    ) -> Result<()> {
+        let name = normalize_name(&String::from_utf8_lossy(&entry.path))?;
+        match entry.kind {
+            Kind::File => {
+                if name.is_empty() {
+                    return Err(Error::invalid_archive(
+                        "a file member is named as the archive root",
+                    ));
+                }
+                let file = file(&name)?;
+                self.insert_file(name, file);
+            }
+            Kind::Symlink => self.insert_symlink(name, &link_target(&entry.link)?)?,
+            Kind::Link => self.insert_hardlink(name, &link_target(&entry.link)?)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Records a regular file (a later member of the same name replaces it, as tar extraction
     /// does).
     pub(crate) fn insert_file(&mut self, name: String, file: T) {
@@ -101,6 +129,14 @@ fn join(target: &str, rest: &str) -> String {
         (false, true) => target.to_owned(),
         (false, false) => format!("{target}/{rest}"),
     }
+}
+
+/// The target of a link member.
+fn link_target(target: &[u8]) -> Result<String> {
+    if target.is_empty() {
+        return Err(Error::invalid_archive("a link member has no target"));
+    }
+    Ok(String::from_utf8_lossy(target).into_owned())
 }
 
 /// Normalizes a member name: drops `.` components, empty components and a trailing `/`.

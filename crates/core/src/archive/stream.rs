@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::archive::files::{BlobFile, Files, PathFile, Spool, open_regular, read_small};
 use crate::archive::members::{Members, normalize_name};
-use crate::archive::tarball::{link_target, malformed};
+use crate::archive::tarball::malformed;
 use crate::cancel::{Cancel, CancelReader};
 use crate::codec::{
     COPY_BUFFER_SIZE, Compression, NamedReader, ReadFailure, TrackedReader, wrap_error,
@@ -190,37 +190,25 @@ impl Shared {
     /// Records an entry just read: a regular member is spooled (before the metadata is known, or
     /// when wanted) or passed; links are recorded.
     fn record(&self, state: &mut State, entry: Entry) -> Result<()> {
-        let name = normalize_name(&String::from_utf8_lossy(&entry.path))?;
-        match entry.kind {
-            Kind::File => {
-                if name.is_empty() {
-                    return Err(Error::invalid_archive(
-                        "a file member is named as the archive root",
-                    ));
-                }
-                let seen = if !state.streaming || state.wanted.contains(&name) {
-                    Seen::Spooled(Arc::new(self.spool_entry(state, &entry)?))
-                } else {
-                    Seen::Gone
-                };
-                state.members.insert_file(name, seen);
-            }
-            Kind::Symlink => state
-                .members
-                .insert_symlink(name, &link_target(&entry.link)?)?,
-            Kind::Link => state
-                .members
-                .insert_hardlink(name, &link_target(&entry.link)?)?,
-            // Folders, devices, FIFOs and unknown types carry nothing an image needs.
-            _ => {}
-        }
-        Ok(())
+        let State {
+            tar,
+            members,
+            wanted,
+            streaming,
+            ..
+        } = state;
+        members.insert_entry(&entry, |name| {
+            Ok(if !*streaming || wanted.contains(name) {
+                Seen::Spooled(Arc::new(self.spool_entry(tar, &entry)?))
+            } else {
+                Seen::Gone
+            })
+        })
     }
 
     /// Copies the current entry's content into the spool.
-    fn spool_entry(&self, state: &mut State, entry: &Entry) -> Result<PathFile> {
-        let tar = state
-            .tar
+    fn spool_entry(&self, tar: &mut Option<Tar>, entry: &Entry) -> Result<PathFile> {
+        let tar = tar
             .as_mut()
             .ok_or_else(|| Error::internal("the archive is read by two readers at once"))?;
         let data = EntryData { tar };

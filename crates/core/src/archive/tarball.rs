@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::archive::files::{BlobFile, FileRange, Files, read_small};
-use crate::archive::members::{Members, normalize_name};
+use crate::archive::members::Members;
 use crate::codec::{ReadFailure, TrackedReader};
 use crate::error::{Error, Result};
 use crate::source::BlobReader;
-use crate::tar::{self, Kind, ReadError, SparseContent, TarReader};
+use crate::tar::{self, ReadError, SparseContent, TarReader};
 
 /// Header bytes read at once while indexing: a few headers (and no member data but the first
 /// bytes of small members) per read.
@@ -80,33 +80,20 @@ impl TarFiles {
             if data_end > len {
                 return Err(errors.malformed());
             }
-            let name = normalize_name(&String::from_utf8_lossy(&entry.path))?;
-            match entry.kind {
-                Kind::File => {
-                    if name.is_empty() {
-                        return Err(Error::invalid_archive(
-                            "a file member is named as the archive root",
-                        ));
-                    }
-                    let data = match entry.sparse {
-                        Some(map) => Data::Sparse {
-                            offset: entry.offset,
-                            stored: entry.stored,
-                            map,
-                            size: entry.size,
-                        },
-                        None => Data::Range {
-                            offset: entry.offset,
-                            size: entry.size,
-                        },
-                    };
-                    members.insert_file(name, data);
-                }
-                Kind::Symlink => members.insert_symlink(name, &link_target(&entry.link)?)?,
-                Kind::Link => members.insert_hardlink(name, &link_target(&entry.link)?)?,
-                // Folders, devices, FIFOs and unknown types carry nothing an image needs.
-                _ => {}
-            }
+            members.insert_entry(&entry, |_| {
+                Ok(match &entry.sparse {
+                    Some(map) => Data::Sparse {
+                        offset: entry.offset,
+                        stored: entry.stored,
+                        map: map.clone(),
+                        size: entry.size,
+                    },
+                    None => Data::Range {
+                        offset: entry.offset,
+                        size: entry.size,
+                    },
+                })
+            })?;
         }
         Ok(TarFiles {
             file,
@@ -140,14 +127,6 @@ impl TarFiles {
             }),
         }
     }
-}
-
-/// The target of a link member.
-pub(crate) fn link_target(target: &[u8]) -> Result<String> {
-    if target.is_empty() {
-        return Err(Error::invalid_archive("a link member has no target"));
-    }
-    Ok(String::from_utf8_lossy(target).into_owned())
 }
 
 /// Classifies errors seen while indexing: the file's own failures are [`Error::Io`], anything
