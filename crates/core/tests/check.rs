@@ -357,6 +357,15 @@ fn verify_and_repair_of_a_root_that_does_not_exist_create_nothing() {
     );
     assert!(cache.list().unwrap().is_empty());
     assert_eq!(cache.get("busybox").unwrap_err().code(), "IMAGE_NOT_FOUND");
+    // Regression: with no index to look in, a malformed reference was IMAGE_NOT_FOUND.
+    assert_eq!(
+        cache.get("Bad Ref").unwrap_err().code(),
+        "INVALID_REFERENCE"
+    );
+    assert_eq!(
+        cache.inspect("Bad Ref").unwrap_err().code(),
+        "INVALID_REFERENCE"
+    );
     assert!(cache.uses(None).unwrap().is_empty());
     assert!(!root.exists(), "read-only operations create no cache");
 }

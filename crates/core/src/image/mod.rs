@@ -347,7 +347,14 @@ fn untagged_names(digest: &str, use_refs: &[String]) -> Vec<String> {
     out
 }
 
+/// [`Error::ImageNotFound`] for `input`, or [`Error::InvalidReference`] when `input` is no
+/// reference at all (so a malformed reference is reported as such on an empty cache too).
 pub(crate) fn not_found(input: &str) -> Error {
+    if digest_prefix(input).is_none()
+        && let Err(e) = Reference::parse(input)
+    {
+        return e;
+    }
     Error::ImageNotFound {
         reference: input.to_owned(),
     }
