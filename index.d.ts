@@ -8,6 +8,32 @@ interface NativeBootDisk {
   layers: ReadonlyArray<string>
 }
 
+/** One problem with one artifact. (TypeScript: `CheckProblem`.) */
+interface NativeCheckProblem {
+  /** `missing`, `not-a-file`, `size`, `superblock`, `wrong-image`, `hash` or `metadata`. */
+  kind: string
+  /** `layer`, `fsmeta`, `vmdk` or `blob`. */
+  artifact: string
+  /** The file. */
+  path: string
+  /** What was expected (a size, a hash, a volume), when it can be told. */
+  expected: string | null
+  /** What was found, when it can be told. */
+  found: string | null
+}
+
+/** What `verify` or `repair` found. (TypeScript: `CheckReport`.) */
+interface NativeCheckReport {
+  /** One entry per manifest checked, by digest. */
+  images: Array<NativeImageCheck>
+  /** Whether every byte was re-hashed and every EROFS image re-parsed. */
+  full: boolean
+  /** Whether nothing was changed (a verify, or a repair's dry run). */
+  dryRun: boolean
+  /** Problems found (verify) or left (repair) over every image. */
+  problems: number
+}
+
 /**
  * Bytes on disk by kind and per image, sent as JSON by `diskUsageJson`. The kinds come from
  * sizes recorded when each artifact was written (the index and `tmp/` are measured).
@@ -30,6 +56,24 @@ interface NativeDiskUsage {
   total: number
   /** One entry per reference, sorted by canonical reference. */
   images: ReadonlyArray<Readonly<NativeImageDiskUsage>>
+}
+
+/** Integrity of one image's files. (TypeScript: `ImageCheck`.) */
+interface NativeImageCheck {
+  /** The manifest (`sha256:...`). */
+  manifestDigest: string
+  /** Its references, familiar form (`repository@digest` for a manifest only uses hold). */
+  references: Array<string>
+  /** Artifacts checked: manifest and config blobs, layer images, fsmeta, VMDK. */
+  artifacts: number
+  /** Bytes read (a full check reads every byte). */
+  bytesRead: number
+  /** Problems found (verify) or left (repair); empty when the image is sound. */
+  problems: Array<NativeCheckProblem>
+  /** Problems a repair fixed (or, in a dry run, would fix). */
+  repaired: Array<NativeCheckProblem>
+  /** Why the image is marked broken (`bootDisk` refuses it), or null. */
+  broken: string | null
 }
 
 /**
@@ -272,6 +316,49 @@ interface AcquireOptions {
      */
     ttlMs?: number;
 }
+/** Options of {@link ImageCache.list}. */
+interface ListOptions {
+    /**
+     * Also list the manifests no reference names that a sandbox or snapshot still holds (their
+     * tag moved on, or was removed with `force`): `tagged` is false and `reference` is
+     * `repository@sha256:...`, which every method resolves.
+     * @default false
+     */
+    all?: boolean;
+}
+/** Options of {@link ImageCache.verify}. */
+interface VerifyOptions {
+    /**
+     * Re-hash every byte of every file against the hash recorded when it was written, and
+     * re-parse every EROFS image's metadata. Without it the check is quick: existence, sizes,
+     * EROFS superblocks (and the volume each names) and the VMDK descriptor's text.
+     * @default false
+     */
+    full?: boolean;
+}
+/** Options of {@link ImageCache.repair}. */
+interface RepairOptions {
+    /**
+     * Report what would be repaired; change nothing.
+     * @default false
+     */
+    dryRun?: boolean;
+}
+/** One problem with one file of an image. */
+interface CheckProblem extends Readonly<NativeCheckProblem> {
+}
+/** The integrity of one image's files. */
+interface ImageCheck extends Readonly<Omit<NativeImageCheck, "problems" | "repaired">> {
+    /** Problems found (verify) or left (repair); empty when the image is sound. */
+    readonly problems: readonly CheckProblem[];
+    /** Problems a repair fixed (or, in a dry run, would fix). */
+    readonly repaired: readonly CheckProblem[];
+}
+/** What {@link ImageCache.verify} and {@link ImageCache.repair} return. */
+interface CheckReport extends Readonly<Omit<NativeCheckReport, "images">> {
+    /** One entry per manifest checked, by digest. */
+    readonly images: readonly ImageCheck[];
+}
 /** Who uses an image: a running sandbox or a snapshot, by id. */
 type ImageHolder = {
     /** The id of the sandbox that runs the image. */
@@ -346,6 +433,11 @@ declare class ImageHandle {
     readonly lastUsedAt: Date | null;
     /** When the reference was created or last re-pointed to another manifest. */
     readonly createdAt: Date | null;
+    /**
+     * False for a manifest no reference names that a sandbox or snapshot still holds (listed by
+     * `list({ all: true })`); its `reference` is then `repository@sha256:...`.
+     */
+    readonly tagged: boolean;
     private constructor();
 }
 /**
@@ -372,6 +464,8 @@ declare class ImageUse {
      * prune and remove ignore it. Release it, or acquire again to renew it.
      */
     readonly expired: boolean;
+    /** The use's id: what `ocicache release USE_ID` takes. */
+    readonly id: string;
     private constructor();
     /**
      * Ends the use, so a later prune or remove may collect the image. Releasing again, or
@@ -381,6 +475,15 @@ declare class ImageUse {
      * @throws {IoError} when the cache folder cannot be read.
      */
     release(): Promise<void>;
+    /**
+     * The files a VM boots exactly the manifest this use pins, whatever happened to its tags
+     * since (see {@link ImageCache.bootDisk}).
+     *
+     * @throws {CorruptCacheError} when a file is damaged or the image is marked broken.
+     * @throws {ImageNotFoundError} when the use was released and the image pruned.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    bootDisk(): Promise<BootDisk>;
 }
 /**
  * One image cache: a root folder on this machine (or a remote backend). Every method is safe
@@ -431,7 +534,57 @@ declare class ImageCache {
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
      */
-    list(): Promise<ImageHandle[]>;
+    list(opts?: ListOptions): Promise<ImageHandle[]>;
+    /**
+     * Checks the files of one image (any reference form {@link ImageCache.get} takes), or of
+     * every image, against what the index recorded when they were written; changes nothing. A
+     * cache that does not exist has no images, and is not created.
+     *
+     * @param reference - The image; omitted: every image.
+     * @param opts - `full` also re-hashes every byte and re-parses every EROFS image.
+     * @returns One entry per image with the problems found (kind, artifact, path, expected,
+     *   found); `problems` counts them all.
+     * @throws {ImageNotFoundError} when `reference` is not cached.
+     * @throws {InvalidReferenceError} when `reference` is malformed or an ambiguous prefix.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    verify(reference?: string, opts?: VerifyOptions): Promise<CheckReport>;
+    /**
+     * Verifies fully, then repairs: a missing or damaged fsmeta image or VMDK descriptor is
+     * rebuilt from the layer images, byte for byte what the load wrote; a missing or damaged
+     * layer image is taken away and every image listing it marked broken ({@link bootDisk}
+     * refuses it with {@link CorruptCacheError} until the image is loaded again); an image marked
+     * broken whose files are sound again loses the mark. Idempotent.
+     *
+     * @param reference - The image; omitted: every image.
+     * @param opts - `dryRun` only reports.
+     * @returns Per image what was repaired and the problems left.
+     * @throws {ImageNotFoundError} when `reference` is not cached.
+     * @throws {InvalidReferenceError} when `reference` is malformed or an ambiguous prefix.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read or written.
+     */
+    repair(reference?: string, opts?: RepairOptions): Promise<CheckReport>;
+    /**
+     * Points the tag `target` at the image `source` names (any form {@link ImageCache.get}
+     * takes), like `docker tag`; a `target` that named another image is re-pointed.
+     *
+     * @returns The new reference's handle.
+     * @throws {ImageNotFoundError} when `source` is not cached.
+     * @throws {InvalidReferenceError} when `target` is malformed or a digest reference.
+     * @throws {InvalidArgumentError} when an argument is not a string.
+     * @throws {CacheIndexError | IoError} when the cache cannot be written.
+     */
+    tag(source: string, target: string): Promise<ImageHandle>;
+    /**
+     * Ends every use of one holder (a sandbox that stopped, a snapshot deleted). Idempotent.
+     *
+     * @returns How many uses it ended.
+     * @throws {InvalidArgumentError} when `holder` is not `{ sandbox: id }` or `{ snapshot: id }`.
+     * @throws {CacheIndexError | IoError} when the cache cannot be written.
+     */
+    releaseHolder(holder: ImageHolder): Promise<number>;
     /**
      * The handle, config and layers (bottom to top) of a cached reference.
      *
@@ -647,7 +800,15 @@ declare class Image {
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
      */
-    static list(): Promise<ImageHandle[]>;
+    static list(opts?: ListOptions): Promise<ImageHandle[]>;
+    /** Checks images' files; see {@link ImageCache.verify}. */
+    static verify(reference?: string, opts?: VerifyOptions): Promise<CheckReport>;
+    /** Repairs images' files; see {@link ImageCache.repair}. */
+    static repair(reference?: string, opts?: RepairOptions): Promise<CheckReport>;
+    /** Points a tag at a cached image; see {@link ImageCache.tag}. */
+    static tag(source: string, target: string): Promise<ImageHandle>;
+    /** Ends every use of one holder; see {@link ImageCache.releaseHolder}. */
+    static releaseHolder(holder: ImageHolder): Promise<number>;
     /**
      * The handle, config and layers of a cached reference; see {@link ImageCache.inspect}.
      *
@@ -1112,4 +1273,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };
+export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };

@@ -10,10 +10,13 @@ import type {
   NativeBootDisk,
   NativeCache,
   NativeCancel,
+  NativeCheckProblem,
+  NativeCheckReport,
   NativeDiskUsage,
   NativeImageConfig,
   NativeImageDetail,
   NativeImageDiskUsage,
+  NativeImageCheck,
   NativeImageHandle,
   NativeImageLayer,
   NativeImageUse,
@@ -154,6 +157,54 @@ export interface AcquireOptions {
   ttlMs?: number;
 }
 
+/** Options of {@link ImageCache.list}. */
+export interface ListOptions {
+  /**
+   * Also list the manifests no reference names that a sandbox or snapshot still holds (their
+   * tag moved on, or was removed with `force`): `tagged` is false and `reference` is
+   * `repository@sha256:...`, which every method resolves.
+   * @default false
+   */
+  all?: boolean;
+}
+
+/** Options of {@link ImageCache.verify}. */
+export interface VerifyOptions {
+  /**
+   * Re-hash every byte of every file against the hash recorded when it was written, and
+   * re-parse every EROFS image's metadata. Without it the check is quick: existence, sizes,
+   * EROFS superblocks (and the volume each names) and the VMDK descriptor's text.
+   * @default false
+   */
+  full?: boolean;
+}
+
+/** Options of {@link ImageCache.repair}. */
+export interface RepairOptions {
+  /**
+   * Report what would be repaired; change nothing.
+   * @default false
+   */
+  dryRun?: boolean;
+}
+
+/** One problem with one file of an image. */
+export interface CheckProblem extends Readonly<NativeCheckProblem> {}
+
+/** The integrity of one image's files. */
+export interface ImageCheck extends Readonly<Omit<NativeImageCheck, "problems" | "repaired">> {
+  /** Problems found (verify) or left (repair); empty when the image is sound. */
+  readonly problems: readonly CheckProblem[];
+  /** Problems a repair fixed (or, in a dry run, would fix). */
+  readonly repaired: readonly CheckProblem[];
+}
+
+/** What {@link ImageCache.verify} and {@link ImageCache.repair} return. */
+export interface CheckReport extends Readonly<Omit<NativeCheckReport, "images">> {
+  /** One entry per manifest checked, by digest. */
+  readonly images: readonly ImageCheck[];
+}
+
 /** Who uses an image: a running sandbox or a snapshot, by id. */
 export type ImageHolder =
   | {
@@ -238,6 +289,11 @@ export class ImageHandle {
   readonly lastUsedAt: Date | null;
   /** When the reference was created or last re-pointed to another manifest. */
   readonly createdAt: Date | null;
+  /**
+   * False for a manifest no reference names that a sandbox or snapshot still holds (listed by
+   * `list({ all: true })`); its `reference` is then `repository@sha256:...`.
+   */
+  readonly tagged: boolean;
 
   private constructor(native: NativeImageHandle) {
     this.reference = native.reference;
@@ -249,6 +305,7 @@ export class ImageHandle {
     this.layerCount = native.layerCount;
     this.lastUsedAt = toDate(native.lastUsedAtMs);
     this.createdAt = toDate(native.createdAtMs);
+    this.tagged = native.tagged;
     Object.freeze(this);
   }
 
@@ -280,12 +337,15 @@ export class ImageUse {
    * prune and remove ignore it. Release it, or acquire again to renew it.
    */
   readonly expired: boolean;
+  /** The use's id: what `ocicache release USE_ID` takes. */
+  readonly id: string;
   readonly #id: string;
   readonly #cache: NativeCache;
 
   private constructor(cache: NativeCache, native: NativeImageUse) {
     this.#cache = cache;
     this.#id = native.id;
+    this.id = native.id;
     this.reference = native.reference;
     this.manifestDigest = native.manifestDigest;
     this.holder = Object.freeze(
@@ -311,6 +371,19 @@ export class ImageUse {
     } catch (err) {
       throw fromNative(err);
     }
+  }
+
+  /**
+   * The files a VM boots exactly the manifest this use pins, whatever happened to its tags
+   * since (see {@link ImageCache.bootDisk}).
+   *
+   * @throws {CorruptCacheError} when a file is damaged or the image is marked broken.
+   * @throws {ImageNotFoundError} when the use was released and the image pruned.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  async bootDisk(): Promise<BootDisk> {
+    requireArity(arguments, 0, "bootDisk");
+    return bootDisk(await call(() => this.#cache.bootDisk(this.manifestDigest)));
   }
 
   static {
@@ -355,6 +428,18 @@ const PRUNE_OPTIONS: SchemaOf<PruneOptions> = {
   keep: { type: "strings" },
   maxBytes: { type: "integer", min: 0 },
   gracePeriodMs: { type: "integer", min: 0 },
+};
+
+const LIST_OPTIONS: SchemaOf<ListOptions> = {
+  all: { type: "boolean" },
+};
+
+const VERIFY_OPTIONS: SchemaOf<VerifyOptions> = {
+  full: { type: "boolean" },
+};
+
+const REPAIR_OPTIONS: SchemaOf<RepairOptions> = {
+  dryRun: { type: "boolean" },
 };
 
 const ACQUIRE_OPTIONS: SchemaOf<AcquireOptions> = {
@@ -415,6 +500,18 @@ function diskUsage(d: NativeDiskUsage): DiskUsage {
   for (const i of d.images) Object.freeze(i);
   Object.freeze(d.images);
   return Object.freeze(d);
+}
+
+function checkReport(r: NativeCheckReport): CheckReport {
+  for (const i of r.images) {
+    for (const p of [...i.problems, ...i.repaired]) Object.freeze(p);
+    Object.freeze(i.problems);
+    Object.freeze(i.repaired);
+    Object.freeze(i.references);
+    Object.freeze(i);
+  }
+  Object.freeze(r.images);
+  return Object.freeze(r);
 }
 
 function bootDisk(b: NativeBootDisk): BootDisk {
@@ -552,11 +649,85 @@ export class ImageCache {
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
-  async list(): Promise<ImageHandle[]> {
-    requireArity(arguments, 0, "list");
+  async list(opts?: ListOptions): Promise<ImageHandle[]> {
+    requireArity(arguments, 1, "list");
+    const { all } = checkOptions(opts, LIST_OPTIONS, "options");
     // The binding sends the rows as one JSON string: far cheaper than an N-API object per row.
-    const handles = JSON.parse(await call(() => this.#native.listJson())) as NativeImageHandle[];
+    const handles = JSON.parse(await call(() => this.#native.listJson(all))) as NativeImageHandle[];
     return handles.map((h) => makeHandle(h));
+  }
+
+  /**
+   * Checks the files of one image (any reference form {@link ImageCache.get} takes), or of
+   * every image, against what the index recorded when they were written; changes nothing. A
+   * cache that does not exist has no images, and is not created.
+   *
+   * @param reference - The image; omitted: every image.
+   * @param opts - `full` also re-hashes every byte and re-parses every EROFS image.
+   * @returns One entry per image with the problems found (kind, artifact, path, expected,
+   *   found); `problems` counts them all.
+   * @throws {ImageNotFoundError} when `reference` is not cached.
+   * @throws {InvalidReferenceError} when `reference` is malformed or an ambiguous prefix.
+   * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  async verify(reference?: string, opts?: VerifyOptions): Promise<CheckReport> {
+    requireArity(arguments, 2, "verify");
+    if (reference !== undefined) requireString(reference, "reference");
+    const { full } = checkOptions(opts, VERIFY_OPTIONS, "options");
+    return checkReport(await call(() => this.#native.verify(reference, full ?? false)));
+  }
+
+  /**
+   * Verifies fully, then repairs: a missing or damaged fsmeta image or VMDK descriptor is
+   * rebuilt from the layer images, byte for byte what the load wrote; a missing or damaged
+   * layer image is taken away and every image listing it marked broken ({@link bootDisk}
+   * refuses it with {@link CorruptCacheError} until the image is loaded again); an image marked
+   * broken whose files are sound again loses the mark. Idempotent.
+   *
+   * @param reference - The image; omitted: every image.
+   * @param opts - `dryRun` only reports.
+   * @returns Per image what was repaired and the problems left.
+   * @throws {ImageNotFoundError} when `reference` is not cached.
+   * @throws {InvalidReferenceError} when `reference` is malformed or an ambiguous prefix.
+   * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read or written.
+   */
+  async repair(reference?: string, opts?: RepairOptions): Promise<CheckReport> {
+    requireArity(arguments, 2, "repair");
+    if (reference !== undefined) requireString(reference, "reference");
+    const { dryRun } = checkOptions(opts, REPAIR_OPTIONS, "options");
+    return checkReport(await call(() => this.#native.repair(reference, dryRun ?? false)));
+  }
+
+  /**
+   * Points the tag `target` at the image `source` names (any form {@link ImageCache.get}
+   * takes), like `docker tag`; a `target` that named another image is re-pointed.
+   *
+   * @returns The new reference's handle.
+   * @throws {ImageNotFoundError} when `source` is not cached.
+   * @throws {InvalidReferenceError} when `target` is malformed or a digest reference.
+   * @throws {InvalidArgumentError} when an argument is not a string.
+   * @throws {CacheIndexError | IoError} when the cache cannot be written.
+   */
+  async tag(source: string, target: string): Promise<ImageHandle> {
+    requireArity(arguments, 2, "tag");
+    requireString(source, "source");
+    requireString(target, "target");
+    return makeHandle(await call(() => this.#native.tag(source, target)));
+  }
+
+  /**
+   * Ends every use of one holder (a sandbox that stopped, a snapshot deleted). Idempotent.
+   *
+   * @returns How many uses it ended.
+   * @throws {InvalidArgumentError} when `holder` is not `{ sandbox: id }` or `{ snapshot: id }`.
+   * @throws {CacheIndexError | IoError} when the cache cannot be written.
+   */
+  async releaseHolder(holder: ImageHolder): Promise<number> {
+    requireArity(arguments, 1, "releaseHolder");
+    const h = holderToNative(holder);
+    return call(() => this.#native.releaseHolder(h));
   }
 
   /**
@@ -845,9 +1016,33 @@ export class Image {
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
-  static async list(): Promise<ImageHandle[]> {
-    requireArity(arguments, 0, "Image.list");
-    return cache().list();
+  static async list(opts?: ListOptions): Promise<ImageHandle[]> {
+    requireArity(arguments, 1, "Image.list");
+    return cache().list(opts);
+  }
+
+  /** Checks images' files; see {@link ImageCache.verify}. */
+  static async verify(reference?: string, opts?: VerifyOptions): Promise<CheckReport> {
+    requireArity(arguments, 2, "Image.verify");
+    return cache().verify(reference, opts);
+  }
+
+  /** Repairs images' files; see {@link ImageCache.repair}. */
+  static async repair(reference?: string, opts?: RepairOptions): Promise<CheckReport> {
+    requireArity(arguments, 2, "Image.repair");
+    return cache().repair(reference, opts);
+  }
+
+  /** Points a tag at a cached image; see {@link ImageCache.tag}. */
+  static async tag(source: string, target: string): Promise<ImageHandle> {
+    requireArity(arguments, 2, "Image.tag");
+    return cache().tag(source, target);
+  }
+
+  /** Ends every use of one holder; see {@link ImageCache.releaseHolder}. */
+  static async releaseHolder(holder: ImageHolder): Promise<number> {
+    requireArity(arguments, 1, "Image.releaseHolder");
+    return cache().releaseHolder(holder);
   }
 
   /**

@@ -127,6 +127,7 @@ describe("ocicache CLI with images", () => {
       sizeBytes: await bytesOf(imageFiles(root, c.alpha)),
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       lastUsedAt: null,
+      tagged: true,
     });
     expect(run(["--root", root, "ls", "-q"]).stdout.trim().split("\n").sort()).toEqual(["beta:2", "example.com/alpha:1"]);
     const table = run(["--root", root, "ls"]).stdout.trim().split("\n");

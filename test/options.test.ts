@@ -91,8 +91,9 @@ const METHOD_CASES: Case[] = [
   ["bootDisk: an extra argument", (a) => a["bootDisk"]!("beta", { rebuild: true }), "arguments[1]"],
   ["uses: reference of the wrong type", (a) => a["uses"]!(7), "reference"],
   ["uses: an extra argument", (a) => a["uses"]!("beta", {}), "arguments[1]"],
-  // list and diskUsage take nothing
-  ["list: an argument", (a) => a["list"]!({ json: true }), "arguments[0]"],
+  // list takes { all }; diskUsage takes nothing
+  ["list: an unknown option", (a) => a["list"]!({ json: true }), "json"],
+  ["list: all of the wrong type", (a) => a["list"]!({ all: "yes" }), "all"],
   ["diskUsage: an argument", (a) => a["diskUsage"]!({ verbose: true }), "arguments[0]"],
   // remove
   ["remove: dryRun is not an option of remove", (a) => a["remove"]!("example.com/team/alpha:1.0", { dryRun: true }), "dryRun"],
@@ -218,8 +219,10 @@ describe("every method rejects misread options, changing nothing", () => {
       }
       expectInvalid(caught, argument, label);
     }
-    // The rejected configuration did not replace the default cache: it still opens `root`.
+    // The rejected configuration did not replace the default cache: it still opens `root`
+    // (a prune creates the cache; a read-only list would not).
     expect(await Image.list()).toEqual([]);
+    await Image.prune({ dryRun: true });
     expect(existsSync(join(root, "index.db"))).toBe(true);
   });
 

@@ -22,10 +22,11 @@ export declare class NativeCache {
   get(reference: string): Promise<NativeImageHandle>
   /**
    * Every reference, newest first, as a JSON array of `NativeImageHandle` (absent fields
-   * omitted). A list can hold 100,000 rows, and one string plus `JSON.parse` is cheaper than
-   * an N-API object per row (27 ms down to 21 ms for 10,000 rows, bench/list.mjs).
+   * omitted); with `all`, then the manifests only uses hold. A list can hold 100,000 rows,
+   * and one string plus `JSON.parse` is cheaper than an N-API object per row (27 ms down to
+   * 21 ms for 10,000 rows, bench/list.mjs).
    */
-  listJson(): Promise<string>
+  listJson(all?: boolean | undefined | null): Promise<string>
   /** Handle, config and layers of one reference. */
   inspect(reference: string): Promise<NativeImageDetail>
   /** Removes one reference and what only it used. */
@@ -44,6 +45,17 @@ export declare class NativeCache {
   acquire(reference: string, holder: NativeHolder, options?: NativeAcquireOptions | undefined | null): Promise<NativeImageUse>
   /** The VMDK, fsmeta and layer image paths a VM boots a reference from. */
   bootDisk(reference: string): Promise<NativeBootDisk>
+  /** Checks the files of one reference's image, or of all, quick or `full`. */
+  verify(reference: string | undefined | null, full: boolean): Promise<NativeCheckReport>
+  /**
+   * Verifies fully, then rebuilds damaged fsmeta and VMDK files and marks images with
+   * damaged layers broken; with `dryRun`, only reports.
+   */
+  repair(reference: string | undefined | null, dryRun: boolean): Promise<NativeCheckReport>
+  /** Points tag reference `target` at the manifest `source` names. */
+  tag(source: string, target: string): Promise<NativeImageHandle>
+  /** Ends every use of one holder; resolves to how many there were. */
+  releaseHolder(holder: NativeHolder): Promise<number>
   /** Ends a use (idempotent). */
   release(id: string): Promise<void>
   /** Current uses, of one reference or all. */
@@ -100,6 +112,32 @@ export interface NativeCacheOptions {
   backend?: NativeBackend
 }
 
+/** One problem with one artifact. (TypeScript: `CheckProblem`.) */
+export interface NativeCheckProblem {
+  /** `missing`, `not-a-file`, `size`, `superblock`, `wrong-image`, `hash` or `metadata`. */
+  kind: string
+  /** `layer`, `fsmeta`, `vmdk` or `blob`. */
+  artifact: string
+  /** The file. */
+  path: string
+  /** What was expected (a size, a hash, a volume), when it can be told. */
+  expected: string | null
+  /** What was found, when it can be told. */
+  found: string | null
+}
+
+/** What `verify` or `repair` found. (TypeScript: `CheckReport`.) */
+export interface NativeCheckReport {
+  /** One entry per manifest checked, by digest. */
+  images: Array<NativeImageCheck>
+  /** Whether every byte was re-hashed and every EROFS image re-parsed. */
+  full: boolean
+  /** Whether nothing was changed (a verify, or a repair's dry run). */
+  dryRun: boolean
+  /** Problems found (verify) or left (repair) over every image. */
+  problems: number
+}
+
 /**
  * Bytes on disk by kind and per image, sent as JSON by `diskUsageJson`. The kinds come from
  * sizes recorded when each artifact was written (the index and `tmp/` are measured).
@@ -130,6 +168,24 @@ export interface NativeHolder {
   kind: string
   /** The holder's id. */
   id: string
+}
+
+/** Integrity of one image's files. (TypeScript: `ImageCheck`.) */
+export interface NativeImageCheck {
+  /** The manifest (`sha256:...`). */
+  manifestDigest: string
+  /** Its references, familiar form (`repository@digest` for a manifest only uses hold). */
+  references: Array<string>
+  /** Artifacts checked: manifest and config blobs, layer images, fsmeta, VMDK. */
+  artifacts: number
+  /** Bytes read (a full check reads every byte). */
+  bytesRead: number
+  /** Problems found (verify) or left (repair); empty when the image is sound. */
+  problems: Array<NativeCheckProblem>
+  /** Problems a repair fixed (or, in a dry run, would fix). */
+  repaired: Array<NativeCheckProblem>
+  /** Why the image is marked broken (`bootDisk` refuses it), or null. */
+  broken: string | null
 }
 
 /**
@@ -202,6 +258,11 @@ export interface NativeImageHandle {
   createdAtMs?: number
   /** Milliseconds since the epoch. */
   lastUsedAtMs?: number
+  /**
+   * False for a manifest no reference names that a use holds (`reference` is then
+   * `repository@digest`).
+   */
+  tagged: boolean
 }
 
 /** One layer of an image. (TypeScript: `ImageLayerDetail`.) */

@@ -11,6 +11,7 @@
 //! - [`tar`]: the one tar reader (layer blobs and image archives alike); [`oci`]: pure types and
 //!   parsing (digest, reference, media type, platform, descriptor, manifest, index, config,
 //!   docker `manifest.json`), input is bytes; [`budget`]: the bound on the bytes a load writes;
+//!   [`hash`]: the content hash of artifacts at rest, computed while they are written;
 //! - [`codec`]: compression sniffing, decoders, the tracked reader; [`erofs`]: the EROFS
 //!   format, metadata writer, reader and the fsmeta merge; [`vmdk`]: VMDK descriptors;
 //!   [`store`]: the cache root's layout, directory handles, atomic publication, locks, the index
@@ -18,7 +19,7 @@
 //!   [`source`]: what an image source hands the ingest pipeline (lazy layer sources);
 //! - [`cancel`]: cancelling a running load; [`layer`]: tar stream to layer EROFS, hashing blob
 //!   and `diff_id` in the same pass; [`gc`]: the file sweep and byte measurement of remove and
-//!   prune;
+//!   prune; [`check`]: what verify, repair and boot disks check of the files against the index;
 //! - [`archive`]: `docker save` archives, OCI layout archives and folders, and standard input,
 //!   as image sources read in place or front to back; [`ingest`]: the one pipeline that turns
 //!   image sources into published artifacts and one index transaction;
@@ -28,9 +29,7 @@
 //!
 //! Where the operations to come go: `pull` is a `registry` module beside [`archive`] (the
 //! distribution client: auth, manifests, blobs) whose image sources open each layer blob as an
-//! HTTP body stream, fed to the same [`ingest`] pipeline by an `image/pull.rs`; `verify` and
-//! `repair` are a `check` module beside [`gc`] (both compare the index with the disk) behind an
-//! `image/check.rs`; `save` writes an archive from the cache through [`archive`], behind an
+//! HTTP body stream, fed to the same [`ingest`] pipeline by an `image/pull.rs`; `save` writes an archive from the cache through [`archive`], behind an
 //! `image/save.rs`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -38,6 +37,7 @@
 pub mod archive;
 pub mod budget;
 pub mod cancel;
+pub mod check;
 pub mod codec;
 pub mod erofs;
 pub mod error;
@@ -45,6 +45,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gc;
+pub mod hash;
 pub mod image;
 pub mod index;
 pub mod ingest;

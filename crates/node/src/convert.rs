@@ -61,6 +61,9 @@ pub struct NativeImageHandle {
     /// Milliseconds since the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used_at_ms: Option<f64>,
+    /// False for a manifest no reference names that a use holds (`reference` is then
+    /// `repository@digest`).
+    pub tagged: bool,
 }
 
 /// The config fields `inspect` shows; absent fields are null. (TypeScript:
@@ -400,6 +403,85 @@ pub(crate) fn handle(h: core::ImageHandle) -> NativeImageHandle {
         size_bytes: h.size_bytes.map(|v| v as f64),
         created_at_ms: h.created_at.map(|v| v as f64),
         last_used_at_ms: h.last_used_at.map(|v| v as f64),
+        tagged: h.tagged,
+    }
+}
+
+/// One problem with one artifact. (TypeScript: `CheckProblem`.)
+#[napi(object, use_nullable = true)]
+pub struct NativeCheckProblem {
+    /// `missing`, `not-a-file`, `size`, `superblock`, `wrong-image`, `hash` or `metadata`.
+    pub kind: String,
+    /// `layer`, `fsmeta`, `vmdk` or `blob`.
+    pub artifact: String,
+    /// The file.
+    pub path: String,
+    /// What was expected (a size, a hash, a volume), when it can be told.
+    pub expected: Option<String>,
+    /// What was found, when it can be told.
+    pub found: Option<String>,
+}
+
+/// Integrity of one image's files. (TypeScript: `ImageCheck`.)
+#[napi(object, use_nullable = true)]
+pub struct NativeImageCheck {
+    /// The manifest (`sha256:...`).
+    pub manifest_digest: String,
+    /// Its references, familiar form (`repository@digest` for a manifest only uses hold).
+    pub references: Vec<String>,
+    /// Artifacts checked: manifest and config blobs, layer images, fsmeta, VMDK.
+    pub artifacts: u32,
+    /// Bytes read (a full check reads every byte).
+    pub bytes_read: f64,
+    /// Problems found (verify) or left (repair); empty when the image is sound.
+    pub problems: Vec<NativeCheckProblem>,
+    /// Problems a repair fixed (or, in a dry run, would fix).
+    pub repaired: Vec<NativeCheckProblem>,
+    /// Why the image is marked broken (`bootDisk` refuses it), or null.
+    pub broken: Option<String>,
+}
+
+/// What `verify` or `repair` found. (TypeScript: `CheckReport`.)
+#[napi(object)]
+pub struct NativeCheckReport {
+    /// One entry per manifest checked, by digest.
+    pub images: Vec<NativeImageCheck>,
+    /// Whether every byte was re-hashed and every EROFS image re-parsed.
+    pub full: bool,
+    /// Whether nothing was changed (a verify, or a repair's dry run).
+    pub dry_run: bool,
+    /// Problems found (verify) or left (repair) over every image.
+    pub problems: u32,
+}
+
+fn problem(p: core::Problem) -> NativeCheckProblem {
+    NativeCheckProblem {
+        kind: p.kind.as_str().into(),
+        artifact: p.artifact.as_str().into(),
+        path: p.path.to_string_lossy().into_owned(),
+        expected: p.expected,
+        found: p.found,
+    }
+}
+
+pub(crate) fn check_report(r: core::CheckReport) -> NativeCheckReport {
+    NativeCheckReport {
+        images: r
+            .images
+            .into_iter()
+            .map(|i| NativeImageCheck {
+                manifest_digest: i.manifest_digest,
+                references: i.references,
+                artifacts: i.artifacts,
+                bytes_read: i.bytes_read as f64,
+                problems: i.problems.into_iter().map(problem).collect(),
+                repaired: i.repaired.into_iter().map(problem).collect(),
+                broken: i.broken,
+            })
+            .collect(),
+        full: r.full,
+        dry_run: r.dry_run,
+        problems: r.problems,
     }
 }
 

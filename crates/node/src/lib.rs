@@ -182,16 +182,24 @@ impl NativeCache {
     }
 
     /// Every reference, newest first, as a JSON array of `NativeImageHandle` (absent fields
-    /// omitted). A list can hold 100,000 rows, and one string plus `JSON.parse` is cheaper than
-    /// an N-API object per row (27 ms down to 21 ms for 10,000 rows, bench/list.mjs).
+    /// omitted); with `all`, then the manifests only uses hold. A list can hold 100,000 rows,
+    /// and one string plus `JSON.parse` is cheaper than an N-API object per row (27 ms down to
+    /// 21 ms for 10,000 rows, bench/list.mjs).
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn list_json<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
+    pub fn list_json<'env>(
+        &self,
+        env: &'env Env,
+        all: Option<bool>,
+    ) -> napi::Result<PromiseRaw<'env, String>> {
         let cache = self.inner.clone();
+        let options = core::ListOptions {
+            all: all.unwrap_or(false),
+        };
         spawn(
             env,
             move || {
                 let handles: Vec<NativeImageHandle> =
-                    cache.list()?.into_iter().map(handle).collect();
+                    cache.list_with(&options)?.into_iter().map(handle).collect();
                 serde_json::to_string(&handles)
                     .map_err(|e| core::Error::internal(format!("serializing the list: {e}")))
             },
@@ -280,6 +288,63 @@ impl NativeCache {
     ) -> napi::Result<PromiseRaw<'env, NativeBootDisk>> {
         let cache = self.inner.clone();
         spawn(env, move || cache.boot_disk(&reference), boot_disk)
+    }
+
+    /// Checks the files of one reference's image, or of all, quick or `full`.
+    #[napi(ts_return_type = "Promise<NativeCheckReport>")]
+    pub fn verify<'env>(
+        &self,
+        env: &'env Env,
+        reference: Option<String>,
+        full: bool,
+    ) -> napi::Result<PromiseRaw<'env, NativeCheckReport>> {
+        let cache = self.inner.clone();
+        spawn(
+            env,
+            move || cache.verify(reference.as_deref(), &core::VerifyOptions { full }),
+            check_report,
+        )
+    }
+
+    /// Verifies fully, then rebuilds damaged fsmeta and VMDK files and marks images with
+    /// damaged layers broken; with `dryRun`, only reports.
+    #[napi(ts_return_type = "Promise<NativeCheckReport>")]
+    pub fn repair<'env>(
+        &self,
+        env: &'env Env,
+        reference: Option<String>,
+        dry_run: bool,
+    ) -> napi::Result<PromiseRaw<'env, NativeCheckReport>> {
+        let cache = self.inner.clone();
+        spawn(
+            env,
+            move || cache.repair(reference.as_deref(), &core::RepairOptions { dry_run }),
+            check_report,
+        )
+    }
+
+    /// Points tag reference `target` at the manifest `source` names.
+    #[napi(ts_return_type = "Promise<NativeImageHandle>")]
+    pub fn tag<'env>(
+        &self,
+        env: &'env Env,
+        source: String,
+        target: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeImageHandle>> {
+        let cache = self.inner.clone();
+        spawn(env, move || cache.tag(&source, &target), handle)
+    }
+
+    /// Ends every use of one holder; resolves to how many there were.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn release_holder<'env>(
+        &self,
+        env: &'env Env,
+        holder: NativeHolder,
+    ) -> napi::Result<PromiseRaw<'env, u32>> {
+        let cache = self.inner.clone();
+        let holder = holder_from(holder).map_err(|e| js_error(env, &e))?;
+        spawn(env, move || cache.release_holder(&holder), |n| n)
     }
 
     /// Ends a use (idempotent).

@@ -43,6 +43,8 @@ pub struct LayerImage {
 pub struct Fsmeta {
     /// Size of the fsmeta image in bytes.
     pub size: u64,
+    /// Its content hash ([`crate::hash`]).
+    pub hash: String,
     /// Size of each layer image in bytes, bottom to top.
     pub layer_sizes: Vec<u64>,
 }
@@ -95,8 +97,13 @@ pub fn build_fsmeta(layers: &[LayerImage], dest: &Path, uuid: [u8; 16]) -> Resul
     file.write_all(&meta.block0).at(dest)?;
     file.write_all(&meta.tail).at(dest)?;
     file.sync_all().at(dest)?;
+    // Hashed in the order the content hash takes a file: what follows block 0, then block 0.
+    let mut hash = crate::hash::ContentHasher::new();
+    hash.update(&meta.tail);
+    hash.update(&meta.block0);
     Ok(Fsmeta {
         size: meta.blocks * BLOCK_SIZE,
+        hash: hash.finish(),
         layer_sizes,
     })
 }

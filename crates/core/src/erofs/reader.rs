@@ -423,6 +423,60 @@ pub fn read_tree(image: &ImageReader) -> Result<Tree> {
     Ok(tree)
 }
 
+/// Reads every inode, directory, xattr, chunk index and symlink target of any image ocicache
+/// wrote (a layer or an fsmeta), checking that each file's data lies in this image or on a
+/// device its device table names. Returns the number of inodes. What a full verification
+/// re-parses.
+pub fn walk_metadata(image: &ImageReader) -> Result<u64> {
+    let devices = u64::from(image.sb.extra_devices);
+    let blocks = image.len / BLOCK_SIZE;
+    let root = image.inode(u64::from(image.sb.root_nid))?;
+    let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    seen.insert(root.nid);
+    let mut stack = vec![(root, 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(image.corrupt("directory nesting too deep"));
+        }
+        for (name, nid) in image.read_dir(&dir)? {
+            if name == b"." || name == b".." || !seen.insert(nid) {
+                continue;
+            }
+            let inode = image.inode(nid)?;
+            match inode.mode & mode::IFMT {
+                mode::IFDIR => stack.push((inode, depth + 1)),
+                mode::IFREG if inode.size > 0 => match inode.layout {
+                    DataLayout::FlatPlain => {
+                        let end = u64::from(inode.i_u) + inode.size.div_ceil(BLOCK_SIZE);
+                        if end > blocks {
+                            return Err(image.corrupt(format!(
+                                "nid {nid}: data beyond the image's {blocks} blocks"
+                            )));
+                        }
+                    }
+                    DataLayout::ChunkBased => {
+                        for (device, _) in image.chunks(&inode)?.1.into_iter().flatten() {
+                            if u64::from(device) > devices {
+                                return Err(image.corrupt(format!(
+                                    "nid {nid}: a chunk on device {device} of {devices}"
+                                )));
+                            }
+                        }
+                    }
+                    _ => {
+                        image.data(&inode)?;
+                    }
+                },
+                mode::IFLNK => {
+                    image.data(&inode)?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(seen.len() as u64)
+}
+
 fn node_of(
     image: &ImageReader,
     inode: &Inode,

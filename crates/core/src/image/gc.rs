@@ -26,15 +26,16 @@ impl Cache {
     /// keeps the pinned data) or is refused with [`Error::ImageNotFound`].
     pub fn remove(&self, reference: &str, force: bool) -> Result<ImagePruneReport> {
         self.local()?;
-        let r = Reference::parse(reference)?;
         let root = self.open_root()?;
         let _lock = root.lock_gc(LockMode::Exclusive)?;
         let now = now_ms();
         // Resolution, the holder check and the plan run in the transaction that deletes, so an
         // acquire in another process either is seen here or finds the reference gone.
         let (collected, (before, freed)) = self.index()?.collect_planned(now, false, |ix| {
-            let rows = resolve(ix, &r, reference)?;
-            let manifest = rows[0].manifest_digest.clone();
+            let resolved = resolve(ix, reference)?;
+            let manifest = resolved.manifest().to_owned();
+            // A manifest only uses hold has no reference to remove.
+            let rows: Vec<_> = resolved.rows.into_iter().filter(|r| r.tagged).collect();
             if !force {
                 let holders: Vec<String> = ix
                     .uses(Some(&manifest))?
@@ -88,14 +89,13 @@ impl Cache {
                 reason: "must not be negative".into(),
             });
         }
-        let keep_refs = options
-            .keep
-            .iter()
-            .map(|k| Reference::parse(k).map(|r| (r, k.as_str())))
-            .collect::<Result<Vec<_>>>()?;
+        for k in &options.keep {
+            check_reference(k)?;
+        }
         let root = self.open_root()?;
         let _lock = root.lock_gc(LockMode::Exclusive)?;
         let now = now_ms();
+        let mut warnings = Vec::new();
         let (collected, live, before, planned) = {
             let mut ix = self.index()?;
             // Candidates, sizes and the plan are read in the transaction that deletes: a use
@@ -104,10 +104,15 @@ impl Cache {
             let (collected, (before, planned)) =
                 ix.collect_planned(now, options.dry_run, |ix| {
                     let mut keep = HashSet::new();
-                    for (r, input) in &keep_refs {
-                        match resolve(ix, r, input) {
-                            Ok(rows) => keep.extend(rows.into_iter().map(|row| row.reference)),
-                            Err(Error::ImageNotFound { .. }) => {}
+                    for input in &options.keep {
+                        match resolve(ix, input) {
+                            Ok(found) => {
+                                keep.extend(found.rows.into_iter().map(|row| row.reference))
+                            }
+                            Err(Error::ImageNotFound { .. }) => warnings.push(format!(
+                                "--keep {input}: no cached image is named {}; it keeps nothing",
+                                describe_reference(input)
+                            )),
                             Err(e) => return Err(e),
                         }
                     }
@@ -147,13 +152,30 @@ impl Cache {
         swept.vmdk += reconciled.vmdk;
         // Orphans and `tmp/` are on disk but in no record: count them in the size before.
         let before = before + reconciled.swept.bytes;
-        Ok(report(&collected, &swept, before, planned, options.dry_run))
+        let mut report = report(&collected, &swept, before, planned, options.dry_run);
+        warnings.append(&mut report.warnings);
+        report.warnings = warnings;
+        Ok(report)
     }
 
     /// Bytes on disk by kind, from sizes recorded when artifacts were written (the index and
-    /// `tmp/` are measured), and per reference its shared, exclusive and reclaimable bytes.
+    /// `tmp/` are measured), and per reference its shared, exclusive and reclaimable bytes. A
+    /// cache that does not exist is empty (and is not created).
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         self.local()?;
+        if self.existing_index()?.is_none() {
+            // A cache that does not exist uses nothing, and reading it creates nothing.
+            return Ok(DiskUsage {
+                layers: 0,
+                fsmeta: 0,
+                vmdk: 0,
+                blobs: 0,
+                index: 0,
+                temporary: 0,
+                total: 0,
+                images: Vec::new(),
+            });
+        }
         let root = self.open_root()?;
         let now = now_ms();
         let ix = self.index()?;
@@ -182,6 +204,24 @@ impl Cache {
             total: totals.layers + totals.fsmeta + totals.vmdk + totals.blobs + index + temporary,
             images,
         })
+    }
+}
+
+/// Checks that `input` is a reference, a digest or a digest prefix [`super::resolve`] takes,
+/// without looking it up: [`Error::InvalidReference`] otherwise.
+fn check_reference(input: &str) -> Result<()> {
+    if super::digest_prefix(input).is_some() {
+        return Ok(());
+    }
+    Reference::parse(input).map(|_| ())
+}
+
+/// How a warning names what `input` means: its familiar form with the tag it defaults to
+/// (`debian` is `debian:latest`).
+fn describe_reference(input: &str) -> String {
+    match Reference::parse(input) {
+        Ok(r) if super::digest_prefix(input).is_none() => r.familiar(),
+        _ => input.to_owned(),
     }
 }
 

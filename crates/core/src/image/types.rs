@@ -7,6 +7,8 @@ use crate::error::{Error, Result};
 use crate::index::{ConfigRow, HandleRow, LayerRow, UseRow};
 use crate::oci::{Platform, familiar_from_canonical};
 
+pub use crate::check::{ArtifactKind, Problem, ProblemKind};
+
 /// Where a cache's methods are served from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -64,6 +66,9 @@ pub struct ImageHandle {
     pub created_at: Option<i64>,
     /// Milliseconds since the epoch when a use last acquired the reference.
     pub last_used_at: Option<i64>,
+    /// False for a manifest no reference names that a use still holds (its tag moved or was
+    /// removed with `force`): `reference` is then `repository@digest`, which resolves.
+    pub tagged: bool,
 }
 
 /// The config fields `inspect` shows; absent fields stay `None`.
@@ -302,6 +307,7 @@ pub(crate) fn handle_from_row(row: HandleRow) -> ImageHandle {
         size_bytes: row.disk_size.map(|s| s as u64),
         created_at: Some(row.created_at),
         last_used_at: row.last_used_at,
+        tagged: row.tagged,
     }
 }
 
@@ -348,4 +354,60 @@ pub(crate) fn use_from_row(row: UseRow, now: i64) -> Result<ImageUse> {
         expires_at: row.expires_at,
         expired: row.expires_at.is_some_and(|t| t <= now),
     })
+}
+
+/// Options of [`crate::Cache::list_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Also list the manifests no reference names that a use holds (`tagged` false).
+    pub all: bool,
+}
+
+/// Options of [`crate::Cache::verify`].
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Also re-hash every artifact against the hash recorded when it was written and re-parse
+    /// the EROFS metadata of every image (reads every byte); the quick check only looks at
+    /// existence, size, the EROFS superblock (and the volume it names) and the VMDK text.
+    pub full: bool,
+}
+
+/// Options of [`crate::Cache::repair`].
+#[derive(Debug, Clone, Default)]
+pub struct RepairOptions {
+    /// Report what would be repaired; change nothing.
+    pub dry_run: bool,
+}
+
+/// Integrity of one image's artifacts (see [`crate::Cache::verify`] and
+/// [`crate::Cache::repair`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageCheck {
+    /// The manifest.
+    pub manifest_digest: String,
+    /// Its references, familiar form (`repository@digest` for a manifest only uses hold).
+    pub references: Vec<String>,
+    /// Artifacts checked: manifest and config blobs, layer images, fsmeta, VMDK.
+    pub artifacts: u32,
+    /// Bytes read and hashed (a full check reads every byte).
+    pub bytes_read: u64,
+    /// Problems found (verify) or left (repair); empty when the image is sound.
+    pub problems: Vec<Problem>,
+    /// Problems a repair fixed (or, in a dry run, would fix).
+    pub repaired: Vec<Problem>,
+    /// Why the image is marked broken (`boot_disk` refuses it), if it is.
+    pub broken: Option<String>,
+}
+
+/// A report of [`crate::Cache::verify`] or [`crate::Cache::repair`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReport {
+    /// One entry per manifest checked, by digest.
+    pub images: Vec<ImageCheck>,
+    /// Whether artifacts were re-hashed and re-parsed.
+    pub full: bool,
+    /// Whether nothing was changed (a verify, or a repair's dry run).
+    pub dry_run: bool,
+    /// Problems found (verify) or left (repair) over every image.
+    pub problems: u32,
 }

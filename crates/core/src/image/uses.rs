@@ -3,8 +3,7 @@
 use super::{Cache, now_ms, resolve};
 use crate::error::{Error, Result};
 use crate::index::UseRow;
-use crate::oci::Reference;
-use crate::{AcquireOptions, Holder, ImageUse, use_from_row};
+use crate::{AcquireOptions, Holder, ImageHandle, ImageUse, use_from_row};
 
 impl Cache {
     /// Records that `holder` uses `reference`: its manifest (and so its layers) stays until
@@ -36,7 +35,6 @@ impl Cache {
                 reason: "must be positive".into(),
             });
         }
-        let r = Reference::parse(reference)?;
         let (kind, holder_id) = holder.parts();
         if holder_id.is_empty() {
             return Err(Error::InvalidArgument {
@@ -50,19 +48,28 @@ impl Cache {
         // prune in another process either commits first (and this fails with ImageNotFound)
         // or sees the use.
         let row = self.index()?.add_use_with(|ix| {
-            let rows = resolve(ix, &r, reference)?;
+            let resolved = resolve(ix, reference)?;
+            let manifest_digest = resolved.manifest().to_owned();
+            let rows = resolved.rows;
             let row = UseRow {
                 id,
                 holder_kind: kind.into(),
                 holder_id: holder_id.into(),
-                reference: r.canonical(),
-                manifest_digest: rows[0].manifest_digest.clone(),
+                // A digest or prefix is recorded as the manifest's first reference.
+                reference: resolved
+                    .canonical
+                    .unwrap_or_else(|| rows[0].reference.clone()),
+                manifest_digest,
                 since: now,
                 expires_at: options
                     .ttl_ms
                     .map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))),
             };
-            let touch: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
+            let touch: Vec<String> = rows
+                .into_iter()
+                .filter(|row| row.tagged)
+                .map(|row| row.reference)
+                .collect();
             Ok((row, touch))
         })?;
         use_from_row(row, now)
@@ -76,15 +83,49 @@ impl Cache {
         Ok(())
     }
 
+    /// Ends every use of `holder` (a sandbox that stopped, a snapshot deleted); returns how
+    /// many there were. Idempotent.
+    pub fn release_holder(&self, holder: &Holder) -> Result<u32> {
+        self.local()?;
+        let (kind, id) = holder.parts();
+        let Some(mut ix) = self.existing_index()? else {
+            return Ok(0);
+        };
+        Ok(ix.remove_uses_of(kind, id)? as u32)
+    }
+
+    /// Points the tag reference `target` at the manifest `source` names (any form
+    /// [`Cache::get`] takes), like `docker tag`: a `target` that named another manifest is
+    /// re-pointed (which may leave that one to the next prune). Returns the new handle.
+    ///
+    /// Errors: [`Error::ImageNotFound`] for `source`; [`Error::InvalidReference`] when
+    /// `target` is malformed or a digest reference.
+    pub fn tag(&self, source: &str, target: &str) -> Result<ImageHandle> {
+        self.local()?;
+        let t = crate::oci::Reference::parse(target)?;
+        if t.digest().is_some() {
+            return Err(Error::InvalidReference {
+                input: target.to_owned(),
+                reason: "a tag cannot name a digest".into(),
+            });
+        }
+        self.index()?.add_tag_with(now_ms(), |ix| {
+            Ok((t.canonical(), resolve(ix, source)?.manifest().to_owned()))
+        })?;
+        self.get(&t.canonical())
+    }
+
     /// Current uses, of one reference's manifest or of all, oldest first.
     pub fn uses(&self, reference: Option<&str>) -> Result<Vec<ImageUse>> {
         self.local()?;
-        let ix = self.index()?;
+        let Some(ix) = self.existing_index()? else {
+            return match reference {
+                Some(text) => Err(super::not_found(text)),
+                None => Ok(Vec::new()),
+            };
+        };
         let manifest = match reference {
-            Some(text) => {
-                let r = Reference::parse(text)?;
-                Some(resolve(&ix, &r, text)?.swap_remove(0).manifest_digest)
-            }
+            Some(text) => Some(resolve(&ix, text)?.manifest().to_owned()),
             None => None,
         };
         let now = now_ms();

@@ -33,11 +33,12 @@ pub use rows::JsonObject;
 pub use usage::{Candidate, CandidateFilter, ImageUsageRow, KindTotals, ManifestNode, SizeGraph};
 
 /// Current schema version, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// Migration scripts: entry `i` takes version `i + 1` to `i + 2`.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrate_v2.sql"),
     include_str!("migrate_v3.sql"),
+    include_str!("migrate_v4.sql"),
 ];
 /// Page cache (KiB) of the garbage-collecting transaction.
 const GC_CACHE_KIB: i64 = 64 * 1024;
@@ -65,6 +66,9 @@ pub struct HandleRow {
     pub layer_count: i64,
     /// Bytes on disk of the image's artifacts.
     pub disk_size: Option<i64>,
+    /// Whether `reference` is an `image_refs` row (false: a name given to a manifest that only
+    /// uses hold, see [`Index::manifest_row`]).
+    pub tagged: bool,
 }
 
 /// A config row.
@@ -103,6 +107,24 @@ pub struct LayerRow {
     pub compressed_size: i64,
     /// Size of the layer's EROFS image, once there is one.
     pub erofs_size: Option<i64>,
+    /// Content hash of the layer's EROFS image as written (`None` before schema 4, or for a
+    /// layer a load found cached).
+    pub erofs_hash: Option<String>,
+}
+
+/// What the index records of a manifest's own artifacts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestArtifacts {
+    /// Size of the fsmeta image.
+    pub fsmeta_size: Option<i64>,
+    /// Content hash of the fsmeta image.
+    pub fsmeta_hash: Option<String>,
+    /// Size of the VMDK descriptor.
+    pub vmdk_size: Option<i64>,
+    /// Content hash of the VMDK descriptor.
+    pub vmdk_hash: Option<String>,
+    /// Why the image is marked broken (`None`: it is not).
+    pub broken: Option<String>,
 }
 
 /// A use row.
@@ -160,6 +182,10 @@ pub struct NewImage {
     pub fsmeta_size: Option<i64>,
     /// Size of the manifest's VMDK descriptor.
     pub vmdk_size: Option<i64>,
+    /// Content hash of the fsmeta image, when built by this load.
+    pub fsmeta_hash: Option<String>,
+    /// Content hash of the VMDK descriptor, when written by this load.
+    pub vmdk_hash: Option<String>,
     /// Layers bottom to top, with the size of each layer's EROFS image.
     pub layers: Vec<LayerRow>,
     /// Canonical references to point at the manifest.
@@ -286,23 +312,153 @@ impl Index {
         result.map_err(|e| no_space(e, &path))
     }
 
-    /// Records the sizes of a manifest's rebuilt fsmeta and VMDK, and its disk size with them.
+    /// Records the sizes of a manifest's rebuilt fsmeta and VMDK, and its disk size with them,
+    /// with the content hashes of those rebuilt now (`None` keeps the recorded hash of a file
+    /// that was kept).
     pub fn set_image_artifacts(
         &mut self,
         manifest_digest: &str,
-        fsmeta: i64,
-        vmdk: i64,
+        fsmeta: (i64, Option<&str>),
+        vmdk: (i64, Option<&str>),
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE manifests SET
                  disk_size = disk_size - COALESCE(fsmeta_size, 0) - COALESCE(vmdk_size, 0) + ?2 + ?3,
-                 fsmeta_size = ?2, vmdk_size = ?3
+                 fsmeta_size = ?2, vmdk_size = ?3,
+                 fsmeta_hash = COALESCE(?4, fsmeta_hash), vmdk_hash = COALESCE(?5, vmdk_hash)
              WHERE digest = ?1",
-            params![manifest_digest, fsmeta, vmdk],
+            params![manifest_digest, fsmeta.0, vmdk.0, fsmeta.1, vmdk.1],
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// What the index records of a manifest's fsmeta and VMDK, and its broken mark.
+    pub fn artifacts_of(&self, manifest_digest: &str) -> Result<Option<ManifestArtifacts>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT fsmeta_size, fsmeta_hash, vmdk_size, vmdk_hash, broken FROM manifests WHERE digest = ?1",
+        )?;
+        Ok(stmt
+            .query_row([manifest_digest], |r| {
+                Ok(ManifestArtifacts {
+                    fsmeta_size: r.get(0)?,
+                    fsmeta_hash: r.get(1)?,
+                    vmdk_size: r.get(2)?,
+                    vmdk_hash: r.get(3)?,
+                    broken: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Marks a manifest broken (with the reason `boot_disk` gives) or, with `None`, sound.
+    pub fn set_broken(&mut self, manifest_digest: &str, reason: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE manifests SET broken = ?2 WHERE digest = ?1",
+            params![manifest_digest, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Every manifest digest, sorted.
+    pub fn manifest_digests(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT digest FROM manifests ORDER BY digest")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Manifest digests starting with `prefix` (`sha256:` and at least one hex digit), sorted.
+    pub fn manifests_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT digest FROM manifests WHERE substr(digest, 1, length(?1)) = ?1 ORDER BY digest",
+        )?;
+        let rows = stmt.query_map([prefix], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Rows of every reference pointing at `digest`, newest first.
+    pub fn refs_of(&self, digest: &str) -> Result<Vec<HandleRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{HANDLE_SELECT} WHERE r.manifest_digest = ?1 ORDER BY r.created_at DESC, r.reference"
+        ))?;
+        let rows = stmt.query_map([digest], handle_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A row for manifest `digest` under the name `reference` (no `image_refs` row needed):
+    /// created when the manifest was recorded, last used when a use last acquired it.
+    pub fn manifest_row(&self, digest: &str, reference: &str) -> Result<Option<HandleRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ?2, m.digest, m.created_at, (SELECT max(u.since) FROM uses u WHERE u.manifest_digest = m.digest),
+                 m.architecture, m.os, m.variant, m.layer_count, m.disk_size
+             FROM manifests m WHERE m.digest = ?1",
+        )?;
+        Ok(stmt
+            .query_row(params![digest, reference], |r| {
+                handle_row(r).map(|row| HandleRow {
+                    tagged: false,
+                    ..row
+                })
+            })
+            .optional()?)
+    }
+
+    /// Whether a use of repository `name` (canonical, without tag) holds `digest`.
+    pub fn used_in_repo(&self, name: &str, digest: &str) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM uses WHERE manifest_digest = ?2
+                AND (substr(reference, 1, length(?1) + 1) = ?1 || ':'
+                  OR substr(reference, 1, length(?1) + 1) = ?1 || '@'))",
+        )?;
+        Ok(stmt.query_row(params![name, digest], |r| r.get(0))?)
+    }
+
+    /// The manifests listing layer `diff_id`, sorted.
+    pub fn manifests_using_layer(&self, diff_id: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT manifest_digest FROM manifest_layers WHERE diff_id = ?1 ORDER BY manifest_digest",
+        )?;
+        let rows = stmt.query_map([diff_id], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The size recorded for blob `digest`.
+    pub fn blob_size(&self, digest: &str) -> Result<Option<i64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT size FROM blobs WHERE digest = ?1")?;
+        Ok(stmt.query_row([digest], |r| r.get(0)).optional()?)
+    }
+
+    /// The config digest of a manifest.
+    pub fn config_digest_of(&self, manifest_digest: &str) -> Result<Option<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT config_digest FROM manifests WHERE digest = ?1")?;
+        Ok(stmt.query_row([manifest_digest], |r| r.get(0)).optional()?)
+    }
+
+    /// Manifests no reference names that a use holds (expired or not: the files are there
+    /// until a prune), each with the canonical references its uses acquired, oldest use first.
+    pub fn untagged_in_use(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.manifest_digest, u.reference FROM uses u
+             WHERE NOT EXISTS (SELECT 1 FROM image_refs r WHERE r.manifest_digest = u.manifest_digest)
+             ORDER BY u.manifest_digest, u.since, u.id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for row in rows {
+            let (digest, reference) = row?;
+            match out.last_mut() {
+                Some((d, refs)) if *d == digest => refs.push(reference),
+                _ => out.push((digest, vec![reference])),
+            }
+        }
+        Ok(out)
     }
 
     /// Every reference, newest first (ties by reference).
@@ -359,7 +515,7 @@ impl Index {
     /// The layers of a manifest, bottom to top.
     pub fn layers_of(&self, manifest_digest: &str) -> Result<Vec<LayerRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT ml.position, ml.diff_id, ml.blob_digest, ml.media_type, ml.compressed_size, l.erofs_size
+            "SELECT ml.position, ml.diff_id, ml.blob_digest, ml.media_type, ml.compressed_size, l.erofs_size, l.erofs_hash
              FROM manifest_layers ml JOIN layers l ON l.diff_id = ml.diff_id
              WHERE ml.manifest_digest = ?1 ORDER BY ml.position",
         )?;
@@ -371,6 +527,7 @@ impl Index {
                 media_type: r.get(3)?,
                 compressed_size: r.get(4)?,
                 erofs_size: r.get(5)?,
+                erofs_hash: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -424,6 +581,40 @@ impl Index {
         )?;
         tx.commit()?;
         Ok(row)
+    }
+
+    /// Deletes every use of one holder; returns how many there were.
+    pub fn remove_uses_of(&mut self, holder_kind: &str, holder_id: &str) -> Result<usize> {
+        Ok(self.conn.execute(
+            "DELETE FROM uses WHERE holder_kind = ?1 AND holder_id = ?2",
+            params![holder_kind, holder_id],
+        )?)
+    }
+
+    /// Points the canonical reference `build` returns at the manifest it returns, in one write
+    /// transaction (`BEGIN IMMEDIATE`) that `build` resolves in, so a prune in another process
+    /// either commits first (and `build` finds nothing) or sees the new reference. A reference
+    /// already there is re-pointed (created now, never used) unless it points there already.
+    pub fn add_tag_with(
+        &mut self,
+        now: i64,
+        build: impl FnOnce(&Index) -> Result<(String, String)>,
+    ) -> Result<()> {
+        let this: &Index = self;
+        let tx = Transaction::new_unchecked(&this.conn, TransactionBehavior::Immediate)?;
+        let (reference, manifest) = build(this)?;
+        tx.execute(
+            "INSERT INTO image_refs (reference, manifest_digest, created_at, last_used_at)
+                 VALUES (?1, ?2, ?3, NULL)
+                 ON CONFLICT (reference) DO UPDATE SET
+                     manifest_digest = excluded.manifest_digest,
+                     created_at = excluded.created_at,
+                     last_used_at = NULL
+                 WHERE image_refs.manifest_digest <> excluded.manifest_digest",
+            params![reference, manifest, now],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Deletes a use; returns whether it existed.
@@ -540,6 +731,7 @@ fn handle_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HandleRow> {
         variant: r.get(6)?,
         layer_count: r.get(7)?,
         disk_size: r.get(8)?,
+        tagged: true,
     })
 }
 
@@ -571,8 +763,8 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
         )?;
     let inserted = tx.execute(
             "INSERT OR IGNORE INTO manifests (digest, media_type, architecture, os, variant, layer_count,
-                 config_digest, total_size, disk_size, created_at, fsmeta_size, vmdk_size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 config_digest, total_size, disk_size, created_at, fsmeta_size, vmdk_size, fsmeta_hash, vmdk_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 image.manifest_digest,
                 image.media_type,
@@ -585,7 +777,9 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
                 image.disk_size,
                 now,
                 image.fsmeta_size,
-                image.vmdk_size
+                image.vmdk_size,
+                image.fsmeta_hash,
+                image.vmdk_hash
             ],
         )?;
     if inserted == 0 {
@@ -600,14 +794,27 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
                 image.disk_size
             ],
         )?;
-    }
-    for l in &image.layers {
-        // A layer converted again (a version-1 row without an image) gets its size.
+        // Artifacts this load wrote (say, after a repair took a damaged one away) have hashes.
         tx.execute(
-            "INSERT INTO layers (diff_id, erofs_size, created_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (diff_id) DO UPDATE SET erofs_size = excluded.erofs_size
-                 WHERE layers.erofs_size IS NULL",
-            params![l.diff_id, l.erofs_size, now],
+            "UPDATE manifests SET fsmeta_hash = COALESCE(?2, fsmeta_hash), vmdk_hash = COALESCE(?3, vmdk_hash)
+                 WHERE digest = ?1",
+            params![image.manifest_digest, image.fsmeta_hash, image.vmdk_hash],
+        )?;
+    }
+    // Everything the image boots from is in place now: a load of it clears its broken mark.
+    tx.execute(
+        "UPDATE manifests SET broken = NULL WHERE digest = ?1 AND broken IS NOT NULL",
+        [&image.manifest_digest],
+    )?;
+    for l in &image.layers {
+        // A layer converted again (a version-1 row without an image, or one whose damaged
+        // image a repair took away) gets its size and hash.
+        tx.execute(
+            "INSERT INTO layers (diff_id, erofs_size, created_at, erofs_hash) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (diff_id) DO UPDATE SET erofs_size = excluded.erofs_size,
+                     erofs_hash = excluded.erofs_hash
+                 WHERE layers.erofs_size IS NULL OR excluded.erofs_hash IS NOT NULL",
+            params![l.diff_id, l.erofs_size, now, l.erofs_hash],
         )?;
     }
     if inserted == 1 {
@@ -842,6 +1049,48 @@ mod tests {
         assert!(ix.blob_digests().unwrap().is_empty());
     }
 
+    /// A cache of schema 1 migrated to the current version has the columns of a new one, in
+    /// the same order (the content hash and broken columns of version 4 included).
+    #[test]
+    fn migrated_tables_have_the_columns_of_a_new_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(include_str!("testdata/schema_v1.sql"))
+                .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let migrated = Index::open(&path).unwrap();
+        let fresh = Index::open(&dir.path().join("fresh.db")).unwrap();
+        let columns = |ix: &Index| -> Vec<(String, String)> {
+            let mut stmt = ix
+                .conn
+                .prepare(
+                    "SELECT m.name, p.name FROM sqlite_schema m, pragma_table_info(m.name) p
+                     WHERE m.type = 'table' ORDER BY m.name, p.cid",
+                )
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let got = columns(&migrated);
+        assert_eq!(got, columns(&fresh));
+        for (table, column) in [
+            ("layers", "erofs_hash"),
+            ("manifests", "fsmeta_hash"),
+            ("manifests", "vmdk_hash"),
+            ("manifests", "broken"),
+        ] {
+            assert!(
+                got.contains(&(table.into(), column.into())),
+                "{table}.{column}"
+            );
+        }
+    }
+
     /// Tables and indexes of an index, by type and name.
     fn schema_names(ix: &Index) -> Vec<(String, String)> {
         let mut stmt = ix
@@ -897,6 +1146,8 @@ mod tests {
             disk_size: 0,
             fsmeta_size: None,
             vmdk_size: None,
+            fsmeta_hash: None,
+            vmdk_hash: None,
             layers: layers
                 .iter()
                 .enumerate()
@@ -907,6 +1158,7 @@ mod tests {
                     media_type: "l".into(),
                     compressed_size: 1000,
                     erofs_size: None,
+                    erofs_hash: None,
                 })
                 .collect(),
             references: refs.iter().map(|s| s.to_string()).collect(),

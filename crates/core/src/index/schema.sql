@@ -1,4 +1,4 @@
--- ocicache index, schema version 3 (PRAGMA user_version). See docs/cache-layout.md.
+-- ocicache index, schema version 4 (PRAGMA user_version). See docs/cache-layout.md.
 -- Every table is keyed by the spec's own identifiers: digests and diff_ids as `sha256:<hex>`,
 -- references in canonical form (`docker.io/library/busybox:latest`). Times are milliseconds
 -- since the Unix epoch.
@@ -39,14 +39,20 @@ CREATE TABLE manifests (
     disk_size     INTEGER,
     created_at    INTEGER NOT NULL,
     fsmeta_size   INTEGER,   -- NULL until fsmeta/sha256/<hex>.erofs is built
-    vmdk_size     INTEGER    -- NULL until vmdk/sha256/<hex>.vmdk is written
+    vmdk_size     INTEGER,   -- NULL until vmdk/sha256/<hex>.vmdk is written
+    -- content hashes (blake3:<hex>, see crate::hash) of the fsmeta and VMDK as written; NULL
+    -- when written before version 4
+    fsmeta_hash   TEXT,
+    vmdk_hash     TEXT,
+    broken        TEXT       -- why boot_disk refuses the image (a layer image is damaged); NULL: sound
 ) STRICT;
 
 -- One row per distinct uncompressed layer, shared by every manifest that lists its diff_id.
 CREATE TABLE layers (
     diff_id    TEXT PRIMARY KEY,
     erofs_size INTEGER,   -- NULL until the layer has an EROFS image
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    erofs_hash TEXT       -- content hash of the EROFS image as written; NULL before version 4
 ) STRICT;
 
 CREATE TABLE manifest_layers (

@@ -37,6 +37,10 @@ pub(crate) struct ImageArtifacts<'r> {
     pub fsmeta: u64,
     /// VMDK descriptor bytes.
     pub vmdk: u64,
+    /// Content hash of the fsmeta image, when built now.
+    pub fsmeta_hash: Option<String>,
+    /// Content hash of the VMDK descriptor, when built now.
+    pub vmdk_hash: Option<String>,
     /// What was built in the staging folder, to publish in this order (fsmeta first: the
     /// descriptor names it).
     pub staged: Vec<Staged<'r>>,
@@ -59,6 +63,7 @@ pub(crate) fn prepare_image<'r>(
 ) -> Result<ImageArtifacts<'r>> {
     let layout = root.layout();
     let mut staged = Vec::new();
+    let (mut fsmeta_hash, mut vmdk_hash) = (None, None);
     let fsmeta = match root.fsmeta(manifest).file_size()? {
         Some(size) => size,
         None => {
@@ -71,6 +76,7 @@ pub(crate) fn prepare_image<'r>(
                 to: root.fsmeta(manifest),
                 synced: true,
             });
+            fsmeta_hash = Some(built.hash);
             built.size
         }
     };
@@ -103,12 +109,15 @@ pub(crate) fn prepare_image<'r>(
                 to: root.vmdk(manifest),
                 synced: false,
             });
+            vmdk_hash = Some(crate::hash::content_hash(text.as_bytes()));
             text.len() as u64
         }
     };
     Ok(ImageArtifacts {
         fsmeta,
         vmdk,
+        fsmeta_hash,
+        vmdk_hash,
         staged,
     })
 }

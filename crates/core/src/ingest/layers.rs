@@ -22,6 +22,9 @@ use crate::store::{Root, StagingDir};
 pub(crate) struct PreparedLayers<'r> {
     /// Each layer's image size, by `diff_id`.
     pub sizes: HashMap<Digest, u64>,
+    /// The content hash of each image converted now, by `diff_id` (a cached one has its
+    /// recorded hash already).
+    pub hashes: HashMap<Digest, String>,
     /// Where each layer's image can be read now, by `diff_id`.
     readable: HashMap<Digest, PathBuf>,
     /// The converted images, to publish.
@@ -97,7 +100,7 @@ pub(crate) fn prepare_layers<'r>(
         .iter()
         .enumerate()
         .partition(|(_, n)| n.layer.sequence().is_some());
-    let mut results: Vec<(usize, Result<(PathBuf, u64)>)> = in_place
+    let mut results: Vec<(usize, Result<Converted>)> = in_place
         .par_iter()
         .map(|(i, n)| (*i, convert(staging, n, options)))
         .collect();
@@ -112,7 +115,7 @@ pub(crate) fn prepare_layers<'r>(
     }
     results.sort_by_key(|(i, _)| *i);
     for (i, result) in results {
-        let (staged, size) = result?;
+        let (staged, size, hash) = result?;
         let diff_id = needed[i].layer.diff_id().clone();
         prepared.staged.push(Staged {
             from: staged.clone(),
@@ -120,17 +123,17 @@ pub(crate) fn prepare_layers<'r>(
             synced: true,
         });
         prepared.sizes.insert(diff_id.clone(), size);
+        prepared.hashes.insert(diff_id.clone(), hash);
         prepared.readable.insert(diff_id, staged);
     }
     Ok(prepared)
 }
 
-/// Converts one layer into the staging folder: its image's path there and size.
-fn convert(
-    staging: &StagingDir,
-    n: &Needed<'_>,
-    options: &IngestOptions,
-) -> Result<(PathBuf, u64)> {
+/// A layer image converted into the staging folder: its path there, size and content hash.
+type Converted = (PathBuf, u64, String);
+
+/// Converts one layer into the staging folder.
+fn convert(staging: &StagingDir, n: &Needed<'_>, options: &IngestOptions) -> Result<Converted> {
     let layer = n.layer;
     let (descriptor, diff_id) = (layer.descriptor(), layer.diff_id());
     let dest = staging
@@ -151,7 +154,7 @@ fn convert(
             n.position, converted.blob_size, descriptor.size
         )));
     }
-    Ok((dest, converted.erofs_size))
+    Ok((dest, converted.erofs_size, converted.erofs_hash))
 }
 
 /// Names the layer a digest mismatch is about (`layer 1 blob`, `layer 1 diff_id`).

@@ -187,6 +187,8 @@ fn new_image(
         disk_size: disk as i64,
         fsmeta_size: Some(artifacts.fsmeta as i64),
         vmdk_size: Some(artifacts.vmdk as i64),
+        fsmeta_hash: artifacts.fsmeta_hash.clone(),
+        vmdk_hash: artifacts.vmdk_hash.clone(),
         layers: image
             .layers
             .iter()
@@ -199,6 +201,7 @@ fn new_image(
                 media_type: l.descriptor().media_type.clone(),
                 compressed_size: l.descriptor().size as i64,
                 erofs_size: layers.sizes.get(diff_id).map(|s| *s as i64),
+                erofs_hash: layers.hashes.get(diff_id).cloned(),
             })
             .collect(),
         references: Vec::new(),

@@ -28,6 +28,7 @@ use crate::erofs::format::{
 use crate::erofs::volume_uuid;
 use crate::erofs::writer::{self, Content, ImageOptions, Node, NodeId, ROOT, Tree};
 use crate::error::{Error, IoContext, Result};
+use crate::hash::HashingWriter;
 use crate::oci::{Digest, HashingReader};
 use crate::tar::{Entry, Kind, ReadError, TarReader};
 
@@ -68,6 +69,8 @@ pub struct ConvertedLayer {
     pub tar_size: u64,
     /// Size of the EROFS image written.
     pub erofs_size: u64,
+    /// Content hash of the EROFS image written ([`crate::hash`]), computed as it was written.
+    pub erofs_hash: String,
     /// Tar entries read (metadata records such as PAX headers not counted).
     pub entries: u64,
 }
@@ -150,7 +153,7 @@ pub fn convert_layer_from(
         return Err(Error::invalid_archive("layer is empty, not a tar archive"));
     }
     let entries = builder.entries;
-    let erofs_size = builder.finish(volume_uuid(&diff_id))?;
+    let (erofs_size, erofs_hash) = builder.finish(volume_uuid(&diff_id))?;
     Ok(ConvertedLayer {
         blob_digest,
         blob_size,
@@ -158,6 +161,7 @@ pub fn convert_layer_from(
         diff_id,
         tar_size,
         erofs_size,
+        erofs_hash,
         entries,
     })
 }
@@ -280,7 +284,8 @@ impl From<Error> for AddError {
 
 /// The image being built: the data written so far and the tree.
 struct Builder<'p> {
-    out: BufWriter<File>,
+    /// The image file; every byte written is hashed in write order ([`crate::hash`]).
+    out: BufWriter<HashingWriter<File>>,
     path: &'p Path,
     /// Charged before every write.
     budget: &'p WriteBudget,
@@ -298,7 +303,7 @@ struct Builder<'p> {
 
 impl<'p> Builder<'p> {
     fn new(file: File, path: &'p Path, budget: &'p WriteBudget) -> Result<Self> {
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, HashingWriter::new(file));
         // Block 0 is written last; data starts at block 1.
         out.seek(SeekFrom::Start(BLOCK_SIZE)).at(path)?;
         let root = Node::implicit_dir();
@@ -632,9 +637,10 @@ impl<'p> Builder<'p> {
         dir.implicit = false;
     }
 
-    /// Writes the metadata after the data and block 0 in front; fsyncs. Returns the image
-    /// size.
-    fn finish(mut self, uuid: [u8; 16]) -> Result<u64> {
+    /// Writes the metadata after the data, zeros to the last block's end, and block 0 in
+    /// front; fsyncs. Returns the image size and its content hash (block 0 written last, so
+    /// the hash of the bytes in write order is [`crate::hash::content_hash`] of the file).
+    fn finish(mut self, uuid: [u8; 16]) -> Result<(u64, String)> {
         for id in std::mem::take(&mut self.opaque) {
             let (name, value) = OPAQUE_XATTR;
             self.tree.nodes[id]
@@ -654,16 +660,26 @@ impl<'p> Builder<'p> {
         self.budget
             .charge(meta.tail.len() as u64 + meta.block0.len() as u64)?;
         self.out.write_all(&meta.tail).at(path)?;
+        let size = meta.blocks * BLOCK_SIZE;
+        // Zeros to the end written (not left to set_len) so that they are hashed before block 0.
+        let written = BLOCK_SIZE * self.next_block + meta.tail.len() as u64;
+        let mut pad = size.saturating_sub(written);
+        while pad > 0 {
+            let step = pad.min(ZEROS.len() as u64) as usize;
+            self.out.write_all(&ZEROS[..step]).at(path)?;
+            pad -= step as u64;
+        }
         self.out.seek(SeekFrom::Start(0)).at(path)?;
+        debug_assert_eq!(meta.block0.len(), crate::hash::ROTATED_PREFIX);
         self.out.write_all(&meta.block0).at(path)?;
-        let file = self
+        let (file, hash) = self
             .out
             .into_inner()
-            .map_err(|e| Error::io(path, e.into_error()))?;
-        let size = meta.blocks * BLOCK_SIZE;
+            .map_err(|e| Error::io(path, e.into_error()))?
+            .finish();
         file.set_len(size).at(path)?;
         file.sync_all().at(path)?;
-        Ok(size)
+        Ok((size, hash))
     }
 }
 
