@@ -7,13 +7,14 @@
 //!   mod.rs     Cache: open, get, list, inspect; the index connection and reference resolution
 //!   types.rs   options, handles, details and reports; index rows to those
 //!   load.rs    load: archive sources into the ingest pipeline (crate::ingest)
+//!   pull.rs    pull: registry sources (crate::registry) into the same pipeline; acquire
+//!              that pulls and pins in one transaction
 //!   gc.rs      remove, prune, disk_usage: plans in the index, sweeps in crate::gc
 //!   uses.rs    acquire, release, uses
 //!   boot.rs    boot_disk, rebuilding a missing fsmeta or VMDK
 //! ```
 //!
-//! Where the operations to come go: `pull` beside `load` (a `pull.rs` handing the sources of
-//! `crate::registry` to the same ingest pipeline), `verify`/`repair` beside `gc.rs` (a
+//! Where the operations to come go: `verify`/`repair` beside `gc.rs` (a
 //! `check.rs` over `crate::check`, which compares the index with the disk as `crate::gc` does),
 //! and `save` beside `load` (a `save.rs` writing an archive from the cache through
 //! `crate::archive`).
@@ -34,9 +35,11 @@
 mod boot;
 mod gc;
 mod load;
+mod pull;
 mod types;
 mod uses;
 
+pub use pull::{PullOptions, PullPolicy};
 pub use types::*;
 
 use std::path::Path;

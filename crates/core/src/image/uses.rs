@@ -30,38 +30,15 @@ impl Cache {
         options: &AcquireOptions,
     ) -> Result<ImageUse> {
         self.local()?;
-        if options.ttl_ms == Some(0) {
-            return Err(Error::InvalidArgument {
-                name: "ttlMs".into(),
-                reason: "must be positive".into(),
-            });
-        }
         let r = Reference::parse(reference)?;
-        let (kind, holder_id) = holder.parts();
-        if holder_id.is_empty() {
-            return Err(Error::InvalidArgument {
-                name: "holder".into(),
-                reason: "the holder id is empty".into(),
-            });
-        }
-        let id = random_id()?;
         let now = now_ms();
+        let mut row = new_use(&r, &holder, options, String::new(), now)?;
         // The reference is resolved in the transaction that records the use: a remove or
         // prune in another process either commits first (and this fails with ImageNotFound)
         // or sees the use.
         let row = self.index()?.add_use_with(|ix| {
             let rows = resolve(ix, &r, reference)?;
-            let row = UseRow {
-                id,
-                holder_kind: kind.into(),
-                holder_id: holder_id.into(),
-                reference: r.canonical(),
-                manifest_digest: rows[0].manifest_digest.clone(),
-                since: now,
-                expires_at: options
-                    .ttl_ms
-                    .map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))),
-            };
+            row.manifest_digest = rows[0].manifest_digest.clone();
             let touch: Vec<String> = rows.into_iter().map(|row| row.reference).collect();
             Ok((row, touch))
         })?;
@@ -93,6 +70,41 @@ impl Cache {
             .map(|row| use_from_row(row, now))
             .collect()
     }
+}
+
+/// The use `holder` makes of `r`'s `manifest_digest` from `now`, with a fresh id; checks the
+/// holder and `ttl_ms`.
+pub(super) fn new_use(
+    r: &Reference,
+    holder: &Holder,
+    options: &AcquireOptions,
+    manifest_digest: String,
+    now: i64,
+) -> Result<UseRow> {
+    if options.ttl_ms == Some(0) {
+        return Err(Error::InvalidArgument {
+            name: "ttlMs".into(),
+            reason: "must be positive".into(),
+        });
+    }
+    let (kind, holder_id) = holder.parts();
+    if holder_id.is_empty() {
+        return Err(Error::InvalidArgument {
+            name: "holder".into(),
+            reason: "the holder id is empty".into(),
+        });
+    }
+    Ok(UseRow {
+        id: random_id()?,
+        holder_kind: kind.into(),
+        holder_id: holder_id.into(),
+        reference: r.canonical(),
+        manifest_digest,
+        since: now,
+        expires_at: options
+            .ttl_ms
+            .map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))),
+    })
 }
 
 /// Number of random bytes in a use id (128 bits: unguessable and collision-free in practice).
