@@ -260,7 +260,141 @@ interface LoadOptions {
      * @default not cancellable
      */
     signal?: AbortSignal;
+    /**
+     * Receives the load's layer events (`layer-cached`, `layer-download` with the bytes read so
+     * far, `layer-verified`, `layer-converted`) and a `stitched` event per image; see
+     * {@link PullProgress}. Called on the JS thread, at most about ten times a second per layer;
+     * events are dropped rather than slowing the load when the listener falls behind.
+     * @default no events
+     */
+    onProgress?: (event: PullProgress) => void;
 }
+/** When a pull asks the registry: see {@link PullOptions.policy}. */
+type PullPolicy = "if-missing" | "always" | "never";
+/** Registry credentials: a user name and password (or access token as password), or a token. */
+type PullAuth = {
+    /** The user name. */
+    username: string;
+    /** The password (or an access token used as one). */
+    password: string;
+} | {
+    /** A registry token, sent as `Authorization: Bearer`. */
+    token: string;
+};
+/** Options of {@link ImageCache.pull}. Unknown keys reject with {@link InvalidArgumentError}. */
+interface PullOptions {
+    /**
+     * The platform to take from a multi-platform image, as `os/architecture[/variant]`
+     * (`linux/arm64`, `linux/arm/v7`); {@link PlatformNotFoundError} lists those the index offers.
+     * @default the host's platform (`linux/<host architecture>`)
+     */
+    platform?: string;
+    /**
+     * `if-missing`: no request at all when the reference is cached; `always`: resolve the tag in
+     * the registry and move it when its manifest changed (layers already cached are not
+     * downloaded); `never`: {@link ImageNotFoundError} when the reference is not cached.
+     * @default "if-missing"
+     */
+    policy?: PullPolicy;
+    /**
+     * Credentials. Without them, those of the Docker config (`$DOCKER_CONFIG/config.json`, else
+     * `~/.docker/config.json`: `auths`, `credHelpers`, `credsStore`), else anonymous.
+     * @default the Docker config's, else anonymous
+     */
+    auth?: PullAuth;
+    /**
+     * Receives the pull's events (see {@link PullProgress}), on the JS thread, at most about ten a
+     * second per layer; events are dropped rather than slowing the pull when the listener falls
+     * behind.
+     * @default no events
+     */
+    onProgress?: (event: PullProgress) => void;
+    /**
+     * Cancels the pull: it rejects with {@link AbortError} within a second (also on a stalled
+     * connection), publishes nothing and leaves the cache as it was.
+     * @default not cancellable
+     */
+    signal?: AbortSignal;
+    /**
+     * Plain HTTP to the registry (a registry on 127.0.0.1 or in a lab).
+     * @default false
+     */
+    insecure?: boolean;
+    /**
+     * Extra trusted CA certificates, PEM text, beside the public roots.
+     * @default only the public roots
+     */
+    caCerts?: string;
+}
+/** Which layer a {@link PullProgress} layer event is about. */
+interface PullLayerRef {
+    /** Position in the image, 0 being the bottom layer. */
+    readonly index: number;
+    /** The layer's `diff_id` (digest of the uncompressed tar). */
+    readonly diffId: string;
+    /** The layer blob's digest. */
+    readonly digest: string;
+    /** The layer blob's size in bytes. */
+    readonly size: number;
+}
+/** One step of a pull (or, for the layer and `stitched` events, of a load), by `kind`. */
+type PullProgress = {
+    /** The step. */
+    readonly kind: "resolving";
+    /** The reference, canonical. */
+    readonly reference: string;
+} | {
+    /** The step. */
+    readonly kind: "resolved";
+    /** The manifest's digest. */
+    readonly manifestDigest: string;
+    /** The platform taken, `os/architecture[/variant]`. */
+    readonly platform: string;
+    /** The layer count. */
+    readonly layerCount: number;
+    /** The layer blobs' compressed bytes. */
+    readonly totalBytes: number;
+}
+/** The layer's EROFS image is cached: nothing is downloaded for it. */
+ | ({
+    /** The step. */
+    readonly kind: "layer-cached";
+} & PullLayerRef)
+/** Bytes of the layer's blob downloaded (read, for a load) so far, of `size`. */
+ | ({
+    /** The step. */
+    readonly kind: "layer-download";
+    /** Bytes so far. */
+    readonly bytes: number;
+} & PullLayerRef)
+/** The blob's digest and `diff_id` matched. */
+ | ({
+    /** The step. */
+    readonly kind: "layer-verified";
+} & PullLayerRef)
+/** The layer's EROFS image is written. */
+ | ({
+    /** The step. */
+    readonly kind: "layer-converted";
+    /** The layer's EROFS image size in bytes. */
+    readonly erofsBytes: number;
+} & PullLayerRef)
+/** The image's fsmeta and VMDK are written (or were cached). */
+ | {
+    /** The step. */
+    readonly kind: "stitched";
+    /** The manifest's digest. */
+    readonly manifestDigest: string;
+    /** The fsmeta image's size in bytes. */
+    readonly fsmetaBytes: number;
+    /** The VMDK descriptor's size in bytes. */
+    readonly vmdkBytes: number;
+} | {
+    /** The step. */
+    readonly kind: "done";
+    /** The manifest's digest. */
+    readonly manifestDigest: string;
+};
 /** Options of {@link ImageCache.remove}. */
 interface RemoveOptions {
     /**
@@ -308,6 +442,13 @@ interface PruneOptions {
 }
 /** Options of {@link ImageCache.acquire}. */
 interface AcquireOptions {
+    /**
+     * Pulls the reference when it is not cached (with these options, or the defaults for
+     * `true`), and records the use in the same index transaction as the pulled reference, so no
+     * prune in any process can delete the image between the pull and the pin.
+     * @default no pull: an uncached reference rejects with {@link ImageNotFoundError}
+     */
+    pull?: PullOptions | true;
     /**
      * The use stops pinning the image this many milliseconds after the call (a whole number
      * above 0), so a holder that died does not pin it forever. Acquiring again for the same
@@ -745,6 +886,35 @@ declare class ImageCache {
      */
     acquire(reference: string, holder: ImageHolder, opts?: AcquireOptions): Promise<ImageUse>;
     /**
+     * Pulls an image from its registry into this cache and returns its handle. With the default
+     * policy `if-missing`, a cached reference is returned at once without a request. Otherwise
+     * the manifest (for a multi-platform image, the platform's) and config are fetched and
+     * verified, and every layer whose `diffId` the cache lacks streams from the network through
+     * one pass that checks its digest and `diffId` and writes its EROFS image; nothing cached is
+     * downloaded again. Then the layers, fsmeta, VMDK and index rows are published as a load
+     * publishes them: on any failure (a cancellation included) nothing is published. A pull of a
+     * cached reference refreshes its `lastUsedAt`; a fresh one sets it to now. Two processes
+     * pulling one image at once download each layer once and both succeed; a concurrent `prune`
+     * never deletes what a running pull uses. Mirrors come from the file `OCICACHE_REGISTRIES`
+     * names (see the README).
+     *
+     * @param reference - `name[:tag]` or `name@sha256:…` (the manifest is checked against the digest).
+     * @param opts - See {@link PullOptions}.
+     * @throws {ImageNotFoundError} when the registry has no such repository or tag (`registryCode`
+     *   says what it answered), or with `policy: "never"` when the reference is not cached.
+     * @throws {PlatformNotFoundError} when a multi-platform image lacks the platform.
+     * @throws {RegistryUnauthorizedError | RegistryDeniedError} when credentials are missing, wrong
+     *   or insufficient.
+     * @throws {RegistryRateLimitedError | RegistryUnavailableError} when the registry keeps failing.
+     * @throws {RegistryTlsError} when its certificate is not trusted.
+     * @throws {DigestMismatchError} when a manifest, config or layer does not match its digest.
+     * @throws {UnsupportedError} for a Docker schema 1 image or an unknown media type.
+     * @throws {AbortError} when `signal` is aborted.
+     * @throws {InvalidReferenceError | InvalidArgumentError} for bad arguments (an unknown option key).
+     * @throws {NoSpaceError | LimitExceededError | IoError | CacheIndexError} when the cache cannot be written.
+     */
+    pull(reference: string, opts?: PullOptions): Promise<ImageHandle>;
+    /**
      * Current uses, oldest first: of one reference's image, or of every image.
      *
      * @param reference - The image reference, in any spelling; omitted, the uses of every image.
@@ -936,6 +1106,16 @@ declare class Image {
      */
     static acquire(reference: string, holder: ImageHolder, opts?: AcquireOptions): Promise<ImageUse>;
     /**
+     * Pulls an image from its registry into the default cache; see {@link ImageCache.pull}.
+     *
+     * @param reference - `name[:tag]` or `name@sha256:…`.
+     * @param opts - See {@link PullOptions}.
+     * @throws {ImageNotFoundError | PlatformNotFoundError | RegistryError | DigestMismatchError |
+     *   AbortError | InvalidArgumentError} as {@link ImageCache.pull} does.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     */
+    static pull(reference: string, opts?: PullOptions): Promise<ImageHandle>;
+    /**
      * Current uses, of one reference's image or of every image; see {@link ImageCache.uses}.
      *
      * @param reference - The image reference, in any spelling; omitted, the uses of every image.
@@ -954,7 +1134,7 @@ declare class Image {
  * Every error code ocicache produces: the core's codes (`errorCodes()` of the native addon)
  * plus `NATIVE_NOT_FOUND` from the TypeScript loader. Codes are only ever added, never renamed.
  */
-type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "LIMIT_EXCEEDED" | "NO_SPACE" | "ABORTED" | "NATIVE_NOT_FOUND";
+type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "LIMIT_EXCEEDED" | "NO_SPACE" | "ABORTED" | "REGISTRY_UNAUTHORIZED" | "REGISTRY_DENIED" | "REGISTRY_RATE_LIMITED" | "REGISTRY_UNAVAILABLE" | "REGISTRY_TLS" | "NATIVE_NOT_FOUND";
 /** Options every error constructor accepts. */
 interface OcicacheErrorOptions {
     /** The underlying error, when there is one (a system or SQLite error, for example). */
@@ -979,18 +1159,27 @@ declare class OcicacheError extends Error {
      */
     constructor(code: ErrorCode | (string & {}), message: string, options?: OcicacheErrorOptions);
 }
-/** The reference (or digest) is not in the cache. Code `IMAGE_NOT_FOUND`. */
+/**
+ * The reference (or digest) is not in the cache, or (from a pull) not in its registry. Code
+ * `IMAGE_NOT_FOUND`.
+ */
 declare class ImageNotFoundError extends OcicacheError {
     /** The reference as the caller spelled it. */
     readonly reference: string;
+    /** From a pull: the registry host that has no such repository, tag or manifest; else null. */
+    readonly registry: string | null;
+    /** From a pull: the registry's own error code (`MANIFEST_UNKNOWN`, `NAME_UNKNOWN`), if any. */
+    readonly registryCode: string | null;
     readonly code: "IMAGE_NOT_FOUND";
     /**
      * @param message - Human-readable text.
-     * @param details - The reference looked up.
+     * @param details - The reference looked up; for a pull, the registry and its error code.
      * @param options - `cause`, when there is one.
      */
     constructor(message: string, details: {
         reference: string;
+        registry?: string | null;
+        registryCode?: string | null;
     }, options?: OcicacheErrorOptions);
 }
 /** A sandbox or snapshot use pins the image and removal was not forced. Code `IMAGE_IN_USE`. */
@@ -1228,6 +1417,98 @@ declare class AbortError extends OcicacheError {
      */
     constructor(message: string, options?: OcicacheErrorOptions);
 }
+/** The base of the errors of a registry, naming it. */
+declare class RegistryError extends OcicacheError {
+    /** The registry host. */
+    readonly registry: string;
+    /**
+     * @param code - The error's code.
+     * @param message - Human-readable text.
+     * @param details - The registry host.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(code: ErrorCode, message: string, details: {
+        registry: string;
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * The registry (or its token server) refused the credentials, or wants credentials and none
+ * were given or found in the Docker config. Code `REGISTRY_UNAUTHORIZED`.
+ */
+declare class RegistryUnauthorizedError extends RegistryError {
+    readonly code: "REGISTRY_UNAUTHORIZED";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The registry host.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        registry: string;
+    }, options?: OcicacheErrorOptions);
+}
+/** The registry denied access to the repository (HTTP 403). Code `REGISTRY_DENIED`. */
+declare class RegistryDeniedError extends RegistryError {
+    /** The repository. */
+    readonly repository: string;
+    readonly code: "REGISTRY_DENIED";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The registry host and repository.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        registry: string;
+        repository: string;
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * The registry kept answering 429 Too Many Requests after the retries (or asked to wait longer
+ * than a pull waits). Code `REGISTRY_RATE_LIMITED`.
+ */
+declare class RegistryRateLimitedError extends RegistryError {
+    /** The registry's `Retry-After`, in seconds, when it sent one. */
+    readonly retryAfterSeconds: number | null;
+    readonly code: "REGISTRY_RATE_LIMITED";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The registry host and its retry time.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        registry: string;
+        retryAfterSeconds?: number | null;
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * The registry could not be reached, answered 5xx, or broke the connection, after the retries.
+ * Code `REGISTRY_UNAVAILABLE`.
+ */
+declare class RegistryUnavailableError extends RegistryError {
+    readonly code: "REGISTRY_UNAVAILABLE";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The registry host.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        registry: string;
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * The registry's TLS certificate is not trusted (pass `caCerts`) or does not fit its host.
+ * Code `REGISTRY_TLS`.
+ */
+declare class RegistryTlsError extends RegistryError {
+    readonly code: "REGISTRY_TLS";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The registry host.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        registry: string;
+    }, options?: OcicacheErrorOptions);
+}
 /**
  * No native addon fits this platform, or the one that fits fails to load (a glibc older than
  * the prebuilt addons need, for example). Code `NATIVE_NOT_FOUND`. The message names the
@@ -1273,4 +1554,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };
+export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, type PullAuth, type PullLayerRef, type PullOptions, type PullPolicy, type PullProgress, ReferenceRequiredError, RegistryDeniedError, RegistryError, RegistryRateLimitedError, RegistryTlsError, RegistryUnauthorizedError, RegistryUnavailableError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };

@@ -6,6 +6,7 @@
 // 2 usage error (including a flag value the API rejects as an invalid argument, and `prune`
 // without `--yes` when stdin is not a terminal).
 
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { isatty } from "node:tty";
 import { parseArgs, type ParseArgsConfig } from "node:util";
@@ -22,6 +23,9 @@ import {
   type ImageHolder,
   type LoadOptions,
   type PruneOptions,
+  type PullOptions,
+  type PullPolicy,
+  type PullProgress,
 } from "./index";
 
 const USAGE = `Usage: ocicache [--root DIR] <command> [options]
@@ -36,6 +40,8 @@ Commands:
   df [-v] [--json]              Show disk usage by kind (-v: and per image)
   load [-i FILE] [--tag REF] [--platform OS/ARCH[/VARIANT]] [--max-uncompressed SIZE]
                                 Import a docker-save or OCI archive (stdin without -i)
+  pull REF [--platform P] [--policy if-missing|always|never] [--insecure] [--ca-cert FILE]
+           [--quiet] [--json]   Pull an image from its registry (mirrors: OCICACHE_REGISTRIES)
   check [REF...] [--full] [--repair] [--dry-run] [--json]
                                 Verify the cache's files (and repair what can be rebuilt)
   uses [REF] [--json]           List the sandboxes and snapshots holding images
@@ -157,6 +163,27 @@ ${AGE_AND_SIZE}
 Examples:
   ocicache load -i busybox.tar
   docker save busybox | ocicache load --tag busybox:saved`,
+  pull: `Usage: ocicache pull REF [options]
+
+Pull an image from its registry into the cache: the manifest (for a multi-platform image, the
+platform's) and config are fetched and verified, and only layers the cache lacks are downloaded,
+each streamed into its EROFS image. Credentials come from the Docker config (DOCKER_CONFIG, else
+~/.docker/config.json); mirrors from the file OCICACHE_REGISTRIES names. One progress line per
+layer (a live bar on a terminal); Ctrl-C aborts and exits 130.
+
+Options:
+  --platform OS/ARCH[/VAR]   From a multi-platform index take this platform (default: the host's)
+  --policy POLICY            if-missing (default: no request when cached), always (re-resolve
+                             the tag), never (fail unless cached)
+  --insecure                 Plain HTTP (a registry on 127.0.0.1 or in a lab)
+  --ca-cert FILE             Also trust the CA certificates in this PEM file
+  -q, --quiet                No progress output
+  --json                     Print the image's handle as JSON
+
+Examples:
+  ocicache pull busybox:1.36
+  ocicache pull --platform linux/arm64 ghcr.io/org/app:2 --json
+  ocicache pull --insecure 127.0.0.1:5000/dev/app:latest`,
   check: `Usage: ocicache check [REF...] [--full] [--repair] [--dry-run] [--json]
 
 Verify the files of the given images (default: all) against what the index recorded when
@@ -393,6 +420,32 @@ async function main(argv: string[]): Promise<number> {
       }
       if (values.platform !== undefined) options.platform = values.platform;
       return load(open(values), values.input, options);
+    }
+    case "pull": {
+      const { values, positionals } = parse(command, rest, {
+        platform: { type: "string" },
+        policy: { type: "string" },
+        insecure: { type: "boolean" },
+        "ca-cert": { type: "string" },
+        quiet: { type: "boolean", short: "q" },
+        json: { type: "boolean" },
+      });
+      if (values.help) return helpFor();
+      if (positionals.length !== 1) throw new CommandUsageError("pull takes exactly one reference", command);
+      const options: PullOptions = {};
+      if (values.platform !== undefined) options.platform = values.platform;
+      if (values.policy !== undefined) {
+        if (!["if-missing", "always", "never"].includes(values.policy)) {
+          throw new CommandUsageError("--policy is if-missing, always or never", command);
+        }
+        options.policy = values.policy as PullPolicy;
+      }
+      if (values.insecure) options.insecure = true;
+      if (values["ca-cert"] !== undefined) options.caCerts = readFileSync(values["ca-cert"], "utf8");
+      return pull(open(values), positionals[0] as string, options, {
+        quiet: values.quiet ?? false,
+        json: values.json ?? false,
+      });
     }
     case "check": {
       const { values, positionals } = parse(command, rest, {
@@ -849,6 +902,90 @@ async function load(cache: ImageCache, input: string | undefined, opts: LoadOpti
   } catch (err) {
     if (err instanceof AbortError && controller.signal.aborted) {
       io.err("ocicache: load interrupted; nothing was changed");
+      return EXIT_INTERRUPTED;
+    }
+    throw err;
+  } finally {
+    process.off("SIGINT", interrupt);
+  }
+}
+
+/** What one layer of a pull shows: state, bytes so far, and when it started downloading. */
+interface LayerLine {
+  state: "cached" | "downloading" | "converting" | "done";
+  bytes: number;
+  size: number;
+  started: number;
+}
+
+async function pull(
+  cache: ImageCache,
+  reference: string,
+  opts: PullOptions,
+  out: { quiet: boolean; json: boolean },
+): Promise<number> {
+  const controller = new AbortController();
+  const interrupt = () => controller.abort();
+  process.once("SIGINT", interrupt);
+  const tty = process.stderr.isTTY === true && !out.quiet;
+  const layers = new Map<number, LayerLine>();
+  let drawn = 0;
+  const line = (i: number, l: LayerLine) => {
+    const pct = l.size > 0 ? Math.min(100, Math.floor((l.bytes / l.size) * 100)) : 100;
+    const secs = Math.max((Date.now() - l.started) / 1000, 0.001);
+    const rate = l.state === "downloading" ? ` ${humanBytes(l.bytes / secs)}/s` : "";
+    const width = 20;
+    const bar = "#".repeat(Math.round((pct / 100) * width)).padEnd(width, ".");
+    return `layer ${i} [${bar}] ${humanBytes(l.bytes)}/${humanBytes(l.size)}${rate} ${l.state}`;
+  };
+  const redraw = () => {
+    if (!tty) return;
+    const lines = [...layers.entries()].sort((a, b) => a[0] - b[0]).map(([i, l]) => line(i, l));
+    process.stderr.write(`${drawn > 0 ? `\x1b[${drawn}F` : ""}${lines.map((l) => `\x1b[2K${l}\n`).join("")}`);
+    drawn = lines.length;
+  };
+  const log = (text: string) => {
+    if (!out.quiet && !tty) io.err(text);
+  };
+  const onProgress = (e: PullProgress) => {
+    if (e.kind === "resolved") {
+      log(`${reference}: ${e.manifestDigest} (${e.platform}), ${e.layerCount} layers, ${humanBytes(e.totalBytes)}`);
+      return;
+    }
+    if (e.kind === "resolving" || e.kind === "stitched" || e.kind === "done") return;
+    const l = layers.get(e.index) ?? { state: "downloading", bytes: 0, size: e.size, started: Date.now() };
+    layers.set(e.index, l);
+    switch (e.kind) {
+      case "layer-cached":
+        l.state = "cached";
+        l.bytes = e.size;
+        log(`layer ${e.index} ${shortDigest(e.digest)}: cached`);
+        break;
+      case "layer-download":
+        l.bytes = e.bytes;
+        break;
+      case "layer-verified":
+        l.state = "converting";
+        l.bytes = e.size;
+        break;
+      case "layer-converted":
+        l.state = "done";
+        log(`layer ${e.index} ${shortDigest(e.digest)}: ${humanBytes(e.size)} downloaded, ${humanBytes(e.erofsBytes)} EROFS`);
+        break;
+    }
+    redraw();
+  };
+  try {
+    const handle = await cache.pull(reference, { ...opts, signal: controller.signal, onProgress });
+    if (out.json) {
+      io.out(jsonText(handle));
+    } else {
+      io.out(handle.reference);
+    }
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof AbortError && controller.signal.aborted) {
+      io.err("ocicache: pull interrupted; nothing was changed");
       return EXIT_INTERRUPTED;
     }
     throw err;

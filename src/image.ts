@@ -3,7 +3,7 @@
 // native addon's shapes, results to classes with `Date`s and `null`s, native errors to error
 // classes. Behaviour lives in the Rust core; this file never reads the cache itself.
 
-import { AbortError, fromNative } from "./errors";
+import { AbortError, InvalidArgumentError, fromNative } from "./errors";
 import type {
   NativeAcquireOptions,
   NativeBackend,
@@ -24,8 +24,18 @@ import type {
   NativePruneOptions,
   NativePruneReport,
   NativePrunedReference,
+  NativePullOptions,
+  NativePullProgress,
 } from "./internal/binding";
-import { type Rule, type SchemaOf, checkOptions, checkValue, requireArity, requireString } from "./internal/args";
+import {
+  type Rule,
+  type SchemaOf,
+  checkOptions,
+  checkValue,
+  requireArity,
+  requireOptions,
+  requireString,
+} from "./internal/args";
 import { native } from "./internal/native";
 import { toDate } from "./internal/time";
 
@@ -97,7 +107,147 @@ export interface LoadOptions {
    * @default not cancellable
    */
   signal?: AbortSignal;
+  /**
+   * Receives the load's layer events (`layer-cached`, `layer-download` with the bytes read so
+   * far, `layer-verified`, `layer-converted`) and a `stitched` event per image; see
+   * {@link PullProgress}. Called on the JS thread, at most about ten times a second per layer;
+   * events are dropped rather than slowing the load when the listener falls behind.
+   * @default no events
+   */
+  onProgress?: (event: PullProgress) => void;
 }
+
+/** When a pull asks the registry: see {@link PullOptions.policy}. */
+export type PullPolicy = "if-missing" | "always" | "never";
+
+/** Registry credentials: a user name and password (or access token as password), or a token. */
+export type PullAuth =
+  | {
+      /** The user name. */
+      username: string;
+      /** The password (or an access token used as one). */
+      password: string;
+    }
+  | {
+      /** A registry token, sent as `Authorization: Bearer`. */
+      token: string;
+    };
+
+/** Options of {@link ImageCache.pull}. Unknown keys reject with {@link InvalidArgumentError}. */
+export interface PullOptions {
+  /**
+   * The platform to take from a multi-platform image, as `os/architecture[/variant]`
+   * (`linux/arm64`, `linux/arm/v7`); {@link PlatformNotFoundError} lists those the index offers.
+   * @default the host's platform (`linux/<host architecture>`)
+   */
+  platform?: string;
+  /**
+   * `if-missing`: no request at all when the reference is cached; `always`: resolve the tag in
+   * the registry and move it when its manifest changed (layers already cached are not
+   * downloaded); `never`: {@link ImageNotFoundError} when the reference is not cached.
+   * @default "if-missing"
+   */
+  policy?: PullPolicy;
+  /**
+   * Credentials. Without them, those of the Docker config (`$DOCKER_CONFIG/config.json`, else
+   * `~/.docker/config.json`: `auths`, `credHelpers`, `credsStore`), else anonymous.
+   * @default the Docker config's, else anonymous
+   */
+  auth?: PullAuth;
+  /**
+   * Receives the pull's events (see {@link PullProgress}), on the JS thread, at most about ten a
+   * second per layer; events are dropped rather than slowing the pull when the listener falls
+   * behind.
+   * @default no events
+   */
+  onProgress?: (event: PullProgress) => void;
+  /**
+   * Cancels the pull: it rejects with {@link AbortError} within a second (also on a stalled
+   * connection), publishes nothing and leaves the cache as it was.
+   * @default not cancellable
+   */
+  signal?: AbortSignal;
+  /**
+   * Plain HTTP to the registry (a registry on 127.0.0.1 or in a lab).
+   * @default false
+   */
+  insecure?: boolean;
+  /**
+   * Extra trusted CA certificates, PEM text, beside the public roots.
+   * @default only the public roots
+   */
+  caCerts?: string;
+}
+
+/** Which layer a {@link PullProgress} layer event is about. */
+export interface PullLayerRef {
+  /** Position in the image, 0 being the bottom layer. */
+  readonly index: number;
+  /** The layer's `diff_id` (digest of the uncompressed tar). */
+  readonly diffId: string;
+  /** The layer blob's digest. */
+  readonly digest: string;
+  /** The layer blob's size in bytes. */
+  readonly size: number;
+}
+
+/** One step of a pull (or, for the layer and `stitched` events, of a load), by `kind`. */
+export type PullProgress =
+  | {
+      /** The step. */
+      readonly kind: "resolving";
+      /** The reference, canonical. */
+      readonly reference: string }
+  | {
+      /** The step. */
+      readonly kind: "resolved";
+      /** The manifest's digest. */
+      readonly manifestDigest: string;
+      /** The platform taken, `os/architecture[/variant]`. */
+      readonly platform: string;
+      /** The layer count. */
+      readonly layerCount: number;
+      /** The layer blobs' compressed bytes. */
+      readonly totalBytes: number;
+    }
+  /** The layer's EROFS image is cached: nothing is downloaded for it. */
+  | ({
+      /** The step. */
+      readonly kind: "layer-cached";
+      } & PullLayerRef)
+  /** Bytes of the layer's blob downloaded (read, for a load) so far, of `size`. */
+  | ({
+      /** The step. */
+      readonly kind: "layer-download";
+      /** Bytes so far. */
+      readonly bytes: number } & PullLayerRef)
+  /** The blob's digest and `diff_id` matched. */
+  | ({
+      /** The step. */
+      readonly kind: "layer-verified";
+      } & PullLayerRef)
+  /** The layer's EROFS image is written. */
+  | ({
+      /** The step. */
+      readonly kind: "layer-converted";
+      /** The layer's EROFS image size in bytes. */
+      readonly erofsBytes: number } & PullLayerRef)
+  /** The image's fsmeta and VMDK are written (or were cached). */
+  | {
+      /** The step. */
+      readonly kind: "stitched";
+      /** The manifest's digest. */
+      readonly manifestDigest: string;
+      /** The fsmeta image's size in bytes. */
+      readonly fsmetaBytes: number;
+      /** The VMDK descriptor's size in bytes. */
+      readonly vmdkBytes: number;
+    }
+  | {
+      /** The step. */
+      readonly kind: "done";
+      /** The manifest's digest. */
+      readonly manifestDigest: string };
 
 /** Options of {@link ImageCache.remove}. */
 export interface RemoveOptions {
@@ -148,6 +298,13 @@ export interface PruneOptions {
 
 /** Options of {@link ImageCache.acquire}. */
 export interface AcquireOptions {
+  /**
+   * Pulls the reference when it is not cached (with these options, or the defaults for
+   * `true`), and records the use in the same index transaction as the pulled reference, so no
+   * prune in any process can delete the image between the pull and the pin.
+   * @default no pull: an uncached reference rejects with {@link ImageNotFoundError}
+   */
+  pull?: PullOptions | true;
   /**
    * The use stops pinning the image this many milliseconds after the call (a whole number
    * above 0), so a holder that died does not pin it forever. Acquiring again for the same
@@ -416,6 +573,25 @@ const LOAD_OPTIONS: SchemaOf<LoadOptions> = {
   platform: { type: "string", format: PLATFORM_FORMAT },
   signal: { type: "abortSignal" },
   maxUncompressedBytes: { type: "integer", min: 1 },
+  onProgress: { type: "function" },
+};
+
+const PULL_OPTIONS: SchemaOf<PullOptions> = {
+  platform: { type: "string", format: PLATFORM_FORMAT },
+  policy: {
+    type: "union",
+    literals: ["if-missing", "always", "never"],
+    variants: {},
+    expected: '"if-missing", "always" or "never"',
+  },
+  auth: {
+    type: "object",
+    schema: { username: { type: "string" }, password: { type: "string" }, token: { type: "string", nonEmpty: true } },
+  },
+  onProgress: { type: "function" },
+  signal: { type: "abortSignal" },
+  insecure: { type: "boolean" },
+  caCerts: { type: "string", nonEmpty: true },
 };
 
 const REMOVE_OPTIONS: SchemaOf<RemoveOptions> = {
@@ -442,9 +618,88 @@ const REPAIR_OPTIONS: SchemaOf<RepairOptions> = {
   dryRun: { type: "boolean" },
 };
 
-const ACQUIRE_OPTIONS: SchemaOf<AcquireOptions> = {
+const ACQUIRE_OPTIONS: SchemaOf<Omit<AcquireOptions, "pull">> = {
   ttlMs: { type: "integer", min: 1 },
 };
+
+/** What a pull hands the binding: its options, and the signal and listener kept in JS. */
+interface CheckedPull {
+  native: NativePullOptions;
+  signal: AbortSignal | undefined;
+  onProgress: ((event: PullProgress) => void) | undefined;
+}
+
+/** Checks pull options; rejects with AbortError when the signal is already aborted. */
+function pullOptionsToNative(value: unknown, argument: string): CheckedPull {
+  const opts = checkOptions(value, PULL_OPTIONS, argument);
+  if (opts.signal?.aborted) {
+    throw new AbortError("pull aborted before it started", { cause: opts.signal.reason });
+  }
+  const out: NativePullOptions = {};
+  if (opts.platform !== undefined) out.platform = opts.platform;
+  if (opts.policy !== undefined) out.policy = opts.policy;
+  if (opts.insecure !== undefined) out.insecure = opts.insecure;
+  if (opts.caCerts !== undefined) out.caCerts = opts.caCerts;
+  if (opts.auth !== undefined) {
+    const a = opts.auth as { username?: string; password?: string; token?: string };
+    const basic = a.username !== undefined && a.password !== undefined && a.token === undefined;
+    const token = a.token !== undefined && a.username === undefined && a.password === undefined;
+    if (!basic && !token) {
+      throw new InvalidArgumentError(
+        `invalid argument ${argument === "options" ? "" : `${argument}.`}auth: expected { username, password } or { token }`,
+        { argument: `${argument === "options" ? "" : `${argument}.`}auth` },
+      );
+    }
+    out.auth = basic ? { username: a.username, password: a.password } : { token: a.token };
+  }
+  return { native: out, signal: opts.signal, onProgress: opts.onProgress };
+}
+
+/** A binding progress event as the {@link PullProgress} union (absent fields dropped). */
+function progressEvent(e: NativePullProgress): PullProgress {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(e)) {
+    if (v !== undefined && v !== null) out[k] = v;
+  }
+  return Object.freeze(out) as unknown as PullProgress;
+}
+
+/** The binding's listener for `onProgress`; a listener that throws does not stop the work. */
+function progressListener(
+  onProgress: ((event: PullProgress) => void) | undefined,
+): ((event: NativePullProgress) => void) | undefined {
+  if (onProgress === undefined) return undefined;
+  return (e: NativePullProgress) => {
+    try {
+      onProgress(progressEvent(e));
+    } catch {
+      // A listener's failure is the listener's: the pull goes on.
+    }
+  };
+}
+
+/**
+ * Runs a native call with a cancellation token that `signal`, when given, cancels on abort; a
+ * call that stops because of it rejects with an AbortError whose cause is the signal's reason.
+ */
+async function cancellable<T>(
+  signal: AbortSignal | undefined,
+  run: (cancel: NativeCancel | undefined) => Promise<T>,
+): Promise<T> {
+  const token = signal ? new (native().NativeCancel)() : undefined;
+  const onAbort = () => token?.cancel();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await call(() => run(token));
+  } catch (err) {
+    if (signal?.aborted && err instanceof AbortError) {
+      throw new AbortError(err.message, { cause: signal.reason });
+    }
+    throw err;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
 
 /** `{ sandbox: id }` or `{ snapshot: id }`, the id not empty; every error names `holder`. */
 const HOLDER: Rule = {
@@ -534,7 +789,11 @@ function pruneOptionsToNative(value: unknown): NativePruneOptions {
 }
 
 /** Checks load options; rejects with AbortError when the signal is already aborted. */
-function loadOptionsToNative(value: unknown): { native: NativeLoadOptions; signal: AbortSignal | undefined } {
+function loadOptionsToNative(value: unknown): {
+  native: NativeLoadOptions;
+  signal: AbortSignal | undefined;
+  onProgress: ((event: NativePullProgress) => void) | undefined;
+} {
   const opts = checkOptions(value, LOAD_OPTIONS, "options");
   if (opts.signal?.aborted) {
     throw new AbortError("load aborted before it started", { cause: opts.signal.reason });
@@ -543,7 +802,7 @@ function loadOptionsToNative(value: unknown): { native: NativeLoadOptions; signa
   if (opts.tag !== undefined) out.tag = opts.tag;
   if (opts.platform !== undefined) out.platform = opts.platform;
   if (opts.maxUncompressedBytes !== undefined) out.maxUncompressedBytes = opts.maxUncompressedBytes;
-  return { native: out, signal: opts.signal };
+  return { native: out, signal: opts.signal, onProgress: progressListener(opts.onProgress) };
 }
 
 /**
@@ -881,8 +1140,8 @@ export class ImageCache {
   async load(path: string, opts?: LoadOptions): Promise<ImageHandle[]> {
     requireArity(arguments, 2, "load");
     requireString(path, "path");
-    const { native: options, signal } = loadOptionsToNative(opts);
-    return cancellableLoad(signal, (cancel) => this.#native.load(path, options, cancel));
+    const { native: options, signal, onProgress } = loadOptionsToNative(opts);
+    return cancellableLoad(signal, (cancel) => this.#native.load(path, options, cancel, onProgress));
   }
 
   /**
@@ -905,8 +1164,8 @@ export class ImageCache {
    */
   async loadStdin(opts?: LoadOptions): Promise<ImageHandle[]> {
     requireArity(arguments, 1, "loadStdin");
-    const { native: options, signal } = loadOptionsToNative(opts);
-    return cancellableLoad(signal, (cancel) => this.#native.loadStdin(options, cancel));
+    const { native: options, signal, onProgress } = loadOptionsToNative(opts);
+    return cancellableLoad(signal, (cancel) => this.#native.loadStdin(options, cancel, onProgress));
   }
 
   /**
@@ -929,8 +1188,55 @@ export class ImageCache {
     requireArity(arguments, 3, "acquire");
     requireString(reference, "reference");
     const h = holderToNative(holder);
-    const options: NativeAcquireOptions = checkOptions(opts, ACQUIRE_OPTIONS, "options");
-    return makeUse(this.#native, await call(() => this.#native.acquire(reference, h, options)));
+    requireOptions(opts, "options");
+    const { pull, ...rest } = (opts ?? {}) as AcquireOptions;
+    const options: NativeAcquireOptions = checkOptions(rest, ACQUIRE_OPTIONS, "options");
+    if (pull === undefined) {
+      return makeUse(this.#native, await call(() => this.#native.acquire(reference, h, options)));
+    }
+    const checked = pullOptionsToNative(pull === true ? {} : pull, "pull");
+    const used = await cancellable(checked.signal, (cancel) =>
+      this.#native.acquirePulling(reference, h, options, checked.native, cancel, progressListener(checked.onProgress)),
+    );
+    return makeUse(this.#native, used);
+  }
+
+  /**
+   * Pulls an image from its registry into this cache and returns its handle. With the default
+   * policy `if-missing`, a cached reference is returned at once without a request. Otherwise
+   * the manifest (for a multi-platform image, the platform's) and config are fetched and
+   * verified, and every layer whose `diffId` the cache lacks streams from the network through
+   * one pass that checks its digest and `diffId` and writes its EROFS image; nothing cached is
+   * downloaded again. Then the layers, fsmeta, VMDK and index rows are published as a load
+   * publishes them: on any failure (a cancellation included) nothing is published. A pull of a
+   * cached reference refreshes its `lastUsedAt`; a fresh one sets it to now. Two processes
+   * pulling one image at once download each layer once and both succeed; a concurrent `prune`
+   * never deletes what a running pull uses. Mirrors come from the file `OCICACHE_REGISTRIES`
+   * names (see the README).
+   *
+   * @param reference - `name[:tag]` or `name@sha256:…` (the manifest is checked against the digest).
+   * @param opts - See {@link PullOptions}.
+   * @throws {ImageNotFoundError} when the registry has no such repository or tag (`registryCode`
+   *   says what it answered), or with `policy: "never"` when the reference is not cached.
+   * @throws {PlatformNotFoundError} when a multi-platform image lacks the platform.
+   * @throws {RegistryUnauthorizedError | RegistryDeniedError} when credentials are missing, wrong
+   *   or insufficient.
+   * @throws {RegistryRateLimitedError | RegistryUnavailableError} when the registry keeps failing.
+   * @throws {RegistryTlsError} when its certificate is not trusted.
+   * @throws {DigestMismatchError} when a manifest, config or layer does not match its digest.
+   * @throws {UnsupportedError} for a Docker schema 1 image or an unknown media type.
+   * @throws {AbortError} when `signal` is aborted.
+   * @throws {InvalidReferenceError | InvalidArgumentError} for bad arguments (an unknown option key).
+   * @throws {NoSpaceError | LimitExceededError | IoError | CacheIndexError} when the cache cannot be written.
+   */
+  async pull(reference: string, opts?: PullOptions): Promise<ImageHandle> {
+    requireArity(arguments, 2, "pull");
+    requireString(reference, "reference");
+    const checked = pullOptionsToNative(opts, "options");
+    const handle = await cancellable(checked.signal, (cancel) =>
+      this.#native.pull(reference, checked.native, cancel, progressListener(checked.onProgress)),
+    );
+    return makeHandle(handle);
   }
 
   /**
@@ -1201,6 +1507,20 @@ export class Image {
   static async acquire(reference: string, holder: ImageHolder, opts?: AcquireOptions): Promise<ImageUse> {
     requireArity(arguments, 3, "Image.acquire");
     return cache().acquire(reference, holder, opts);
+  }
+
+  /**
+   * Pulls an image from its registry into the default cache; see {@link ImageCache.pull}.
+   *
+   * @param reference - `name[:tag]` or `name@sha256:…`.
+   * @param opts - See {@link PullOptions}.
+   * @throws {ImageNotFoundError | PlatformNotFoundError | RegistryError | DigestMismatchError |
+   *   AbortError | InvalidArgumentError} as {@link ImageCache.pull} does.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   */
+  static async pull(reference: string, opts?: PullOptions): Promise<ImageHandle> {
+    requireArity(arguments, 2, "Image.pull");
+    return cache().pull(reference, opts);
   }
 
   /**

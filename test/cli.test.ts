@@ -126,7 +126,8 @@ describe("ocicache CLI with images", () => {
       layerCount: 2,
       sizeBytes: await bytesOf(imageFiles(root, c.alpha)),
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-      lastUsedAt: null,
+      // A fresh load is a use (issue 12): lastUsedAt is the load time.
+      lastUsedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       tagged: true,
     });
     expect(run(["--root", root, "ls", "-q"]).stdout.trim().split("\n").sort()).toEqual(["beta:2", "example.com/alpha:1"]);

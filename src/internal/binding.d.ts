@@ -12,12 +12,23 @@ export declare class NativeCache {
    * bounds the bytes the load writes (a whole number of at least 1; absent: the core's
    * default); `cancel` stops it (`ABORTED`, the cache as it was).
    */
-  load(path: string, options?: NativeLoadOptions | undefined | null, cancel?: NativeCancel | undefined | null): Promise<NativeImageHandle[]>
+  load(path: string, options?: NativeLoadOptions | undefined | null, cancel?: NativeCancel | undefined | null, onProgress?: ((arg: NativePullProgress) => void) | undefined | null): Promise<NativeImageHandle[]>
   /**
    * Imports the archive on the process's standard input (file descriptor 0), read in the
    * core front to back, once, never copied whole; like `load` otherwise.
    */
-  loadStdin(options?: NativeLoadOptions | undefined | null, cancel?: NativeCancel | undefined | null): Promise<NativeImageHandle[]>
+  loadStdin(options?: NativeLoadOptions | undefined | null, cancel?: NativeCancel | undefined | null, onProgress?: ((arg: NativePullProgress) => void) | undefined | null): Promise<NativeImageHandle[]>
+  /**
+   * Pulls a reference from its registry (see the core's `Cache::pull`); `cancel` stops it
+   * (`ABORTED`, nothing published), `onProgress` receives its events (throttled, dropped
+   * rather than waited for).
+   */
+  pull(reference: string, options?: NativePullOptions | undefined | null, cancel?: NativeCancel | undefined | null, onProgress?: ((arg: NativePullProgress) => void) | undefined | null): Promise<NativeImageHandle>
+  /**
+   * `acquire` that pulls first when the reference is not cached, pinning in the same index
+   * transaction as the pulled reference.
+   */
+  acquirePulling(reference: string, holder: NativeHolder, options?: NativeAcquireOptions | undefined | null, pull?: NativePullOptions | undefined | null, cancel?: NativeCancel | undefined | null, onProgress?: ((arg: NativePullProgress) => void) | undefined | null): Promise<NativeImageUse>
   /** The handle of one reference. */
   get(reference: string): Promise<NativeImageHandle>
   /**
@@ -63,14 +74,14 @@ export declare class NativeCache {
 }
 
 /**
- * A way to stop a running load: after `cancel()`, the load rejects with `ABORTED` at its next
- * read (within a tenth of a second when it waits on standard input) and leaves the cache as it
- * was.
+ * A way to stop a running load or pull: after `cancel()`, it rejects with `ABORTED` at its
+ * next read (within a tenth of a second when it waits on standard input or a stalled
+ * download) and leaves the cache as it was.
  */
 export declare class NativeCancel {
   /** A token not cancelled. */
   constructor()
-  /** Cancels the loads given this token (idempotent). */
+  /** Cancels the loads and pulls given this token (idempotent). */
   cancel(): void
 }
 
@@ -388,4 +399,66 @@ export interface NativePruneReport {
    * not make), one line each naming the path; the rest of the prune went on. Empty normally.
    */
   warnings: ReadonlyArray<string>
+}
+
+/** `{ username, password }` or `{ token }`. */
+export interface NativePullAuth {
+  /** User name (with `password`). */
+  username?: string
+  /** Password (with `username`). */
+  password?: string
+  /** A registry token (alone). */
+  token?: string
+}
+
+/** Options of `NativeCache.pull` (TypeScript: `PullOptions`, less `onProgress` and `signal`). */
+export interface NativePullOptions {
+  /** `os/architecture[/variant]`; default the host's. */
+  platform?: string
+  /** `if-missing` (default), `always` or `never`. */
+  policy?: string
+  /** Credentials; default: the Docker config's, else anonymous. */
+  auth?: NativePullAuth
+  /** Plain HTTP. */
+  insecure?: boolean
+  /** Extra trusted CA certificates, PEM. */
+  caCerts?: string
+}
+
+/**
+ * One step of a pull or load (TypeScript: `PullProgress`, a union over `kind`). Layer events
+ * carry `index`, `diffId`, `digest` and `size`.
+ */
+export interface NativePullProgress {
+  /**
+   * `resolving`, `resolved`, `layer-cached`, `layer-download`, `layer-verified`,
+   * `layer-converted`, `stitched` or `done`.
+   */
+  kind: string
+  /** `resolving`: the reference. */
+  reference?: string
+  /** `resolved`, `stitched`, `done`: the manifest's digest. */
+  manifestDigest?: string
+  /** `resolved`: the platform. */
+  platform?: string
+  /** `resolved`: the layer count. */
+  layerCount?: number
+  /** `resolved`: the layer blobs' compressed bytes. */
+  totalBytes?: number
+  /** Layer events: position, 0 at the bottom. */
+  index?: number
+  /** Layer events: the layer's `diff_id`. */
+  diffId?: string
+  /** Layer events: the blob's digest. */
+  digest?: string
+  /** Layer events: the blob's size. */
+  size?: number
+  /** `layer-download`: bytes so far. */
+  bytes?: number
+  /** `layer-converted`: the EROFS image's bytes. */
+  erofsBytes?: number
+  /** `stitched`: the fsmeta image's bytes. */
+  fsmetaBytes?: number
+  /** `stitched`: the VMDK descriptor's bytes. */
+  vmdkBytes?: number
 }

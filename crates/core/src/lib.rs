@@ -51,6 +51,8 @@ pub mod index;
 pub mod ingest;
 pub mod layer;
 pub mod oci;
+pub mod progress;
+pub mod registry;
 pub mod source;
 pub mod store;
 mod sys;

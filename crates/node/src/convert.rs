@@ -356,7 +356,195 @@ pub(crate) fn load_options_from(
             .map(|v| byte_limit("maxUncompressedBytes", v))
             .transpose()?,
         cancel,
+        progress: None,
     })
+}
+
+/// Options of `NativeCache.pull` (TypeScript: `PullOptions`, less `onProgress` and `signal`).
+#[napi(object)]
+#[derive(Default)]
+pub struct NativePullOptions {
+    /// `os/architecture[/variant]`; default the host's.
+    pub platform: Option<String>,
+    /// `if-missing` (default), `always` or `never`.
+    pub policy: Option<String>,
+    /// Credentials; default: the Docker config's, else anonymous.
+    pub auth: Option<NativePullAuth>,
+    /// Plain HTTP.
+    pub insecure: Option<bool>,
+    /// Extra trusted CA certificates, PEM.
+    pub ca_certs: Option<String>,
+}
+
+/// `{ username, password }` or `{ token }`.
+#[napi(object)]
+pub struct NativePullAuth {
+    /// User name (with `password`).
+    pub username: Option<String>,
+    /// Password (with `username`).
+    pub password: Option<String>,
+    /// A registry token (alone).
+    pub token: Option<String>,
+}
+
+pub(crate) fn pull_options_from(o: NativePullOptions) -> core::Result<core::PullOptions> {
+    let credentials = match o.auth {
+        None => None,
+        Some(NativePullAuth {
+            username: Some(username),
+            password: Some(password),
+            token: None,
+        }) => Some(core::registry::Credentials::Basic { username, password }),
+        Some(NativePullAuth {
+            username: None,
+            password: None,
+            token: Some(token),
+        }) => Some(core::registry::Credentials::Token(token)),
+        Some(_) => {
+            return Err(core::Error::InvalidArgument {
+                name: "auth".into(),
+                reason: "expected { username, password } or { token }".into(),
+            });
+        }
+    };
+    Ok(core::PullOptions {
+        platform: o
+            .platform
+            .as_deref()
+            .map(core::oci::Platform::parse)
+            .transpose()?,
+        policy: o
+            .policy
+            .as_deref()
+            .map(core::PullPolicy::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        registry: core::registry::RegistryOptions {
+            credentials,
+            insecure: o.insecure.unwrap_or(false),
+            ca_certs: o.ca_certs,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+/// One step of a pull or load (TypeScript: `PullProgress`, a union over `kind`). Layer events
+/// carry `index`, `diffId`, `digest` and `size`.
+#[napi(object)]
+pub struct NativePullProgress {
+    /// `resolving`, `resolved`, `layer-cached`, `layer-download`, `layer-verified`,
+    /// `layer-converted`, `stitched` or `done`.
+    pub kind: String,
+    /// `resolving`: the reference.
+    pub reference: Option<String>,
+    /// `resolved`, `stitched`, `done`: the manifest's digest.
+    pub manifest_digest: Option<String>,
+    /// `resolved`: the platform.
+    pub platform: Option<String>,
+    /// `resolved`: the layer count.
+    pub layer_count: Option<u32>,
+    /// `resolved`: the layer blobs' compressed bytes.
+    pub total_bytes: Option<f64>,
+    /// Layer events: position, 0 at the bottom.
+    pub index: Option<u32>,
+    /// Layer events: the layer's `diff_id`.
+    pub diff_id: Option<String>,
+    /// Layer events: the blob's digest.
+    pub digest: Option<String>,
+    /// Layer events: the blob's size.
+    pub size: Option<f64>,
+    /// `layer-download`: bytes so far.
+    pub bytes: Option<f64>,
+    /// `layer-converted`: the EROFS image's bytes.
+    pub erofs_bytes: Option<f64>,
+    /// `stitched`: the fsmeta image's bytes.
+    pub fsmeta_bytes: Option<f64>,
+    /// `stitched`: the VMDK descriptor's bytes.
+    pub vmdk_bytes: Option<f64>,
+}
+
+pub(crate) fn progress_event(e: &core::progress::ProgressEvent) -> NativePullProgress {
+    use core::progress::ProgressEvent as E;
+    let mut out = NativePullProgress {
+        kind: String::new(),
+        reference: None,
+        manifest_digest: None,
+        platform: None,
+        layer_count: None,
+        total_bytes: None,
+        index: None,
+        diff_id: None,
+        digest: None,
+        size: None,
+        bytes: None,
+        erofs_bytes: None,
+        fsmeta_bytes: None,
+        vmdk_bytes: None,
+    };
+    let layer = |out: &mut NativePullProgress, l: &core::progress::LayerEvent| {
+        out.index = Some(l.index as u32);
+        out.diff_id = Some(l.diff_id.to_string());
+        out.digest = Some(l.digest.to_string());
+        out.size = Some(l.size as f64);
+    };
+    let kind = match e {
+        E::Resolving { reference } => {
+            out.reference = Some(reference.clone());
+            "resolving"
+        }
+        E::Resolved {
+            manifest_digest,
+            platform,
+            layers,
+            total_bytes,
+        } => {
+            out.manifest_digest = Some(manifest_digest.to_string());
+            out.platform = Some(platform.clone());
+            out.layer_count = Some(*layers as u32);
+            out.total_bytes = Some(*total_bytes as f64);
+            "resolved"
+        }
+        E::LayerCached(l) => {
+            layer(&mut out, l);
+            "layer-cached"
+        }
+        E::LayerDownload {
+            layer: l, bytes, ..
+        } => {
+            layer(&mut out, l);
+            out.bytes = Some(*bytes as f64);
+            "layer-download"
+        }
+        E::LayerVerified(l) => {
+            layer(&mut out, l);
+            "layer-verified"
+        }
+        E::LayerConverted {
+            layer: l,
+            erofs_bytes,
+        } => {
+            layer(&mut out, l);
+            out.erofs_bytes = Some(*erofs_bytes as f64);
+            "layer-converted"
+        }
+        E::Stitched {
+            manifest_digest,
+            fsmeta_bytes,
+            vmdk_bytes,
+        } => {
+            out.manifest_digest = Some(manifest_digest.to_string());
+            out.fsmeta_bytes = Some(*fsmeta_bytes as f64);
+            out.vmdk_bytes = Some(*vmdk_bytes as f64);
+            "stitched"
+        }
+        E::Done { manifest_digest } => {
+            out.manifest_digest = Some(manifest_digest.to_string());
+            "done"
+        }
+    };
+    out.kind = kind.to_owned();
+    out
 }
 
 pub(crate) fn acquire_options_from(o: NativeAcquireOptions) -> core::Result<core::AcquireOptions> {

@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{JsObjectValue, PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{Function, JsObjectValue, PromiseRaw, ToNapiValue};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, JsValue, Status};
 use napi_derive::napi;
 use ocicache_core as core;
@@ -59,6 +60,32 @@ fn js_error(env: &Env, error: &core::Error) -> napi::Error {
     build().unwrap_or_else(|e| e)
 }
 
+/// Progress events queued for the JS thread at most; when the queue is full an event is
+/// dropped rather than waited for, so a slow listener never slows a pull.
+const PROGRESS_QUEUE: usize = 256;
+
+/// A core progress sink calling `listener` on the JS thread, without blocking.
+fn progress_sink(
+    listener: Option<Function<'_, NativePullProgress, ()>>,
+) -> napi::Result<Option<core::progress::Progress>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    let tsfn = listener
+        .build_threadsafe_function()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .max_queue_size::<PROGRESS_QUEUE>()
+        .build()?;
+    Ok(Some(core::progress::Progress::new(move |event| {
+        // A full queue drops the event (QueueFull); a closing environment ignores it.
+        let _ = tsfn.call(
+            progress_event(event),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
+    })))
+}
+
 /// Every error code the core can produce (public API: codes are only ever added).
 #[napi]
 pub fn error_codes() -> Vec<String> {
@@ -71,9 +98,9 @@ pub fn default_root() -> Option<String> {
     core::store::default_root().map(|p| p.to_string_lossy().into_owned())
 }
 
-/// A way to stop a running load: after `cancel()`, the load rejects with `ABORTED` at its next
-/// read (within a tenth of a second when it waits on standard input) and leaves the cache as it
-/// was.
+/// A way to stop a running load or pull: after `cancel()`, it rejects with `ABORTED` at its
+/// next read (within a tenth of a second when it waits on standard input or a stalled
+/// download) and leaves the cache as it was.
 #[napi]
 pub struct NativeCancel {
     inner: core::cancel::Cancel,
@@ -93,7 +120,7 @@ impl NativeCancel {
         }
     }
 
-    /// Cancels the loads given this token (idempotent).
+    /// Cancels the loads and pulls given this token (idempotent).
     #[napi]
     pub fn cancel(&self) {
         self.inner.cancel();
@@ -140,10 +167,13 @@ impl NativeCache {
         path: String,
         options: Option<NativeLoadOptions>,
         cancel: Option<&NativeCancel>,
+        on_progress: Option<Function<'_, NativePullProgress, ()>>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
-        let opts = load_options_from(options.unwrap_or_default(), cancel.map(|c| c.inner.clone()))
-            .map_err(|e| js_error(env, &e))?;
+        let mut opts =
+            load_options_from(options.unwrap_or_default(), cancel.map(|c| c.inner.clone()))
+                .map_err(|e| js_error(env, &e))?;
+        opts.progress = progress_sink(on_progress)?;
         spawn(
             env,
             move || cache.load(&PathBuf::from(path), &opts),
@@ -159,14 +189,69 @@ impl NativeCache {
         env: &'env Env,
         options: Option<NativeLoadOptions>,
         cancel: Option<&NativeCancel>,
+        on_progress: Option<Function<'_, NativePullProgress, ()>>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
-        let opts = load_options_from(options.unwrap_or_default(), cancel.map(|c| c.inner.clone()))
-            .map_err(|e| js_error(env, &e))?;
+        let mut opts =
+            load_options_from(options.unwrap_or_default(), cancel.map(|c| c.inner.clone()))
+                .map_err(|e| js_error(env, &e))?;
+        opts.progress = progress_sink(on_progress)?;
         spawn(
             env,
             move || cache.load_stdin(&opts),
             |v| v.into_iter().map(handle).collect(),
+        )
+    }
+
+    /// Pulls a reference from its registry (see the core's `Cache::pull`); `cancel` stops it
+    /// (`ABORTED`, nothing published), `onProgress` receives its events (throttled, dropped
+    /// rather than waited for).
+    #[napi(ts_return_type = "Promise<NativeImageHandle>")]
+    pub fn pull<'env>(
+        &self,
+        env: &'env Env,
+        reference: String,
+        options: Option<NativePullOptions>,
+        cancel: Option<&NativeCancel>,
+        on_progress: Option<Function<'_, NativePullProgress, ()>>,
+    ) -> napi::Result<PromiseRaw<'env, NativeImageHandle>> {
+        let cache = self.inner.clone();
+        let mut opts =
+            pull_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        opts.cancel = cancel.map(|c| c.inner.clone());
+        opts.progress = progress_sink(on_progress)?;
+        spawn(env, move || cache.pull(&reference, &opts), handle)
+    }
+
+    /// `acquire` that pulls first when the reference is not cached, pinning in the same index
+    /// transaction as the pulled reference.
+    #[napi(ts_return_type = "Promise<NativeImageUse>")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a JS method's positional arguments"
+    )]
+    pub fn acquire_pulling<'env>(
+        &self,
+        env: &'env Env,
+        reference: String,
+        holder: NativeHolder,
+        options: Option<NativeAcquireOptions>,
+        pull: Option<NativePullOptions>,
+        cancel: Option<&NativeCancel>,
+        on_progress: Option<Function<'_, NativePullProgress, ()>>,
+    ) -> napi::Result<PromiseRaw<'env, NativeImageUse>> {
+        let cache = self.inner.clone();
+        let holder = holder_from(holder).map_err(|e| js_error(env, &e))?;
+        let opts =
+            acquire_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        let mut pull =
+            pull_options_from(pull.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        pull.cancel = cancel.map(|c| c.inner.clone());
+        pull.progress = progress_sink(on_progress)?;
+        spawn(
+            env,
+            move || cache.acquire_pulling(&reference, holder, &opts, &pull),
+            image_use,
         )
     }
 

@@ -118,7 +118,11 @@ impl Cache {
             budget: budget.clone(),
             cancel: cancel.clone(),
         };
-        let ingest = IngestOptions { budget, cancel };
+        let ingest = IngestOptions {
+            budget,
+            cancel,
+            progress: options.progress.clone(),
+        };
         // Whatever fails names paths under the cache's `tmp/`, never the `/proc/self/fd` path
         // the staging folder is worked in by.
         self.load_staged(&root, &staging, input, &read, &ingest, tag.as_ref())

@@ -7,16 +7,17 @@
 //!   mod.rs     Cache: open, get, list, inspect; the index connection and reference resolution
 //!   types.rs   options, handles, details and reports; index rows to those
 //!   load.rs    load: archive sources into the ingest pipeline (crate::ingest)
+//!   pull.rs    pull: registry sources (crate::registry) into the same pipeline; acquire
+//!              that pulls and pins in one transaction
 //!   gc.rs      remove, prune, disk_usage: plans in the index, sweeps in crate::gc
 //!   uses.rs    acquire, release, uses
 //!   boot.rs    boot_disk, rebuilding a missing fsmeta or VMDK
 //!   check.rs   verify, repair, and the quick check of boot_disk (over crate::check)
 //! ```
 //!
-//! Where the operations to come go: `pull` beside `load` (a `pull.rs` handing the sources of
-//! `crate::registry` to the same ingest pipeline, and filling [`LayerRefetch`] for repair),
-//! and `save` beside `load` (a `save.rs` writing an archive from the cache through
-//! `crate::archive`).
+//! Where the operation to come goes: `save` beside `load` (a `save.rs` writing an archive from
+//! the cache through `crate::archive`); a pull that re-fetches a damaged layer for `repair`
+//! fills [`LayerRefetch`].
 //!
 //! Locking: `load` holds the cache's GC lock shared from staging until its index rows are
 //! committed; `remove` and `prune` hold it exclusive, so they never delete a file a load in
@@ -35,10 +36,12 @@ mod boot;
 mod check;
 mod gc;
 mod load;
+mod pull;
 mod types;
 mod uses;
 
 pub use check::LayerRefetch;
+pub use pull::{PullOptions, PullPolicy};
 pub use types::*;
 
 use std::path::Path;

@@ -294,6 +294,9 @@ pub struct LoadOptions {
     pub max_uncompressed_bytes: Option<u64>,
     /// Stops the load at its next read once set: [`Error::Aborted`], and the cache as it was.
     pub cancel: Option<crate::cancel::Cancel>,
+    /// Receives the layer events of the load ([`crate::progress::ProgressEvent`]: cached,
+    /// read so far, verified, converted) and one `Stitched` per image.
+    pub progress: Option<crate::progress::Progress>,
 }
 
 pub(crate) fn handle_from_row(row: HandleRow) -> ImageHandle {

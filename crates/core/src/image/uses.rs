@@ -29,42 +29,18 @@ impl Cache {
         options: &AcquireOptions,
     ) -> Result<ImageUse> {
         self.local()?;
-        if options.ttl_ms == Some(0) {
-            return Err(Error::InvalidArgument {
-                name: "ttlMs".into(),
-                reason: "must be positive".into(),
-            });
-        }
-        let (kind, holder_id) = holder.parts();
-        if holder_id.is_empty() {
-            return Err(Error::InvalidArgument {
-                name: "holder".into(),
-                reason: "the holder id is empty".into(),
-            });
-        }
-        let id = random_id()?;
         let now = now_ms();
+        let mut row = new_use(&holder, options, String::new(), String::new(), now)?;
         // The reference is resolved in the transaction that records the use: a remove or
         // prune in another process either commits first (and this fails with ImageNotFound)
         // or sees the use.
         let row = self.index()?.add_use_with(|ix| {
             let resolved = resolve(ix, reference)?;
-            let manifest_digest = resolved.manifest().to_owned();
+            row.manifest_digest = resolved.manifest().to_owned();
+            let canonical = resolved.canonical.clone();
             let rows = resolved.rows;
-            let row = UseRow {
-                id,
-                holder_kind: kind.into(),
-                holder_id: holder_id.into(),
-                // A digest or prefix is recorded as the manifest's first reference.
-                reference: resolved
-                    .canonical
-                    .unwrap_or_else(|| rows[0].reference.clone()),
-                manifest_digest,
-                since: now,
-                expires_at: options
-                    .ttl_ms
-                    .map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))),
-            };
+            // A digest or prefix is recorded as the manifest's first reference.
+            row.reference = canonical.unwrap_or_else(|| rows[0].reference.clone());
             let touch: Vec<String> = rows
                 .into_iter()
                 .filter(|row| row.tagged)
@@ -134,6 +110,41 @@ impl Cache {
             .map(|row| use_from_row(row, now))
             .collect()
     }
+}
+
+/// The use `holder` makes of `manifest_digest` (named by the canonical `reference`) from
+/// `now`, with a fresh id; checks the holder and `ttl_ms`.
+pub(super) fn new_use(
+    holder: &Holder,
+    options: &AcquireOptions,
+    reference: String,
+    manifest_digest: String,
+    now: i64,
+) -> Result<UseRow> {
+    if options.ttl_ms == Some(0) {
+        return Err(Error::InvalidArgument {
+            name: "ttlMs".into(),
+            reason: "must be positive".into(),
+        });
+    }
+    let (kind, holder_id) = holder.parts();
+    if holder_id.is_empty() {
+        return Err(Error::InvalidArgument {
+            name: "holder".into(),
+            reason: "the holder id is empty".into(),
+        });
+    }
+    Ok(UseRow {
+        id: random_id()?,
+        holder_kind: kind.into(),
+        holder_id: holder_id.into(),
+        reference,
+        manifest_digest,
+        since: now,
+        expires_at: options
+            .ttl_ms
+            .map(|ttl| now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))),
+    })
 }
 
 /// Number of random bytes in a use id (128 bits: unguessable and collision-free in practice).

@@ -297,6 +297,21 @@ impl Index {
         now: i64,
         before_commit: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
+        self.insert_images_with_use(images, now, None, before_commit)
+            .map(|_| ())
+    }
+
+    /// [`Index::insert_images`] that also records `use_row` (as [`Index::add_use`] does) in the
+    /// same transaction, before `before_commit` runs: a pull that pins what it pulls commits
+    /// the references and the use together, so no prune can come between them. Returns the
+    /// use recorded (the existing one for the same holder and manifest, renewed).
+    pub fn insert_images_with_use(
+        &mut self,
+        images: &[NewImage],
+        now: i64,
+        use_row: Option<&UseRow>,
+        before_commit: impl FnOnce() -> Result<()>,
+    ) -> Result<Option<UseRow>> {
         let path = self.path.clone();
         let result = (|| {
             let tx = self
@@ -305,11 +320,29 @@ impl Index {
             for image in images {
                 insert_in(&tx, image, now)?;
             }
+            let recorded = match use_row {
+                Some(new) => Some(insert_use_in(&tx, new)?),
+                None => None,
+            };
             before_commit()?;
             tx.commit()?;
-            Ok(())
+            Ok(recorded)
         })();
         result.map_err(|e| no_space(e, &path))
+    }
+
+    /// Sets `last_used_at` of `references` (canonical) to `now`: a pull or load of an image
+    /// already cached counts as a use of it.
+    pub fn touch(&mut self, references: &[String], now: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for r in references {
+            tx.execute(
+                "UPDATE image_refs SET last_used_at = ?2 WHERE reference = ?1",
+                params![r, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records the sizes of a manifest's rebuilt fsmeta and VMDK, and its disk size with them,
@@ -561,24 +594,13 @@ impl Index {
         let this: &Index = self;
         let tx = Transaction::new_unchecked(&this.conn, TransactionBehavior::Immediate)?;
         let (new, touch) = build(this)?;
-        tx.execute(
-            "INSERT INTO uses (id, holder_kind, holder_id, reference, manifest_digest, since, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (holder_kind, holder_id, manifest_digest) DO UPDATE SET expires_at = excluded.expires_at",
-            params![new.id, new.holder_kind, new.holder_id, new.reference, new.manifest_digest, new.since, new.expires_at],
-        )?;
+        let row = insert_use_in(&tx, &new)?;
         for r in &touch {
             tx.execute(
                 "UPDATE image_refs SET last_used_at = ?2 WHERE reference = ?1",
                 params![r, new.since],
             )?;
         }
-        let row = tx.query_row(
-            "SELECT id, holder_kind, holder_id, reference, manifest_digest, since, expires_at FROM uses
-             WHERE holder_kind = ?1 AND holder_id = ?2 AND manifest_digest = ?3",
-            params![new.holder_kind, new.holder_id, new.manifest_digest],
-            use_row,
-        )?;
         tx.commit()?;
         Ok(row)
     }
@@ -747,7 +769,26 @@ fn use_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UseRow> {
     })
 }
 
-/// Writes the rows of one image (see [`Index::insert_images`]).
+/// Records a use (idempotent per holder and manifest, renewing its expiry) and returns the
+/// stored row.
+fn insert_use_in(tx: &Transaction<'_>, new: &UseRow) -> Result<UseRow> {
+    tx.execute(
+        "INSERT INTO uses (id, holder_kind, holder_id, reference, manifest_digest, since, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (holder_kind, holder_id, manifest_digest) DO UPDATE SET expires_at = excluded.expires_at",
+        params![new.id, new.holder_kind, new.holder_id, new.reference, new.manifest_digest, new.since, new.expires_at],
+    )?;
+    Ok(tx.query_row(
+        "SELECT id, holder_kind, holder_id, reference, manifest_digest, since, expires_at FROM uses
+         WHERE holder_kind = ?1 AND holder_id = ?2 AND manifest_digest = ?3",
+        params![new.holder_kind, new.holder_id, new.manifest_digest],
+        use_row,
+    )?)
+}
+
+/// Writes the rows of one image (see [`Index::insert_images`]). A new reference is last used
+/// now; one recorded again is used again now (`last_used_at` refreshed), and keeps its
+/// `created_at` unless it is re-pointed.
 fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
     for b in &image.blobs {
         tx.execute(
@@ -829,12 +870,12 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
     for r in &image.references {
         tx.execute(
             "INSERT INTO image_refs (reference, manifest_digest, created_at, last_used_at)
-                 VALUES (?1, ?2, ?3, NULL)
+                 VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT (reference) DO UPDATE SET
+                     created_at = CASE WHEN image_refs.manifest_digest <> excluded.manifest_digest
+                                  THEN excluded.created_at ELSE image_refs.created_at END,
                      manifest_digest = excluded.manifest_digest,
-                     created_at = excluded.created_at,
-                     last_used_at = NULL
-                 WHERE image_refs.manifest_digest <> excluded.manifest_digest",
+                     last_used_at = excluded.last_used_at",
             params![r, image.manifest_digest, now],
         )?;
     }

@@ -13,6 +13,7 @@ use crate::erofs::LayerImage;
 use crate::error::{Error, Result};
 use crate::layer::{ConvertOptions, convert_layer_from};
 use crate::oci::Digest;
+use crate::progress::{LayerEvent, ProgressEvent, ProgressReader, emit};
 use crate::source::{ImageSource, LayerSource};
 use crate::store::{Root, StagingDir};
 
@@ -82,6 +83,14 @@ pub(crate) fn prepare_layers<'r>(
             }
             match root.layer(diff_id).file_size()? {
                 Some(size) => {
+                    emit(
+                        options.progress.as_ref(),
+                        ProgressEvent::LayerCached(LayerEvent::new(
+                            position,
+                            layer.descriptor(),
+                            diff_id,
+                        )),
+                    );
                     prepared.sizes.insert(diff_id.clone(), size);
                     prepared
                         .readable
@@ -140,7 +149,16 @@ fn convert(staging: &StagingDir, n: &Needed<'_>, options: &IngestOptions) -> Res
         .path()
         .join(format!("layer-{}.erofs", diff_id.hex()));
     let blob = layer.open()?;
-    let reader = CancelReader::new(blob.reader, options.cancel.clone());
+    let event = LayerEvent::new(n.position, descriptor, diff_id);
+    let reader: Box<dyn std::io::Read + Send + '_> = match &options.progress {
+        Some(sink) => Box::new(ProgressReader::new(
+            blob.reader,
+            sink.clone(),
+            event.clone(),
+        )),
+        None => blob.reader,
+    };
+    let reader = CancelReader::new(reader, options.cancel.clone());
     let convert_options = ConvertOptions {
         blob_digest: Some(descriptor.digest.clone()),
         diff_id: Some(diff_id.clone()),
@@ -154,6 +172,17 @@ fn convert(staging: &StagingDir, n: &Needed<'_>, options: &IngestOptions) -> Res
             n.position, converted.blob_size, descriptor.size
         )));
     }
+    emit(
+        options.progress.as_ref(),
+        ProgressEvent::LayerVerified(event.clone()),
+    );
+    emit(
+        options.progress.as_ref(),
+        ProgressEvent::LayerConverted {
+            layer: event,
+            erofs_bytes: converted.erofs_size,
+        },
+    );
     Ok((dest, converted.erofs_size, converted.erofs_hash))
 }
 

@@ -36,8 +36,9 @@ use std::collections::HashSet;
 use crate::budget::WriteBudget;
 use crate::cancel::Cancel;
 use crate::error::Result;
-use crate::index::{ConfigRow, Index, LayerRow, NewBlob, NewImage};
+use crate::index::{ConfigRow, Index, LayerRow, NewBlob, NewImage, UseRow};
 use crate::oci::{Digest, Reference};
+use crate::progress::{Progress, ProgressEvent, emit};
 use crate::source::ImageSource;
 use crate::store::{CacheLock, Root, StagingDir};
 
@@ -52,6 +53,9 @@ pub struct IngestOptions {
     pub budget: WriteBudget,
     /// Checked at every read of a blob and before the commit.
     pub cancel: Cancel,
+    /// Receives the layer events (cached, read so far, verified, converted) and one
+    /// `Stitched` per image.
+    pub progress: Option<Progress>,
 }
 
 /// A load ready to commit: every file built in the staging folder, the index rows decided, the
@@ -100,6 +104,14 @@ pub(crate) fn prepare<'r>(
             &layers.sizes,
         )?;
         files.extend(built.staged.iter().cloned());
+        emit(
+            options.progress.as_ref(),
+            ProgressEvent::Stitched {
+                manifest_digest: image.manifest.descriptor.digest.clone(),
+                fsmeta_bytes: built.fsmeta,
+                vmdk_bytes: built.vmdk,
+            },
+        );
         records.push(new_image(image, &layers, &built));
     }
     options.cancel.check("the load")?;
@@ -116,27 +128,45 @@ impl Prepared<'_> {
     /// back, beneath the folder handles they were published through, and nothing is recorded.
     /// Then the artifact locks are released. Returns the canonical references recorded.
     pub(crate) fn commit(
-        mut self,
+        self,
         names: &[Vec<Reference>],
         ix: &mut Index,
         staging: &StagingDir,
         now: i64,
     ) -> Result<Vec<String>> {
+        self.commit_with_use(names, ix, staging, now, None)
+            .map(|(references, _)| references)
+    }
+
+    /// [`Prepared::commit`] that records `use_row` in the same transaction (a pull that pins
+    /// what it pulls); returns the use recorded too.
+    pub(crate) fn commit_with_use(
+        mut self,
+        names: &[Vec<Reference>],
+        ix: &mut Index,
+        staging: &StagingDir,
+        now: i64,
+        use_row: Option<&UseRow>,
+    ) -> Result<(Vec<String>, Option<UseRow>)> {
         for (record, refs) in self.records.iter_mut().zip(names) {
             record.references = refs.iter().map(Reference::canonical).collect();
         }
         let mut published = Published::default();
-        if let Err(e) = ix.insert_images(&self.records, now, || {
+        let recorded = match ix.insert_images_with_use(&self.records, now, use_row, || {
             publish(staging, &self.files, &mut published)
         }) {
-            published.undo();
-            return Err(e);
-        }
-        Ok(self
+            Ok(recorded) => recorded,
+            Err(e) => {
+                published.undo();
+                return Err(e);
+            }
+        };
+        let references = self
             .records
             .into_iter()
             .flat_map(|r| r.references)
-            .collect())
+            .collect();
+        Ok((references, recorded))
     }
 }
 

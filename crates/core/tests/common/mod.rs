@@ -25,6 +25,7 @@ pub mod debian;
 pub mod disk;
 pub mod oracles;
 pub mod read;
+pub mod registry;
 pub mod tar_body;
 pub mod tmpfs;
 pub mod tree;
