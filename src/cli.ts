@@ -845,6 +845,7 @@ async function df(cache: ImageCache, opts: { json: boolean; verbose: boolean }):
     for (const line of table(["REFERENCE", "DIGEST", "SHARED", "EXCLUSIVE", "RECLAIMABLE"], rows)) io.out(line);
     const plan = await cache.prune({ dryRun: true });
     const reclaim = plan.bytesReclaimed === null ? "an unknown number of bytes" : humanBytes(plan.bytesReclaimed);
+    io.out("");
     io.out(`prune would reclaim ${reclaim} now`);
   }
   return EXIT_OK;
