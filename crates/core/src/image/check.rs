@@ -220,17 +220,9 @@ impl Cache {
     /// [`Error::Io`] when a file cannot be read for another reason than its damage.
     pub fn verify(&self, reference: Option<&str>, options: &VerifyOptions) -> Result<CheckReport> {
         self.local()?;
-        let report = |images: Vec<ImageCheck>| CheckReport {
-            problems: images.iter().map(|i| i.problems.len() as u32).sum(),
-            images,
-            full: options.full,
-            dry_run: true,
-        };
+        let report = |images| report(images, options.full, true);
         if self.existing_index()?.is_none() {
-            return match reference {
-                Some(text) => Err(super::not_found(text)),
-                None => Ok(report(Vec::new())),
-            };
+            return missing_cache(reference).map(report);
         }
         let root = self.open_root()?;
         let _lock = root.lock_gc(LockMode::Shared)?;
@@ -267,17 +259,9 @@ impl Cache {
     ) -> Result<CheckReport> {
         self.local()?;
         let dry_run = options.dry_run;
-        let report = |images: Vec<ImageCheck>| CheckReport {
-            problems: images.iter().map(|i| i.problems.len() as u32).sum(),
-            images,
-            full: true,
-            dry_run,
-        };
+        let report = |images| report(images, true, dry_run);
         if self.existing_index()?.is_none() {
-            return match reference {
-                Some(text) => Err(super::not_found(text)),
-                None => Ok(report(Vec::new())),
-            };
+            return missing_cache(reference).map(report);
         }
         let root = self.open_root()?;
         let _lock = root.lock_gc(LockMode::Shared)?;
@@ -512,5 +496,24 @@ fn take_away(root: &Root, diff_id: &Digest) -> Result<()> {
         },
         Ok(None) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// The report of a verify or repair over `images`.
+fn report(images: Vec<ImageCheck>, full: bool, dry_run: bool) -> CheckReport {
+    CheckReport {
+        problems: images.iter().map(|i| i.problems.len() as u32).sum(),
+        images,
+        full,
+        dry_run,
+    }
+}
+
+/// What a verify or repair finds in a cache that does not exist: nothing to check, unless a
+/// reference was named.
+fn missing_cache(reference: Option<&str>) -> Result<Vec<ImageCheck>> {
+    match reference {
+        Some(text) => Err(super::not_found(text)),
+        None => Ok(Vec::new()),
     }
 }

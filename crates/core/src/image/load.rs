@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use super::{Cache, handle_from_row, now_ms};
 use crate::archive::{self, ReadOptions};
-use crate::budget::WriteBudget;
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestOptions};
 use crate::oci::{Platform, Reference};
@@ -107,10 +106,7 @@ impl Cache {
         // The root's folders are opened as handles (a symlink among them is refused), and a
         // damaged index, or one of a newer schema, fails the load before anything is staged.
         let root = self.open_root()?;
-        let budget = match options.max_uncompressed_bytes {
-            Some(limit) => WriteBudget::new(limit),
-            None => WriteBudget::free_space(self.layout.root())?,
-        };
+        let budget = self.write_budget(options.max_uncompressed_bytes)?;
         let _lock = root.lock_gc(LockMode::Shared)?;
         let staging = root.staging_dir(StagingPurpose::Load)?;
         let read = ReadOptions {

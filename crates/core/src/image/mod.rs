@@ -48,6 +48,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::budget::WriteBudget;
 use crate::error::{Error, Result};
 use crate::index::{HandleRow, Index};
 use crate::oci::Reference;
@@ -170,6 +171,15 @@ impl Cache {
         let root = Root::open(&self.layout)?;
         drop(self.index()?);
         Ok(root)
+    }
+
+    /// What a load or pull may write: `limit` bytes when given, else the free space of the
+    /// cache's file system (see [`WriteBudget::free_space`]).
+    fn write_budget(&self, limit: Option<u64>) -> Result<WriteBudget> {
+        match limit {
+            Some(limit) => Ok(WriteBudget::new(limit)),
+            None => WriteBudget::free_space(self.layout.root()),
+        }
     }
 
     /// The index when the cache exists (its `index.db` is there), without creating anything:

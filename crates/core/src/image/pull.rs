@@ -4,7 +4,6 @@
 
 use super::uses::new_use;
 use super::{Cache, handle_for, handle_from_row, now_ms, resolve};
-use crate::budget::WriteBudget;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::index::UseRow;
@@ -172,10 +171,7 @@ impl Cache {
             },
         );
         let root = self.open_root()?;
-        let budget = match options.max_uncompressed_bytes {
-            Some(limit) => WriteBudget::new(limit),
-            None => WriteBudget::free_space(self.layout.root())?,
-        };
+        let budget = self.write_budget(options.max_uncompressed_bytes)?;
         let _lock = root.lock_gc(LockMode::Shared)?;
         let staging = root.staging_dir(StagingPurpose::Load)?;
         let ingest = IngestOptions {
