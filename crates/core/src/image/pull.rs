@@ -129,7 +129,7 @@ impl Cache {
         if use_row.is_none() && options.policy != PullPolicy::Always {
             let mut ix = self.index()?;
             match resolve(&ix, reference) {
-                Ok(resolved) => {
+                Ok(mut resolved) => {
                     let touched: Vec<String> = resolved
                         .rows
                         .iter()
@@ -137,8 +137,10 @@ impl Cache {
                         .map(|row| row.reference.clone())
                         .collect();
                     ix.touch(&touched, now)?;
-                    // Read again: the handle shows the refreshed last use.
-                    let resolved = resolve(&ix, reference)?;
+                    // The handle shows the last use just recorded.
+                    for row in resolved.rows.iter_mut().filter(|row| row.tagged) {
+                        row.last_used_at = Some(now);
+                    }
                     let manifest_digest = crate::index::stored_digest(resolved.manifest())?;
                     emit(
                         options.progress.as_ref(),
