@@ -1,3 +1,160 @@
+/** The files a VM boots an image from. (TypeScript: `BootDisk`.) */
+interface NativeBootDisk {
+  /** The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths). */
+  vmdk: string
+  /** The merged metadata (fsmeta) EROFS image. */
+  fsmeta: string
+  /** Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order. */
+  layers: ReadonlyArray<string>
+}
+
+/** One problem with one artifact. (TypeScript: `CheckProblem`.) */
+interface NativeCheckProblem {
+  /** `missing`, `not-a-file`, `size`, `superblock`, `wrong-image`, `hash` or `metadata`. */
+  kind: string
+  /** `layer`, `fsmeta`, `vmdk` or `blob`. */
+  artifact: string
+  /** The file. */
+  path: string
+  /** What was expected (a size, a hash, a volume), when it can be told. */
+  expected: string | null
+  /** What was found, when it can be told. */
+  found: string | null
+}
+
+/** What `verify` or `repair` found. (TypeScript: `CheckReport`.) */
+interface NativeCheckReport {
+  /** One entry per manifest checked, by digest. */
+  images: Array<NativeImageCheck>
+  /** Whether every byte was re-hashed and every EROFS image re-parsed. */
+  full: boolean
+  /** Whether nothing was changed (a verify, or a repair's dry run). */
+  dryRun: boolean
+  /** Problems found (verify) or left (repair) over every image. */
+  problems: number
+}
+
+/** Integrity of one image's files. (TypeScript: `ImageCheck`.) */
+interface NativeImageCheck {
+  /** The manifest (`sha256:...`). */
+  manifestDigest: string
+  /** Its references, familiar form (`repository@digest` for a manifest only uses hold). */
+  references: Array<string>
+  /** Artifacts checked: manifest and config blobs, layer images, fsmeta, VMDK. */
+  artifacts: number
+  /** Bytes read (a full check reads every byte). */
+  bytesRead: number
+  /** Problems found (verify) or left (repair); empty when the image is sound. */
+  problems: Array<NativeCheckProblem>
+  /** Problems a repair fixed (or, in a dry run, would fix). */
+  repaired: Array<NativeCheckProblem>
+  /** Why the image is marked broken (`bootDisk` refuses it), or null. */
+  broken: string | null
+}
+
+/**
+ * The config fields `inspect` shows; absent fields are null. (TypeScript:
+ * `ImageConfigDetail`.)
+ */
+interface NativeImageConfig {
+  /** The config blob's digest (`sha256:...`). */
+  digest: string
+  /** `Env`, as `NAME=value` strings. */
+  env: Array<string> | null
+  /** `Cmd`. */
+  cmd: Array<string> | null
+  /** `Entrypoint`. */
+  entrypoint: Array<string> | null
+  /** `WorkingDir`. */
+  workingDir: string | null
+  /** `User`. */
+  user: string | null
+  /** `Labels`. */
+  labels: Record<string, unknown> | null
+  /** `StopSignal`. */
+  stopSignal: string | null
+}
+
+/** One layer of an image. (TypeScript: `ImageLayerDetail`.) */
+interface NativeImageLayer {
+  /** Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry). */
+  diffId: string
+  /** Digest of the layer blob as distributed (compressed or not). */
+  blobDigest: string
+  /** The layer descriptor's media type. */
+  mediaType: string
+  /** Size of the layer blob as distributed, in bytes. */
+  compressedSizeBytes: number
+  /**
+   * Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
+   * per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
+   * multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
+   * version and not converted since; loading an image with that layer converts it.
+   */
+  erofsSizeBytes: number | null
+  /** Position in the image, 0 being the bottom layer. */
+  position: number
+}
+
+/** One reference a prune removed. (TypeScript: `PrunedReference`.) */
+interface NativePrunedReference {
+  /** Familiar form of the reference. */
+  reference: string
+  /** The manifest it pointed to. */
+  manifestDigest: string
+  /**
+   * Recorded bytes its removal freed: the manifest's own files when it was the manifest's
+   * last reference, plus the config and layers no other image uses; 0 when another reference
+   * or a use keeps the manifest.
+   */
+  bytesFreed: number
+}
+
+/** What a prune (or remove) reclaimed. (TypeScript: `ImagePruneReport`.) */
+interface NativePruneReport {
+  /** References deleted. */
+  imageRefsRemoved: number
+  /** Manifests deleted. */
+  manifestsRemoved: number
+  /**
+   * Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
+   * layer images that no index row names (left by an interrupted load).
+   */
+  layersRemoved: number
+  /** fsmeta images deleted. */
+  fsmetaRemoved: number
+  /** VMDK descriptors deleted. */
+  vmdkRemoved: number
+  /**
+   * Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
+   * the `lstat` made just before each unlink, or null when files were due for deletion and
+   * none could be measured (another process deleted them first).
+   */
+  bytesReclaimed: number | null
+  /**
+   * Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
+   * has no such figure), or null when `bytesReclaimed` is.
+   */
+  allocatedBytesReclaimed: number | null
+  /**
+   * The cache's size before: the recorded sizes of its artifacts, the index files, and the
+   * orphan files and `tmp/` leftovers this run found.
+   */
+  bytesBefore: number
+  /** `bytesBefore` minus `bytesReclaimed`. */
+  bytesAfter: number
+  /** Each reference removed, least recently used first, with what removing it freed. */
+  removed: ReadonlyArray<Readonly<NativePrunedReference>>
+  /** Whether this was a dry run (nothing was changed). */
+  dryRun: boolean
+  /**
+   * Entries the sweep left in place because they are not what the cache deletes there (a
+   * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
+   * not make), one line each naming the path; the rest of the prune went on. Empty normally.
+   */
+  warnings: ReadonlyArray<string>
+}
+
 /**
  * Where a cache's operations are served from: `"local"` (this machine's disk) or a remote
  * cache service. The cloud backend is not available in this version: every operation rejects
@@ -32,12 +189,13 @@ interface LoadOptions {
      */
     tag?: string;
     /**
-     * The most bytes the load may write to disk: the archive's files as staged (decompressed
-     * when the archive is compressed) and the layer images it converts (holes of sparse files
-     * cost nothing), counted while they are written, across all layers. Going over rejects the
-     * load with {@link LimitExceededError} before the byte that would pass it is written, and
-     * leaves the cache as it was. A positive whole number. Without it the load stops the same
-     * way when it would leave less than the reserve free, but rejects with {@link NoSpaceError}.
+     * The most bytes the load may write to disk: the layer images it converts (holes of sparse
+     * files cost nothing), the manifest and config blobs, and the members it must spool from a
+     * compressed archive or standard input (decompressed), counted while they are written, across
+     * all layers. Going over rejects the load with {@link LimitExceededError} before the byte that
+     * would pass it is written, and leaves the cache as it was. A positive whole number. Without
+     * it the load stops the same way when it would leave less than the reserve free, but rejects
+     * with {@link NoSpaceError}.
      * @default the space available on the cache's file system when the load starts, minus a
      *   reserve of 1% of the file system (at most 1 GiB)
      */
@@ -52,14 +210,150 @@ interface LoadOptions {
      */
     platform?: string;
     /**
-     * Cancels the load. The signal is checked when the call starts: an already aborted signal
-     * rejects with {@link AbortError} (code `ABORTED`) and nothing is read or changed. Aborting
-     * a load that has started does not stop it in this version: it runs to completion (or
-     * failure) and the call settles with its result.
+     * Cancels the load. An already aborted signal rejects with {@link AbortError} (code `ABORTED`)
+     * and nothing is read or changed. Aborting a load that has started stops it at its next read
+     * of the archive (within a tenth of a second when it waits for standard input, see
+     * {@link ImageCache.loadStdin}): it rejects with {@link AbortError}, whose `cause` is the
+     * signal's reason, and, like any failed load, leaves the cache exactly as it was. A load that
+     * has finished reading and is committing completes.
      * @default not cancellable
      */
     signal?: AbortSignal;
+    /**
+     * Receives the load's layer events (`layer-cached`, `layer-download` with the bytes read so
+     * far, `layer-verified`, `layer-converted`) and a `stitched` event per image; see
+     * {@link PullProgress}. Called on the JS thread, at most about ten times a second per layer;
+     * events are dropped rather than slowing the load when the listener falls behind.
+     * @default no events
+     */
+    onProgress?: (event: PullProgress) => void;
 }
+/** When a pull asks the registry: see {@link PullOptions.policy}. */
+type PullPolicy = "if-missing" | "always" | "never";
+/** Registry credentials: a user name and password (or access token as password), or a token. */
+type PullAuth = {
+    /** The user name. */
+    username: string;
+    /** The password (or an access token used as one). */
+    password: string;
+} | {
+    /** A registry token, sent as `Authorization: Bearer`. */
+    token: string;
+};
+/** Options of {@link ImageCache.pull}. Unknown keys reject with {@link InvalidArgumentError}. */
+interface PullOptions {
+    /**
+     * The platform to take from a multi-platform image, as `os/architecture[/variant]`
+     * (`linux/arm64`, `linux/arm/v7`); {@link PlatformNotFoundError} lists those the index offers.
+     * @default the host's platform (`linux/<host architecture>`)
+     */
+    platform?: string;
+    /**
+     * `if-missing`: no request at all when the reference is cached; `always`: resolve the tag in
+     * the registry and move it when its manifest changed (layers already cached are not
+     * downloaded); `never`: {@link ImageNotFoundError} when the reference is not cached.
+     * @default "if-missing"
+     */
+    policy?: PullPolicy;
+    /**
+     * Credentials. Without them, those of the Docker config (`$DOCKER_CONFIG/config.json`, else
+     * `~/.docker/config.json`: `auths`, `credHelpers`, `credsStore`), else anonymous.
+     * @default the Docker config's, else anonymous
+     */
+    auth?: PullAuth;
+    /**
+     * Receives the pull's events (see {@link PullProgress}), on the JS thread, at most about ten a
+     * second per layer; events are dropped rather than slowing the pull when the listener falls
+     * behind.
+     * @default no events
+     */
+    onProgress?: (event: PullProgress) => void;
+    /**
+     * Cancels the pull: it rejects with {@link AbortError} within a second (also on a stalled
+     * connection), publishes nothing and leaves the cache as it was.
+     * @default not cancellable
+     */
+    signal?: AbortSignal;
+    /**
+     * Plain HTTP to the registry (a registry on 127.0.0.1 or in a lab).
+     * @default false
+     */
+    insecure?: boolean;
+    /**
+     * Extra trusted CA certificates, PEM text, beside the public roots.
+     * @default only the public roots
+     */
+    caCerts?: string;
+}
+/** Which layer a {@link PullProgress} layer event is about. */
+interface PullLayerRef {
+    /** Position in the image, 0 being the bottom layer. */
+    readonly index: number;
+    /** The layer's `diff_id` (digest of the uncompressed tar). */
+    readonly diffId: string;
+    /** The layer blob's digest. */
+    readonly digest: string;
+    /** The layer blob's size in bytes. */
+    readonly size: number;
+}
+/** One step of a pull (or, for the layer and `stitched` events, of a load), by `kind`. */
+type PullProgress = {
+    /** The step. */
+    readonly kind: "resolving";
+    /** The reference, canonical. */
+    readonly reference: string;
+} | {
+    /** The step. */
+    readonly kind: "resolved";
+    /** The manifest's digest. */
+    readonly manifestDigest: string;
+    /** The platform taken, `os/architecture[/variant]`. */
+    readonly platform: string;
+    /** The layer count. */
+    readonly layerCount: number;
+    /** The layer blobs' compressed bytes. */
+    readonly totalBytes: number;
+}
+/** The layer's EROFS image is cached: nothing is downloaded for it. */
+ | ({
+    /** The step. */
+    readonly kind: "layer-cached";
+} & PullLayerRef)
+/** Bytes of the layer's blob downloaded (read, for a load) so far, of `size`. */
+ | ({
+    /** The step. */
+    readonly kind: "layer-download";
+    /** Bytes so far. */
+    readonly bytes: number;
+} & PullLayerRef)
+/** The blob's digest and `diff_id` matched. */
+ | ({
+    /** The step. */
+    readonly kind: "layer-verified";
+} & PullLayerRef)
+/** The layer's EROFS image is written. */
+ | ({
+    /** The step. */
+    readonly kind: "layer-converted";
+    /** The layer's EROFS image size in bytes. */
+    readonly erofsBytes: number;
+} & PullLayerRef)
+/** The image's fsmeta and VMDK are written (or were cached). */
+ | {
+    /** The step. */
+    readonly kind: "stitched";
+    /** The manifest's digest. */
+    readonly manifestDigest: string;
+    /** The fsmeta image's size in bytes. */
+    readonly fsmetaBytes: number;
+    /** The VMDK descriptor's size in bytes. */
+    readonly vmdkBytes: number;
+} | {
+    /** The step. */
+    readonly kind: "done";
+    /** The manifest's digest. */
+    readonly manifestDigest: string;
+};
 /** Options of {@link ImageCache.remove}. */
 interface RemoveOptions {
     /**
@@ -108,12 +402,62 @@ interface PruneOptions {
 /** Options of {@link ImageCache.acquire}. */
 interface AcquireOptions {
     /**
+     * Pulls the reference when it is not cached (with these options, or the defaults for
+     * `true`), and records the use in the same index transaction as the pulled reference, so no
+     * prune in any process can delete the image between the pull and the pin.
+     * @default no pull: an uncached reference rejects with {@link ImageNotFoundError}
+     */
+    pull?: PullOptions | true;
+    /**
      * The use stops pinning the image this many milliseconds after the call (a whole number
      * above 0), so a holder that died does not pin it forever. Acquiring again for the same
      * holder and image renews (or, without `ttlMs`, removes) the expiry.
      * @default no expiry
      */
     ttlMs?: number;
+}
+/** Options of {@link ImageCache.list}. */
+interface ListOptions {
+    /**
+     * Also list the manifests no reference names that a sandbox or snapshot still holds (their
+     * tag moved on, or was removed with `force`): `tagged` is false and `reference` is
+     * `repository@sha256:...`, which every method resolves.
+     * @default false
+     */
+    all?: boolean;
+}
+/** Options of {@link ImageCache.verify}. */
+interface VerifyOptions {
+    /**
+     * Re-hash every byte of every file against the hash recorded when it was written, and
+     * re-parse every EROFS image's metadata. Without it the check is quick: existence, sizes,
+     * EROFS superblocks (and the volume each names) and the VMDK descriptor's text.
+     * @default false
+     */
+    full?: boolean;
+}
+/** Options of {@link ImageCache.repair}. */
+interface RepairOptions {
+    /**
+     * Report what would be repaired; change nothing.
+     * @default false
+     */
+    dryRun?: boolean;
+}
+/** One problem with one file of an image. */
+interface CheckProblem extends Readonly<NativeCheckProblem> {
+}
+/** The integrity of one image's files. */
+interface ImageCheck extends Readonly<Omit<NativeImageCheck, "problems" | "repaired">> {
+    /** Problems found (verify) or left (repair); empty when the image is sound. */
+    readonly problems: readonly CheckProblem[];
+    /** Problems a repair fixed (or, in a dry run, would fix). */
+    readonly repaired: readonly CheckProblem[];
+}
+/** What {@link ImageCache.verify} and {@link ImageCache.repair} return. */
+interface CheckReport extends Readonly<Omit<NativeCheckReport, "images">> {
+    /** One entry per manifest checked, by digest. */
+    readonly images: readonly ImageCheck[];
 }
 /** Who uses an image: a running sandbox or a snapshot, by id. */
 type ImageHolder = {
@@ -124,43 +468,10 @@ type ImageHolder = {
     snapshot: string;
 };
 /** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
-interface ImageConfigDetail {
-    /** The config blob's digest (`sha256:...`). */
-    readonly digest: string;
-    /** `Env`, as `NAME=value` strings. */
-    readonly env: string[] | null;
-    /** `Cmd`. */
-    readonly cmd: string[] | null;
-    /** `Entrypoint`. */
-    readonly entrypoint: string[] | null;
-    /** `WorkingDir`. */
-    readonly workingDir: string | null;
-    /** `User`. */
-    readonly user: string | null;
-    /** `Labels`. */
-    readonly labels: Record<string, unknown> | null;
-    /** `StopSignal`. */
-    readonly stopSignal: string | null;
+interface ImageConfigDetail extends Readonly<NativeImageConfig> {
 }
 /** One layer of an image. */
-interface ImageLayerDetail {
-    /** Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry). */
-    readonly diffId: string;
-    /** Digest of the layer blob as distributed (compressed or not). */
-    readonly blobDigest: string;
-    /** The layer descriptor's media type. */
-    readonly mediaType: string;
-    /** Size of the layer blob as distributed, in bytes. */
-    readonly compressedSizeBytes: number;
-    /**
-     * Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
-     * per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
-     * multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
-     * version and not converted since; loading an image with that layer converts it.
-     */
-    readonly erofsSizeBytes: number | null;
-    /** Position in the image, 0 being the bottom layer. */
-    readonly position: number;
+interface ImageLayerDetail extends Readonly<NativeImageLayer> {
 }
 /** What {@link ImageCache.inspect} returns. */
 interface ImageDetail {
@@ -172,61 +483,12 @@ interface ImageDetail {
     readonly layers: readonly ImageLayerDetail[];
 }
 /** What {@link ImageCache.prune} reclaimed. */
-interface ImagePruneReport {
-    /** References deleted. */
-    readonly imageRefsRemoved: number;
-    /** Manifests deleted. */
-    readonly manifestsRemoved: number;
-    /**
-     * Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
-     * layer images that no index row names (left by an interrupted load).
-     */
-    readonly layersRemoved: number;
-    /** fsmeta images deleted. */
-    readonly fsmetaRemoved: number;
-    /** VMDK descriptors deleted. */
-    readonly vmdkRemoved: number;
-    /**
-     * Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
-     * the `lstat` made just before each unlink, or null when files were due for deletion and
-     * none could be measured (another process deleted them first).
-     */
-    readonly bytesReclaimed: number | null;
-    /**
-     * Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
-     * has no such figure), or null when `bytesReclaimed` is.
-     */
-    readonly allocatedBytesReclaimed: number | null;
-    /**
-     * The cache's size before: the recorded sizes of its artifacts, the index files, and the
-     * orphan files and `tmp/` leftovers this run found.
-     */
-    readonly bytesBefore: number;
-    /** `bytesBefore` minus `bytesReclaimed`. */
-    readonly bytesAfter: number;
+interface ImagePruneReport extends Readonly<Omit<NativePruneReport, "removed">> {
     /** Each reference removed, least recently used first, with what removing it freed. */
     readonly removed: readonly PrunedReference[];
-    /** Whether this was a dry run (nothing was changed). */
-    readonly dryRun: boolean;
-    /**
-     * Entries the sweep left in place because they are not what the cache deletes there (a
-     * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
-     * not make), one line each naming the path; the rest of the prune went on. Empty normally.
-     */
-    readonly warnings: readonly string[];
 }
 /** One reference a prune removed. */
-interface PrunedReference {
-    /** Familiar form of the reference. */
-    readonly reference: string;
-    /** The manifest it pointed to. */
-    readonly manifestDigest: string;
-    /**
-     * Recorded bytes its removal freed: the manifest's own files when it was the manifest's
-     * last reference, plus the config and layers no other image uses; 0 when another reference
-     * or a use keeps the manifest.
-     */
-    readonly bytesFreed: number;
+interface PrunedReference extends Readonly<NativePrunedReference> {
 }
 /**
  * Bytes on disk by kind and per image; what {@link ImageCache.diskUsage} returns. The kinds
@@ -267,13 +529,7 @@ interface ImageDiskUsage {
     readonly reclaimableBytes: number;
 }
 /** The files a VM boots an image from; what {@link ImageCache.bootDisk} returns. */
-interface BootDisk {
-    /** The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths). */
-    readonly vmdk: string;
-    /** The merged metadata (fsmeta) EROFS image. */
-    readonly fsmeta: string;
-    /** Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order. */
-    readonly layers: readonly string[];
+interface BootDisk extends Readonly<NativeBootDisk> {
 }
 /**
  * A read-only snapshot of one cached reference, as it was when the call returned. Obtain one
@@ -304,6 +560,11 @@ declare class ImageHandle {
     readonly lastUsedAt: Date | null;
     /** When the reference was created or last re-pointed to another manifest. */
     readonly createdAt: Date | null;
+    /**
+     * False for a manifest no reference names that a sandbox or snapshot still holds (listed by
+     * `list({ all: true })`); its `reference` is then `repository@sha256:...`.
+     */
+    readonly tagged: boolean;
     private constructor();
 }
 /**
@@ -330,6 +591,8 @@ declare class ImageUse {
      * prune and remove ignore it. Release it, or acquire again to renew it.
      */
     readonly expired: boolean;
+    /** The use's id: what `ocicache release USE_ID` takes. */
+    readonly id: string;
     private constructor();
     /**
      * Ends the use, so a later prune or remove may collect the image. Releasing again, or
@@ -339,6 +602,15 @@ declare class ImageUse {
      * @throws {IoError} when the cache folder cannot be read.
      */
     release(): Promise<void>;
+    /**
+     * The files a VM boots exactly the manifest this use pins, whatever happened to its tags
+     * since (see {@link ImageCache.bootDisk}).
+     *
+     * @throws {CorruptCacheError} when a file is damaged or the image is marked broken.
+     * @throws {ImageNotFoundError} when the use was released and the image pruned.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    bootDisk(): Promise<BootDisk>;
 }
 /**
  * One image cache: a root folder on this machine (or a remote backend). Every method is safe
@@ -389,7 +661,57 @@ declare class ImageCache {
      * @throws {UnsupportedError} with the cloud backend.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
      */
-    list(): Promise<ImageHandle[]>;
+    list(opts?: ListOptions): Promise<ImageHandle[]>;
+    /**
+     * Checks the files of one image (any reference form {@link ImageCache.get} takes), or of
+     * every image, against what the index recorded when they were written; changes nothing. A
+     * cache that does not exist has no images, and is not created.
+     *
+     * @param reference - The image; omitted: every image.
+     * @param opts - `full` also re-hashes every byte and re-parses every EROFS image.
+     * @returns One entry per image with the problems found (kind, artifact, path, expected,
+     *   found); `problems` counts them all.
+     * @throws {ImageNotFoundError} when `reference` is not cached.
+     * @throws {InvalidReferenceError} when `reference` is malformed or an ambiguous prefix.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read.
+     */
+    verify(reference?: string, opts?: VerifyOptions): Promise<CheckReport>;
+    /**
+     * Verifies fully, then repairs: a missing or damaged fsmeta image or VMDK descriptor is
+     * rebuilt from the layer images, byte for byte what the load wrote; a missing or damaged
+     * layer image is taken away and every image listing it marked broken ({@link bootDisk}
+     * refuses it with {@link CorruptCacheError} until the image is loaded again); an image marked
+     * broken whose files are sound again loses the mark. Idempotent.
+     *
+     * @param reference - The image; omitted: every image.
+     * @param opts - `dryRun` only reports.
+     * @returns Per image what was repaired and the problems left.
+     * @throws {ImageNotFoundError} when `reference` is not cached.
+     * @throws {InvalidReferenceError} when `reference` is malformed or an ambiguous prefix.
+     * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
+     * @throws {CacheIndexError | IoError} when the cache cannot be read or written.
+     */
+    repair(reference?: string, opts?: RepairOptions): Promise<CheckReport>;
+    /**
+     * Points the tag `target` at the image `source` names (any form {@link ImageCache.get}
+     * takes), like `docker tag`; a `target` that named another image is re-pointed.
+     *
+     * @returns The new reference's handle.
+     * @throws {ImageNotFoundError} when `source` is not cached.
+     * @throws {InvalidReferenceError} when `target` is malformed or a digest reference.
+     * @throws {InvalidArgumentError} when an argument is not a string.
+     * @throws {CacheIndexError | IoError} when the cache cannot be written.
+     */
+    tag(source: string, target: string): Promise<ImageHandle>;
+    /**
+     * Ends every use of one holder (a sandbox that stopped, a snapshot deleted). Idempotent.
+     *
+     * @returns How many uses it ended.
+     * @throws {InvalidArgumentError} when `holder` is not `{ sandbox: id }` or `{ snapshot: id }`.
+     * @throws {CacheIndexError | IoError} when the cache cannot be written.
+     */
+    releaseHolder(holder: ImageHolder): Promise<number>;
     /**
      * The handle, config and layers (bottom to top) of a cached reference.
      *
@@ -479,7 +801,9 @@ declare class ImageCache {
      * Imports every image of an archive: a `docker save` tarball, an OCI image layout tarball
      * (optionally gzip- or zstd-compressed) or an OCI image layout folder. Each distinct layer is
      * converted to an EROFS image (its `diffId` checked against the uncompressed tar) and its blob
-     * is not kept; a layer whose `diffId` is already cached is reused without reading its blob.
+     * is not kept; a layer whose `diffId` is already cached is reused without reading its blob. A
+     * plain tar and a folder are read in place, never copied; a compressed tar is read once, front
+     * to back, members that come before its metadata spooled into the cache's `tmp/`.
      * Everything is verified and built under the cache's `tmp/` before anything is published, and
      * all images of the archive are recorded in one transaction: on any failure (bad input, a full
      * disk, a damaged index) the cache is exactly as it was. `path` must be a regular file or a
@@ -487,7 +811,7 @@ declare class ImageCache {
      *
      * @param path - The archive file or layout folder.
      * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
-     *   index; `signal` cancels the load before it starts; `maxUncompressedBytes` bounds what the
+     *   index; `signal` cancels the load; `maxUncompressedBytes` bounds what the
      *   load writes. See {@link LoadOptions}.
      * @returns One handle per reference, in archive order.
      * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
@@ -495,7 +819,8 @@ declare class ImageCache {
      * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
      * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
      * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
-     * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
+     * @throws {AbortError} when `signal` is aborted (before the load starts, or while it reads
+     *   the archive); the cache is as it was.
      * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
      * @throws {InvalidArgumentError} when an option is unknown or of the wrong type (also
      *   `maxUncompressedBytes` that is not a positive whole number), or an argument has the wrong
@@ -510,6 +835,25 @@ declare class ImageCache {
      * @throws {CacheIndexError} when the cache's index cannot be written.
      */
     load(path: string, opts?: LoadOptions): Promise<ImageHandle[]>;
+    /**
+     * Imports every image of the archive on the process's standard input (file descriptor 0),
+     * as {@link ImageCache.load} does a file: `ocicache load` without `-i`. The addon reads the
+     * input itself, front to back and once, and never copies it whole: members that come before
+     * the archive's metadata (a `docker save` archive writes its layers first) are spooled into
+     * the cache's `tmp/` folder, which the load deletes when it ends, however it ends. Do not read
+     * `process.stdin` while it runs. A `signal` aborted while the load waits for input stops it
+     * within a tenth of a second.
+     *
+     * @param opts - As for {@link ImageCache.load}.
+     * @returns One handle per reference, in archive order.
+     * @throws {InvalidArchiveError} when the input is not an image archive.
+     * @throws {AbortError} when `signal` is aborted; nothing is changed.
+     * @throws {DigestMismatchError | ReferenceRequiredError | PlatformNotFoundError |
+     *   InvalidReferenceError | InvalidArgumentError | LimitExceededError | NoSpaceError |
+     *   UnsupportedError | CorruptCacheError | IoError | CacheIndexError} as for
+     *   {@link ImageCache.load}.
+     */
+    loadStdin(opts?: LoadOptions): Promise<ImageHandle[]>;
     /**
      * Records that a sandbox or snapshot uses an image: its manifest and layers stay on disk
      * until the use is released (or, with `ttlMs`, expires), even if the reference is removed
@@ -527,6 +871,35 @@ declare class ImageCache {
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
      */
     acquire(reference: string, holder: ImageHolder, opts?: AcquireOptions): Promise<ImageUse>;
+    /**
+     * Pulls an image from its registry into this cache and returns its handle. With the default
+     * policy `if-missing`, a cached reference is returned at once without a request. Otherwise
+     * the manifest (for a multi-platform image, the platform's) and config are fetched and
+     * verified, and every layer whose `diffId` the cache lacks streams from the network through
+     * one pass that checks its digest and `diffId` and writes its EROFS image; nothing cached is
+     * downloaded again. Then the layers, fsmeta, VMDK and index rows are published as a load
+     * publishes them: on any failure (a cancellation included) nothing is published. A pull of a
+     * cached reference refreshes its `lastUsedAt`; a fresh one sets it to now. Two processes
+     * pulling one image at once download each layer once and both succeed; a concurrent `prune`
+     * never deletes what a running pull uses. Mirrors come from the file `OCICACHE_REGISTRIES`
+     * names (see the README).
+     *
+     * @param reference - `name[:tag]` or `name@sha256:…` (the manifest is checked against the digest).
+     * @param opts - See {@link PullOptions}.
+     * @throws {ImageNotFoundError} when the registry has no such repository or tag (`registryCode`
+     *   says what it answered), or with `policy: "never"` when the reference is not cached.
+     * @throws {PlatformNotFoundError} when a multi-platform image lacks the platform.
+     * @throws {RegistryUnauthorizedError | RegistryDeniedError} when credentials are missing, wrong
+     *   or insufficient.
+     * @throws {RegistryRateLimitedError | RegistryUnavailableError} when the registry keeps failing.
+     * @throws {RegistryTlsError} when its certificate is not trusted.
+     * @throws {DigestMismatchError} when a manifest, config or layer does not match its digest.
+     * @throws {UnsupportedError} for a Docker schema 1 image or an unknown media type.
+     * @throws {AbortError} when `signal` is aborted.
+     * @throws {InvalidReferenceError | InvalidArgumentError} for bad arguments (an unknown option key).
+     * @throws {NoSpaceError | LimitExceededError | IoError | CacheIndexError} when the cache cannot be written.
+     */
+    pull(reference: string, opts?: PullOptions): Promise<ImageHandle>;
     /**
      * Current uses, oldest first: of one reference's image, or of every image.
      *
@@ -583,7 +956,15 @@ declare class Image {
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
      * @throws {CacheIndexError | IoError} when the cache cannot be read.
      */
-    static list(): Promise<ImageHandle[]>;
+    static list(opts?: ListOptions): Promise<ImageHandle[]>;
+    /** Checks images' files; see {@link ImageCache.verify}. */
+    static verify(reference?: string, opts?: VerifyOptions): Promise<CheckReport>;
+    /** Repairs images' files; see {@link ImageCache.repair}. */
+    static repair(reference?: string, opts?: RepairOptions): Promise<CheckReport>;
+    /** Points a tag at a cached image; see {@link ImageCache.tag}. */
+    static tag(source: string, target: string): Promise<ImageHandle>;
+    /** Ends every use of one holder; see {@link ImageCache.releaseHolder}. */
+    static releaseHolder(holder: ImageHolder): Promise<number>;
     /**
      * The handle, config and layers of a cached reference; see {@link ImageCache.inspect}.
      *
@@ -657,7 +1038,7 @@ declare class Image {
      *
      * @param path - The archive file or layout folder.
      * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
-     *   index; `signal` cancels the load before it starts; `maxUncompressedBytes` bounds what the
+     *   index; `signal` cancels the load; `maxUncompressedBytes` bounds what the
      *   load writes. See {@link LoadOptions}.
      * @returns One handle per reference, in archive order.
      * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
@@ -665,7 +1046,8 @@ declare class Image {
      * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
      * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
      * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
-     * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
+     * @throws {AbortError} when `signal` is aborted (before the load starts, or while it reads
+     *   the archive); the cache is as it was.
      * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
      * @throws {InvalidArgumentError} when an option is unknown or of the wrong type (also
      *   `maxUncompressedBytes` that is not a positive whole number), an argument has the wrong
@@ -679,6 +1061,21 @@ declare class Image {
      * @throws {CacheIndexError} when the cache's index cannot be written.
      */
     static load(path: string, opts?: LoadOptions): Promise<ImageHandle[]>;
+    /**
+     * Imports every image of the archive on the process's standard input; see
+     * {@link ImageCache.loadStdin}.
+     *
+     * @param opts - As for {@link Image.load}.
+     * @returns One handle per reference, in archive order.
+     * @throws {InvalidArchiveError} when the input is not an image archive.
+     * @throws {AbortError} when `signal` is aborted; nothing is changed.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     * @throws {DigestMismatchError | ReferenceRequiredError | PlatformNotFoundError |
+     *   InvalidReferenceError | InvalidArgumentError | LimitExceededError | NoSpaceError |
+     *   UnsupportedError | CorruptCacheError | IoError | CacheIndexError} as for
+     *   {@link Image.load}.
+     */
+    static loadStdin(opts?: LoadOptions): Promise<ImageHandle[]>;
     /**
      * Records that a sandbox or snapshot uses an image; see {@link ImageCache.acquire}.
      *
@@ -694,6 +1091,16 @@ declare class Image {
      * @throws {CacheIndexError | IoError} when the cache cannot be changed.
      */
     static acquire(reference: string, holder: ImageHolder, opts?: AcquireOptions): Promise<ImageUse>;
+    /**
+     * Pulls an image from its registry into the default cache; see {@link ImageCache.pull}.
+     *
+     * @param reference - `name[:tag]` or `name@sha256:…`.
+     * @param opts - See {@link PullOptions}.
+     * @throws {ImageNotFoundError | PlatformNotFoundError | RegistryError | DigestMismatchError |
+     *   AbortError | InvalidArgumentError} as {@link ImageCache.pull} does.
+     * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+     */
+    static pull(reference: string, opts?: PullOptions): Promise<ImageHandle>;
     /**
      * Current uses, of one reference's image or of every image; see {@link ImageCache.uses}.
      *
@@ -713,7 +1120,7 @@ declare class Image {
  * Every error code ocicache produces: the core's codes (`errorCodes()` of the native addon)
  * plus `NATIVE_NOT_FOUND` from the TypeScript loader. Codes are only ever added, never renamed.
  */
-type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "LIMIT_EXCEEDED" | "NO_SPACE" | "ABORTED" | "NATIVE_NOT_FOUND";
+type ErrorCode = "IMAGE_NOT_FOUND" | "IMAGE_IN_USE" | "INVALID_REFERENCE" | "INVALID_ARCHIVE" | "DIGEST_MISMATCH" | "PLATFORM_NOT_FOUND" | "REFERENCE_REQUIRED" | "UNSUPPORTED" | "INVALID_ARGUMENT" | "CORRUPT_CACHE" | "IO" | "INDEX" | "INTERNAL" | "LIMIT_EXCEEDED" | "NO_SPACE" | "ABORTED" | "REGISTRY_UNAUTHORIZED" | "REGISTRY_DENIED" | "REGISTRY_RATE_LIMITED" | "REGISTRY_UNAVAILABLE" | "REGISTRY_TLS" | "NATIVE_NOT_FOUND";
 /** Options every error constructor accepts. */
 interface OcicacheErrorOptions {
     /** The underlying error, when there is one (a system or SQLite error, for example). */
@@ -738,18 +1145,27 @@ declare class OcicacheError extends Error {
      */
     constructor(code: ErrorCode | (string & {}), message: string, options?: OcicacheErrorOptions);
 }
-/** The reference (or digest) is not in the cache. Code `IMAGE_NOT_FOUND`. */
+/**
+ * The reference (or digest) is not in the cache, or (from a pull) not in its registry. Code
+ * `IMAGE_NOT_FOUND`.
+ */
 declare class ImageNotFoundError extends OcicacheError {
     /** The reference as the caller spelled it. */
     readonly reference: string;
+    /** From a pull: the registry host that has no such repository, tag or manifest; else null. */
+    readonly registry: string | null;
+    /** From a pull: the registry's own error code (`MANIFEST_UNKNOWN`, `NAME_UNKNOWN`), if any. */
+    readonly registryCode: string | null;
     readonly code: "IMAGE_NOT_FOUND";
     /**
      * @param message - Human-readable text.
-     * @param details - The reference looked up.
+     * @param details - The reference looked up; for a pull, the registry and its error code.
      * @param options - `cause`, when there is one.
      */
     constructor(message: string, details: {
         reference: string;
+        registry?: string | null;
+        registryCode?: string | null;
     }, options?: OcicacheErrorOptions);
 }
 /** A sandbox or snapshot use pins the image and removal was not forced. Code `IMAGE_IN_USE`. */
@@ -987,6 +1403,98 @@ declare class AbortError extends OcicacheError {
      */
     constructor(message: string, options?: OcicacheErrorOptions);
 }
+/** The base of the errors of a registry, naming it. */
+declare class RegistryError extends OcicacheError {
+    /** The registry host. */
+    readonly registry: string;
+    /**
+     * @param code - The error's code.
+     * @param message - Human-readable text.
+     * @param details - The registry host.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(code: ErrorCode, message: string, details: {
+        registry: string;
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * The registry (or its token server) refused the credentials, or wants credentials and none
+ * were given or found in the Docker config. Code `REGISTRY_UNAUTHORIZED`.
+ */
+declare class RegistryUnauthorizedError extends RegistryError {
+    readonly code: "REGISTRY_UNAUTHORIZED";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The registry host.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        registry: string;
+    }, options?: OcicacheErrorOptions);
+}
+/** The registry denied access to the repository (HTTP 403). Code `REGISTRY_DENIED`. */
+declare class RegistryDeniedError extends RegistryError {
+    /** The repository. */
+    readonly repository: string;
+    readonly code: "REGISTRY_DENIED";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The registry host and repository.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        registry: string;
+        repository: string;
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * The registry kept answering 429 Too Many Requests after the retries (or asked to wait longer
+ * than a pull waits). Code `REGISTRY_RATE_LIMITED`.
+ */
+declare class RegistryRateLimitedError extends RegistryError {
+    /** The registry's `Retry-After`, in seconds, when it sent one. */
+    readonly retryAfterSeconds: number | null;
+    readonly code: "REGISTRY_RATE_LIMITED";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The registry host and its retry time.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        registry: string;
+        retryAfterSeconds?: number | null;
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * The registry could not be reached, answered 5xx, or broke the connection, after the retries.
+ * Code `REGISTRY_UNAVAILABLE`.
+ */
+declare class RegistryUnavailableError extends RegistryError {
+    readonly code: "REGISTRY_UNAVAILABLE";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The registry host.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        registry: string;
+    }, options?: OcicacheErrorOptions);
+}
+/**
+ * The registry's TLS certificate is not trusted (pass `caCerts`) or does not fit its host.
+ * Code `REGISTRY_TLS`.
+ */
+declare class RegistryTlsError extends RegistryError {
+    readonly code: "REGISTRY_TLS";
+    /**
+     * @param message - Human-readable text.
+     * @param details - The registry host.
+     * @param options - `cause`, when there is one.
+     */
+    constructor(message: string, details: {
+        registry: string;
+    }, options?: OcicacheErrorOptions);
+}
 /**
  * No native addon fits this platform, or the one that fits fails to load (a glibc older than
  * the prebuilt addons need, for example). Code `NATIVE_NOT_FOUND`. The message names the
@@ -1032,4 +1540,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, ReferenceRequiredError, type RemoveOptions, UnsupportedError, fromNative };
+export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, type PullAuth, type PullLayerRef, type PullOptions, type PullPolicy, type PullProgress, ReferenceRequiredError, RegistryDeniedError, RegistryError, RegistryRateLimitedError, RegistryTlsError, RegistryUnauthorizedError, RegistryUnavailableError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };

@@ -6,40 +6,119 @@
 // 2 usage error (including a flag value the API rejects as an invalid argument, and `prune`
 // without `--yes` when stdin is not a terminal).
 
-import { createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
-import { pipeline } from "node:stream/promises";
+import { isatty } from "node:tty";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 import { version } from "../package.json";
 import {
+  AbortError,
   ImageCache,
   InvalidArgumentError,
   OcicacheError,
-  type DiskUsage,
-  type ImageDetail,
+  type CheckProblem,
+  type CheckReport,
   type ImageHandle,
-  type ImagePruneReport,
+  type ImageHolder,
   type LoadOptions,
   type PruneOptions,
+  type PullOptions,
+  type PullPolicy,
+  type PullProgress,
 } from "./index";
 
 const USAGE = `Usage: ocicache [--root DIR] <command> [options]
 
 Commands:
-  ls [--json] [-q]              List cached images (-q: references only)
+  ls [-a] [--filter F]... [--format FMT] [--no-trunc] [--json] [-q]
+                                List cached images (-a: also untagged images a use holds)
   inspect REF [--json]          Show an image's config and layers
   rm REF... [--force]           Remove references and the data only they use
+  tag SRC NEW                   Point the tag NEW at the image SRC names
   prune [options]               Remove images no sandbox or snapshot uses
   df [-v] [--json]              Show disk usage by kind (-v: and per image)
   load [-i FILE] [--tag REF] [--platform OS/ARCH[/VARIANT]] [--max-uncompressed SIZE]
-                                Import a docker-save or OCI archive (stdin without -i); from
-                                a multi-platform index take PLATFORM (default: the host's)
+                                Import a docker-save or OCI archive (stdin without -i)
+  pull REF [--platform P] [--policy if-missing|always|never] [--insecure] [--ca-cert FILE]
+           [--quiet] [--json]   Pull an image from its registry (mirrors: OCICACHE_REGISTRIES)
+  check [REF...] [--full] [--repair] [--dry-run] [--json]
+                                Verify the cache's files (and repair what can be rebuilt)
+  uses [REF] [--json]           List the sandboxes and snapshots holding images
+  release HOLDER|USE_ID         End uses: every use of sandbox:ID or snapshot:ID, or one use
+  boot-disk REF [--json]        Print the VMDK, fsmeta and layer paths a VM boots REF from
+  help [COMMAND]                Show this help, or a command's
 
-Prune options:
+REF is a reference (busybox, busybox:1.36, ghcr.io/org/app@sha256:...), a manifest digest
+(sha256:...), or at least 12 hex digits of one (the DIGEST column of ls).
+
+Global options:
+  --root DIR      Cache root (default: $OCICACHE_HOME, else the platform cache folder)
+  -h, --help      Show this help (after a command: that command's)
+  -V, --version   Show the version
+
+Exit status: 0 success, 1 an operation failed (or check found problems), 2 usage error.
+Run 'ocicache help COMMAND' for a command's options and examples.
+`;
+
+const AGE_AND_SIZE = `AGE is a number with a unit: s, m, h, d or w (90s, 10m, 1.5h, 7d, 2w).
+SIZE is a number of bytes, or a number with K, M, G or T (optionally followed by iB or B, any
+case): binary units, so 20G = 20GiB = 20GB = 20 * 1024^3 bytes.`;
+
+/** Each command's help: usage, options, examples. */
+const COMMAND_HELP: Readonly<Record<string, string>> = {
+  ls: `Usage: ocicache ls [options]
+
+List cached images, newest first.
+
+Options:
+  -a, --all            Also list images no tag names that a sandbox or snapshot holds
+                       (shown as REPOSITORY:<none>)
+  --filter F           Only images matching F (repeatable, all must match):
+                         reference=PATTERN   familiar reference, * matches any run
+                         dangling=true       only untagged images (implies -a)
+                         before=REF          created before REF's image
+                         since=REF           created after REF's image
+  --format FMT         json, table (default), or a template such as
+                       '{{.Reference}} {{.Digest}}' (fields: Reference, Repository, Tag,
+                       Digest, ID, Platform, Layers, Size, Created)
+  --no-trunc           Print full digests
+  --json               Same as --format json
+  -q, --quiet          Print references only
+
+Examples:
+  ocicache ls
+  ocicache ls --filter reference='ghcr.io/*' --format '{{.Reference}} {{.Size}}'
+  ocicache ls -a --filter dangling=true`,
+  inspect: `Usage: ocicache inspect REF [--json]
+
+Show an image's reference, digest, platform, size, config and layers.
+
+Examples:
+  ocicache inspect busybox
+  ocicache inspect 3f57d9401f8d --json`,
+  rm: `Usage: ocicache rm REF... [-f|--force]
+
+Remove references, and the data only they use. A digest or digest prefix removes every
+reference of that image. An image a sandbox or snapshot uses is refused unless --force (its
+data then stays until the use is released).
+
+Examples:
+  ocicache rm busybox:1.36 alpine
+  ocicache rm 3f57d9401f8d`,
+  tag: `Usage: ocicache tag SRC NEW
+
+Point the tag NEW at the image SRC names (any REF form); NEW is re-pointed if it exists.
+
+Examples:
+  ocicache tag busybox:1.36 busybox:stable
+  ocicache tag 3f57d9401f8d myapp:v2`,
+  prune: `Usage: ocicache prune [options]
+
+Remove images no sandbox or snapshot uses. Without --yes on a terminal it shows what would go
+and asks first; elsewhere it needs --yes.
+
+Options:
   --dry-run           Report what would be removed; change nothing (no confirmation)
   --older-than AGE    Only images last used (or, never used, loaded) more than AGE ago
   --keep REF          Keep this reference (any spelling; repeatable)
@@ -49,21 +128,104 @@ Prune options:
   -v, --verbose       List each removed reference
   --json              Print the report as JSON (always lists removed references)
 
-Load options:
-  --max-uncompressed SIZE   Fail (LIMIT_EXCEEDED) rather than write more than SIZE: the
-                            archive's files as staged and the layer images (default: the
-                            free space of the cache's file system less 1%, at most 1 GiB)
+${AGE_AND_SIZE}
 
-Global options:
-  --root DIR      Cache root (default: $OCICACHE_HOME, else the platform cache folder)
-  -h, --help      Show this help
-  -V, --version   Show the version
+Examples:
+  ocicache prune --dry-run
+  ocicache prune --older-than 7d --keep debian:12 --yes
+  ocicache prune --max-size 20G -y`,
+  df: `Usage: ocicache df [-v] [--json]
 
-AGE is a number with a unit: s, m, h, d or w (90s, 10m, 1.5h, 7d, 2w).
-SIZE is a number of bytes, or a number with K, M, G or T (optionally followed by iB or B, any
-case): binary units, so 20G = 20GiB = 20GB = 20 * 1024^3 bytes.
-Sizes printed use binary units (1 KiB = 1024 bytes).
-`;
+Show disk usage by kind. With -v also per reference: SHARED (bytes other images use too),
+EXCLUSIVE (bytes only this image uses) and RECLAIMABLE (what pruning now would free of it: 0
+while a use pins it or another reference names its manifest), and the total prune would
+reclaim now.
+
+Examples:
+  ocicache df
+  ocicache df -v`,
+  load: `Usage: ocicache load [-i FILE] [options]
+
+Import a docker-save tarball, an OCI layout tarball (optionally gzip or zstd) or an OCI layout
+folder; from standard input without -i.
+
+Options:
+  -i, --input FILE           The archive or layout folder
+  --tag REF                  Add this reference to the first image
+  --platform OS/ARCH[/VAR]   From a multi-platform index take this platform (default: the host's)
+  --max-uncompressed SIZE    Fail (LIMIT_EXCEEDED) rather than write more than SIZE: the layer
+                             images, manifests and configs, and what a stream must spool
+                             (default: the free space of the cache's file system less 1%, at
+                             most 1 GiB)
+
+${AGE_AND_SIZE}
+
+Examples:
+  ocicache load -i busybox.tar
+  docker save busybox | ocicache load --tag busybox:saved`,
+  pull: `Usage: ocicache pull REF [options]
+
+Pull an image from its registry into the cache: the manifest (for a multi-platform image, the
+platform's) and config are fetched and verified, and only layers the cache lacks are downloaded,
+each streamed into its EROFS image. Credentials come from the Docker config (DOCKER_CONFIG, else
+~/.docker/config.json); mirrors from the file OCICACHE_REGISTRIES names. One progress line per
+layer (a live bar on a terminal); Ctrl-C aborts and exits 130.
+
+Options:
+  --platform OS/ARCH[/VAR]   From a multi-platform index take this platform (default: the host's)
+  --policy POLICY            if-missing (default: no request when cached), always (re-resolve
+                             the tag), never (fail unless cached)
+  --insecure                 Plain HTTP (a registry on 127.0.0.1 or in a lab)
+  --ca-cert FILE             Also trust the CA certificates in this PEM file
+  -q, --quiet                No progress output
+  --json                     Print the image's handle as JSON
+
+Examples:
+  ocicache pull busybox:1.36
+  ocicache pull --platform linux/arm64 ghcr.io/org/app:2 --json
+  ocicache pull --insecure 127.0.0.1:5000/dev/app:latest`,
+  check: `Usage: ocicache check [REF...] [--full] [--repair] [--dry-run] [--json]
+
+Verify the files of the given images (default: all) against what the index recorded when
+they were written. Quick by default (existence, sizes, EROFS superblocks, VMDK text); --full
+also re-hashes every byte and re-parses every EROFS image. --repair (always full) rebuilds
+damaged fsmeta and VMDK files byte for byte and marks images with damaged layers broken
+(boot-disk refuses them until the image is loaded again). Exits 1 when problems remain.
+
+Examples:
+  ocicache check
+  ocicache check busybox --full
+  ocicache check --repair --json`,
+  uses: `Usage: ocicache uses [REF] [--json]
+
+List the sandboxes and snapshots holding images (or REF's image), oldest first.
+
+Examples:
+  ocicache uses
+  ocicache uses busybox`,
+  release: `Usage: ocicache release HOLDER|USE_ID...
+
+End uses: every use of a holder (sandbox:ID or snapshot:ID, as 'uses' and IMAGE_IN_USE
+errors print them), or one use by its id.
+
+Examples:
+  ocicache release sandbox:sb-42
+  ocicache release 5f0c2a9e8d7b4c1a9e8d7b4c1a5f0c2a`,
+  "boot-disk": `Usage: ocicache boot-disk REF [--json]
+
+Print the files a VM boots REF from: the VMDK descriptor, the fsmeta image and the layer
+images. The files are checked first; a damaged disk is refused (CORRUPT_CACHE).
+
+Examples:
+  ocicache boot-disk busybox
+  ocicache boot-disk busybox@sha256:... --json`,
+  help: `Usage: ocicache help [COMMAND]
+
+Show the global help, or a command's.`,
+};
+
+/** Other names of commands. */
+const ALIASES: Readonly<Record<string, string>> = { list: "ls", remove: "rm", "boot-disk": "boot-disk" };
 
 /** A command-line mistake: exit code 2. */
 class UsageError extends Error {}
@@ -71,6 +233,8 @@ class UsageError extends Error {}
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
+/** What a shell reports for a command stopped by SIGINT (128 + 2). */
+const EXIT_INTERRUPTED = 130;
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -89,11 +253,38 @@ const io: Io = {
   err: (line) => process.stderr.write(`${line}\n`),
 };
 
-function parse<O extends Options>(args: string[], options: O) {
+/** Turns a parser error into a message of ours: `unknown option '--x' for ls`. */
+function usageMessage(err: unknown, command: string): string {
+  const code = (err as { code?: unknown }).code;
+  const text = err instanceof Error ? err.message : String(err);
+  const option = /'(-[^' ]*)/.exec(text)?.[1];
+  switch (code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unknown option '${option ?? text}' for ${command}`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      return `option '${option ?? "?"}' of ${command} ${/argument missing/.test(text) ? "needs a value" : "takes no value"}`;
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return `${command} takes no argument '${/'([^']*)'/.exec(text)?.[1] ?? ""}'`;
+    default:
+      return text;
+  }
+}
+
+/** A usage error that names the command whose help to read. */
+class CommandUsageError extends UsageError {
+  constructor(
+    message: string,
+    readonly command: string,
+  ) {
+    super(message);
+  }
+}
+
+function parse<O extends Options>(command: string, args: string[], options: O) {
   try {
     return parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
+    throw new CommandUsageError(usageMessage(err, command), command);
   }
 }
 
@@ -124,42 +315,63 @@ async function main(argv: string[]): Promise<number> {
       break;
     }
   }
-  const command = argv[i];
+  const given = argv[i];
   const rest = argv.slice(i + 1);
-  if (command === undefined) {
+  if (given === undefined) {
     throw new UsageError("no command given");
   }
+  const command = ALIASES[given] ?? given;
   const open = (values: { root?: string | undefined }) => ImageCache.open({ root: values.root ?? root });
+  const helpFor = () => help(command);
   switch (command) {
-    case "ls":
-    case "list": {
-      const { values, positionals } = parse(rest, {
+    case "ls": {
+      const { values, positionals } = parse(command, rest, {
         json: { type: "boolean" },
         quiet: { type: "boolean", short: "q" },
+        all: { type: "boolean", short: "a" },
+        filter: { type: "string", multiple: true },
+        format: { type: "string" },
+        "no-trunc": { type: "boolean" },
       });
-      if (values.help) return help();
-      noPositionals(positionals);
-      return ls(open(values), { json: values.json ?? false, quiet: values.quiet ?? false });
+      if (values.help) return helpFor();
+      noPositionals(command, positionals);
+      const format = values.json ? "json" : (values.format ?? "table");
+      return ls(open(values), {
+        format,
+        quiet: values.quiet ?? false,
+        all: values.all ?? false,
+        filters: (values.filter ?? []).map(parseFilter),
+        noTrunc: values["no-trunc"] ?? false,
+      });
     }
     case "inspect": {
-      const { values, positionals } = parse(rest, { json: { type: "boolean" } });
-      if (values.help) return help();
+      const { values, positionals } = parse(command, rest, { json: { type: "boolean" } });
+      if (values.help) return helpFor();
       if (positionals.length !== 1) {
-        throw new UsageError("inspect takes exactly one reference");
+        throw new CommandUsageError("inspect takes exactly one reference", command);
       }
       return inspect(open(values), positionals[0] as string, values.json ?? false);
     }
-    case "rm":
-    case "remove": {
-      const { values, positionals } = parse(rest, { force: { type: "boolean", short: "f" } });
-      if (values.help) return help();
+    case "rm": {
+      const { values, positionals } = parse(command, rest, { force: { type: "boolean", short: "f" } });
+      if (values.help) return helpFor();
       if (positionals.length === 0) {
-        throw new UsageError("rm needs at least one reference");
+        throw new CommandUsageError("rm needs at least one reference", command);
       }
       return remove(open(values), positionals, values.force ?? false);
     }
+    case "tag": {
+      const { values, positionals } = parse(command, rest, {});
+      if (values.help) return helpFor();
+      if (positionals.length !== 2) {
+        throw new CommandUsageError("tag takes a source and a new reference", command);
+      }
+      const h = await open(values).tag(positionals[0] as string, positionals[1] as string);
+      io.out(h.reference);
+      return EXIT_OK;
+    }
     case "prune": {
-      const { values, positionals } = parse(rest, {
+      const { values, positionals } = parse(command, rest, {
         yes: { type: "boolean", short: "y" },
         json: { type: "boolean" },
         verbose: { type: "boolean", short: "v" },
@@ -169,8 +381,8 @@ async function main(argv: string[]): Promise<number> {
         "max-size": { type: "string" },
         grace: { type: "string" },
       });
-      if (values.help) return help();
-      noPositionals(positionals);
+      if (values.help) return helpFor();
+      noPositionals(command, positionals);
       const options: PruneOptions = {};
       if (values["dry-run"]) options.dryRun = true;
       if (values["older-than"] !== undefined) options.olderThan = parseDuration(values["older-than"], "--older-than");
@@ -184,23 +396,23 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case "df": {
-      const { values, positionals } = parse(rest, {
+      const { values, positionals } = parse(command, rest, {
         json: { type: "boolean" },
         verbose: { type: "boolean", short: "v" },
       });
-      if (values.help) return help();
-      noPositionals(positionals);
+      if (values.help) return helpFor();
+      noPositionals(command, positionals);
       return df(open(values), { json: values.json ?? false, verbose: values.verbose ?? false });
     }
     case "load": {
-      const { values, positionals } = parse(rest, {
+      const { values, positionals } = parse(command, rest, {
         input: { type: "string", short: "i" },
         tag: { type: "string" },
         "max-uncompressed": { type: "string" },
         platform: { type: "string" },
       });
-      if (values.help) return help();
-      noPositionals(positionals);
+      if (values.help) return helpFor();
+      noPositionals(command, positionals);
       const options: LoadOptions = {};
       if (values.tag !== undefined) options.tag = values.tag;
       if (values["max-uncompressed"] !== undefined) {
@@ -209,49 +421,214 @@ async function main(argv: string[]): Promise<number> {
       if (values.platform !== undefined) options.platform = values.platform;
       return load(open(values), values.input, options);
     }
-    case "help":
-      return help();
+    case "pull": {
+      const { values, positionals } = parse(command, rest, {
+        platform: { type: "string" },
+        policy: { type: "string" },
+        insecure: { type: "boolean" },
+        "ca-cert": { type: "string" },
+        quiet: { type: "boolean", short: "q" },
+        json: { type: "boolean" },
+      });
+      if (values.help) return helpFor();
+      if (positionals.length !== 1) throw new CommandUsageError("pull takes exactly one reference", command);
+      const options: PullOptions = {};
+      if (values.platform !== undefined) options.platform = values.platform;
+      if (values.policy !== undefined) {
+        if (!["if-missing", "always", "never"].includes(values.policy)) {
+          throw new CommandUsageError("--policy is if-missing, always or never", command);
+        }
+        options.policy = values.policy as PullPolicy;
+      }
+      if (values.insecure) options.insecure = true;
+      if (values["ca-cert"] !== undefined) options.caCerts = readFileSync(values["ca-cert"], "utf8");
+      return pull(open(values), positionals[0] as string, options, {
+        quiet: values.quiet ?? false,
+        json: values.json ?? false,
+      });
+    }
+    case "check": {
+      const { values, positionals } = parse(command, rest, {
+        full: { type: "boolean" },
+        repair: { type: "boolean" },
+        "dry-run": { type: "boolean" },
+        json: { type: "boolean" },
+      });
+      if (values.help) return helpFor();
+      return check(open(values), positionals, {
+        full: values.full ?? false,
+        repair: values.repair ?? false,
+        dryRun: values["dry-run"] ?? false,
+        json: values.json ?? false,
+      });
+    }
+    case "uses": {
+      const { values, positionals } = parse(command, rest, { json: { type: "boolean" } });
+      if (values.help) return helpFor();
+      if (positionals.length > 1) {
+        throw new CommandUsageError("uses takes at most one reference", command);
+      }
+      return uses(open(values), positionals[0], values.json ?? false);
+    }
+    case "release": {
+      const { values, positionals } = parse(command, rest, {});
+      if (values.help) return helpFor();
+      if (positionals.length === 0) {
+        throw new CommandUsageError("release needs a holder (sandbox:ID or snapshot:ID) or a use id", command);
+      }
+      return release(open(values), positionals);
+    }
+    case "boot-disk": {
+      const { values, positionals } = parse(command, rest, { json: { type: "boolean" } });
+      if (values.help) return helpFor();
+      if (positionals.length !== 1) {
+        throw new CommandUsageError("boot-disk takes exactly one reference", command);
+      }
+      const disk = await open(values).bootDisk(positionals[0] as string);
+      if (values.json) {
+        io.out(jsonText(disk));
+      } else {
+        io.out(`vmdk     ${disk.vmdk}`);
+        io.out(`fsmeta   ${disk.fsmeta}`);
+        for (const [n, layer] of disk.layers.entries()) io.out(`layer ${n}  ${layer}`);
+      }
+      return EXIT_OK;
+    }
+    case "help": {
+      const topic = rest[0];
+      if (topic === undefined) return help();
+      const name = ALIASES[topic] ?? topic;
+      if (COMMAND_HELP[name] === undefined) {
+        throw new UsageError(`unknown command '${topic}'`);
+      }
+      return help(name);
+    }
     default:
-      throw new UsageError(`unknown command '${command}'`);
+      throw new UsageError(`unknown command '${given}'`);
   }
 }
 
-function help(): number {
-  io.out(USAGE);
+function help(command?: string): number {
+  io.out(command === undefined ? USAGE : `${COMMAND_HELP[command] ?? USAGE}\n`);
   return EXIT_OK;
 }
 
-function noPositionals(positionals: string[]): void {
+function noPositionals(command: string, positionals: string[]): void {
   if (positionals.length > 0) {
-    throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    throw new CommandUsageError(`${command} takes no argument '${positionals[0]}'`, command);
   }
 }
 
-async function ls(cache: ImageCache, opts: { json: boolean; quiet: boolean }): Promise<number> {
-  const handles = await cache.list();
-  if (opts.json) {
-    io.out(JSON.stringify(handles.map(handleJson), null, 2));
-  } else if (opts.quiet) {
-    for (const h of handles) io.out(h.reference);
-  } else {
-    const now = Date.now();
-    const rows = handles.map((h) => [
-      h.reference,
-      shortDigest(h.manifestDigest),
-      platformOf(h),
-      String(h.layerCount),
-      h.sizeBytes === null ? "-" : humanBytes(h.sizeBytes),
-      h.createdAt === null ? "-" : relativeTime(h.createdAt, now),
-    ]);
-    for (const line of table(["REFERENCE", "DIGEST", "ARCH", "LAYERS", "SIZE", "CREATED"], rows)) io.out(line);
+/** One `--filter` of ls. */
+type Filter =
+  | { kind: "reference"; pattern: RegExp }
+  | { kind: "dangling"; value: boolean }
+  | { kind: "before" | "since"; reference: string };
+
+function parseFilter(text: string): Filter {
+  const at = text.indexOf("=");
+  const [key, value] = at < 0 ? [text, ""] : [text.slice(0, at), text.slice(at + 1)];
+  switch (key) {
+    case "reference": {
+      const escaped = value.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
+      return { kind: "reference", pattern: new RegExp(`^${escaped}$`) };
+    }
+    case "dangling":
+      if (value !== "true" && value !== "false") break;
+      return { kind: "dangling", value: value === "true" };
+    case "before":
+    case "since":
+      if (value === "") break;
+      return { kind: key, reference: value };
   }
+  throw new CommandUsageError(
+    `filter '${text}' is not one of reference=PATTERN, dangling=true|false, before=REF, since=REF`,
+    "ls",
+  );
+}
+
+async function ls(
+  cache: ImageCache,
+  opts: { format: string; quiet: boolean; all: boolean; filters: Filter[]; noTrunc: boolean },
+): Promise<number> {
+  const dangling = opts.filters.some((f) => f.kind === "dangling" && f.value);
+  let handles = await cache.list({ all: opts.all || dangling });
+  for (const f of opts.filters) {
+    if (f.kind === "reference") {
+      const pattern = f.pattern;
+      handles = handles.filter((h) => pattern.test(h.reference));
+    } else if (f.kind === "dangling") {
+      const value = f.value;
+      handles = handles.filter((h) => h.tagged !== value);
+    } else {
+      const before = f.kind === "before";
+      const at = (await cache.get(f.reference)).createdAt?.getTime() ?? 0;
+      handles = handles.filter((h) => {
+        const t = h.createdAt?.getTime() ?? 0;
+        return before ? t < at : t > at;
+      });
+    }
+  }
+  if (opts.format === "json") {
+    io.out(jsonText(handles));
+    return EXIT_OK;
+  }
+  if (opts.quiet) {
+    for (const h of handles) io.out(h.reference);
+    return EXIT_OK;
+  }
+  const now = Date.now();
+  const fields = (h: ImageHandle): Record<string, string> => {
+    const { repository, tag } = splitReference(h);
+    return {
+      Reference: h.tagged ? h.reference : `${repository}:<none>`,
+      Repository: repository,
+      Tag: tag,
+      Digest: h.manifestDigest ?? "-",
+      ID: opts.noTrunc ? (h.manifestDigest ?? "-") : shortDigest(h.manifestDigest),
+      Platform: platformOf(h, true),
+      Layers: String(h.layerCount),
+      Size: h.sizeBytes === null ? "-" : humanBytes(h.sizeBytes),
+      Created: h.createdAt === null ? "-" : relativeTime(h.createdAt, now),
+    };
+  };
+  if (opts.format !== "table") {
+    const template = opts.format;
+    for (const h of handles) {
+      const f = fields(h);
+      io.out(
+        template.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (whole, name: string) => {
+          const value = f[name];
+          if (value === undefined) throw new CommandUsageError(`--format names an unknown field '${name}'`, "ls");
+          return value;
+        }),
+      );
+    }
+    return EXIT_OK;
+  }
+  const rows = handles.map((h) => {
+    const f = fields(h);
+    return [f.Reference, f.ID, platformOf(h), f.Layers, f.Size, f.Created] as string[];
+  });
+  for (const line of table(["REFERENCE", "DIGEST", "ARCH", "LAYERS", "SIZE", "CREATED"], rows)) io.out(line);
   return EXIT_OK;
 }
 
-async function inspect(cache: ImageCache, reference: string, json: boolean): Promise<number> {
+/** Repository and tag of a handle's familiar reference (`<none>` for an untagged image). */
+function splitReference(h: ImageHandle): { repository: string; tag: string } {
+  const ref = h.reference;
+  const at = ref.indexOf("@");
+  if (at >= 0) return { repository: ref.slice(0, at), tag: "<none>" };
+  const colon = ref.lastIndexOf(":");
+  if (colon > ref.lastIndexOf("/")) return { repository: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+  return { repository: ref, tag: "latest" };
+}
+
+async function inspect(cache: ImageCache, reference: string, asJson: boolean): Promise<number> {
   const d = await cache.inspect(reference);
-  if (json) {
-    io.out(JSON.stringify(detailJson(d), null, 2));
+  if (asJson) {
+    // The handle's fields at the top level, as `ls --json` prints them, then config and layers.
+    io.out(jsonText({ ...d.handle, config: d.config, layers: d.layers }));
     return EXIT_OK;
   }
   const h = d.handle;
@@ -282,17 +659,101 @@ async function inspect(cache: ImageCache, reference: string, json: boolean): Pro
 }
 
 async function remove(cache: ImageCache, references: string[], force: boolean): Promise<number> {
-  let status = EXIT_OK;
+  let failed = 0;
   for (const reference of references) {
     try {
       await cache.remove(reference, { force });
       io.out(reference);
     } catch (err) {
       reportError(err);
-      status = EXIT_FAILED;
+      failed++;
     }
   }
-  return status;
+  if (references.length > 1) {
+    const removed = references.length - failed;
+    io.err(
+      `ocicache: removed ${removed} of ${references.length} references${failed > 0 ? `, ${failed} failed` : ""}`,
+    );
+  }
+  return failed > 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+async function check(
+  cache: ImageCache,
+  references: string[],
+  opts: { full: boolean; repair: boolean; dryRun: boolean; json: boolean },
+): Promise<number> {
+  const targets: (string | undefined)[] = references.length > 0 ? references : [undefined];
+  const reports: CheckReport[] = [];
+  for (const reference of targets) {
+    reports.push(
+      opts.repair
+        ? await cache.repair(reference, { dryRun: opts.dryRun })
+        : await cache.verify(reference, { full: opts.full }),
+    );
+  }
+  const images = reports.flatMap((r) => r.images);
+  const problems = reports.reduce((n, r) => n + r.problems, 0);
+  if (opts.json) {
+    io.out(jsonText(references.length === 1 || references.length === 0 ? reports[0] : reports));
+    return problems > 0 ? EXIT_FAILED : EXIT_OK;
+  }
+  const describe = (p: CheckProblem) =>
+    `${p.artifact} ${p.kind}: ${p.path}${p.expected !== null ? ` (expected ${p.expected}` : ""}${
+      p.found !== null ? `${p.expected !== null ? ", " : " ("}found ${p.found})` : p.expected !== null ? ")" : ""
+    }`;
+  for (const image of images) {
+    const name = image.references[0] ?? image.manifestDigest;
+    const state =
+      image.problems.length > 0 ? `${image.problems.length} problem${image.problems.length === 1 ? "" : "s"}` : "ok";
+    io.out(`${name} (${shortDigest(image.manifestDigest)}): ${state}`);
+    for (const p of image.repaired) io.out(`  ${opts.dryRun ? "would repair" : "repaired"} ${describe(p)}`);
+    for (const p of image.problems) io.out(`  ${describe(p)}`);
+    if (image.broken !== null) io.out(`  marked broken: ${image.broken}`);
+  }
+  const mode = opts.repair ? "full, repair" : opts.full ? "full" : "quick";
+  io.out(`checked ${images.length} image${images.length === 1 ? "" : "s"} (${mode}): ${problems} problem${problems === 1 ? "" : "s"}${opts.repair ? " left" : ""}`);
+  return problems > 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+async function uses(cache: ImageCache, reference: string | undefined, asJson: boolean): Promise<number> {
+  const list = await cache.uses(reference);
+  if (asJson) {
+    io.out(jsonText(list));
+    return EXIT_OK;
+  }
+  const now = Date.now();
+  const rows = list.map((u) => [
+    u.id,
+    "sandbox" in u.holder ? `sandbox:${u.holder.sandbox}` : `snapshot:${u.holder.snapshot}`,
+    u.reference,
+    shortDigest(u.manifestDigest),
+    relativeTime(u.since, now),
+    u.expiresAt === null ? "-" : u.expired ? "expired" : u.expiresAt.toISOString(),
+  ]);
+  for (const line of table(["USE ID", "HOLDER", "REFERENCE", "DIGEST", "SINCE", "EXPIRES"], rows)) io.out(line);
+  return EXIT_OK;
+}
+
+/** A use id as the core makes them: 32 lowercase hex digits. */
+const USE_ID = /^[0-9a-f]{32}$/;
+
+async function release(cache: ImageCache, targets: string[]): Promise<number> {
+  for (const target of targets) {
+    const m = /^(sandbox|snapshot):(.+)$/.exec(target);
+    if (m) {
+      const holder: ImageHolder = m[1] === "sandbox" ? { sandbox: m[2] as string } : { snapshot: m[2] as string };
+      const n = await cache.releaseHolder(holder);
+      io.out(`${target}: released ${n} use${n === 1 ? "" : "s"}`);
+    } else if (USE_ID.test(target)) {
+      const use = (await cache.uses()).find((u) => u.id === target);
+      if (use) await use.release();
+      io.out(`${target}: ${use ? "released" : "no such use"}`);
+    } else {
+      throw new CommandUsageError(`'${target}' is neither sandbox:ID, snapshot:ID nor a use id`, "release");
+    }
+  }
+  return EXIT_OK;
 }
 
 async function prune(
@@ -309,6 +770,17 @@ async function prune(
       io.err(`ocicache: prune removes ${what}; pass --yes to confirm (or --dry-run to preview)`);
       return EXIT_USAGE;
     }
+    // The plan first: what a dry run of the same prune would remove, compactly.
+    const plan = await cache.prune({ ...options, dryRun: true });
+    for (const warning of plan.warnings) io.err(`ocicache: warning: ${warning}`);
+    if (plan.removed.length === 0) {
+      io.err("ocicache: nothing to prune");
+      return EXIT_OK;
+    }
+    io.err(`prune would remove ${plan.removed.length} reference${plan.removed.length === 1 ? "" : "s"}:`);
+    for (const r of plan.removed) io.err(`  ${r.reference}   ${shortDigest(r.manifestDigest)}   ${humanBytes(r.bytesFreed)}`);
+    const reclaim = plan.bytesReclaimed === null ? "an unknown number of bytes" : humanBytes(plan.bytesReclaimed);
+    io.err(`and reclaim ${reclaim} (cache ${humanBytes(plan.bytesBefore)} -> ${humanBytes(plan.bytesAfter)})`);
     const rl = createInterface({ input: process.stdin, output: process.stderr });
     const answer = await rl.question(`Remove ${what}? [y/N] `);
     rl.close();
@@ -320,7 +792,7 @@ async function prune(
   const report = await cache.prune(options);
   for (const warning of report.warnings) io.err(`ocicache: warning: ${warning}`);
   if (opts.json) {
-    io.out(JSON.stringify(reportJson(report), null, 2));
+    io.out(jsonText(report));
     return EXIT_OK;
   }
   const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
@@ -348,7 +820,7 @@ async function prune(
 async function df(cache: ImageCache, opts: { json: boolean; verbose: boolean }): Promise<number> {
   const usage = await cache.diskUsage();
   if (opts.json) {
-    io.out(JSON.stringify(diskUsageJson(usage), null, 2));
+    io.out(jsonText(usage));
     return EXIT_OK;
   }
   const kinds: [string, number][] = [
@@ -371,6 +843,10 @@ async function df(cache: ImageCache, opts: { json: boolean; verbose: boolean }):
       humanBytes(i.reclaimableBytes),
     ]);
     for (const line of table(["REFERENCE", "DIGEST", "SHARED", "EXCLUSIVE", "RECLAIMABLE"], rows)) io.out(line);
+    const plan = await cache.prune({ dryRun: true });
+    const reclaim = plan.bytesReclaimed === null ? "an unknown number of bytes" : humanBytes(plan.bytesReclaimed);
+    io.out("");
+    io.out(`prune would reclaim ${reclaim} now`);
   }
   return EXIT_OK;
 }
@@ -409,80 +885,122 @@ function parseSize(text: string, option: string): number {
 }
 
 async function load(cache: ImageCache, input: string | undefined, opts: LoadOptions): Promise<number> {
-  if (input !== undefined) {
-    for (const h of await cache.load(input, opts)) io.out(h.reference);
-    return EXIT_OK;
-  }
-  if (process.stdin.isTTY) {
+  // `isatty(0)` rather than `process.stdin.isTTY`: creating `process.stdin` would put a pipe in
+  // non-blocking mode and let Node read from it, and the addon reads standard input itself.
+  if (input === undefined && isatty(0)) {
     throw new UsageError("load reads an archive from stdin; pipe one in or pass -i FILE");
   }
-  const dir = await mkdtemp(join(tmpdir(), "ocicache-load-"));
+  // Ctrl-C aborts the load, which deletes its folder under the cache's tmp/ before it settles;
+  // exiting at once would leave that folder for the next prune.
+  const controller = new AbortController();
+  const interrupt = () => controller.abort();
+  process.once("SIGINT", interrupt);
   try {
-    const file = join(dir, "archive");
-    await pipeline(process.stdin, createWriteStream(file));
-    for (const h of await cache.load(file, opts)) io.out(h.reference);
+    const options: LoadOptions = { ...opts, signal: controller.signal };
+    const handles = input === undefined ? await cache.loadStdin(options) : await cache.load(input, options);
+    for (const h of handles) io.out(h.reference);
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof AbortError && controller.signal.aborted) {
+      io.err("ocicache: load interrupted; nothing was changed");
+      return EXIT_INTERRUPTED;
+    }
+    throw err;
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    process.off("SIGINT", interrupt);
   }
-  return EXIT_OK;
 }
 
-function handleJson(h: ImageHandle) {
-  return {
-    reference: h.reference,
-    manifestDigest: h.manifestDigest,
-    architecture: h.architecture,
-    os: h.os,
-    variant: h.variant,
-    layerCount: h.layerCount,
-    sizeBytes: h.sizeBytes,
-    createdAt: h.createdAt?.toISOString() ?? null,
-    lastUsedAt: h.lastUsedAt?.toISOString() ?? null,
+/** What one layer of a pull shows: state, bytes so far, and when it started downloading. */
+interface LayerLine {
+  state: "cached" | "downloading" | "converting" | "done";
+  bytes: number;
+  size: number;
+  started: number;
+}
+
+async function pull(
+  cache: ImageCache,
+  reference: string,
+  opts: PullOptions,
+  out: { quiet: boolean; json: boolean },
+): Promise<number> {
+  const controller = new AbortController();
+  const interrupt = () => controller.abort();
+  process.once("SIGINT", interrupt);
+  const tty = process.stderr.isTTY === true && !out.quiet;
+  const layers = new Map<number, LayerLine>();
+  let drawn = 0;
+  const line = (i: number, l: LayerLine) => {
+    const pct = l.size > 0 ? Math.min(100, Math.floor((l.bytes / l.size) * 100)) : 100;
+    const secs = Math.max((Date.now() - l.started) / 1000, 0.001);
+    const rate = l.state === "downloading" ? ` ${humanBytes(l.bytes / secs)}/s` : "";
+    const width = 20;
+    const bar = "#".repeat(Math.round((pct / 100) * width)).padEnd(width, ".");
+    return `layer ${i} [${bar}] ${humanBytes(l.bytes)}/${humanBytes(l.size)}${rate} ${l.state}`;
   };
-}
-
-function detailJson(d: ImageDetail) {
-  return { ...handleJson(d.handle), config: d.config, layers: d.layers };
-}
-
-function reportJson(r: ImagePruneReport) {
-  return {
-    imageRefsRemoved: r.imageRefsRemoved,
-    manifestsRemoved: r.manifestsRemoved,
-    layersRemoved: r.layersRemoved,
-    fsmetaRemoved: r.fsmetaRemoved,
-    vmdkRemoved: r.vmdkRemoved,
-    bytesReclaimed: r.bytesReclaimed,
-    allocatedBytesReclaimed: r.allocatedBytesReclaimed,
-    bytesBefore: r.bytesBefore,
-    bytesAfter: r.bytesAfter,
-    dryRun: r.dryRun,
-    warnings: r.warnings,
-    removed: r.removed.map((p) => ({
-      reference: p.reference,
-      manifestDigest: p.manifestDigest,
-      bytesFreed: p.bytesFreed,
-    })),
+  const redraw = () => {
+    if (!tty) return;
+    const lines = [...layers.entries()].sort((a, b) => a[0] - b[0]).map(([i, l]) => line(i, l));
+    process.stderr.write(`${drawn > 0 ? `\x1b[${drawn}F` : ""}${lines.map((l) => `\x1b[2K${l}\n`).join("")}`);
+    drawn = lines.length;
   };
+  const log = (text: string) => {
+    if (!out.quiet && !tty) io.err(text);
+  };
+  const onProgress = (e: PullProgress) => {
+    if (e.kind === "resolved") {
+      log(`${reference}: ${e.manifestDigest} (${e.platform}), ${e.layerCount} layers, ${humanBytes(e.totalBytes)}`);
+      return;
+    }
+    if (e.kind === "resolving" || e.kind === "stitched" || e.kind === "done") return;
+    const l = layers.get(e.index) ?? { state: "downloading", bytes: 0, size: e.size, started: Date.now() };
+    layers.set(e.index, l);
+    switch (e.kind) {
+      case "layer-cached":
+        l.state = "cached";
+        l.bytes = e.size;
+        log(`layer ${e.index} ${shortDigest(e.digest)}: cached`);
+        break;
+      case "layer-download":
+        l.bytes = e.bytes;
+        break;
+      case "layer-verified":
+        l.state = "converting";
+        l.bytes = e.size;
+        break;
+      case "layer-converted":
+        l.state = "done";
+        log(`layer ${e.index} ${shortDigest(e.digest)}: ${humanBytes(e.size)} downloaded, ${humanBytes(e.erofsBytes)} EROFS`);
+        break;
+    }
+    redraw();
+  };
+  try {
+    const handle = await cache.pull(reference, { ...opts, signal: controller.signal, onProgress });
+    if (out.json) {
+      io.out(jsonText(handle));
+    } else {
+      io.out(handle.reference);
+    }
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof AbortError && controller.signal.aborted) {
+      io.err("ocicache: pull interrupted; nothing was changed");
+      return EXIT_INTERRUPTED;
+    }
+    throw err;
+  } finally {
+    process.off("SIGINT", interrupt);
+  }
 }
 
-function diskUsageJson(d: DiskUsage) {
-  return {
-    layers: d.layers,
-    fsmeta: d.fsmeta,
-    vmdk: d.vmdk,
-    blobs: d.blobs,
-    index: d.index,
-    temporary: d.temporary,
-    total: d.total,
-    images: d.images.map((i) => ({
-      reference: i.reference,
-      manifestDigest: i.manifestDigest,
-      sharedBytes: i.sharedBytes,
-      exclusiveBytes: i.exclusiveBytes,
-      reclaimableBytes: i.reclaimableBytes,
-    })),
-  };
+/**
+ * `--json` output: the API's objects as they are returned, indented; `Date`s become ISO 8601
+ * strings, absent values null.
+ */
+function jsonText(value: unknown): string {
+  return JSON.stringify(value, null, 2);
 }
 
 /** The first 12 hex digits of a digest (`sha256:` dropped), as `docker images` shows. */
@@ -547,6 +1065,12 @@ function reportError(err: unknown): void {
   }
 }
 
+// Safe in pipes: a reader that went away (`ocicache ls | head -1`) ends the command quietly.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(EXIT_OK);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
@@ -554,7 +1078,11 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof UsageError) {
       io.err(`ocicache: ${err.message}`);
-      io.err("Run 'ocicache --help' for usage.");
+      io.err(
+        err instanceof CommandUsageError
+          ? `Run 'ocicache help ${err.command}' for its usage.`
+          : "Run 'ocicache --help' for usage.",
+      );
       process.exitCode = EXIT_USAGE;
       return;
     }

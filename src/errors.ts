@@ -23,6 +23,11 @@ export type ErrorCode =
   | "LIMIT_EXCEEDED"
   | "NO_SPACE"
   | "ABORTED"
+  | "REGISTRY_UNAUTHORIZED"
+  | "REGISTRY_DENIED"
+  | "REGISTRY_RATE_LIMITED"
+  | "REGISTRY_UNAVAILABLE"
+  | "REGISTRY_TLS"
   | "NATIVE_NOT_FOUND";
 
 /** Options every error constructor accepts. */
@@ -61,20 +66,33 @@ export class OcicacheError extends Error {
 }
 named(OcicacheError, "OcicacheError");
 
-/** The reference (or digest) is not in the cache. Code `IMAGE_NOT_FOUND`. */
+/**
+ * The reference (or digest) is not in the cache, or (from a pull) not in its registry. Code
+ * `IMAGE_NOT_FOUND`.
+ */
 export class ImageNotFoundError extends OcicacheError {
   /** The reference as the caller spelled it. */
   readonly reference: string;
+  /** From a pull: the registry host that has no such repository, tag or manifest; else null. */
+  readonly registry: string | null;
+  /** From a pull: the registry's own error code (`MANIFEST_UNKNOWN`, `NAME_UNKNOWN`), if any. */
+  readonly registryCode: string | null;
   declare readonly code: "IMAGE_NOT_FOUND";
 
   /**
    * @param message - Human-readable text.
-   * @param details - The reference looked up.
+   * @param details - The reference looked up; for a pull, the registry and its error code.
    * @param options - `cause`, when there is one.
    */
-  constructor(message: string, details: { reference: string }, options?: OcicacheErrorOptions) {
+  constructor(
+    message: string,
+    details: { reference: string; registry?: string | null; registryCode?: string | null },
+    options?: OcicacheErrorOptions,
+  ) {
     super("IMAGE_NOT_FOUND", message, options);
     this.reference = details.reference;
+    this.registry = details.registry ?? null;
+    this.registryCode = details.registryCode ?? null;
   }
 }
 named(ImageNotFoundError, "ImageNotFoundError");
@@ -395,6 +413,121 @@ export class AbortError extends OcicacheError {
 }
 named(AbortError, "AbortError");
 
+/** The base of the errors of a registry, naming it. */
+export class RegistryError extends OcicacheError {
+  /** The registry host. */
+  readonly registry: string;
+
+  /**
+   * @param code - The error's code.
+   * @param message - Human-readable text.
+   * @param details - The registry host.
+   * @param options - `cause`, when there is one.
+   */
+  constructor(code: ErrorCode, message: string, details: { registry: string }, options?: OcicacheErrorOptions) {
+    super(code, message, options);
+    this.registry = details.registry;
+  }
+}
+named(RegistryError, "RegistryError");
+
+/**
+ * The registry (or its token server) refused the credentials, or wants credentials and none
+ * were given or found in the Docker config. Code `REGISTRY_UNAUTHORIZED`.
+ */
+export class RegistryUnauthorizedError extends RegistryError {
+  declare readonly code: "REGISTRY_UNAUTHORIZED";
+
+  /**
+   * @param message - Human-readable text.
+   * @param details - The registry host.
+   * @param options - `cause`, when there is one.
+   */
+  constructor(message: string, details: { registry: string }, options?: OcicacheErrorOptions) {
+    super("REGISTRY_UNAUTHORIZED", message, details, options);
+  }
+}
+named(RegistryUnauthorizedError, "RegistryUnauthorizedError");
+
+/** The registry denied access to the repository (HTTP 403). Code `REGISTRY_DENIED`. */
+export class RegistryDeniedError extends RegistryError {
+  /** The repository. */
+  readonly repository: string;
+  declare readonly code: "REGISTRY_DENIED";
+
+  /**
+   * @param message - Human-readable text.
+   * @param details - The registry host and repository.
+   * @param options - `cause`, when there is one.
+   */
+  constructor(message: string, details: { registry: string; repository: string }, options?: OcicacheErrorOptions) {
+    super("REGISTRY_DENIED", message, details, options);
+    this.repository = details.repository;
+  }
+}
+named(RegistryDeniedError, "RegistryDeniedError");
+
+/**
+ * The registry kept answering 429 Too Many Requests after the retries (or asked to wait longer
+ * than a pull waits). Code `REGISTRY_RATE_LIMITED`.
+ */
+export class RegistryRateLimitedError extends RegistryError {
+  /** The registry's `Retry-After`, in seconds, when it sent one. */
+  readonly retryAfterSeconds: number | null;
+  declare readonly code: "REGISTRY_RATE_LIMITED";
+
+  /**
+   * @param message - Human-readable text.
+   * @param details - The registry host and its retry time.
+   * @param options - `cause`, when there is one.
+   */
+  constructor(
+    message: string,
+    details: { registry: string; retryAfterSeconds?: number | null },
+    options?: OcicacheErrorOptions,
+  ) {
+    super("REGISTRY_RATE_LIMITED", message, details, options);
+    this.retryAfterSeconds = details.retryAfterSeconds ?? null;
+  }
+}
+named(RegistryRateLimitedError, "RegistryRateLimitedError");
+
+/**
+ * The registry could not be reached, answered 5xx, or broke the connection, after the retries.
+ * Code `REGISTRY_UNAVAILABLE`.
+ */
+export class RegistryUnavailableError extends RegistryError {
+  declare readonly code: "REGISTRY_UNAVAILABLE";
+
+  /**
+   * @param message - Human-readable text.
+   * @param details - The registry host.
+   * @param options - `cause`, when there is one.
+   */
+  constructor(message: string, details: { registry: string }, options?: OcicacheErrorOptions) {
+    super("REGISTRY_UNAVAILABLE", message, details, options);
+  }
+}
+named(RegistryUnavailableError, "RegistryUnavailableError");
+
+/**
+ * The registry's TLS certificate is not trusted (pass `caCerts`) or does not fit its host.
+ * Code `REGISTRY_TLS`.
+ */
+export class RegistryTlsError extends RegistryError {
+  declare readonly code: "REGISTRY_TLS";
+
+  /**
+   * @param message - Human-readable text.
+   * @param details - The registry host.
+   * @param options - `cause`, when there is one.
+   */
+  constructor(message: string, details: { registry: string }, options?: OcicacheErrorOptions) {
+    super("REGISTRY_TLS", message, details, options);
+  }
+}
+named(RegistryTlsError, "RegistryTlsError");
+
 /**
  * No native addon fits this platform, or the one that fits fails to load (a glibc older than
  * the prebuilt addons need, for example). Code `NATIVE_NOT_FOUND`. The message names the
@@ -449,7 +582,16 @@ const strs = (f: Fields, key: string): string[] =>
 
 /** Builds the class for each code from a native error's message, fields and options. */
 const FACTORIES: { readonly [C in ErrorCode]: (message: string, f: Fields, o: OcicacheErrorOptions) => OcicacheError } = {
-  IMAGE_NOT_FOUND: (m, f, o) => new ImageNotFoundError(m, { reference: str(f, "reference") }, o),
+  IMAGE_NOT_FOUND: (m, f, o) =>
+    new ImageNotFoundError(
+      m,
+      {
+        reference: str(f, "reference"),
+        registry: typeof f["registry"] === "string" ? f["registry"] : null,
+        registryCode: typeof f["registryCode"] === "string" ? f["registryCode"] : null,
+      },
+      o,
+    ),
   IMAGE_IN_USE: (m, f, o) => new ImageInUseError(m, { reference: str(f, "reference"), holders: strs(f, "holders") }, o),
   INVALID_REFERENCE: (m, f, o) => new InvalidReferenceError(m, { input: str(f, "input") }, o),
   INVALID_ARCHIVE: (m, _f, o) => new InvalidArchiveError(m, o),
@@ -475,6 +617,20 @@ const FACTORIES: { readonly [C in ErrorCode]: (message: string, f: Fields, o: Oc
   NO_SPACE: (m, f, o) =>
     new NoSpaceError(m, { path: str(f, "path"), errno: typeof f["errno"] === "number" ? f["errno"] : null }, o),
   ABORTED: (m, _f, o) => new AbortError(m, o),
+  REGISTRY_UNAUTHORIZED: (m, f, o) => new RegistryUnauthorizedError(m, { registry: str(f, "registry") }, o),
+  REGISTRY_DENIED: (m, f, o) =>
+    new RegistryDeniedError(m, { registry: str(f, "registry"), repository: str(f, "repository") }, o),
+  REGISTRY_RATE_LIMITED: (m, f, o) =>
+    new RegistryRateLimitedError(
+      m,
+      {
+        registry: str(f, "registry"),
+        retryAfterSeconds: typeof f["retryAfterSeconds"] === "number" ? f["retryAfterSeconds"] : null,
+      },
+      o,
+    ),
+  REGISTRY_UNAVAILABLE: (m, f, o) => new RegistryUnavailableError(m, { registry: str(f, "registry") }, o),
+  REGISTRY_TLS: (m, f, o) => new RegistryTlsError(m, { registry: str(f, "registry") }, o),
   NATIVE_NOT_FOUND: (m, f, o) =>
     new NativeNotFoundError(
       m,

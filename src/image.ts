@@ -3,23 +3,38 @@
 // native addon's shapes, results to classes with `Date`s and `null`s, native errors to error
 // classes. Behaviour lives in the Rust core; this file never reads the cache itself.
 
-import { AbortError, fromNative } from "./errors";
+import { AbortError, InvalidArgumentError, fromNative } from "./errors";
 import type {
   NativeAcquireOptions,
   NativeBackend,
   NativeBootDisk,
   NativeCache,
+  NativeCancel,
+  NativeCheckProblem,
+  NativeCheckReport,
   NativeImageConfig,
   NativeImageDetail,
+  NativeImageCheck,
   NativeImageHandle,
   NativeImageLayer,
   NativeImageUse,
   NativeLoadOptions,
   NativePruneOptions,
   NativePruneReport,
+  NativePrunedReference,
+  NativePullOptions,
+  NativePullProgress,
   NativeRows,
 } from "./internal/binding";
-import { type Rule, type SchemaOf, checkOptions, checkValue, requireArity, requireString } from "./internal/args";
+import {
+  type Rule,
+  type SchemaOf,
+  checkOptions,
+  checkValue,
+  requireArity,
+  requireOptions,
+  requireString,
+} from "./internal/args";
 import { native } from "./internal/native";
 import { type ListedHandle, readDiskUsage, readList } from "./internal/rows";
 import { toDate } from "./internal/time";
@@ -62,12 +77,13 @@ export interface LoadOptions {
    */
   tag?: string;
   /**
-   * The most bytes the load may write to disk: the archive's files as staged (decompressed
-   * when the archive is compressed) and the layer images it converts (holes of sparse files
-   * cost nothing), counted while they are written, across all layers. Going over rejects the
-   * load with {@link LimitExceededError} before the byte that would pass it is written, and
-   * leaves the cache as it was. A positive whole number. Without it the load stops the same
-   * way when it would leave less than the reserve free, but rejects with {@link NoSpaceError}.
+   * The most bytes the load may write to disk: the layer images it converts (holes of sparse
+   * files cost nothing), the manifest and config blobs, and the members it must spool from a
+   * compressed archive or standard input (decompressed), counted while they are written, across
+   * all layers. Going over rejects the load with {@link LimitExceededError} before the byte that
+   * would pass it is written, and leaves the cache as it was. A positive whole number. Without
+   * it the load stops the same way when it would leave less than the reserve free, but rejects
+   * with {@link NoSpaceError}.
    * @default the space available on the cache's file system when the load starts, minus a
    *   reserve of 1% of the file system (at most 1 GiB)
    */
@@ -82,14 +98,156 @@ export interface LoadOptions {
    */
   platform?: string;
   /**
-   * Cancels the load. The signal is checked when the call starts: an already aborted signal
-   * rejects with {@link AbortError} (code `ABORTED`) and nothing is read or changed. Aborting
-   * a load that has started does not stop it in this version: it runs to completion (or
-   * failure) and the call settles with its result.
+   * Cancels the load. An already aborted signal rejects with {@link AbortError} (code `ABORTED`)
+   * and nothing is read or changed. Aborting a load that has started stops it at its next read
+   * of the archive (within a tenth of a second when it waits for standard input, see
+   * {@link ImageCache.loadStdin}): it rejects with {@link AbortError}, whose `cause` is the
+   * signal's reason, and, like any failed load, leaves the cache exactly as it was. A load that
+   * has finished reading and is committing completes.
    * @default not cancellable
    */
   signal?: AbortSignal;
+  /**
+   * Receives the load's layer events (`layer-cached`, `layer-download` with the bytes read so
+   * far, `layer-verified`, `layer-converted`) and a `stitched` event per image; see
+   * {@link PullProgress}. Called on the JS thread, at most about ten times a second per layer;
+   * events are dropped rather than slowing the load when the listener falls behind.
+   * @default no events
+   */
+  onProgress?: (event: PullProgress) => void;
 }
+
+/** When a pull asks the registry: see {@link PullOptions.policy}. */
+export type PullPolicy = "if-missing" | "always" | "never";
+
+/** Registry credentials: a user name and password (or access token as password), or a token. */
+export type PullAuth =
+  | {
+      /** The user name. */
+      username: string;
+      /** The password (or an access token used as one). */
+      password: string;
+    }
+  | {
+      /** A registry token, sent as `Authorization: Bearer`. */
+      token: string;
+    };
+
+/** Options of {@link ImageCache.pull}. Unknown keys reject with {@link InvalidArgumentError}. */
+export interface PullOptions {
+  /**
+   * The platform to take from a multi-platform image, as `os/architecture[/variant]`
+   * (`linux/arm64`, `linux/arm/v7`); {@link PlatformNotFoundError} lists those the index offers.
+   * @default the host's platform (`linux/<host architecture>`)
+   */
+  platform?: string;
+  /**
+   * `if-missing`: no request at all when the reference is cached; `always`: resolve the tag in
+   * the registry and move it when its manifest changed (layers already cached are not
+   * downloaded); `never`: {@link ImageNotFoundError} when the reference is not cached.
+   * @default "if-missing"
+   */
+  policy?: PullPolicy;
+  /**
+   * Credentials. Without them, those of the Docker config (`$DOCKER_CONFIG/config.json`, else
+   * `~/.docker/config.json`: `auths`, `credHelpers`, `credsStore`), else anonymous.
+   * @default the Docker config's, else anonymous
+   */
+  auth?: PullAuth;
+  /**
+   * Receives the pull's events (see {@link PullProgress}), on the JS thread, at most about ten a
+   * second per layer; events are dropped rather than slowing the pull when the listener falls
+   * behind.
+   * @default no events
+   */
+  onProgress?: (event: PullProgress) => void;
+  /**
+   * Cancels the pull: it rejects with {@link AbortError} within a second (also on a stalled
+   * connection), publishes nothing and leaves the cache as it was.
+   * @default not cancellable
+   */
+  signal?: AbortSignal;
+  /**
+   * Plain HTTP to the registry (a registry on 127.0.0.1 or in a lab).
+   * @default false
+   */
+  insecure?: boolean;
+  /**
+   * Extra trusted CA certificates, PEM text, beside the public roots.
+   * @default only the public roots
+   */
+  caCerts?: string;
+}
+
+/** Which layer a {@link PullProgress} layer event is about. */
+export interface PullLayerRef {
+  /** Position in the image, 0 being the bottom layer. */
+  readonly index: number;
+  /** The layer's `diff_id` (digest of the uncompressed tar). */
+  readonly diffId: string;
+  /** The layer blob's digest. */
+  readonly digest: string;
+  /** The layer blob's size in bytes. */
+  readonly size: number;
+}
+
+/** One step of a pull (or, for the layer and `stitched` events, of a load), by `kind`. */
+export type PullProgress =
+  | {
+      /** The step. */
+      readonly kind: "resolving";
+      /** The reference, canonical. */
+      readonly reference: string }
+  | {
+      /** The step. */
+      readonly kind: "resolved";
+      /** The manifest's digest. */
+      readonly manifestDigest: string;
+      /** The platform taken, `os/architecture[/variant]`. */
+      readonly platform: string;
+      /** The layer count. */
+      readonly layerCount: number;
+      /** The layer blobs' compressed bytes. */
+      readonly totalBytes: number;
+    }
+  /** The layer's EROFS image is cached: nothing is downloaded for it. */
+  | ({
+      /** The step. */
+      readonly kind: "layer-cached";
+      } & PullLayerRef)
+  /** Bytes of the layer's blob downloaded (read, for a load) so far, of `size`. */
+  | ({
+      /** The step. */
+      readonly kind: "layer-download";
+      /** Bytes so far. */
+      readonly bytes: number } & PullLayerRef)
+  /** The blob's digest and `diff_id` matched. */
+  | ({
+      /** The step. */
+      readonly kind: "layer-verified";
+      } & PullLayerRef)
+  /** The layer's EROFS image is written. */
+  | ({
+      /** The step. */
+      readonly kind: "layer-converted";
+      /** The layer's EROFS image size in bytes. */
+      readonly erofsBytes: number } & PullLayerRef)
+  /** The image's fsmeta and VMDK are written (or were cached). */
+  | {
+      /** The step. */
+      readonly kind: "stitched";
+      /** The manifest's digest. */
+      readonly manifestDigest: string;
+      /** The fsmeta image's size in bytes. */
+      readonly fsmetaBytes: number;
+      /** The VMDK descriptor's size in bytes. */
+      readonly vmdkBytes: number;
+    }
+  | {
+      /** The step. */
+      readonly kind: "done";
+      /** The manifest's digest. */
+      readonly manifestDigest: string };
 
 /** Options of {@link ImageCache.remove}. */
 export interface RemoveOptions {
@@ -141,12 +299,67 @@ export interface PruneOptions {
 /** Options of {@link ImageCache.acquire}. */
 export interface AcquireOptions {
   /**
+   * Pulls the reference when it is not cached (with these options, or the defaults for
+   * `true`), and records the use in the same index transaction as the pulled reference, so no
+   * prune in any process can delete the image between the pull and the pin.
+   * @default no pull: an uncached reference rejects with {@link ImageNotFoundError}
+   */
+  pull?: PullOptions | true;
+  /**
    * The use stops pinning the image this many milliseconds after the call (a whole number
    * above 0), so a holder that died does not pin it forever. Acquiring again for the same
    * holder and image renews (or, without `ttlMs`, removes) the expiry.
    * @default no expiry
    */
   ttlMs?: number;
+}
+
+/** Options of {@link ImageCache.list}. */
+export interface ListOptions {
+  /**
+   * Also list the manifests no reference names that a sandbox or snapshot still holds (their
+   * tag moved on, or was removed with `force`): `tagged` is false and `reference` is
+   * `repository@sha256:...`, which every method resolves.
+   * @default false
+   */
+  all?: boolean;
+}
+
+/** Options of {@link ImageCache.verify}. */
+export interface VerifyOptions {
+  /**
+   * Re-hash every byte of every file against the hash recorded when it was written, and
+   * re-parse every EROFS image's metadata. Without it the check is quick: existence, sizes,
+   * EROFS superblocks (and the volume each names) and the VMDK descriptor's text.
+   * @default false
+   */
+  full?: boolean;
+}
+
+/** Options of {@link ImageCache.repair}. */
+export interface RepairOptions {
+  /**
+   * Report what would be repaired; change nothing.
+   * @default false
+   */
+  dryRun?: boolean;
+}
+
+/** One problem with one file of an image. */
+export interface CheckProblem extends Readonly<NativeCheckProblem> {}
+
+/** The integrity of one image's files. */
+export interface ImageCheck extends Readonly<Omit<NativeImageCheck, "problems" | "repaired">> {
+  /** Problems found (verify) or left (repair); empty when the image is sound. */
+  readonly problems: readonly CheckProblem[];
+  /** Problems a repair fixed (or, in a dry run, would fix). */
+  readonly repaired: readonly CheckProblem[];
+}
+
+/** What {@link ImageCache.verify} and {@link ImageCache.repair} return. */
+export interface CheckReport extends Readonly<Omit<NativeCheckReport, "images">> {
+  /** One entry per manifest checked, by digest. */
+  readonly images: readonly ImageCheck[];
 }
 
 /** Who uses an image: a running sandbox or a snapshot, by id. */
@@ -161,45 +374,10 @@ export type ImageHolder =
     };
 
 /** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
-export interface ImageConfigDetail {
-  /** The config blob's digest (`sha256:...`). */
-  readonly digest: string;
-  /** `Env`, as `NAME=value` strings. */
-  readonly env: string[] | null;
-  /** `Cmd`. */
-  readonly cmd: string[] | null;
-  /** `Entrypoint`. */
-  readonly entrypoint: string[] | null;
-  /** `WorkingDir`. */
-  readonly workingDir: string | null;
-  /** `User`. */
-  readonly user: string | null;
-  /** `Labels`. */
-  readonly labels: Record<string, unknown> | null;
-  /** `StopSignal`. */
-  readonly stopSignal: string | null;
-}
+export interface ImageConfigDetail extends Readonly<NativeImageConfig> {}
 
 /** One layer of an image. */
-export interface ImageLayerDetail {
-  /** Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry). */
-  readonly diffId: string;
-  /** Digest of the layer blob as distributed (compressed or not). */
-  readonly blobDigest: string;
-  /** The layer descriptor's media type. */
-  readonly mediaType: string;
-  /** Size of the layer blob as distributed, in bytes. */
-  readonly compressedSizeBytes: number;
-  /**
-   * Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
-   * per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
-   * multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
-   * version and not converted since; loading an image with that layer converts it.
-   */
-  readonly erofsSizeBytes: number | null;
-  /** Position in the image, 0 being the bottom layer. */
-  readonly position: number;
-}
+export interface ImageLayerDetail extends Readonly<NativeImageLayer> {}
 
 /** What {@link ImageCache.inspect} returns. */
 export interface ImageDetail {
@@ -212,63 +390,13 @@ export interface ImageDetail {
 }
 
 /** What {@link ImageCache.prune} reclaimed. */
-export interface ImagePruneReport {
-  /** References deleted. */
-  readonly imageRefsRemoved: number;
-  /** Manifests deleted. */
-  readonly manifestsRemoved: number;
-  /**
-   * Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
-   * layer images that no index row names (left by an interrupted load).
-   */
-  readonly layersRemoved: number;
-  /** fsmeta images deleted. */
-  readonly fsmetaRemoved: number;
-  /** VMDK descriptors deleted. */
-  readonly vmdkRemoved: number;
-  /**
-   * Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
-   * the `lstat` made just before each unlink, or null when files were due for deletion and
-   * none could be measured (another process deleted them first).
-   */
-  readonly bytesReclaimed: number | null;
-  /**
-   * Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
-   * has no such figure), or null when `bytesReclaimed` is.
-   */
-  readonly allocatedBytesReclaimed: number | null;
-  /**
-   * The cache's size before: the recorded sizes of its artifacts, the index files, and the
-   * orphan files and `tmp/` leftovers this run found.
-   */
-  readonly bytesBefore: number;
-  /** `bytesBefore` minus `bytesReclaimed`. */
-  readonly bytesAfter: number;
+export interface ImagePruneReport extends Readonly<Omit<NativePruneReport, "removed">> {
   /** Each reference removed, least recently used first, with what removing it freed. */
   readonly removed: readonly PrunedReference[];
-  /** Whether this was a dry run (nothing was changed). */
-  readonly dryRun: boolean;
-  /**
-   * Entries the sweep left in place because they are not what the cache deletes there (a
-   * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
-   * not make), one line each naming the path; the rest of the prune went on. Empty normally.
-   */
-  readonly warnings: readonly string[];
 }
 
 /** One reference a prune removed. */
-export interface PrunedReference {
-  /** Familiar form of the reference. */
-  readonly reference: string;
-  /** The manifest it pointed to. */
-  readonly manifestDigest: string;
-  /**
-   * Recorded bytes its removal freed: the manifest's own files when it was the manifest's
-   * last reference, plus the config and layers no other image uses; 0 when another reference
-   * or a use keeps the manifest.
-   */
-  readonly bytesFreed: number;
-}
+export interface PrunedReference extends Readonly<NativePrunedReference> {}
 
 /**
  * Bytes on disk by kind and per image; what {@link ImageCache.diskUsage} returns. The kinds
@@ -311,14 +439,7 @@ export interface ImageDiskUsage {
 }
 
 /** The files a VM boots an image from; what {@link ImageCache.bootDisk} returns. */
-export interface BootDisk {
-  /** The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths). */
-  readonly vmdk: string;
-  /** The merged metadata (fsmeta) EROFS image. */
-  readonly fsmeta: string;
-  /** Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order. */
-  readonly layers: readonly string[];
-}
+export interface BootDisk extends Readonly<NativeBootDisk> {}
 
 // Constructors of the result classes are private: only this module builds them, through these.
 let makeHandle: (native: NativeImageHandle) => ImageHandle;
@@ -354,6 +475,11 @@ export class ImageHandle {
   readonly lastUsedAt: Date | null;
   /** When the reference was created or last re-pointed to another manifest. */
   readonly createdAt: Date | null;
+  /**
+   * False for a manifest no reference names that a sandbox or snapshot still holds (listed by
+   * `list({ all: true })`); its `reference` is then `repository@sha256:...`.
+   */
+  readonly tagged: boolean;
 
   // Positional, so that `list()` builds each handle straight from its row (no object between).
   private constructor(
@@ -366,6 +492,7 @@ export class ImageHandle {
     sizeBytes: number | null,
     createdAtMs: number | null,
     lastUsedAtMs: number | null,
+    tagged: boolean,
   ) {
     this.reference = reference;
     this.sizeBytes = sizeBytes;
@@ -376,6 +503,7 @@ export class ImageHandle {
     this.layerCount = layerCount;
     this.lastUsedAt = toDate(lastUsedAtMs);
     this.createdAt = toDate(createdAtMs);
+    this.tagged = tagged;
     Object.freeze(this);
   }
 
@@ -391,9 +519,10 @@ export class ImageHandle {
         n.sizeBytes ?? null,
         n.createdAtMs ?? null,
         n.lastUsedAtMs ?? null,
+        n.tagged,
       );
-    makeListedHandle = (reference, digest, architecture, os, variant, layerCount, sizeBytes, created, used) =>
-      new ImageHandle(reference, digest, architecture, os, variant, layerCount, sizeBytes, created, used);
+    makeListedHandle = (reference, digest, architecture, os, variant, layerCount, sizeBytes, created, used, tagged) =>
+      new ImageHandle(reference, digest, architecture, os, variant, layerCount, sizeBytes, created, used, tagged);
   }
 }
 
@@ -420,12 +549,15 @@ export class ImageUse {
    * prune and remove ignore it. Release it, or acquire again to renew it.
    */
   readonly expired: boolean;
+  /** The use's id: what `ocicache release USE_ID` takes. */
+  readonly id: string;
   readonly #id: string;
   readonly #cache: NativeCache;
 
   private constructor(cache: NativeCache, native: NativeImageUse) {
     this.#cache = cache;
     this.#id = native.id;
+    this.id = native.id;
     this.reference = native.reference;
     this.manifestDigest = native.manifestDigest;
     this.holder = Object.freeze(
@@ -451,6 +583,19 @@ export class ImageUse {
     } catch (err) {
       throw fromNative(err);
     }
+  }
+
+  /**
+   * The files a VM boots exactly the manifest this use pins, whatever happened to its tags
+   * since (see {@link ImageCache.bootDisk}).
+   *
+   * @throws {CorruptCacheError} when a file is damaged or the image is marked broken.
+   * @throws {ImageNotFoundError} when the use was released and the image pruned.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  async bootDisk(): Promise<BootDisk> {
+    requireArity(arguments, 0, "bootDisk");
+    return bootDisk(await call(() => this.#cache.bootDisk(this.manifestDigest)));
   }
 
   static {
@@ -483,6 +628,25 @@ const LOAD_OPTIONS: SchemaOf<LoadOptions> = {
   platform: { type: "string", format: PLATFORM_FORMAT },
   signal: { type: "abortSignal" },
   maxUncompressedBytes: { type: "integer", min: 1 },
+  onProgress: { type: "function" },
+};
+
+const PULL_OPTIONS: SchemaOf<PullOptions> = {
+  platform: { type: "string", format: PLATFORM_FORMAT },
+  policy: {
+    type: "union",
+    literals: ["if-missing", "always", "never"],
+    variants: {},
+    expected: '"if-missing", "always" or "never"',
+  },
+  auth: {
+    type: "object",
+    schema: { username: { type: "string" }, password: { type: "string" }, token: { type: "string", nonEmpty: true } },
+  },
+  onProgress: { type: "function" },
+  signal: { type: "abortSignal" },
+  insecure: { type: "boolean" },
+  caCerts: { type: "string", nonEmpty: true },
 };
 
 const REMOVE_OPTIONS: SchemaOf<RemoveOptions> = {
@@ -497,9 +661,100 @@ const PRUNE_OPTIONS: SchemaOf<PruneOptions> = {
   gracePeriodMs: { type: "integer", min: 0 },
 };
 
-const ACQUIRE_OPTIONS: SchemaOf<AcquireOptions> = {
+const LIST_OPTIONS: SchemaOf<ListOptions> = {
+  all: { type: "boolean" },
+};
+
+const VERIFY_OPTIONS: SchemaOf<VerifyOptions> = {
+  full: { type: "boolean" },
+};
+
+const REPAIR_OPTIONS: SchemaOf<RepairOptions> = {
+  dryRun: { type: "boolean" },
+};
+
+const ACQUIRE_OPTIONS: SchemaOf<Omit<AcquireOptions, "pull">> = {
   ttlMs: { type: "integer", min: 1 },
 };
+
+/** What a pull hands the binding: its options, and the signal and listener kept in JS. */
+interface CheckedPull {
+  native: NativePullOptions;
+  signal: AbortSignal | undefined;
+  onProgress: ((event: PullProgress) => void) | undefined;
+}
+
+/** Checks pull options; rejects with AbortError when the signal is already aborted. */
+function pullOptionsToNative(value: unknown, argument: string): CheckedPull {
+  const opts = checkOptions(value, PULL_OPTIONS, argument);
+  if (opts.signal?.aborted) {
+    throw new AbortError("pull aborted before it started", { cause: opts.signal.reason });
+  }
+  const out: NativePullOptions = {};
+  if (opts.platform !== undefined) out.platform = opts.platform;
+  if (opts.policy !== undefined) out.policy = opts.policy;
+  if (opts.insecure !== undefined) out.insecure = opts.insecure;
+  if (opts.caCerts !== undefined) out.caCerts = opts.caCerts;
+  if (opts.auth !== undefined) {
+    const a = opts.auth as { username?: string; password?: string; token?: string };
+    const basic = a.username !== undefined && a.password !== undefined && a.token === undefined;
+    const token = a.token !== undefined && a.username === undefined && a.password === undefined;
+    if (!basic && !token) {
+      throw new InvalidArgumentError(
+        `invalid argument ${argument === "options" ? "" : `${argument}.`}auth: expected { username, password } or { token }`,
+        { argument: `${argument === "options" ? "" : `${argument}.`}auth` },
+      );
+    }
+    out.auth = basic ? { username: a.username, password: a.password } : { token: a.token };
+  }
+  return { native: out, signal: opts.signal, onProgress: opts.onProgress };
+}
+
+/** A binding progress event as the {@link PullProgress} union (absent fields dropped). */
+function progressEvent(e: NativePullProgress): PullProgress {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(e)) {
+    if (v !== undefined && v !== null) out[k] = v;
+  }
+  return Object.freeze(out) as unknown as PullProgress;
+}
+
+/** The binding's listener for `onProgress`; a listener that throws does not stop the work. */
+function progressListener(
+  onProgress: ((event: PullProgress) => void) | undefined,
+): ((event: NativePullProgress) => void) | undefined {
+  if (onProgress === undefined) return undefined;
+  return (e: NativePullProgress) => {
+    try {
+      onProgress(progressEvent(e));
+    } catch {
+      // A listener's failure is the listener's: the pull goes on.
+    }
+  };
+}
+
+/**
+ * Runs a native call with a cancellation token that `signal`, when given, cancels on abort; a
+ * call that stops because of it rejects with an AbortError whose cause is the signal's reason.
+ */
+async function cancellable<T>(
+  signal: AbortSignal | undefined,
+  run: (cancel: NativeCancel | undefined) => Promise<T>,
+): Promise<T> {
+  const token = signal ? new (native().NativeCancel)() : undefined;
+  const onAbort = () => token?.cancel();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await call(() => run(token));
+  } catch (err) {
+    if (signal?.aborted && err instanceof AbortError) {
+      throw new AbortError(err.message, { cause: signal.reason });
+    }
+    throw err;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
 
 /** `{ sandbox: id }` or `{ snapshot: id }`, the id not empty; every error names `holder`. */
 const HOLDER: Rule = {
@@ -529,57 +784,26 @@ function cacheOptions(value: unknown): { checked: ImageCacheOptions; native: { r
   return { checked, native: out };
 }
 
-function configDetail(c: NativeImageConfig): ImageConfigDetail {
-  return Object.freeze({
-    digest: c.digest,
-    env: c.env ? [...c.env] : null,
-    cmd: c.cmd ? [...c.cmd] : null,
-    entrypoint: c.entrypoint ? [...c.entrypoint] : null,
-    workingDir: c.workingDir ?? null,
-    user: c.user ?? null,
-    labels: c.labels ? ({ ...c.labels } as Record<string, unknown>) : null,
-    stopSignal: c.stopSignal ?? null,
-  });
-}
+// Results without Dates are the binding's objects as they come (the binding documents them and
+// gives absent values as null), frozen so that a result is the snapshot its type says.
 
-function layerDetail(l: NativeImageLayer): ImageLayerDetail {
-  return Object.freeze({
-    diffId: l.diffId,
-    blobDigest: l.blobDigest,
-    mediaType: l.mediaType,
-    compressedSizeBytes: l.compressedSizeBytes,
-    erofsSizeBytes: l.erofsSizeBytes ?? null,
-    position: l.position,
-  });
+function configDetail(c: NativeImageConfig): ImageConfigDetail {
+  return Object.freeze(c);
 }
 
 function detail(d: NativeImageDetail): ImageDetail {
   return Object.freeze({
     handle: makeHandle(d.handle),
     config: d.config ? configDetail(d.config) : null,
-    layers: Object.freeze(d.layers.map(layerDetail)),
+    layers: Object.freeze(d.layers.map((l): ImageLayerDetail => Object.freeze(l))),
   });
 }
 
 function pruneReport(r: NativePruneReport): ImagePruneReport {
-  return Object.freeze({
-    imageRefsRemoved: r.imageRefsRemoved,
-    manifestsRemoved: r.manifestsRemoved,
-    layersRemoved: r.layersRemoved,
-    fsmetaRemoved: r.fsmetaRemoved,
-    vmdkRemoved: r.vmdkRemoved,
-    bytesReclaimed: r.bytesReclaimed ?? null,
-    allocatedBytesReclaimed: r.allocatedBytesReclaimed ?? null,
-    bytesBefore: r.bytesBefore,
-    bytesAfter: r.bytesAfter,
-    removed: Object.freeze(
-      r.removed.map((p) =>
-        Object.freeze({ reference: p.reference, manifestDigest: p.manifestDigest, bytesFreed: p.bytesFreed }),
-      ),
-    ),
-    dryRun: r.dryRun,
-    warnings: Object.freeze([...r.warnings]),
-  });
+  for (const p of r.removed) Object.freeze(p);
+  Object.freeze(r.removed);
+  Object.freeze(r.warnings);
+  return Object.freeze(r);
 }
 
 function diskUsage(rows: NativeRows): DiskUsage {
@@ -587,8 +811,21 @@ function diskUsage(rows: NativeRows): DiskUsage {
   return Object.freeze({ ...totals, images: Object.freeze(images) });
 }
 
+function checkReport(r: NativeCheckReport): CheckReport {
+  for (const i of r.images) {
+    for (const p of [...i.problems, ...i.repaired]) Object.freeze(p);
+    Object.freeze(i.problems);
+    Object.freeze(i.repaired);
+    Object.freeze(i.references);
+    Object.freeze(i);
+  }
+  Object.freeze(r.images);
+  return Object.freeze(r);
+}
+
 function bootDisk(b: NativeBootDisk): BootDisk {
-  return Object.freeze({ vmdk: b.vmdk, fsmeta: b.fsmeta, layers: Object.freeze([...b.layers]) });
+  Object.freeze(b.layers);
+  return Object.freeze(b);
 }
 
 /** Checks prune options and turns `olderThan` into a time. */
@@ -606,7 +843,11 @@ function pruneOptionsToNative(value: unknown): NativePruneOptions {
 }
 
 /** Checks load options; rejects with AbortError when the signal is already aborted. */
-function loadOptionsToNative(value: unknown): NativeLoadOptions {
+function loadOptionsToNative(value: unknown): {
+  native: NativeLoadOptions;
+  signal: AbortSignal | undefined;
+  onProgress: ((event: NativePullProgress) => void) | undefined;
+} {
   const opts = checkOptions(value, LOAD_OPTIONS, "options");
   if (opts.signal?.aborted) {
     throw new AbortError("load aborted before it started", { cause: opts.signal.reason });
@@ -615,7 +856,31 @@ function loadOptionsToNative(value: unknown): NativeLoadOptions {
   if (opts.tag !== undefined) out.tag = opts.tag;
   if (opts.platform !== undefined) out.platform = opts.platform;
   if (opts.maxUncompressedBytes !== undefined) out.maxUncompressedBytes = opts.maxUncompressedBytes;
-  return out;
+  return { native: out, signal: opts.signal, onProgress: progressListener(opts.onProgress) };
+}
+
+/**
+ * Runs a native load with a cancellation token that `signal`, when given, cancels on abort; a
+ * load that stops because of it rejects with an AbortError whose cause is the signal's reason.
+ */
+async function cancellableLoad(
+  signal: AbortSignal | undefined,
+  run: (cancel: NativeCancel | undefined) => Promise<NativeImageHandle[]>,
+): Promise<ImageHandle[]> {
+  const token = signal ? new (native().NativeCancel)() : undefined;
+  const onAbort = () => token?.cancel();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const handles = await call(() => run(token));
+    return handles.map((h) => makeHandle(h));
+  } catch (err) {
+    if (signal?.aborted && err instanceof AbortError) {
+      throw new AbortError(err.message, { cause: signal.reason });
+    }
+    throw err;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
 }
 
 /** Runs a native call, mapping a synchronous throw or a rejection through `fromNative`. */
@@ -697,11 +962,85 @@ export class ImageCache {
    * @throws {UnsupportedError} with the cloud backend.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
-  async list(): Promise<ImageHandle[]> {
-    requireArity(arguments, 0, "list");
+  async list(opts?: ListOptions): Promise<ImageHandle[]> {
+    requireArity(arguments, 1, "list");
+    const { all } = checkOptions(opts, LIST_OPTIONS, "options");
     // The binding sends the rows' strings as one JSON string and their numbers as one typed
     // array: far cheaper than an N-API object per row.
-    return readList(await call(() => this.#native.listRows()), makeListedHandle);
+    return readList(await call(() => this.#native.listRows(all)), makeListedHandle);
+  }
+
+  /**
+   * Checks the files of one image (any reference form {@link ImageCache.get} takes), or of
+   * every image, against what the index recorded when they were written; changes nothing. A
+   * cache that does not exist has no images, and is not created.
+   *
+   * @param reference - The image; omitted: every image.
+   * @param opts - `full` also re-hashes every byte and re-parses every EROFS image.
+   * @returns One entry per image with the problems found (kind, artifact, path, expected,
+   *   found); `problems` counts them all.
+   * @throws {ImageNotFoundError} when `reference` is not cached.
+   * @throws {InvalidReferenceError} when `reference` is malformed or an ambiguous prefix.
+   * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read.
+   */
+  async verify(reference?: string, opts?: VerifyOptions): Promise<CheckReport> {
+    requireArity(arguments, 2, "verify");
+    if (reference !== undefined) requireString(reference, "reference");
+    const { full } = checkOptions(opts, VERIFY_OPTIONS, "options");
+    return checkReport(await call(() => this.#native.verify(reference, full ?? false)));
+  }
+
+  /**
+   * Verifies fully, then repairs: a missing or damaged fsmeta image or VMDK descriptor is
+   * rebuilt from the layer images, byte for byte what the load wrote; a missing or damaged
+   * layer image is taken away and every image listing it marked broken ({@link bootDisk}
+   * refuses it with {@link CorruptCacheError} until the image is loaded again); an image marked
+   * broken whose files are sound again loses the mark. Idempotent.
+   *
+   * @param reference - The image; omitted: every image.
+   * @param opts - `dryRun` only reports.
+   * @returns Per image what was repaired and the problems left.
+   * @throws {ImageNotFoundError} when `reference` is not cached.
+   * @throws {InvalidReferenceError} when `reference` is malformed or an ambiguous prefix.
+   * @throws {InvalidArgumentError} when an option is unknown or of the wrong type.
+   * @throws {CacheIndexError | IoError} when the cache cannot be read or written.
+   */
+  async repair(reference?: string, opts?: RepairOptions): Promise<CheckReport> {
+    requireArity(arguments, 2, "repair");
+    if (reference !== undefined) requireString(reference, "reference");
+    const { dryRun } = checkOptions(opts, REPAIR_OPTIONS, "options");
+    return checkReport(await call(() => this.#native.repair(reference, dryRun ?? false)));
+  }
+
+  /**
+   * Points the tag `target` at the image `source` names (any form {@link ImageCache.get}
+   * takes), like `docker tag`; a `target` that named another image is re-pointed.
+   *
+   * @returns The new reference's handle.
+   * @throws {ImageNotFoundError} when `source` is not cached.
+   * @throws {InvalidReferenceError} when `target` is malformed or a digest reference.
+   * @throws {InvalidArgumentError} when an argument is not a string.
+   * @throws {CacheIndexError | IoError} when the cache cannot be written.
+   */
+  async tag(source: string, target: string): Promise<ImageHandle> {
+    requireArity(arguments, 2, "tag");
+    requireString(source, "source");
+    requireString(target, "target");
+    return makeHandle(await call(() => this.#native.tag(source, target)));
+  }
+
+  /**
+   * Ends every use of one holder (a sandbox that stopped, a snapshot deleted). Idempotent.
+   *
+   * @returns How many uses it ended.
+   * @throws {InvalidArgumentError} when `holder` is not `{ sandbox: id }` or `{ snapshot: id }`.
+   * @throws {CacheIndexError | IoError} when the cache cannot be written.
+   */
+  async releaseHolder(holder: ImageHolder): Promise<number> {
+    requireArity(arguments, 1, "releaseHolder");
+    const h = holderToNative(holder);
+    return call(() => this.#native.releaseHolder(h));
   }
 
   /**
@@ -819,7 +1158,9 @@ export class ImageCache {
    * Imports every image of an archive: a `docker save` tarball, an OCI image layout tarball
    * (optionally gzip- or zstd-compressed) or an OCI image layout folder. Each distinct layer is
    * converted to an EROFS image (its `diffId` checked against the uncompressed tar) and its blob
-   * is not kept; a layer whose `diffId` is already cached is reused without reading its blob.
+   * is not kept; a layer whose `diffId` is already cached is reused without reading its blob. A
+   * plain tar and a folder are read in place, never copied; a compressed tar is read once, front
+   * to back, members that come before its metadata spooled into the cache's `tmp/`.
    * Everything is verified and built under the cache's `tmp/` before anything is published, and
    * all images of the archive are recorded in one transaction: on any failure (bad input, a full
    * disk, a damaged index) the cache is exactly as it was. `path` must be a regular file or a
@@ -827,7 +1168,7 @@ export class ImageCache {
    *
    * @param path - The archive file or layout folder.
    * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
-   *   index; `signal` cancels the load before it starts; `maxUncompressedBytes` bounds what the
+   *   index; `signal` cancels the load; `maxUncompressedBytes` bounds what the
    *   load writes. See {@link LoadOptions}.
    * @returns One handle per reference, in archive order.
    * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
@@ -835,7 +1176,8 @@ export class ImageCache {
    * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
    * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
    * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
-   * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
+   * @throws {AbortError} when `signal` is aborted (before the load starts, or while it reads
+   *   the archive); the cache is as it was.
    * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
    * @throws {InvalidArgumentError} when an option is unknown or of the wrong type (also
    *   `maxUncompressedBytes` that is not a positive whole number), or an argument has the wrong
@@ -852,9 +1194,32 @@ export class ImageCache {
   async load(path: string, opts?: LoadOptions): Promise<ImageHandle[]> {
     requireArity(arguments, 2, "load");
     requireString(path, "path");
-    const options = loadOptionsToNative(opts);
-    const handles = await call(() => this.#native.load(path, options));
-    return handles.map((h) => makeHandle(h));
+    const { native: options, signal, onProgress } = loadOptionsToNative(opts);
+    return cancellableLoad(signal, (cancel) => this.#native.load(path, options, cancel, onProgress));
+  }
+
+  /**
+   * Imports every image of the archive on the process's standard input (file descriptor 0),
+   * as {@link ImageCache.load} does a file: `ocicache load` without `-i`. The addon reads the
+   * input itself, front to back and once, and never copies it whole: members that come before
+   * the archive's metadata (a `docker save` archive writes its layers first) are spooled into
+   * the cache's `tmp/` folder, which the load deletes when it ends, however it ends. Do not read
+   * `process.stdin` while it runs. A `signal` aborted while the load waits for input stops it
+   * within a tenth of a second.
+   *
+   * @param opts - As for {@link ImageCache.load}.
+   * @returns One handle per reference, in archive order.
+   * @throws {InvalidArchiveError} when the input is not an image archive.
+   * @throws {AbortError} when `signal` is aborted; nothing is changed.
+   * @throws {DigestMismatchError | ReferenceRequiredError | PlatformNotFoundError |
+   *   InvalidReferenceError | InvalidArgumentError | LimitExceededError | NoSpaceError |
+   *   UnsupportedError | CorruptCacheError | IoError | CacheIndexError} as for
+   *   {@link ImageCache.load}.
+   */
+  async loadStdin(opts?: LoadOptions): Promise<ImageHandle[]> {
+    requireArity(arguments, 1, "loadStdin");
+    const { native: options, signal, onProgress } = loadOptionsToNative(opts);
+    return cancellableLoad(signal, (cancel) => this.#native.loadStdin(options, cancel, onProgress));
   }
 
   /**
@@ -877,8 +1242,55 @@ export class ImageCache {
     requireArity(arguments, 3, "acquire");
     requireString(reference, "reference");
     const h = holderToNative(holder);
-    const options: NativeAcquireOptions = checkOptions(opts, ACQUIRE_OPTIONS, "options");
-    return makeUse(this.#native, await call(() => this.#native.acquire(reference, h, options)));
+    requireOptions(opts, "options");
+    const { pull, ...rest } = (opts ?? {}) as AcquireOptions;
+    const options: NativeAcquireOptions = checkOptions(rest, ACQUIRE_OPTIONS, "options");
+    if (pull === undefined) {
+      return makeUse(this.#native, await call(() => this.#native.acquire(reference, h, options)));
+    }
+    const checked = pullOptionsToNative(pull === true ? {} : pull, "pull");
+    const used = await cancellable(checked.signal, (cancel) =>
+      this.#native.acquirePulling(reference, h, options, checked.native, cancel, progressListener(checked.onProgress)),
+    );
+    return makeUse(this.#native, used);
+  }
+
+  /**
+   * Pulls an image from its registry into this cache and returns its handle. With the default
+   * policy `if-missing`, a cached reference is returned at once without a request. Otherwise
+   * the manifest (for a multi-platform image, the platform's) and config are fetched and
+   * verified, and every layer whose `diffId` the cache lacks streams from the network through
+   * one pass that checks its digest and `diffId` and writes its EROFS image; nothing cached is
+   * downloaded again. Then the layers, fsmeta, VMDK and index rows are published as a load
+   * publishes them: on any failure (a cancellation included) nothing is published. A pull of a
+   * cached reference refreshes its `lastUsedAt`; a fresh one sets it to now. Two processes
+   * pulling one image at once download each layer once and both succeed; a concurrent `prune`
+   * never deletes what a running pull uses. Mirrors come from the file `OCICACHE_REGISTRIES`
+   * names (see the README).
+   *
+   * @param reference - `name[:tag]` or `name@sha256:…` (the manifest is checked against the digest).
+   * @param opts - See {@link PullOptions}.
+   * @throws {ImageNotFoundError} when the registry has no such repository or tag (`registryCode`
+   *   says what it answered), or with `policy: "never"` when the reference is not cached.
+   * @throws {PlatformNotFoundError} when a multi-platform image lacks the platform.
+   * @throws {RegistryUnauthorizedError | RegistryDeniedError} when credentials are missing, wrong
+   *   or insufficient.
+   * @throws {RegistryRateLimitedError | RegistryUnavailableError} when the registry keeps failing.
+   * @throws {RegistryTlsError} when its certificate is not trusted.
+   * @throws {DigestMismatchError} when a manifest, config or layer does not match its digest.
+   * @throws {UnsupportedError} for a Docker schema 1 image or an unknown media type.
+   * @throws {AbortError} when `signal` is aborted.
+   * @throws {InvalidReferenceError | InvalidArgumentError} for bad arguments (an unknown option key).
+   * @throws {NoSpaceError | LimitExceededError | IoError | CacheIndexError} when the cache cannot be written.
+   */
+  async pull(reference: string, opts?: PullOptions): Promise<ImageHandle> {
+    requireArity(arguments, 2, "pull");
+    requireString(reference, "reference");
+    const checked = pullOptionsToNative(opts, "options");
+    const handle = await cancellable(checked.signal, (cancel) =>
+      this.#native.pull(reference, checked.native, cancel, progressListener(checked.onProgress)),
+    );
+    return makeHandle(handle);
   }
 
   /**
@@ -964,9 +1376,33 @@ export class Image {
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    * @throws {CacheIndexError | IoError} when the cache cannot be read.
    */
-  static async list(): Promise<ImageHandle[]> {
-    requireArity(arguments, 0, "Image.list");
-    return cache().list();
+  static async list(opts?: ListOptions): Promise<ImageHandle[]> {
+    requireArity(arguments, 1, "Image.list");
+    return cache().list(opts);
+  }
+
+  /** Checks images' files; see {@link ImageCache.verify}. */
+  static async verify(reference?: string, opts?: VerifyOptions): Promise<CheckReport> {
+    requireArity(arguments, 2, "Image.verify");
+    return cache().verify(reference, opts);
+  }
+
+  /** Repairs images' files; see {@link ImageCache.repair}. */
+  static async repair(reference?: string, opts?: RepairOptions): Promise<CheckReport> {
+    requireArity(arguments, 2, "Image.repair");
+    return cache().repair(reference, opts);
+  }
+
+  /** Points a tag at a cached image; see {@link ImageCache.tag}. */
+  static async tag(source: string, target: string): Promise<ImageHandle> {
+    requireArity(arguments, 2, "Image.tag");
+    return cache().tag(source, target);
+  }
+
+  /** Ends every use of one holder; see {@link ImageCache.releaseHolder}. */
+  static async releaseHolder(holder: ImageHolder): Promise<number> {
+    requireArity(arguments, 1, "Image.releaseHolder");
+    return cache().releaseHolder(holder);
   }
 
   /**
@@ -1062,7 +1498,7 @@ export class Image {
    *
    * @param path - The archive file or layout folder.
    * @param opts - `tag` adds a reference to the first image; `platform` picks from an image
-   *   index; `signal` cancels the load before it starts; `maxUncompressedBytes` bounds what the
+   *   index; `signal` cancels the load; `maxUncompressedBytes` bounds what the
    *   load writes. See {@link LoadOptions}.
    * @returns One handle per reference, in archive order.
    * @throws {InvalidArchiveError} when the archive is malformed or unsafe, or `path` is neither a
@@ -1070,7 +1506,8 @@ export class Image {
    * @throws {DigestMismatchError} when content does not match its digest or `diff_id`.
    * @throws {ReferenceRequiredError} when an image names no repository and no `tag` is given.
    * @throws {PlatformNotFoundError} when an index has no manifest for the platform.
-   * @throws {AbortError} when `signal` is already aborted; nothing is read or changed.
+   * @throws {AbortError} when `signal` is aborted (before the load starts, or while it reads
+   *   the archive); the cache is as it was.
    * @throws {InvalidReferenceError} when a name in the archive or `tag` is not a valid reference.
    * @throws {InvalidArgumentError} when an option is unknown or of the wrong type (also
    *   `maxUncompressedBytes` that is not a positive whole number), an argument has the wrong
@@ -1086,6 +1523,25 @@ export class Image {
   static async load(path: string, opts?: LoadOptions): Promise<ImageHandle[]> {
     requireArity(arguments, 2, "Image.load");
     return cache().load(path, opts);
+  }
+
+  /**
+   * Imports every image of the archive on the process's standard input; see
+   * {@link ImageCache.loadStdin}.
+   *
+   * @param opts - As for {@link Image.load}.
+   * @returns One handle per reference, in archive order.
+   * @throws {InvalidArchiveError} when the input is not an image archive.
+   * @throws {AbortError} when `signal` is aborted; nothing is changed.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   * @throws {DigestMismatchError | ReferenceRequiredError | PlatformNotFoundError |
+   *   InvalidReferenceError | InvalidArgumentError | LimitExceededError | NoSpaceError |
+   *   UnsupportedError | CorruptCacheError | IoError | CacheIndexError} as for
+   *   {@link Image.load}.
+   */
+  static async loadStdin(opts?: LoadOptions): Promise<ImageHandle[]> {
+    requireArity(arguments, 1, "Image.loadStdin");
+    return cache().loadStdin(opts);
   }
 
   /**
@@ -1105,6 +1561,20 @@ export class Image {
   static async acquire(reference: string, holder: ImageHolder, opts?: AcquireOptions): Promise<ImageUse> {
     requireArity(arguments, 3, "Image.acquire");
     return cache().acquire(reference, holder, opts);
+  }
+
+  /**
+   * Pulls an image from its registry into the default cache; see {@link ImageCache.pull}.
+   *
+   * @param reference - `name[:tag]` or `name@sha256:…`.
+   * @param opts - See {@link PullOptions}.
+   * @throws {ImageNotFoundError | PlatformNotFoundError | RegistryError | DigestMismatchError |
+   *   AbortError | InvalidArgumentError} as {@link ImageCache.pull} does.
+   * @throws {NativeNotFoundError} when the native addon cannot be loaded.
+   */
+  static async pull(reference: string, opts?: PullOptions): Promise<ImageHandle> {
+    requireArity(arguments, 2, "Image.pull");
+    return cache().pull(reference, opts);
   }
 
   /**

@@ -231,8 +231,12 @@ describe("ocicache df", () => {
     const vlines = verbose.stdout.trim().split("\n");
     const header = vlines.findIndex((l) => /^REFERENCE\s+DIGEST\s+SHARED\s+EXCLUSIVE\s+RECLAIMABLE$/.test(l));
     expect(header).toBeGreaterThan(0);
-    const rows = vlines.slice(header + 1);
+    // The table ends at a blank line; the total a prune would reclaim follows it.
+    const end = vlines.indexOf("", header);
+    expect(end).toBeGreaterThan(header);
+    const rows = vlines.slice(header + 1, end);
     expect(rows.map((l) => l.split(/\s+/)[0])).toEqual(["beta:2", "example.com/alpha:1", "example.com/legacy:3"]);
+    expect(vlines.slice(end + 1)).toEqual([expect.stringMatching(/^prune would reclaim \d+(\.\d+)? [KMGT]?i?B now$/)]);
     expect(rows[0]).toContain(c.beta.manifestDigest.slice(7, 19));
     // legacy shares nothing.
     expect(rows[2]).toMatch(/\s0 B\s/);

@@ -1,7 +1,8 @@
 // The `ocicache` bin, run as a child process from dist/cli.cjs (test/global-setup.ts builds it).
 
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 
 import { beforeAll, describe, expect, it } from "vitest";
 
@@ -125,7 +126,9 @@ describe("ocicache CLI with images", () => {
       layerCount: 2,
       sizeBytes: await bytesOf(imageFiles(root, c.alpha)),
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-      lastUsedAt: null,
+      // A fresh load is a use (issue 12): lastUsedAt is the load time.
+      lastUsedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      tagged: true,
     });
     expect(run(["--root", root, "ls", "-q"]).stdout.trim().split("\n").sort()).toEqual(["beta:2", "example.com/alpha:1"]);
     const table = run(["--root", root, "ls"]).stdout.trim().split("\n");
@@ -221,5 +224,36 @@ describe("ocicache load --max-uncompressed", () => {
     for (const bad of ["", "lots", "-1", "1X"]) {
       expect(run(["--root", root, "load", "-i", archive, "--max-uncompressed", bad]).status, bad).toBe(2);
     }
+  });
+});
+
+describe("ocicache load interrupted", () => {
+  /**
+   * What broke: `ocicache load` copied standard input to a file under `$TMPDIR` first, and
+   * Ctrl-C left that copy behind (and a load's folder under the cache's tmp/). The addon now
+   * reads standard input itself, and SIGINT aborts the load, which deletes its folder before
+   * the command exits with 130.
+   */
+  it("SIGINT while the load waits for input exits 130 and leaves nothing", async () => {
+    const root = await freshRoot();
+    const archive = await dockerSaveTar([{ image: c.legacy, repoTags: ["interrupted:1"] }]);
+    const child = spawn(process.execPath, [CLI, "--root", root, "load"], { stdio: ["pipe", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    // Half the archive, and the pipe left open: the load waits for the rest.
+    child.stdin.write(archive.subarray(0, Math.floor(archive.length / 2)));
+    const tmp = join(root, "tmp");
+    const deadline = Date.now() + 30_000;
+    while (!(existsSync(tmp) && readdirSync(tmp).some((n) => n.startsWith("load-")))) {
+      if (Date.now() > deadline) throw new Error(`the load never started: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(stderr).toContain("interrupted");
+    expect(readdirSync(tmp)).toEqual([]);
+    child.stdin.destroy();
+    expect(JSON.parse(run(["--root", root, "ls", "--json"]).stdout)).toEqual([]);
   });
 });

@@ -180,7 +180,8 @@ describe("load", () => {
     expect(alpha.sizeBytes).toBe(await bytesOf(imageFiles(root, c.alpha)));
     expect(alpha.createdAt).toBeInstanceOf(Date);
     expect(Math.abs(Date.now() - (alpha.createdAt as Date).getTime())).toBeLessThan(60_000);
-    expect(alpha.lastUsedAt).toBeNull();
+    // A fresh load is a use (issue 12): lastUsedAt is the load time, not null.
+    expect(alpha.lastUsedAt).toBeInstanceOf(Date);
     expect(Object.isFrozen(alpha)).toBe(true);
 
     await expectDetail(root, await cache.inspect("example.com/team/alpha:1.0"), c.alpha);

@@ -7,7 +7,7 @@
 // with AbortError before anything is read.
 
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
 import { beforeAll, describe, expect, it } from "vitest";
@@ -91,8 +91,9 @@ const METHOD_CASES: Case[] = [
   ["bootDisk: an extra argument", (a) => a["bootDisk"]!("beta", { rebuild: true }), "arguments[1]"],
   ["uses: reference of the wrong type", (a) => a["uses"]!(7), "reference"],
   ["uses: an extra argument", (a) => a["uses"]!("beta", {}), "arguments[1]"],
-  // list and diskUsage take nothing
-  ["list: an argument", (a) => a["list"]!({ json: true }), "arguments[0]"],
+  // list takes { all }; diskUsage takes nothing
+  ["list: an unknown option", (a) => a["list"]!({ json: true }), "json"],
+  ["list: all of the wrong type", (a) => a["list"]!({ all: "yes" }), "all"],
   ["diskUsage: an argument", (a) => a["diskUsage"]!({ verbose: true }), "arguments[0]"],
   // remove
   ["remove: dryRun is not an option of remove", (a) => a["remove"]!("example.com/team/alpha:1.0", { dryRun: true }), "dryRun"],
@@ -218,8 +219,10 @@ describe("every method rejects misread options, changing nothing", () => {
       }
       expectInvalid(caught, argument, label);
     }
-    // The rejected configuration did not replace the default cache: it still opens `root`.
+    // The rejected configuration did not replace the default cache: it still opens `root`
+    // (a prune creates the cache; a read-only list would not).
     expect(await Image.list()).toEqual([]);
+    await Image.prune({ dryRun: true });
     expect(existsSync(join(root, "index.db"))).toBe(true);
   });
 
@@ -296,6 +299,19 @@ describe("load options", () => {
     // A signal that is not aborted lets the load run.
     const loaded = await cache.load(archive, { signal: new AbortController().signal });
     expect(loaded.map((h) => h.reference)).toEqual(["example.com/legacy:1"]);
+  });
+
+  // Aborting used to do nothing once the load had started (it ran to its end).
+  it("a signal aborted once the load has started stops it with AbortError and changes nothing", async () => {
+    const { cache, root, archive } = await setup();
+    const before = await state(cache, root);
+    const controller = new AbortController();
+    const loading = cache.load(archive, { signal: controller.signal });
+    controller.abort(new Error("sandbox gone"));
+    const err = await rejectsWith(loading, AbortError, "ABORTED");
+    expect(err.cause).toBe(controller.signal.reason);
+    expect(await state(cache, root)).toEqual(before);
+    expect(readdirSync(join(root, "tmp"))).toEqual([]);
   });
 });
 

@@ -16,15 +16,17 @@ describe("rows", () => {
   it("reads references naming each manifest once, with nulls and variants", () => {
     const rows = {
       text: JSON.stringify(["a:1", "sha256:aa", "arm64", "linux", "v8", "b:1", "sha256:bb", "amd64", "linux", "a:2"]),
-      numbers: new Float64Array([0, 10, NaN, 2, 500, 1, 1, 20, 30, 1, NaN, 0, 0, 40, NaN]),
+      // The last number: the first two rows are tagged, the third is a manifest a use holds.
+      numbers: new Float64Array([0, 10, NaN, 2, 500, 1, 1, 20, 30, 1, NaN, 0, 0, 40, NaN, 2]),
     };
     expect(readList(rows, fields)).toEqual([
-      ["a:1", "sha256:aa", "arm64", "linux", "v8", 2, 500, 10, null],
-      ["b:1", "sha256:bb", "amd64", "linux", null, 1, null, 20, 30],
-      ["a:2", "sha256:aa", "arm64", "linux", "v8", 2, 500, 40, null],
+      ["a:1", "sha256:aa", "arm64", "linux", "v8", 2, 500, 10, null, true],
+      ["b:1", "sha256:bb", "amd64", "linux", null, 1, null, 20, 30, true],
+      ["a:2", "sha256:aa", "arm64", "linux", "v8", 2, 500, 40, null, false],
     ]);
-    expect(readList({ text: "[]", numbers: new Float64Array() }, fields)).toEqual([]);
-    const skipped = { text: JSON.stringify(["a:1"]), numbers: new Float64Array([1, 10, NaN]) };
+    expect(readList({ text: "[]", numbers: new Float64Array([0]) }, fields)).toEqual([]);
+    expect(() => readList({ text: "[]", numbers: new Float64Array() }, fields)).toThrow(InternalError);
+    const skipped = { text: JSON.stringify(["a:1"]), numbers: new Float64Array([1, 10, NaN, 1]) };
     expect(() => readList(skipped, fields)).toThrow(InternalError);
   });
 
@@ -64,12 +66,25 @@ describe("rows", () => {
       expect(h).toEqual(await cache.get(h.reference));
       expect(Object.isFrozen(h)).toBe(true);
     }
-    expect(list.filter((h) => h.lastUsedAt !== null).map((h) => h.reference)).toEqual(["beta:latest"]);
+    // A load sets lastUsedAt; the acquire after it moves beta's on.
+    const used = (h: (typeof list)[number]) => h.lastUsedAt?.getTime() ?? -1;
+    const beta = list.find((h) => h.reference === "beta:latest");
+    expect(list.every((h) => h.lastUsedAt !== null)).toBe(true);
+    expect(list.every((h) => used(h) <= used(beta as (typeof list)[number]))).toBe(true);
     const usage = await cache.diskUsage();
     expect(usage.images.map((i) => i.reference)).toEqual(list.map((h) => h.reference).sort());
     for (const i of usage.images) {
       expect(i.manifestDigest).toBe(list.find((h) => h.reference === i.reference)?.manifestDigest);
     }
     expect(usage.total).toBe(usage.layers + usage.fsmeta + usage.vmdk + usage.blobs + usage.index + usage.temporary);
+    // Its tag removed, beta stays held by the sandbox: list({ all }) adds it, untagged, after
+    // the tagged rows, as get() of its digest name sees it.
+    await cache.remove("beta", { force: true });
+    const all = await cache.list({ all: true });
+    expect(all.map((h) => h.tagged)).toEqual([true, true, false]);
+    const held = all[2] as (typeof all)[number];
+    expect(held.reference).toBe(`beta@${beta?.manifestDigest}`);
+    expect(held).toEqual(await cache.get(held.reference));
+    expect((await cache.list()).map((h) => h.tagged)).toEqual([true, true]);
   });
 });

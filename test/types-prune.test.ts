@@ -15,6 +15,7 @@ import {
   type ImagePruneReport,
   type PruneOptions,
   type PrunedReference,
+  type PullOptions,
 } from "../src/index";
 
 describe("prune, disk usage and use expiry types", () => {
@@ -59,7 +60,8 @@ describe("prune, disk usage and use expiry types", () => {
     expectTypeOf<ImageCache["acquire"]>().parameters.toEqualTypeOf<
       [reference: string, holder: ImageHolder, opts?: AcquireOptions]
     >();
-    expectTypeOf<AcquireOptions>().toEqualTypeOf<{ ttlMs?: number }>();
+    // Issue 12 adds `pull` (acquire that pulls and pins in one transaction).
+    expectTypeOf<AcquireOptions>().toEqualTypeOf<{ ttlMs?: number; pull?: PullOptions | true }>();
     expectTypeOf<ImageUse["expiresAt"]>().toEqualTypeOf<Date | null>();
     expectTypeOf<ImageUse["expired"]>().toEqualTypeOf<boolean>();
   });

@@ -25,6 +25,8 @@ export type Rule =
   | { readonly type: "dateOrAge" }
   /** An `AbortSignal`. */
   | { readonly type: "abortSignal" }
+  /** A function. */
+  | { readonly type: "function" }
   /**
    * One of `literals`, or a plain object with exactly one of `variants`' keys. Errors in a
    * variant's value name `<argument>.<key>`, or with `flat` the argument itself (for a value
@@ -187,6 +189,9 @@ export function checkValue(value: unknown, rule: Rule, name: string): unknown {
       return value;
     case "abortSignal":
       if (!(value instanceof AbortSignal)) throw expected(name, "an AbortSignal", value);
+      return value;
+    case "function":
+      if (typeof value !== "function") throw expected(name, "a function", value);
       return value;
     case "union": {
       if (typeof value === "string" && rule.literals.includes(value)) return value;

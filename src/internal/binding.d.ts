@@ -10,18 +10,35 @@ export declare class NativeCache {
   /**
    * Imports an archive or OCI layout folder; one handle per reference. `maxUncompressedBytes`
    * bounds the bytes the load writes (a whole number of at least 1; absent: the core's
-   * default).
+   * default); `cancel` stops it (`ABORTED`, the cache as it was).
    */
-  load(path: string, options?: NativeLoadOptions | undefined | null): Promise<NativeImageHandle[]>
+  load(path: string, options?: NativeLoadOptions | undefined | null, cancel?: NativeCancel | undefined | null, onProgress?: ((arg: NativePullProgress) => void) | undefined | null): Promise<NativeImageHandle[]>
+  /**
+   * Imports the archive on the process's standard input (file descriptor 0), read in the
+   * core front to back, once, never copied whole; like `load` otherwise.
+   */
+  loadStdin(options?: NativeLoadOptions | undefined | null, cancel?: NativeCancel | undefined | null, onProgress?: ((arg: NativePullProgress) => void) | undefined | null): Promise<NativeImageHandle[]>
+  /**
+   * Pulls a reference from its registry (see the core's `Cache::pull`); `cancel` stops it
+   * (`ABORTED`, nothing published), `onProgress` receives its events (throttled, dropped
+   * rather than waited for).
+   */
+  pull(reference: string, options?: NativePullOptions | undefined | null, cancel?: NativeCancel | undefined | null, onProgress?: ((arg: NativePullProgress) => void) | undefined | null): Promise<NativeImageHandle>
+  /**
+   * `acquire` that pulls first when the reference is not cached, pinning in the same index
+   * transaction as the pulled reference.
+   */
+  acquirePulling(reference: string, holder: NativeHolder, options?: NativeAcquireOptions | undefined | null, pull?: NativePullOptions | undefined | null, cancel?: NativeCancel | undefined | null, onProgress?: ((arg: NativePullProgress) => void) | undefined | null): Promise<NativeImageUse>
   /** The handle of one reference. */
   get(reference: string): Promise<NativeImageHandle>
   /**
    * Every reference, newest first, as `NativeRows` (see `list_rows` and
-   * `src/internal/rows.ts`). A list can hold 100,000 rows: they are written as the core
-   * reads them into one string of JSON strings and one typed array of numbers, which cross
-   * as two values per call, far cheaper than an N-API object per row (bench/prune.mjs).
+   * `src/internal/rows.ts`); with `all`, then the manifests only uses hold. A list can hold
+   * 100,000 rows: they are written as the core reads them into one string of JSON strings
+   * and one typed array of numbers, which cross as two values per call, far cheaper than an
+   * N-API object per row (bench/prune.mjs).
    */
-  listRows(): Promise<NativeRows>
+  listRows(all?: boolean | undefined | null): Promise<NativeRows>
   /** Handle, config and layers of one reference. */
   inspect(reference: string): Promise<NativeImageDetail>
   /** Removes one reference and what only it used. */
@@ -40,10 +57,33 @@ export declare class NativeCache {
   acquire(reference: string, holder: NativeHolder, options?: NativeAcquireOptions | undefined | null): Promise<NativeImageUse>
   /** The VMDK, fsmeta and layer image paths a VM boots a reference from. */
   bootDisk(reference: string): Promise<NativeBootDisk>
+  /** Checks the files of one reference's image, or of all, quick or `full`. */
+  verify(reference: string | undefined | null, full: boolean): Promise<NativeCheckReport>
+  /**
+   * Verifies fully, then rebuilds damaged fsmeta and VMDK files and marks images with
+   * damaged layers broken; with `dryRun`, only reports.
+   */
+  repair(reference: string | undefined | null, dryRun: boolean): Promise<NativeCheckReport>
+  /** Points tag reference `target` at the manifest `source` names. */
+  tag(source: string, target: string): Promise<NativeImageHandle>
+  /** Ends every use of one holder; resolves to how many there were. */
+  releaseHolder(holder: NativeHolder): Promise<number>
   /** Ends a use (idempotent). */
   release(id: string): Promise<void>
   /** Current uses, of one reference or all. */
   uses(reference?: string | undefined | null): Promise<NativeImageUse[]>
+}
+
+/**
+ * A way to stop a running load or pull: after `cancel()`, it rejects with `ABORTED` at its
+ * next read (within a tenth of a second when it waits on standard input or a stalled
+ * download) and leaves the cache as it was.
+ */
+export declare class NativeCancel {
+  /** A token not cancelled. */
+  constructor()
+  /** Cancels the loads and pulls given this token (idempotent). */
+  cancel(): void
 }
 
 /** The cache root used when none is given: `$OCICACHE_HOME`, else the platform cache folder. */
@@ -66,14 +106,14 @@ export interface NativeBackend {
   url?: string
 }
 
-/** The files a VM boots an image from. */
+/** The files a VM boots an image from. (TypeScript: `BootDisk`.) */
 export interface NativeBootDisk {
-  /** VMDK descriptor. */
+  /** The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths). */
   vmdk: string
-  /** fsmeta image. */
+  /** The merged metadata (fsmeta) EROFS image. */
   fsmeta: string
-  /** Layer images, bottom to top. */
-  layers: Array<string>
+  /** Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order. */
+  layers: ReadonlyArray<string>
 }
 
 /** Options of `NativeCache.open`. */
@@ -84,6 +124,32 @@ export interface NativeCacheOptions {
   backend?: NativeBackend
 }
 
+/** One problem with one artifact. (TypeScript: `CheckProblem`.) */
+export interface NativeCheckProblem {
+  /** `missing`, `not-a-file`, `size`, `superblock`, `wrong-image`, `hash` or `metadata`. */
+  kind: string
+  /** `layer`, `fsmeta`, `vmdk` or `blob`. */
+  artifact: string
+  /** The file. */
+  path: string
+  /** What was expected (a size, a hash, a volume), when it can be told. */
+  expected: string | null
+  /** What was found, when it can be told. */
+  found: string | null
+}
+
+/** What `verify` or `repair` found. (TypeScript: `CheckReport`.) */
+export interface NativeCheckReport {
+  /** One entry per manifest checked, by digest. */
+  images: Array<NativeImageCheck>
+  /** Whether every byte was re-hashed and every EROFS image re-parsed. */
+  full: boolean
+  /** Whether nothing was changed (a verify, or a repair's dry run). */
+  dryRun: boolean
+  /** Problems found (verify) or left (repair) over every image. */
+  problems: number
+}
+
 /** `{ kind: "sandbox" | "snapshot", id }`. */
 export interface NativeHolder {
   /** `sandbox` or `snapshot`. */
@@ -92,32 +158,53 @@ export interface NativeHolder {
   id: string
 }
 
-/** Config fields. */
+/** Integrity of one image's files. (TypeScript: `ImageCheck`.) */
+export interface NativeImageCheck {
+  /** The manifest (`sha256:...`). */
+  manifestDigest: string
+  /** Its references, familiar form (`repository@digest` for a manifest only uses hold). */
+  references: Array<string>
+  /** Artifacts checked: manifest and config blobs, layer images, fsmeta, VMDK. */
+  artifacts: number
+  /** Bytes read (a full check reads every byte). */
+  bytesRead: number
+  /** Problems found (verify) or left (repair); empty when the image is sound. */
+  problems: Array<NativeCheckProblem>
+  /** Problems a repair fixed (or, in a dry run, would fix). */
+  repaired: Array<NativeCheckProblem>
+  /** Why the image is marked broken (`bootDisk` refuses it), or null. */
+  broken: string | null
+}
+
+/**
+ * The config fields `inspect` shows; absent fields are null. (TypeScript:
+ * `ImageConfigDetail`.)
+ */
 export interface NativeImageConfig {
-  /** Config digest. */
+  /** The config blob's digest (`sha256:...`). */
   digest: string
-  /** Env. */
-  env?: Array<string>
-  /** Cmd. */
-  cmd?: Array<string>
-  /** Entrypoint. */
-  entrypoint?: Array<string>
-  /** WorkingDir. */
-  workingDir?: string
-  /** User. */
-  user?: string
-  /** Labels. */
-  labels?: Record<string, any>
-  /** StopSignal. */
-  stopSignal?: string
+  /** `Env`, as `NAME=value` strings. */
+  env: Array<string> | null
+  /** `Cmd`. */
+  cmd: Array<string> | null
+  /** `Entrypoint`. */
+  entrypoint: Array<string> | null
+  /** `WorkingDir`. */
+  workingDir: string | null
+  /** `User`. */
+  user: string | null
+  /** `Labels`. */
+  labels: Record<string, unknown> | null
+  /** `StopSignal`. */
+  stopSignal: string | null
 }
 
 /** What inspect returns. */
 export interface NativeImageDetail {
   /** The handle. */
   handle: NativeImageHandle
-  /** The config. */
-  config?: NativeImageConfig
+  /** The config, or null when none is recorded. */
+  config: NativeImageConfig | null
   /** Layers bottom to top. */
   layers: Array<NativeImageLayer>
 }
@@ -142,21 +229,31 @@ export interface NativeImageHandle {
   createdAtMs?: number
   /** Milliseconds since the epoch. */
   lastUsedAtMs?: number
+  /**
+   * False for a manifest no reference names that a use holds (`reference` is then
+   * `repository@digest`).
+   */
+  tagged: boolean
 }
 
-/** A layer. */
+/** One layer of an image. (TypeScript: `ImageLayerDetail`.) */
 export interface NativeImageLayer {
-  /** Uncompressed digest. */
+  /** Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry). */
   diffId: string
-  /** Blob digest. */
+  /** Digest of the layer blob as distributed (compressed or not). */
   blobDigest: string
-  /** Media type. */
+  /** The layer descriptor's media type. */
   mediaType: string
-  /** Descriptor size. */
+  /** Size of the layer blob as distributed, in bytes. */
   compressedSizeBytes: number
-  /** EROFS size. */
-  erofsSizeBytes?: number
-  /** 0 = bottom. */
+  /**
+   * Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
+   * per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
+   * multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
+   * version and not converted since; loading an image with that layer converts it.
+   */
+  erofsSizeBytes: number | null
+  /** Position in the image, 0 being the bottom layer. */
   position: number
 }
 
@@ -191,13 +288,17 @@ export interface NativeLoadOptions {
   maxUncompressedBytes?: number
 }
 
-/** One removed reference. */
+/** One reference a prune removed. (TypeScript: `PrunedReference`.) */
 export interface NativePrunedReference {
-  /** Familiar reference. */
+  /** Familiar form of the reference. */
   reference: string
-  /** Its manifest. */
+  /** The manifest it pointed to. */
   manifestDigest: string
-  /** Recorded bytes its removal freed. */
+  /**
+   * Recorded bytes its removal freed: the manifest's own files when it was the manifest's
+   * last reference, plus the config and layers no other image uses; 0 when another reference
+   * or a use keeps the manifest.
+   */
   bytesFreed: number
 }
 
@@ -215,35 +316,111 @@ export interface NativePruneOptions {
   gracePeriodMs?: number
 }
 
-/** What prune and remove reclaimed. */
+/** What a prune (or remove) reclaimed. (TypeScript: `ImagePruneReport`.) */
 export interface NativePruneReport {
   /** References deleted. */
   imageRefsRemoved: number
   /** Manifests deleted. */
   manifestsRemoved: number
-  /** Layers deleted. */
+  /**
+   * Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
+   * layer images that no index row names (left by an interrupted load).
+   */
   layersRemoved: number
   /** fsmeta images deleted. */
   fsmetaRemoved: number
   /** VMDK descriptors deleted. */
   vmdkRemoved: number
-  /** Measured bytes deleted. */
-  bytesReclaimed?: number
-  /** Measured allocated bytes deleted. */
-  allocatedBytesReclaimed?: number
-  /** The cache's size before. */
+  /**
+   * Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
+   * the `lstat` made just before each unlink, or null when files were due for deletion and
+   * none could be measured (another process deleted them first).
+   */
+  bytesReclaimed: number | null
+  /**
+   * Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
+   * has no such figure), or null when `bytesReclaimed` is.
+   */
+  allocatedBytesReclaimed: number | null
+  /**
+   * The cache's size before: the recorded sizes of its artifacts, the index files, and the
+   * orphan files and `tmp/` leftovers this run found.
+   */
   bytesBefore: number
-  /** The cache's size after. */
+  /** `bytesBefore` minus `bytesReclaimed`. */
   bytesAfter: number
-  /** References removed, least recently used first. */
-  removed: Array<NativePrunedReference>
-  /** Whether nothing was changed. */
+  /** Each reference removed, least recently used first, with what removing it freed. */
+  removed: ReadonlyArray<Readonly<NativePrunedReference>>
+  /** Whether this was a dry run (nothing was changed). */
   dryRun: boolean
   /**
-   * Entries left in place because they are not what the cache deletes there, one line each
-   * naming the path.
+   * Entries the sweep left in place because they are not what the cache deletes there (a
+   * directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
+   * not make), one line each naming the path; the rest of the prune went on. Empty normally.
    */
-  warnings: Array<string>
+  warnings: ReadonlyArray<string>
+}
+
+/** `{ username, password }` or `{ token }`. */
+export interface NativePullAuth {
+  /** User name (with `password`). */
+  username?: string
+  /** Password (with `username`). */
+  password?: string
+  /** A registry token (alone). */
+  token?: string
+}
+
+/** Options of `NativeCache.pull` (TypeScript: `PullOptions`, less `onProgress` and `signal`). */
+export interface NativePullOptions {
+  /** `os/architecture[/variant]`; default the host's. */
+  platform?: string
+  /** `if-missing` (default), `always` or `never`. */
+  policy?: string
+  /** Credentials; default: the Docker config's, else anonymous. */
+  auth?: NativePullAuth
+  /** Plain HTTP. */
+  insecure?: boolean
+  /** Extra trusted CA certificates, PEM. */
+  caCerts?: string
+}
+
+/**
+ * One step of a pull or load (TypeScript: `PullProgress`, a union over `kind`). Layer events
+ * carry `index`, `diffId`, `digest` and `size`.
+ */
+export interface NativePullProgress {
+  /**
+   * `resolving`, `resolved`, `layer-cached`, `layer-download`, `layer-verified`,
+   * `layer-converted`, `stitched` or `done`.
+   */
+  kind: string
+  /** `resolving`: the reference. */
+  reference?: string
+  /** `resolved`, `stitched`, `done`: the manifest's digest. */
+  manifestDigest?: string
+  /** `resolved`: the platform. */
+  platform?: string
+  /** `resolved`: the layer count. */
+  layerCount?: number
+  /** `resolved`: the layer blobs' compressed bytes. */
+  totalBytes?: number
+  /** Layer events: position, 0 at the bottom. */
+  index?: number
+  /** Layer events: the layer's `diff_id`. */
+  diffId?: string
+  /** Layer events: the blob's digest. */
+  digest?: string
+  /** Layer events: the blob's size. */
+  size?: number
+  /** `layer-download`: bytes so far. */
+  bytes?: number
+  /** `layer-converted`: the EROFS image's bytes. */
+  erofsBytes?: number
+  /** `stitched`: the fsmeta image's bytes. */
+  fsmetaBytes?: number
+  /** `stitched`: the VMDK descriptor's bytes. */
+  vmdkBytes?: number
 }
 
 /**

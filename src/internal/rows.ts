@@ -29,6 +29,7 @@ export type ListedHandle<T> = (
   sizeBytes: number | null,
   createdAtMs: number,
   lastUsedAtMs: number | null,
+  tagged: boolean,
 ) => T;
 
 interface ListManifest {
@@ -40,14 +41,20 @@ interface ListManifest {
   sizeBytes: number | null;
 }
 
-/** The references of `listRows`, newest first, each built by `make`. */
+/**
+ * The references of `listRows`, newest first (then the untagged ones a use holds), each built
+ * by `make`. The last number says how many rows are tagged.
+ */
 export function readList<T>(rows: NativeRows, make: ListedHandle<T>): T[] {
   const text = strings(rows);
   const n = rows.numbers;
+  const end = n.length - 1;
+  if (end < 0) throw new InternalError("listRows holds no count of tagged rows");
+  const taggedRows = n[end] as number;
   const manifests: ListManifest[] = [];
   const out: T[] = [];
   let s = 0;
-  for (let k = 0; k < n.length; ) {
+  for (let k = 0; k < end; ) {
     const m = n[k] as number;
     const createdAtMs = n[k + 1] as number;
     const lastUsedAtMs = nullable(n[k + 2] as number);
@@ -68,7 +75,8 @@ export function readList<T>(rows: NativeRows, make: ListedHandle<T>): T[] {
     }
     const mf = manifests[m];
     if (mf === undefined) throw new InternalError(`listRows names manifest ${m} before it wrote it`);
-    out.push(make(reference, mf.digest, mf.architecture, mf.os, mf.variant, mf.layerCount, mf.sizeBytes, createdAtMs, lastUsedAtMs));
+    const tagged = out.length < taggedRows;
+    out.push(make(reference, mf.digest, mf.architecture, mf.os, mf.variant, mf.layerCount, mf.sizeBytes, createdAtMs, lastUsedAtMs, tagged));
   }
   return out;
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ocicache_core::erofs::{ConvertOptions, convert_layer};
+use ocicache_core::layer::{ConvertOptions, convert_layer};
 
 fn main() -> ExitCode {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();

@@ -44,8 +44,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ocicache_core::erofs::{ConvertOptions, LayerImage, build_fsmeta, convert_layer};
+use ocicache_core::erofs::{LayerImage, build_fsmeta};
 use ocicache_core::index::{ConfigRow, Index, LayerRow, NewBlob, NewImage, UseRow};
+use ocicache_core::layer::{ConvertOptions, convert_layer};
 use ocicache_core::oci::{ConfigInfo, Digest, Reference};
 use ocicache_core::store::{Layout, sync_dir};
 use ocicache_core::vmdk::{self, Extent};
@@ -673,6 +674,9 @@ fn gen_fast(root: &Path, references: usize) -> Res<()> {
             disk_size: disk as i64,
             fsmeta_size: Some(r.fsmeta_size as i64),
             vmdk_size: Some(r.vmdk_size as i64),
+            // Stand-ins of the length a load records (the index never reads their value).
+            fsmeta_hash: Some(stand_in_hash(&r.manifest)),
+            vmdk_hash: Some(stand_in_hash(&r.manifest)),
             layers: r
                 .layers
                 .iter()
@@ -684,6 +688,7 @@ fn gen_fast(root: &Path, references: usize) -> Res<()> {
                     media_type: LAYER_TYPE.into(),
                     compressed_size: l.tar_size as i64,
                     erofs_size: Some(l.erofs_size as i64),
+                    erofs_hash: Some(stand_in_hash(&l.diff_id)),
                 })
                 .collect(),
             references,
@@ -988,4 +993,10 @@ fn latency(root: &Path, runs: usize) -> Res<()> {
         .collect();
     println!("{{{}}}", out.join(","));
     Ok(())
+}
+
+/// A content hash of the length a load records (`blake3:` and 64 hex digits), made from a
+/// digest: the index stores hashes without reading them, so only their size matters here.
+fn stand_in_hash(digest: &str) -> String {
+    digest.replacen("sha256:", "blake3:", 1)
 }

@@ -1,11 +1,12 @@
 //! A bound on the bytes one load writes to disk ([`WriteBudget`]), and its default
 //! ([`default_load_limit`]).
 //!
-//! A load writes two kinds of files into its staging folder under `tmp/`: the archive's files
-//! as staged (decompressed when the archive itself is compressed) and the layer images it
-//! converts (file data, holes excluded, and metadata). Both are charged to one budget, shared
-//! by every layer converting at once, *before* each write, so the bound holds on disk at every
-//! moment rather than being checked after the fact. The fsmeta image and VMDK descriptor built
+//! A load writes these files into its staging folder under `tmp/`: the layer images it
+//! converts (file data, holes excluded, and metadata), the manifest and config blobs, and the
+//! members it must spool from a stream (decompressed when the archive itself is compressed;
+//! see [`crate::archive`]). All are charged to one budget, shared by every layer converting at
+//! once, *before* each write, so the bound holds on disk at every moment rather than being
+//! checked after the fact. The fsmeta image and VMDK descriptor built
 //! after the layers are metadata only (a small fraction of the layer images) and are not
 //! charged: failing there would leave the layers already published.
 //!

@@ -139,13 +139,66 @@ pub enum Error {
         /// What the limit bounds (for example `bytes written by the load`).
         what: String,
     },
-    /// The caller cancelled the operation. The core has no cancellable operation yet: the
-    /// code is listed so bindings that check a cancellation signal before calling in (the
-    /// TypeScript `load({ signal })`) report it with the same stable code.
+    /// The caller cancelled the operation (a load or a pull whose [`crate::cancel::Cancel`]
+    /// was set, or a binding's signal aborted before the call).
     #[error("aborted: {what}")]
     Aborted {
         /// What was cancelled, and when.
         what: String,
+    },
+    /// The registry (or its token server) refused the credentials, or wants credentials and
+    /// none were found (HTTP 401 after authenticating).
+    #[error("registry {registry} unauthorized: {reason}")]
+    RegistryUnauthorized {
+        /// The registry host.
+        registry: String,
+        /// What the registry said, or what was missing.
+        reason: String,
+    },
+    /// The registry denied access to the repository (HTTP 403).
+    #[error("registry {registry} denied access to {repository}")]
+    RegistryDenied {
+        /// The registry host.
+        registry: String,
+        /// The repository.
+        repository: String,
+    },
+    /// The registry has no such repository, tag or manifest (HTTP 404). The code is
+    /// `IMAGE_NOT_FOUND`, like [`Error::ImageNotFound`]; this variant carries the registry's
+    /// own error code (`MANIFEST_UNKNOWN`, `NAME_UNKNOWN`, ...).
+    #[error("image not found: {reference} (registry {registry} answered {})", registry_code.as_deref().unwrap_or("404"))]
+    ImageNotInRegistry {
+        /// The reference as the caller spelled it.
+        reference: String,
+        /// The registry host.
+        registry: String,
+        /// The registry's error code, when its answer had one.
+        registry_code: Option<String>,
+    },
+    /// The registry kept answering 429 Too Many Requests after the retries.
+    #[error("registry {registry} rate limited the pull{}", retry_after_secs.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+    RegistryRateLimited {
+        /// The registry host.
+        registry: String,
+        /// The registry's `Retry-After`, in seconds, when it sent one.
+        retry_after_secs: Option<u64>,
+    },
+    /// The registry could not be reached, or answered 5xx, or the connection broke, after
+    /// the retries.
+    #[error("registry {registry} unavailable: {reason}")]
+    RegistryUnavailable {
+        /// The registry host.
+        registry: String,
+        /// The last failure.
+        reason: String,
+    },
+    /// The registry's TLS certificate is not trusted or does not fit its host.
+    #[error("registry {registry} tls error: {reason}")]
+    RegistryTls {
+        /// The registry host.
+        registry: String,
+        /// The TLS library's reason.
+        reason: String,
     },
 }
 
@@ -167,13 +220,18 @@ pub const ERROR_CODES: &[&str] = &[
     "LIMIT_EXCEEDED",
     "NO_SPACE",
     "ABORTED",
+    "REGISTRY_UNAUTHORIZED",
+    "REGISTRY_DENIED",
+    "REGISTRY_RATE_LIMITED",
+    "REGISTRY_UNAVAILABLE",
+    "REGISTRY_TLS",
 ];
 
 impl Error {
     /// The stable code of this error, in Node's `SCREAMING_SNAKE` style.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::ImageNotFound { .. } => "IMAGE_NOT_FOUND",
+            Error::ImageNotFound { .. } | Error::ImageNotInRegistry { .. } => "IMAGE_NOT_FOUND",
             Error::ImageInUse { .. } => "IMAGE_IN_USE",
             Error::InvalidReference { .. } => "INVALID_REFERENCE",
             Error::InvalidArchive { .. } => "INVALID_ARCHIVE",
@@ -189,6 +247,11 @@ impl Error {
             Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Error::NoSpace { .. } => "NO_SPACE",
             Error::Aborted { .. } => "ABORTED",
+            Error::RegistryUnauthorized { .. } => "REGISTRY_UNAUTHORIZED",
+            Error::RegistryDenied { .. } => "REGISTRY_DENIED",
+            Error::RegistryRateLimited { .. } => "REGISTRY_RATE_LIMITED",
+            Error::RegistryUnavailable { .. } => "REGISTRY_UNAVAILABLE",
+            Error::RegistryTls { .. } => "REGISTRY_TLS",
         }
     }
 
@@ -200,6 +263,34 @@ impl Error {
         let list = |v: &[String]| Value::Array(v.iter().map(|x| s(x)).collect());
         match self {
             Error::ImageNotFound { reference } => vec![("reference", s(reference))],
+            Error::ImageNotInRegistry {
+                reference,
+                registry,
+                registry_code,
+            } => {
+                let mut v = vec![("reference", s(reference)), ("registry", s(registry))];
+                if let Some(code) = registry_code {
+                    v.push(("registryCode", s(code)));
+                }
+                v
+            }
+            Error::RegistryUnauthorized { registry, .. }
+            | Error::RegistryUnavailable { registry, .. }
+            | Error::RegistryTls { registry, .. } => vec![("registry", s(registry))],
+            Error::RegistryDenied {
+                registry,
+                repository,
+            } => vec![("registry", s(registry)), ("repository", s(repository))],
+            Error::RegistryRateLimited {
+                registry,
+                retry_after_secs,
+            } => {
+                let mut v = vec![("registry", s(registry))];
+                if let Some(secs) = retry_after_secs {
+                    v.push(("retryAfterSeconds", Value::from(*secs)));
+                }
+                v
+            }
             Error::ImageInUse { reference, holders } => {
                 vec![("reference", s(reference)), ("holders", list(holders))]
             }
@@ -369,6 +460,26 @@ mod tests {
             },
             Error::io("/x", std::io::Error::from(std::io::ErrorKind::StorageFull)),
             Error::Aborted { what: "x".into() },
+            Error::RegistryUnauthorized {
+                registry: "r".into(),
+                reason: "x".into(),
+            },
+            Error::RegistryDenied {
+                registry: "r".into(),
+                repository: "a".into(),
+            },
+            Error::RegistryRateLimited {
+                registry: "r".into(),
+                retry_after_secs: Some(1),
+            },
+            Error::RegistryUnavailable {
+                registry: "r".into(),
+                reason: "x".into(),
+            },
+            Error::RegistryTls {
+                registry: "r".into(),
+                reason: "x".into(),
+            },
         ];
         let codes: Vec<_> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, ERROR_CODES);

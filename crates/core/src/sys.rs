@@ -10,6 +10,9 @@
 //! | [`device`] | `st_dev`, to keep a walk on one file system | none (a walk cannot tell) |
 //! | [`handle_path`] | Linux: `/proc/self/fd/<n>`, a path that leads to the open folder itself; other Unix: none | none |
 //! | [`resolve_folder`] | the folder of a path with its symlinks resolved (`realpath`), as SQLite would resolve them | the path as given |
+//! | [`open_nonblocking`] | `O_NONBLOCK \| O_NOCTTY`: opening a FIFO never waits for a writer, a terminal never becomes the process's | a plain open |
+//! | [`file_kind`] | names FIFOs, devices and sockets | a directory, a symlink or a special file |
+//! | [`Stdin`] | standard input read with `poll`, waking to check for cancellation | blocking reads |
 //!
 //! What needs no function here, because `std` is portable: cross-process locks
 //! (`File::lock`, `flock` on Unix and `LockFileEx` on Windows), atomic replacement by rename
@@ -188,6 +191,112 @@ pub fn no_space() -> io::Error {
     /// `ERROR_DISK_FULL` (winerror.h).
     const ERROR_DISK_FULL: i32 = 112;
     io::Error::from_raw_os_error(ERROR_DISK_FULL)
+}
+
+/// Opens `path` for reading without blocking: without `O_NONBLOCK` opening a FIFO waits for a
+/// writer forever (`O_NONBLOCK` changes nothing for reads of a regular file), and `O_NOCTTY`
+/// keeps a terminal device from becoming the process's controlling terminal.
+#[cfg(unix)]
+pub fn open_nonblocking(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+}
+
+/// Opens `path` for reading (Windows has no FIFOs to block an open).
+#[cfg(windows)]
+pub fn open_nonblocking(path: &Path) -> io::Result<File> {
+    File::open(path)
+}
+
+/// What kind of file `file_type` is, for an error refusing it: `a FIFO`, `a character device`,
+/// `a block device`, `a socket`, `a directory`, `a symlink` or `a special file`.
+pub fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_symlink() {
+        "a symlink"
+    } else {
+        "a special file"
+    }
+}
+
+/// How long a read of standard input waits for data before it looks at its cancellation flag
+/// again. Longer only delays a cancelled load's exit; shorter costs wakeups.
+#[cfg(unix)]
+const STDIN_POLL_MS: u16 = 100;
+
+/// The process's standard input as a reader that a cancelled load stops waiting on: it waits
+/// for data with `poll` (so an input left in non-blocking mode by another reader is waited for
+/// rather than failing with `EAGAIN`) and asks `check` before each read and every
+/// [`STDIN_POLL_MS`] while it waits; an error `check` returns is the read's.
+pub struct Stdin {
+    check: Box<dyn Fn() -> io::Result<()> + Send>,
+}
+
+impl Stdin {
+    /// Standard input, failing a read with the error `check` returns.
+    pub fn new(check: impl Fn() -> io::Result<()> + Send + 'static) -> Self {
+        Stdin {
+            check: Box::new(check),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl io::Read for Stdin {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::event::{PollFd, PollFlags, poll};
+        use std::os::fd::AsFd;
+        let stdin = io::stdin();
+        loop {
+            (self.check)()?;
+            let fd = stdin.as_fd();
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            let timeout = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: i64::from(STDIN_POLL_MS) * 1_000_000,
+            };
+            match poll(&mut fds, Some(&timeout)) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            match rustix::io::read(fd, &mut *buf) {
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+impl io::Read for Stdin {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read as _;
+        (self.check)()?;
+        io::stdin().read(buf)
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
+use crate::oci::Digest;
 
 /// Sector size of VMDK extents.
 pub const SECTOR: u64 = 512;
@@ -22,6 +23,12 @@ pub const MAX_EXTENT: u64 = 2 * 1024 * 1024 * 1024;
 const HEADS: u64 = 16;
 const SECTORS_PER_TRACK: u64 = 63;
 const MAX_CYLINDERS: u64 = 16383;
+
+/// The content id (`CID`) of the disk of the manifest `manifest`: its digest's first four
+/// bytes, so the same image always gets the same descriptor.
+pub fn cid(manifest: &Digest) -> u32 {
+    u32::from_be_bytes(manifest.leading_bytes())
+}
 
 /// One file of the disk, in disk order.
 #[derive(Debug, Clone, PartialEq, Eq)]

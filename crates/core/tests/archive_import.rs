@@ -1,9 +1,11 @@
-//! `stage_archive` against fixture archives: every format and compression, names, platform
-//! selection, and every kind of bad input. Errors are checked by code, never by message, and
-//! every failure is checked to have written nothing outside the staging folder.
+//! `archive::open_archive` against fixture archives: every format and compression, names,
+//! platform selection, and every kind of bad input. Errors are checked by code, never by
+//! message, and every failure is checked to have written nothing outside the staging folder.
 //!
-//! Staging checks blob digests; a layer's `diff_id` is checked when it is converted to EROFS,
-//! so [`Env::stage`] converts every staged layer into the staging folder too, as `load` does.
+//! Opening an archive checks its manifests and configs; a layer's blob digest, size and
+//! `diff_id` are checked when it is read and converted to EROFS, so [`Env::stage`] reads every
+//! layer through its source (`common::read`) and converts it into the staging folder too, as
+//! `load` does.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
@@ -12,10 +14,11 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::read::{ReadBlob, ReadImage, read_archive};
 use common::*;
 use ocicache_core::Result;
-use ocicache_core::archive::{StagedBlob, StagedImage, stage_archive};
-use ocicache_core::erofs::{ConvertOptions, convert_layer};
+use ocicache_core::budget::WriteBudget;
+use ocicache_core::layer::{ConvertOptions, convert_layer_from};
 use ocicache_core::oci::{Digest, Platform};
 
 /// A scratch root holding the source (`input/`) and the staging folder (`staging/`).
@@ -39,11 +42,11 @@ impl Env {
         self.root.path().join("input")
     }
 
-    /// Stages `source` for `platform`, checking that nothing changed outside `staging/` and that
-    /// every staged file is inside it.
-    fn stage(&self, source: &Path, platform: &str) -> Result<Vec<StagedImage>> {
+    /// Reads `source` for `platform`, checking that nothing changed outside `staging/` (where
+    /// a stream's members may be spooled) and that every blob read hashes to its digest.
+    fn stage(&self, source: &Path, platform: &str) -> Result<Vec<ReadImage>> {
         let before = tree_listing(self.root.path(), &self.staging());
-        let result = stage_archive(source, &self.staging(), &parse_platform(platform))
+        let result = read_archive(source, &self.staging(), &parse_platform(platform))
             .and_then(|images| self.convert(images));
         assert_eq!(
             tree_listing(self.root.path(), &self.staging()),
@@ -52,25 +55,18 @@ impl Env {
         );
         if let Ok(images) = &result {
             for image in images {
-                for blob in staged_blobs(image) {
-                    assert!(
-                        blob.path.starts_with(self.staging()),
-                        "{} staged outside",
-                        blob.path.display()
-                    );
-                    assert_eq!(
-                        Digest::of_bytes(&fs::read(&blob.path).unwrap()),
-                        blob.digest
-                    );
-                    assert_eq!(fs::metadata(&blob.path).unwrap().len(), blob.size);
+                for blob in read_blobs(image) {
+                    assert_eq!(Digest::of_bytes(&blob.bytes), blob.digest);
+                    assert_eq!(blob.bytes.len() as u64, blob.size);
                 }
             }
         }
         result
     }
 
-    /// Converts every staged layer into the staging folder, checking its `diff_id`.
-    fn convert(&self, images: Vec<StagedImage>) -> Result<Vec<StagedImage>> {
+    /// Converts every layer read into the staging folder, checking its blob digest and
+    /// `diff_id`.
+    fn convert(&self, images: Vec<ReadImage>) -> Result<Vec<ReadImage>> {
         for image in &images {
             for layer in &image.layers {
                 let dest = self
@@ -80,21 +76,27 @@ impl Env {
                     blob_digest: Some(layer.blob.digest.clone()),
                     diff_id: Some(layer.diff_id.clone()),
                 };
-                convert_layer(&layer.blob.path, &dest, &options)?;
+                convert_layer_from(
+                    layer.blob.bytes.as_slice(),
+                    Path::new("layer"),
+                    &dest,
+                    &options,
+                    &WriteBudget::unlimited(),
+                )?;
             }
         }
         Ok(images)
     }
 
-    /// Writes `bytes` as `input/archive.tar` and stages it.
-    fn stage_bytes(&self, bytes: &[u8], platform: &str) -> Result<Vec<StagedImage>> {
+    /// Writes `bytes` as `input/archive.tar` and reads it.
+    fn stage_bytes(&self, bytes: &[u8], platform: &str) -> Result<Vec<ReadImage>> {
         let path = self.input().join("archive.tar");
         fs::write(&path, bytes).unwrap();
         self.stage(&path, platform)
     }
 
-    /// Writes `layout` as the folder `input/layout` and stages it.
-    fn stage_dir(&self, layout: &OciLayout, platform: &str) -> Result<Vec<StagedImage>> {
+    /// Writes `layout` as the folder `input/layout` and reads it.
+    fn stage_dir(&self, layout: &OciLayout, platform: &str) -> Result<Vec<ReadImage>> {
         let dir = self.input().join("layout");
         fs::create_dir(&dir).unwrap();
         layout.write_dir(&dir);
@@ -111,7 +113,7 @@ fn parse_platform(s: &str) -> Platform {
     }
 }
 
-fn staged_blobs(image: &StagedImage) -> Vec<&StagedBlob> {
+fn read_blobs(image: &ReadImage) -> Vec<&ReadBlob> {
     let mut blobs = vec![&image.manifest, &image.config];
     blobs.extend(image.layers.iter().map(|l| &l.blob));
     blobs
@@ -119,11 +121,11 @@ fn staged_blobs(image: &StagedImage) -> Vec<&StagedBlob> {
 
 const AMD64: &str = "linux/amd64";
 
-fn stage_bytes(bytes: &[u8]) -> Result<Vec<StagedImage>> {
+fn stage_bytes(bytes: &[u8]) -> Result<Vec<ReadImage>> {
     Env::new().stage_bytes(bytes, AMD64)
 }
 
-fn code_of(result: Result<Vec<StagedImage>>) -> &'static str {
+fn code_of(result: Result<Vec<ReadImage>>) -> &'static str {
     match result {
         Ok(images) => panic!("expected an error, staged {} image(s)", images.len()),
         Err(e) => {
@@ -135,12 +137,12 @@ fn code_of(result: Result<Vec<StagedImage>>) -> &'static str {
     }
 }
 
-fn canonical_refs(image: &StagedImage) -> Vec<String> {
+fn canonical_refs(image: &ReadImage) -> Vec<String> {
     image.references.iter().map(|r| r.canonical()).collect()
 }
 
 /// Checks an image against what was built, except the manifest (synthesized for legacy).
-fn assert_matches_built(image: &StagedImage, built: &BuiltImage) {
+fn assert_matches_built(image: &ReadImage, built: &BuiltImage) {
     assert_eq!(image.config.digest.to_string(), built.config_digest);
     assert_eq!(image.config.size, built.config.len() as u64);
     assert_eq!(image.layers.len(), built.layers.len());
@@ -160,7 +162,7 @@ fn assert_matches_built(image: &StagedImage, built: &BuiltImage) {
 }
 
 /// Checks an OCI-path image, manifest included.
-fn assert_oci_image(image: &StagedImage, built: &BuiltImage) {
+fn assert_oci_image(image: &ReadImage, built: &BuiltImage) {
     assert_matches_built(image, built);
     assert_eq!(image.manifest.digest.to_string(), built.manifest_digest);
     assert_eq!(image.manifest_media_type, built.manifest_media_type);
@@ -209,9 +211,9 @@ mod archive_legacy {
                     image.layers.iter().all(|l| l.media_type == want_type),
                     "{layers:?}"
                 );
-                // The synthesized manifest describes exactly the staged blobs.
+                // The synthesized manifest describes exactly the blobs read.
                 let manifest: serde_json::Value =
-                    serde_json::from_slice(&fs::read(&image.manifest.path).unwrap()).unwrap();
+                    serde_json::from_slice(&image.manifest.bytes).unwrap();
                 assert_eq!(manifest["schemaVersion"], 2);
                 assert_eq!(manifest["mediaType"], mt::DOCKER_MANIFEST);
                 assert_eq!(manifest["config"]["mediaType"], mt::DOCKER_CONFIG);
@@ -253,8 +255,8 @@ mod archive_legacy {
         let images = stage_bytes(&tree.to_tar()).unwrap();
         assert_matches_built(&images[0], &built);
         assert_eq!(
-            images[0].layers[0].blob.path, images[0].layers[1].blob.path,
-            "staged once"
+            images[0].layers[0].blob, images[0].layers[1].blob,
+            "the link reads the same member"
         );
     }
 
@@ -291,8 +293,8 @@ mod archive_legacy {
         );
         assert_eq!(canonical_refs(&images[1]), ["docker.io/library/b:1"]);
         assert_eq!(
-            images[0].layers[0].blob.path, images[1].layers[0].blob.path,
-            "shared layer staged once"
+            images[0].layers[0].blob, images[1].layers[0].blob,
+            "the shared layer is one member"
         );
     }
 

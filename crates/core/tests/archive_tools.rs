@@ -1,6 +1,6 @@
-//! `stage_archive` on archives written by real tools: an OCI layout built by `umoci` (tarred and
-//! as a folder), and the `docker-archive` `skopeo` converts it to. Skipped with a visible
-//! message when the tools are missing, except on CI.
+//! `open_archive`, each layer blob read through its source, on archives written by real tools:
+//! an OCI layout built by `umoci` (tarred and as a folder), and the `docker-archive` `skopeo`
+//! converts it to. Skipped with a visible message when the tools are missing, except on CI.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
@@ -10,8 +10,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use common::read::{ReadImage, read_archive};
 use common::require_tool;
-use ocicache_core::archive::{StagedImage, stage_archive};
 use ocicache_core::oci::Platform;
 
 fn run(program: &str, args: &[&str]) {
@@ -41,8 +41,8 @@ fn umoci_layout(root: &Path) -> String {
     layout.to_owned()
 }
 
-fn stage(source: &Path, staging: &Path) -> Vec<StagedImage> {
-    stage_archive(source, staging, &Platform::host())
+fn stage(source: &Path, staging: &Path) -> Vec<ReadImage> {
+    read_archive(source, staging, &Platform::host())
         .unwrap_or_else(|e| panic!("{}: {e}", source.display()))
 }
 

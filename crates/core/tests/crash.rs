@@ -174,9 +174,11 @@ fn prune_on_signal(cache: &Cache) -> ! {
     std::process::abort();
 }
 
-fn spawn(role: &str, root: &Path, sources: &[PathBuf]) -> Child {
+/// The command that runs this test binary as a worker of `role` on `root` and `sources`.
+fn worker_command(role: &str, root: &Path, sources: &[PathBuf]) -> Command {
     let joined: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
-    Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args([
             "--exact",
             "worker_entry",
@@ -187,8 +189,13 @@ fn spawn(role: &str, root: &Path, sources: &[PathBuf]) -> Child {
         .env(WORKER, role)
         .env(ROOT, root)
         .env(SOURCES, joined.join(":"))
+        .stderr(Stdio::inherit());
+    command
+}
+
+fn spawn(role: &str, root: &Path, sources: &[PathBuf]) -> Child {
+    worker_command(role, root, sources)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
 }
@@ -423,27 +430,15 @@ fn a_commit_hidden_by_a_killed_load_never_comes_back_without_its_files() {
             .acquire("example.com/crash/app0:1", Holder::Sandbox("vm".into()))
             .unwrap();
     }
-    let joined: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
-    let worker = |role: &str, sources: &[String]| {
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "worker_entry",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(WORKER, role)
-            .env(ROOT, &root)
-            .env(SOURCES, sources.join(":"))
+    let worker = |role: &str, sources: &[PathBuf]| {
+        worker_command(role, &root, sources)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .unwrap()
     };
     // The pruner has the index open (it maps the WAL index) before and while the load dies.
-    let mut pruner = worker("prune-on-signal", &joined);
+    let mut pruner = worker("prune-on-signal", &sources);
     let mut said = BufReader::new(pruner.stdout.take().unwrap()).lines();
     // libtest writes on the same stdout (`test worker_entry ... ` without a newline).
     let mut wait_for = |tag: &str| loop {
@@ -453,7 +448,7 @@ fn a_commit_hidden_by_a_killed_load_never_comes_back_without_its_files() {
         }
     };
     wait_for("@ready");
-    let status = worker("hidden-commit", &joined[1..]).wait().unwrap();
+    let status = worker("hidden-commit", &sources[1..]).wait().unwrap();
     assert!(!status.success(), "the hidden-commit worker dies");
     {
         // The load's files are published, and its commit is hidden from open indexes.

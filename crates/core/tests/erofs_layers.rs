@@ -1,4 +1,4 @@
-//! Fidelity of layer conversion (`erofs::convert_layer`, issue 3), proven with real readers.
+//! Fidelity of layer conversion (`layer::convert_layer`, issue 3), proven with real readers.
 //!
 //! Every fixture is a layer tar built here, entry by entry (or written by GNU tar in each of its
 //! formats). It is converted (plain, gzip and zstd blobs), `fsck.erofs` must accept the image,
@@ -36,7 +36,7 @@ use common::oracles::{
 use common::tar_body::Body;
 use common::tree::{CompareOptions, Entry, Kind, Tree, compare, rel, scan};
 use common::{Compression, capability, pattern, require_tool};
-use ocicache_core::erofs::{ConvertOptions, ConvertedLayer, convert_layer};
+use ocicache_core::layer::{ConvertOptions, ConvertedLayer, convert_layer};
 use ocicache_core::oci::Digest;
 use tempfile::TempDir;
 
@@ -1285,7 +1285,7 @@ fn sparse_file_of_64_gib_is_stored_as_holes() {
 /// converts.
 #[test]
 fn sparse_map_beyond_the_segment_cap_is_invalid() {
-    use ocicache_core::erofs::tar::MAX_SPARSE_SEGMENTS;
+    use ocicache_core::tar::MAX_SPARSE_SEGMENTS;
     for (segments, ok) in [
         (MAX_SPARSE_SEGMENTS, true),
         (MAX_SPARSE_SEGMENTS + 1, false),

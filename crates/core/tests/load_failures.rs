@@ -214,7 +214,8 @@ fn a_load_whose_commit_runs_out_of_space_takes_its_files_back() {
         let fs = Tmpfs::mount(16 << 20);
         let root = fs.path().join("cache");
         let cache = open(&root);
-        cache.list().unwrap(); // creates the index
+        // Creates the cache and its index (a read-only list no longer creates anything).
+        cache.prune().unwrap();
         let before = state(&root, &cache);
         fs.fill_leaving("filler", free);
         // No write budget: the default one (the free space) would refuse the load before it
@@ -653,4 +654,79 @@ fn a_load_of_several_images_commits_in_one_transaction() {
     }
     let handles = cache.load(&src, &LoadOptions::default()).unwrap();
     assert_eq!(handles.len(), 2);
+}
+
+/// Issue 11: an archive of two images whose second is corrupt (its layer does not match its
+/// `diff_id`, or is not a tar at all) left the first image behind when images were recorded
+/// one by one. Every layer of a load converts before any row is written, and all images commit
+/// in one transaction: no reference, row or file of the first stays, whether the archive is a
+/// tar read in place, a compressed stream, or a legacy `docker save` archive.
+#[test]
+fn an_archive_whose_second_image_is_corrupt_leaves_no_reference_of_the_first() {
+    let work = tempfile::tempdir().unwrap();
+    let (root, cache, before) = loaded_cache(work.path());
+    let first = image("first-of-two");
+    let second = |faults: Faults, raw: Option<Vec<u8>>| {
+        let mut spec = ImageSpec::new(
+            "amd64",
+            vec![LayerSpec::file(Compression::Gzip, "app/second", "second\n")],
+        )
+        .with_cmd("second")
+        .with_faults(faults);
+        spec.layers[0].raw = raw;
+        spec.build()
+    };
+    let cases = [
+        (
+            second(
+                Faults {
+                    wrong_diff_id: Some(0),
+                    ..Faults::default()
+                },
+                None,
+            ),
+            "DIGEST_MISMATCH",
+        ),
+        (
+            second(
+                Faults::default(),
+                Some(b"just some text, not a tar archive".repeat(20)),
+            ),
+            "INVALID_ARCHIVE",
+        ),
+    ];
+    for (bad, code) in &cases {
+        let mut layout = OciLayout::new();
+        layout
+            .add_image(&first, &[(CONTAINERD_NAME, "example.com/first:1")])
+            .add_image(bad, &[(CONTAINERD_NAME, "example.com/second:1")]);
+        let legacy = legacy_docker_archive(
+            &[
+                (&first, &["example.com/first:1"]),
+                (bad, &["example.com/second:1"]),
+            ],
+            LegacyOptions::default(),
+        );
+        let sources = [
+            ("two.tar", layout.to_tar()),
+            ("two.tar.gz", layout.to_tar_gz()),
+            ("two-legacy.tar", legacy.to_tar()),
+        ];
+        for (name, bytes) in sources {
+            let src = work.path().join(name);
+            fs::write(&src, bytes).unwrap();
+            fails_cleanly(&cache, &root, &src, code, &before);
+            assert_eq!(
+                cache.get("example.com/first:1").unwrap_err().code(),
+                "IMAGE_NOT_FOUND",
+                "{name}: no reference of the first image"
+            );
+            for layer in &first.layers {
+                let file = root
+                    .join("layers/sha256")
+                    .join(format!("{}.erofs", hex_of(&layer.diff_id)));
+                assert!(!file.exists(), "{name}: no layer image of the first image");
+            }
+        }
+    }
 }

@@ -55,95 +55,113 @@ pub struct NativeImageHandle {
     pub created_at_ms: Option<f64>,
     /// Milliseconds since the epoch.
     pub last_used_at_ms: Option<f64>,
+    /// False for a manifest no reference names that a use holds (`reference` is then
+    /// `repository@digest`).
+    pub tagged: bool,
 }
 
-/// Config fields.
-#[napi(object)]
+/// The config fields `inspect` shows; absent fields are null. (TypeScript:
+/// `ImageConfigDetail`.)
+#[napi(object, use_nullable = true)]
 pub struct NativeImageConfig {
-    /// Config digest.
+    /// The config blob's digest (`sha256:...`).
     pub digest: String,
-    /// Env.
+    /// `Env`, as `NAME=value` strings.
     pub env: Option<Vec<String>>,
-    /// Cmd.
+    /// `Cmd`.
     pub cmd: Option<Vec<String>>,
-    /// Entrypoint.
+    /// `Entrypoint`.
     pub entrypoint: Option<Vec<String>>,
-    /// WorkingDir.
+    /// `WorkingDir`.
     pub working_dir: Option<String>,
-    /// User.
+    /// `User`.
     pub user: Option<String>,
-    /// Labels.
+    /// `Labels`.
+    #[napi(ts_type = "Record<string, unknown>")]
     pub labels: Option<serde_json::Map<String, serde_json::Value>>,
-    /// StopSignal.
+    /// `StopSignal`.
     pub stop_signal: Option<String>,
 }
 
-/// A layer.
-#[napi(object)]
+/// One layer of an image. (TypeScript: `ImageLayerDetail`.)
+#[napi(object, use_nullable = true)]
 pub struct NativeImageLayer {
-    /// Uncompressed digest.
+    /// Digest of the uncompressed layer tar (the config's `rootfs.diff_ids` entry).
     pub diff_id: String,
-    /// Blob digest.
+    /// Digest of the layer blob as distributed (compressed or not).
     pub blob_digest: String,
-    /// Media type.
+    /// The layer descriptor's media type.
     pub media_type: String,
-    /// Descriptor size.
+    /// Size of the layer blob as distributed, in bytes.
     pub compressed_size_bytes: f64,
-    /// EROFS size.
+    /// Size in bytes of the layer's EROFS image, the form the cache keeps the layer in (one image
+    /// per distinct `diffId`, shared by every image with that layer; the blob is not kept): a
+    /// multiple of the 4096-byte block size. Null only for a layer recorded by an older cache
+    /// version and not converted since; loading an image with that layer converts it.
     pub erofs_size_bytes: Option<f64>,
-    /// 0 = bottom.
+    /// Position in the image, 0 being the bottom layer.
     pub position: u32,
 }
 
 /// What inspect returns.
-#[napi(object)]
+#[napi(object, use_nullable = true)]
 pub struct NativeImageDetail {
     /// The handle.
     pub handle: NativeImageHandle,
-    /// The config.
+    /// The config, or null when none is recorded.
     pub config: Option<NativeImageConfig>,
     /// Layers bottom to top.
     pub layers: Vec<NativeImageLayer>,
 }
 
-/// What prune and remove reclaimed.
-#[napi(object)]
+/// What a prune (or remove) reclaimed. (TypeScript: `ImagePruneReport`.)
+#[napi(object, use_nullable = true)]
 pub struct NativePruneReport {
     /// References deleted.
     pub image_refs_removed: f64,
     /// Manifests deleted.
     pub manifests_removed: f64,
-    /// Layers deleted.
+    /// Distinct layer images (by `diff_id`) deleted: those whose last user went, and orphan
+    /// layer images that no index row names (left by an interrupted load).
     pub layers_removed: f64,
     /// fsmeta images deleted.
     pub fsmeta_removed: f64,
     /// VMDK descriptors deleted.
     pub vmdk_removed: f64,
-    /// Measured bytes deleted.
+    /// Measured bytes of the files actually deleted (for a dry run: that would be deleted), from
+    /// the `lstat` made just before each unlink, or null when files were due for deletion and
+    /// none could be measured (another process deleted them first).
     pub bytes_reclaimed: Option<f64>,
-    /// Measured allocated bytes deleted.
+    /// Allocated bytes of those files (`st_blocks * 512`; the apparent size where the platform
+    /// has no such figure), or null when `bytesReclaimed` is.
     pub allocated_bytes_reclaimed: Option<f64>,
-    /// The cache's size before.
+    /// The cache's size before: the recorded sizes of its artifacts, the index files, and the
+    /// orphan files and `tmp/` leftovers this run found.
     pub bytes_before: f64,
-    /// The cache's size after.
+    /// `bytesBefore` minus `bytesReclaimed`.
     pub bytes_after: f64,
-    /// References removed, least recently used first.
+    /// Each reference removed, least recently used first, with what removing it freed.
+    #[napi(ts_type = "ReadonlyArray<Readonly<NativePrunedReference>>")]
     pub removed: Vec<NativePrunedReference>,
-    /// Whether nothing was changed.
+    /// Whether this was a dry run (nothing was changed).
     pub dry_run: bool,
-    /// Entries left in place because they are not what the cache deletes there, one line each
-    /// naming the path.
+    /// Entries the sweep left in place because they are not what the cache deletes there (a
+    /// directory or a symlink where an artifact file belongs, a folder under `tmp/` the cache did
+    /// not make), one line each naming the path; the rest of the prune went on. Empty normally.
+    #[napi(ts_type = "ReadonlyArray<string>")]
     pub warnings: Vec<String>,
 }
 
-/// One removed reference.
+/// One reference a prune removed. (TypeScript: `PrunedReference`.)
 #[napi(object)]
 pub struct NativePrunedReference {
-    /// Familiar reference.
+    /// Familiar form of the reference.
     pub reference: String,
-    /// Its manifest.
+    /// The manifest it pointed to.
     pub manifest_digest: String,
-    /// Recorded bytes its removal freed.
+    /// Recorded bytes its removal freed: the manifest's own files when it was the manifest's
+    /// last reference, plus the config and layers no other image uses; 0 when another reference
+    /// or a use keeps the manifest.
     pub bytes_freed: f64,
 }
 
@@ -203,14 +221,15 @@ pub struct NativeImageUse {
     pub expired: bool,
 }
 
-/// The files a VM boots an image from.
+/// The files a VM boots an image from. (TypeScript: `BootDisk`.)
 #[napi(object)]
 pub struct NativeBootDisk {
-    /// VMDK descriptor.
+    /// The VMDK descriptor: fsmeta, then each layer image, as FLAT extents (relative paths).
     pub vmdk: String,
-    /// fsmeta image.
+    /// The merged metadata (fsmeta) EROFS image.
     pub fsmeta: String,
-    /// Layer images, bottom to top.
+    /// Layer EROFS images, bottom to top: fsmeta's extra devices, in slot order.
+    #[napi(ts_type = "ReadonlyArray<string>")]
     pub layers: Vec<String>,
 }
 
@@ -270,7 +289,11 @@ pub(crate) fn prune_options_from(o: NativePruneOptions) -> core::Result<core::Pr
     })
 }
 
-pub(crate) fn load_options_from(o: NativeLoadOptions) -> core::Result<core::LoadOptions> {
+/// The core's load options: `o` checked, and `cancel` to stop the load.
+pub(crate) fn load_options_from(
+    o: NativeLoadOptions,
+    cancel: Option<core::cancel::Cancel>,
+) -> core::Result<core::LoadOptions> {
     Ok(core::LoadOptions {
         tag: o.tag,
         platform: o
@@ -282,7 +305,196 @@ pub(crate) fn load_options_from(o: NativeLoadOptions) -> core::Result<core::Load
             .max_uncompressed_bytes
             .map(|v| byte_limit("maxUncompressedBytes", v))
             .transpose()?,
+        cancel,
+        progress: None,
     })
+}
+
+/// Options of `NativeCache.pull` (TypeScript: `PullOptions`, less `onProgress` and `signal`).
+#[napi(object)]
+#[derive(Default)]
+pub struct NativePullOptions {
+    /// `os/architecture[/variant]`; default the host's.
+    pub platform: Option<String>,
+    /// `if-missing` (default), `always` or `never`.
+    pub policy: Option<String>,
+    /// Credentials; default: the Docker config's, else anonymous.
+    pub auth: Option<NativePullAuth>,
+    /// Plain HTTP.
+    pub insecure: Option<bool>,
+    /// Extra trusted CA certificates, PEM.
+    pub ca_certs: Option<String>,
+}
+
+/// `{ username, password }` or `{ token }`.
+#[napi(object)]
+pub struct NativePullAuth {
+    /// User name (with `password`).
+    pub username: Option<String>,
+    /// Password (with `username`).
+    pub password: Option<String>,
+    /// A registry token (alone).
+    pub token: Option<String>,
+}
+
+pub(crate) fn pull_options_from(o: NativePullOptions) -> core::Result<core::PullOptions> {
+    let credentials = match o.auth {
+        None => None,
+        Some(NativePullAuth {
+            username: Some(username),
+            password: Some(password),
+            token: None,
+        }) => Some(core::registry::Credentials::Basic { username, password }),
+        Some(NativePullAuth {
+            username: None,
+            password: None,
+            token: Some(token),
+        }) => Some(core::registry::Credentials::Token(token)),
+        Some(_) => {
+            return Err(core::Error::InvalidArgument {
+                name: "auth".into(),
+                reason: "expected { username, password } or { token }".into(),
+            });
+        }
+    };
+    Ok(core::PullOptions {
+        platform: o
+            .platform
+            .as_deref()
+            .map(core::oci::Platform::parse)
+            .transpose()?,
+        policy: o
+            .policy
+            .as_deref()
+            .map(core::PullPolicy::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        registry: core::registry::RegistryOptions {
+            credentials,
+            insecure: o.insecure.unwrap_or(false),
+            ca_certs: o.ca_certs,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+/// One step of a pull or load (TypeScript: `PullProgress`, a union over `kind`). Layer events
+/// carry `index`, `diffId`, `digest` and `size`.
+#[napi(object)]
+pub struct NativePullProgress {
+    /// `resolving`, `resolved`, `layer-cached`, `layer-download`, `layer-verified`,
+    /// `layer-converted`, `stitched` or `done`.
+    pub kind: String,
+    /// `resolving`: the reference.
+    pub reference: Option<String>,
+    /// `resolved`, `stitched`, `done`: the manifest's digest.
+    pub manifest_digest: Option<String>,
+    /// `resolved`: the platform.
+    pub platform: Option<String>,
+    /// `resolved`: the layer count.
+    pub layer_count: Option<u32>,
+    /// `resolved`: the layer blobs' compressed bytes.
+    pub total_bytes: Option<f64>,
+    /// Layer events: position, 0 at the bottom.
+    pub index: Option<u32>,
+    /// Layer events: the layer's `diff_id`.
+    pub diff_id: Option<String>,
+    /// Layer events: the blob's digest.
+    pub digest: Option<String>,
+    /// Layer events: the blob's size.
+    pub size: Option<f64>,
+    /// `layer-download`: bytes so far.
+    pub bytes: Option<f64>,
+    /// `layer-converted`: the EROFS image's bytes.
+    pub erofs_bytes: Option<f64>,
+    /// `stitched`: the fsmeta image's bytes.
+    pub fsmeta_bytes: Option<f64>,
+    /// `stitched`: the VMDK descriptor's bytes.
+    pub vmdk_bytes: Option<f64>,
+}
+
+pub(crate) fn progress_event(e: &core::progress::ProgressEvent) -> NativePullProgress {
+    use core::progress::ProgressEvent as E;
+    let mut out = NativePullProgress {
+        kind: String::new(),
+        reference: None,
+        manifest_digest: None,
+        platform: None,
+        layer_count: None,
+        total_bytes: None,
+        index: None,
+        diff_id: None,
+        digest: None,
+        size: None,
+        bytes: None,
+        erofs_bytes: None,
+        fsmeta_bytes: None,
+        vmdk_bytes: None,
+    };
+    let layer = |out: &mut NativePullProgress, l: &core::progress::LayerEvent| {
+        out.index = Some(l.index as u32);
+        out.diff_id = Some(l.diff_id.to_string());
+        out.digest = Some(l.digest.to_string());
+        out.size = Some(l.size as f64);
+    };
+    let kind = match e {
+        E::Resolving { reference } => {
+            out.reference = Some(reference.clone());
+            "resolving"
+        }
+        E::Resolved {
+            manifest_digest,
+            platform,
+            layers,
+            total_bytes,
+        } => {
+            out.manifest_digest = Some(manifest_digest.to_string());
+            out.platform = Some(platform.clone());
+            out.layer_count = Some(*layers as u32);
+            out.total_bytes = Some(*total_bytes as f64);
+            "resolved"
+        }
+        E::LayerCached(l) => {
+            layer(&mut out, l);
+            "layer-cached"
+        }
+        E::LayerDownload {
+            layer: l, bytes, ..
+        } => {
+            layer(&mut out, l);
+            out.bytes = Some(*bytes as f64);
+            "layer-download"
+        }
+        E::LayerVerified(l) => {
+            layer(&mut out, l);
+            "layer-verified"
+        }
+        E::LayerConverted {
+            layer: l,
+            erofs_bytes,
+        } => {
+            layer(&mut out, l);
+            out.erofs_bytes = Some(*erofs_bytes as f64);
+            "layer-converted"
+        }
+        E::Stitched {
+            manifest_digest,
+            fsmeta_bytes,
+            vmdk_bytes,
+        } => {
+            out.manifest_digest = Some(manifest_digest.to_string());
+            out.fsmeta_bytes = Some(*fsmeta_bytes as f64);
+            out.vmdk_bytes = Some(*vmdk_bytes as f64);
+            "stitched"
+        }
+        E::Done { manifest_digest } => {
+            out.manifest_digest = Some(manifest_digest.to_string());
+            "done"
+        }
+    };
+    out.kind = kind.to_owned();
+    out
 }
 
 pub(crate) fn acquire_options_from(o: NativeAcquireOptions) -> core::Result<core::AcquireOptions> {
@@ -329,6 +541,85 @@ pub(crate) fn handle(h: core::ImageHandle) -> NativeImageHandle {
         size_bytes: h.size_bytes.map(|v| v as f64),
         created_at_ms: h.created_at.map(|v| v as f64),
         last_used_at_ms: h.last_used_at.map(|v| v as f64),
+        tagged: h.tagged,
+    }
+}
+
+/// One problem with one artifact. (TypeScript: `CheckProblem`.)
+#[napi(object, use_nullable = true)]
+pub struct NativeCheckProblem {
+    /// `missing`, `not-a-file`, `size`, `superblock`, `wrong-image`, `hash` or `metadata`.
+    pub kind: String,
+    /// `layer`, `fsmeta`, `vmdk` or `blob`.
+    pub artifact: String,
+    /// The file.
+    pub path: String,
+    /// What was expected (a size, a hash, a volume), when it can be told.
+    pub expected: Option<String>,
+    /// What was found, when it can be told.
+    pub found: Option<String>,
+}
+
+/// Integrity of one image's files. (TypeScript: `ImageCheck`.)
+#[napi(object, use_nullable = true)]
+pub struct NativeImageCheck {
+    /// The manifest (`sha256:...`).
+    pub manifest_digest: String,
+    /// Its references, familiar form (`repository@digest` for a manifest only uses hold).
+    pub references: Vec<String>,
+    /// Artifacts checked: manifest and config blobs, layer images, fsmeta, VMDK.
+    pub artifacts: u32,
+    /// Bytes read (a full check reads every byte).
+    pub bytes_read: f64,
+    /// Problems found (verify) or left (repair); empty when the image is sound.
+    pub problems: Vec<NativeCheckProblem>,
+    /// Problems a repair fixed (or, in a dry run, would fix).
+    pub repaired: Vec<NativeCheckProblem>,
+    /// Why the image is marked broken (`bootDisk` refuses it), or null.
+    pub broken: Option<String>,
+}
+
+/// What `verify` or `repair` found. (TypeScript: `CheckReport`.)
+#[napi(object)]
+pub struct NativeCheckReport {
+    /// One entry per manifest checked, by digest.
+    pub images: Vec<NativeImageCheck>,
+    /// Whether every byte was re-hashed and every EROFS image re-parsed.
+    pub full: bool,
+    /// Whether nothing was changed (a verify, or a repair's dry run).
+    pub dry_run: bool,
+    /// Problems found (verify) or left (repair) over every image.
+    pub problems: u32,
+}
+
+fn problem(p: core::Problem) -> NativeCheckProblem {
+    NativeCheckProblem {
+        kind: p.kind.as_str().into(),
+        artifact: p.artifact.as_str().into(),
+        path: p.path.to_string_lossy().into_owned(),
+        expected: p.expected,
+        found: p.found,
+    }
+}
+
+pub(crate) fn check_report(r: core::CheckReport) -> NativeCheckReport {
+    NativeCheckReport {
+        images: r
+            .images
+            .into_iter()
+            .map(|i| NativeImageCheck {
+                manifest_digest: i.manifest_digest,
+                references: i.references,
+                artifacts: i.artifacts,
+                bytes_read: i.bytes_read as f64,
+                problems: i.problems.into_iter().map(problem).collect(),
+                repaired: i.repaired.into_iter().map(problem).collect(),
+                broken: i.broken,
+            })
+            .collect(),
+        full: r.full,
+        dry_run: r.dry_run,
+        problems: r.problems,
     }
 }
 
@@ -496,8 +787,8 @@ fn nullable(v: Option<i64>) -> f64 {
     v.map_or(f64::NAN, |v| v as f64)
 }
 
-/// Every reference, newest first, as `listRows` returns them, written while the core reads the
-/// rows (no value per row). Per reference:
+/// Every reference, newest first (with `all`, then the manifests only uses hold), as `listRows`
+/// returns them, written while the core reads the rows (no value per row). Per reference:
 ///
 /// ```text
 /// numbers: manifest, createdAtMs, lastUsedAtMs | NaN
@@ -506,11 +797,17 @@ fn nullable(v: Option<i64>) -> f64 {
 ///          and, if it is the first to name its manifest: digest, architecture, os, variant if any
 /// ```
 ///
+/// then, as the last number, how many of them are tagged (the rows after those are not).
+///
 /// Strings in one JSON array and numbers in a typed array: `JSON.parse` of strings alone takes
 /// a third of the time of the same rows as arrays, and numbers need no parsing.
-pub(crate) fn list_rows(cache: &core::Cache) -> core::Result<Rows> {
+pub(crate) fn list_rows(cache: &core::Cache, options: &core::ListOptions) -> core::Result<Rows> {
     let mut rows = Rows::new();
-    cache.list_each(|h| {
+    let mut tagged = 0u32;
+    cache.list_each_with(options, |h| {
+        if h.tagged {
+            tagged += 1;
+        }
         let (m, first) = rows.manifest(h.manifest_digest);
         rows.number(f64::from(m));
         rows.number(h.created_at as f64);
@@ -529,6 +826,7 @@ pub(crate) fn list_rows(cache: &core::Cache) -> core::Result<Rows> {
         }
         Ok(())
     })?;
+    rows.number(f64::from(tagged));
     Ok(rows)
 }
 

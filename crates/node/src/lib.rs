@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{JsObjectValue, PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{Function, JsObjectValue, PromiseRaw, ToNapiValue};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, JsValue, Status};
 use napi_derive::napi;
 use ocicache_core as core;
@@ -59,6 +60,32 @@ fn js_error(env: &Env, error: &core::Error) -> napi::Error {
     build().unwrap_or_else(|e| e)
 }
 
+/// Progress events queued for the JS thread at most; when the queue is full an event is
+/// dropped rather than waited for, so a slow listener never slows a pull.
+const PROGRESS_QUEUE: usize = 256;
+
+/// A core progress sink calling `listener` on the JS thread, without blocking.
+fn progress_sink(
+    listener: Option<Function<'_, NativePullProgress, ()>>,
+) -> napi::Result<Option<core::progress::Progress>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    let tsfn = listener
+        .build_threadsafe_function()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .max_queue_size::<PROGRESS_QUEUE>()
+        .build()?;
+    Ok(Some(core::progress::Progress::new(move |event| {
+        // A full queue drops the event (QueueFull); a closing environment ignores it.
+        let _ = tsfn.call(
+            progress_event(event),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
+    })))
+}
+
 /// Every error code the core can produce (public API: codes are only ever added).
 #[napi]
 pub fn error_codes() -> Vec<String> {
@@ -69,6 +96,35 @@ pub fn error_codes() -> Vec<String> {
 #[napi]
 pub fn default_root() -> Option<String> {
     core::store::default_root().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// A way to stop a running load or pull: after `cancel()`, it rejects with `ABORTED` at its
+/// next read (within a tenth of a second when it waits on standard input or a stalled
+/// download) and leaves the cache as it was.
+#[napi]
+pub struct NativeCancel {
+    inner: core::cancel::Cancel,
+}
+
+#[napi]
+impl NativeCancel {
+    /// A token not cancelled.
+    #[napi(constructor)]
+    #[allow(
+        clippy::new_without_default,
+        reason = "a JS constructor, not a Rust API"
+    )]
+    pub fn new() -> Self {
+        NativeCancel {
+            inner: core::cancel::Cancel::new(),
+        }
+    }
+
+    /// Cancels the loads and pulls given this token (idempotent).
+    #[napi]
+    pub fn cancel(&self) {
+        self.inner.cancel();
+    }
 }
 
 /// One cache root (or a remote backend), shared by every call made through it.
@@ -103,20 +159,99 @@ impl NativeCache {
 
     /// Imports an archive or OCI layout folder; one handle per reference. `maxUncompressedBytes`
     /// bounds the bytes the load writes (a whole number of at least 1; absent: the core's
-    /// default).
+    /// default); `cancel` stops it (`ABORTED`, the cache as it was).
     #[napi(ts_return_type = "Promise<NativeImageHandle[]>")]
     pub fn load<'env>(
         &self,
         env: &'env Env,
         path: String,
         options: Option<NativeLoadOptions>,
+        cancel: Option<&NativeCancel>,
+        on_progress: Option<Function<'_, NativePullProgress, ()>>,
     ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
         let cache = self.inner.clone();
-        let opts = load_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        let mut opts =
+            load_options_from(options.unwrap_or_default(), cancel.map(|c| c.inner.clone()))
+                .map_err(|e| js_error(env, &e))?;
+        opts.progress = progress_sink(on_progress)?;
         spawn(
             env,
             move || cache.load(&PathBuf::from(path), &opts),
             |v| v.into_iter().map(handle).collect(),
+        )
+    }
+
+    /// Imports the archive on the process's standard input (file descriptor 0), read in the
+    /// core front to back, once, never copied whole; like `load` otherwise.
+    #[napi(ts_return_type = "Promise<NativeImageHandle[]>")]
+    pub fn load_stdin<'env>(
+        &self,
+        env: &'env Env,
+        options: Option<NativeLoadOptions>,
+        cancel: Option<&NativeCancel>,
+        on_progress: Option<Function<'_, NativePullProgress, ()>>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<NativeImageHandle>>> {
+        let cache = self.inner.clone();
+        let mut opts =
+            load_options_from(options.unwrap_or_default(), cancel.map(|c| c.inner.clone()))
+                .map_err(|e| js_error(env, &e))?;
+        opts.progress = progress_sink(on_progress)?;
+        spawn(
+            env,
+            move || cache.load_stdin(&opts),
+            |v| v.into_iter().map(handle).collect(),
+        )
+    }
+
+    /// Pulls a reference from its registry (see the core's `Cache::pull`); `cancel` stops it
+    /// (`ABORTED`, nothing published), `onProgress` receives its events (throttled, dropped
+    /// rather than waited for).
+    #[napi(ts_return_type = "Promise<NativeImageHandle>")]
+    pub fn pull<'env>(
+        &self,
+        env: &'env Env,
+        reference: String,
+        options: Option<NativePullOptions>,
+        cancel: Option<&NativeCancel>,
+        on_progress: Option<Function<'_, NativePullProgress, ()>>,
+    ) -> napi::Result<PromiseRaw<'env, NativeImageHandle>> {
+        let cache = self.inner.clone();
+        let mut opts =
+            pull_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        opts.cancel = cancel.map(|c| c.inner.clone());
+        opts.progress = progress_sink(on_progress)?;
+        spawn(env, move || cache.pull(&reference, &opts), handle)
+    }
+
+    /// `acquire` that pulls first when the reference is not cached, pinning in the same index
+    /// transaction as the pulled reference.
+    #[napi(ts_return_type = "Promise<NativeImageUse>")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a JS method's positional arguments"
+    )]
+    pub fn acquire_pulling<'env>(
+        &self,
+        env: &'env Env,
+        reference: String,
+        holder: NativeHolder,
+        options: Option<NativeAcquireOptions>,
+        pull: Option<NativePullOptions>,
+        cancel: Option<&NativeCancel>,
+        on_progress: Option<Function<'_, NativePullProgress, ()>>,
+    ) -> napi::Result<PromiseRaw<'env, NativeImageUse>> {
+        let cache = self.inner.clone();
+        let holder = holder_from(holder).map_err(|e| js_error(env, &e))?;
+        let opts =
+            acquire_options_from(options.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        let mut pull =
+            pull_options_from(pull.unwrap_or_default()).map_err(|e| js_error(env, &e))?;
+        pull.cancel = cancel.map(|c| c.inner.clone());
+        pull.progress = progress_sink(on_progress)?;
+        spawn(
+            env,
+            move || cache.acquire_pulling(&reference, holder, &opts, &pull),
+            image_use,
         )
     }
 
@@ -132,13 +267,25 @@ impl NativeCache {
     }
 
     /// Every reference, newest first, as `NativeRows` (see `list_rows` and
-    /// `src/internal/rows.ts`). A list can hold 100,000 rows: they are written as the core
-    /// reads them into one string of JSON strings and one typed array of numbers, which cross
-    /// as two values per call, far cheaper than an N-API object per row (bench/prune.mjs).
+    /// `src/internal/rows.ts`); with `all`, then the manifests only uses hold. A list can hold
+    /// 100,000 rows: they are written as the core reads them into one string of JSON strings
+    /// and one typed array of numbers, which cross as two values per call, far cheaper than an
+    /// N-API object per row (bench/prune.mjs).
     #[napi(ts_return_type = "Promise<NativeRows>")]
-    pub fn list_rows<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativeRows>> {
+    pub fn list_rows<'env>(
+        &self,
+        env: &'env Env,
+        all: Option<bool>,
+    ) -> napi::Result<PromiseRaw<'env, NativeRows>> {
         let cache = self.inner.clone();
-        spawn(env, move || list_rows(&cache)?.finish(), native_rows)
+        let options = core::ListOptions {
+            all: all.unwrap_or(false),
+        };
+        spawn(
+            env,
+            move || list_rows(&cache, &options)?.finish(),
+            native_rows,
+        )
     }
 
     /// Handle, config and layers of one reference.
@@ -218,6 +365,63 @@ impl NativeCache {
     ) -> napi::Result<PromiseRaw<'env, NativeBootDisk>> {
         let cache = self.inner.clone();
         spawn(env, move || cache.boot_disk(&reference), boot_disk)
+    }
+
+    /// Checks the files of one reference's image, or of all, quick or `full`.
+    #[napi(ts_return_type = "Promise<NativeCheckReport>")]
+    pub fn verify<'env>(
+        &self,
+        env: &'env Env,
+        reference: Option<String>,
+        full: bool,
+    ) -> napi::Result<PromiseRaw<'env, NativeCheckReport>> {
+        let cache = self.inner.clone();
+        spawn(
+            env,
+            move || cache.verify(reference.as_deref(), &core::VerifyOptions { full }),
+            check_report,
+        )
+    }
+
+    /// Verifies fully, then rebuilds damaged fsmeta and VMDK files and marks images with
+    /// damaged layers broken; with `dryRun`, only reports.
+    #[napi(ts_return_type = "Promise<NativeCheckReport>")]
+    pub fn repair<'env>(
+        &self,
+        env: &'env Env,
+        reference: Option<String>,
+        dry_run: bool,
+    ) -> napi::Result<PromiseRaw<'env, NativeCheckReport>> {
+        let cache = self.inner.clone();
+        spawn(
+            env,
+            move || cache.repair(reference.as_deref(), &core::RepairOptions { dry_run }),
+            check_report,
+        )
+    }
+
+    /// Points tag reference `target` at the manifest `source` names.
+    #[napi(ts_return_type = "Promise<NativeImageHandle>")]
+    pub fn tag<'env>(
+        &self,
+        env: &'env Env,
+        source: String,
+        target: String,
+    ) -> napi::Result<PromiseRaw<'env, NativeImageHandle>> {
+        let cache = self.inner.clone();
+        spawn(env, move || cache.tag(&source, &target), handle)
+    }
+
+    /// Ends every use of one holder; resolves to how many there were.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn release_holder<'env>(
+        &self,
+        env: &'env Env,
+        holder: NativeHolder,
+    ) -> napi::Result<PromiseRaw<'env, u32>> {
+        let cache = self.inner.clone();
+        let holder = holder_from(holder).map_err(|e| js_error(env, &e))?;
+        spawn(env, move || cache.release_holder(&holder), |n| n)
     }
 
     /// Ends a use (idempotent).

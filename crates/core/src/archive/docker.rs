@@ -12,85 +12,104 @@
 //! types following each layer's detected compression), deterministically: loading the same
 //! archive twice gives the same manifest digest.
 
-use crate::archive::descriptor::{
-    BlobRef, DockerEntry, digest_in_name, parse_docker_manifest, synthesize_docker_manifest,
-};
-use crate::archive::layer::{LayerInput, verify_layers};
-use crate::archive::source::{Source, Staging, read_staged_metadata};
-use crate::archive::{
-    DOCKER_MANIFEST_FILE, StagedImage, StagedLayer, add_names, check_layer_count, require_metadata,
-};
-use crate::error::{Error, Result};
-use crate::oci::{ConfigInfo, Reference, media_type};
+use std::sync::Arc;
 
-/// Stages every image `manifest.json` lists. Entries that describe the same image (same
-/// synthesized manifest) are merged, their tags combined.
-pub(crate) fn stage_docker(src: &dyn Source, staging: &Staging) -> Result<Vec<StagedImage>> {
+use crate::archive::files::{Files, digest_of, read_head, read_small};
+use crate::archive::layer::{ArchiveLayer, docker_media_type};
+use crate::archive::{
+    DOCKER_MANIFEST_FILE, add_names, check_layer_count, digest_in_name, require_metadata,
+};
+use crate::codec::Compression;
+use crate::error::{Error, Result};
+use crate::oci::docker::{BlobRef, DockerEntry, parse_docker_manifest, synthesize_docker_manifest};
+use crate::oci::{ConfigInfo, Descriptor, Digest, Reference, media_type};
+use crate::source::{Blob, ImageSource, LayerSource};
+
+/// Every image `manifest.json` lists. Entries that describe the same image (same synthesized
+/// manifest) are merged, their tags combined.
+pub(crate) fn read_docker(src: &dyn Files) -> Result<Vec<ImageSource>> {
     let entries = parse_docker_manifest(&require_metadata(src, DOCKER_MANIFEST_FILE)?)?;
-    let mut images: Vec<StagedImage> = Vec::new();
+    let mut images: Vec<ImageSource> = Vec::new();
     for entry in &entries {
-        let image = stage_entry(src, staging, entry)?;
+        let image = read_entry(src, entry)?;
         match images
             .iter_mut()
-            .find(|i| i.manifest.digest == image.manifest.digest)
+            .find(|i| i.manifest.descriptor.digest == image.manifest.descriptor.digest)
         {
-            Some(staged) => add_names(staged, image.references, image.bare_tags),
+            Some(read) => add_names(read, image.references, image.bare_tags),
             None => images.push(image),
         }
     }
     Ok(images)
 }
 
-fn stage_entry(src: &dyn Source, staging: &Staging, entry: &DockerEntry) -> Result<StagedImage> {
+/// One image of `manifest.json`. Its manifest lists each layer with its compression (told from
+/// its first bytes), its size and its digest: the one its name spells, else for a plain tar its
+/// `diff_id` (a plain tar is its own uncompressed stream; the conversion checks both), else,
+/// for a compressed layer, the digest of its bytes, which is computed here: the one case where
+/// a layer blob is read twice, once here and once by its conversion (Docker itself always
+/// writes these layers uncompressed).
+fn read_entry(src: &dyn Files, entry: &DockerEntry) -> Result<ImageSource> {
     let references = references_of(entry.repo_tags.as_deref())?;
     let what = format!("config {}", entry.config);
-    let config = src
-        .stage(&entry.config)?
+    let config_file = src
+        .settled_blob(&entry.config)?
         .ok_or_else(|| Error::invalid_archive(format!("{what}: member is missing")))?;
+    let config_bytes = read_small(&*config_file, &what)?;
+    let config_digest = Digest::of_bytes(&config_bytes);
     if let Some(named) = digest_in_name(&entry.config) {
-        named.verify(&config.digest, || what.clone())?;
+        named.verify(&config_digest, || what.clone())?;
     }
-    let config_info = ConfigInfo::parse(&read_staged_metadata(&config, &what)?)?;
+    let config_info = ConfigInfo::parse(&config_bytes)?;
     check_layer_count(entry.layers.len(), config_info.diff_ids.len())?;
-    let inputs: Vec<LayerInput> = entry
-        .layers
+    let mut layers: Vec<Arc<dyn LayerSource>> = Vec::with_capacity(entry.layers.len());
+    for (i, (name, diff_id)) in entry.layers.iter().zip(&config_info.diff_ids).enumerate() {
+        let blob = src.settled_blob(name)?.ok_or_else(|| {
+            Error::invalid_archive(format!("layer {i}: member {name:?} is missing"))
+        })?;
+        let size = blob
+            .size()
+            .ok_or_else(|| Error::internal(format!("layer {i}: member {name:?} has no size")))?;
+        let compression = Compression::sniff(&read_head(&*blob, crate::tar::BLOCK_SIZE)?)?;
+        let digest = match (digest_in_name(name), compression) {
+            (Some(named), _) => named,
+            (None, Compression::None) => diff_id.clone(),
+            (None, _) => digest_of(&*blob)?,
+        };
+        layers.push(Arc::new(ArchiveLayer {
+            descriptor: Descriptor::new(docker_media_type(compression), digest, size),
+            diff_id: diff_id.clone(),
+            blob,
+        }));
+    }
+    let blob_refs: Vec<BlobRef<'_>> = layers
         .iter()
-        .map(|name| LayerInput {
-            name: name.clone(),
-            digest: digest_in_name(name),
-            size: None,
+        .map(|l| {
+            let d = l.descriptor();
+            (d.media_type.as_str(), d.size, &d.digest)
         })
         .collect();
-    let verified = verify_layers(src, &inputs, &config_info.diff_ids)?;
-    let blob_refs: Vec<BlobRef<'_>> = verified
-        .iter()
-        .map(|v| {
-            (
-                v.compression.docker_media_type(),
-                v.blob.size,
-                &v.blob.digest,
-            )
-        })
-        .collect();
+    let config_size = config_bytes.len() as u64;
     let manifest_bytes = synthesize_docker_manifest(
-        (media_type::DOCKER_CONFIG, config.size, &config.digest),
+        (media_type::DOCKER_CONFIG, config_size, &config_digest),
         &blob_refs,
     )?;
-    let manifest = staging.stage_bytes(&manifest_bytes)?;
-    let layers = verified
-        .into_iter()
-        .map(|v| StagedLayer {
-            media_type: v.compression.docker_media_type().to_owned(),
-            blob: v.blob,
-            diff_id: v.diff_id,
-        })
-        .collect();
-    Ok(StagedImage {
+    drop(blob_refs);
+    Ok(ImageSource {
         references,
         bare_tags: Vec::new(),
-        manifest,
-        manifest_media_type: media_type::DOCKER_MANIFEST.to_owned(),
-        config,
+        manifest: Blob {
+            descriptor: Descriptor::new(
+                media_type::DOCKER_MANIFEST,
+                Digest::of_bytes(&manifest_bytes),
+                manifest_bytes.len() as u64,
+            ),
+            bytes: manifest_bytes,
+        },
+        config: Blob {
+            descriptor: Descriptor::new(media_type::DOCKER_CONFIG, config_digest, config_size),
+            bytes: config_bytes,
+        },
         config_info,
         layers,
     })

@@ -7,41 +7,32 @@
 //!   blobs/sha256/<hex>    content-addressed blobs
 //! ```
 //!
-//! Files are read only when needed and copied into the staging folder while hashed (the layout
-//! is not the cache's, so it cannot be renamed from). Every file is resolved through the host
-//! filesystem and must stay inside the directory: a symlink leading out of it is
-//! [`Error::InvalidArchive`].
+//! Files are read in place, only when needed: a layer blob is read once, by the conversion that
+//! hashes it. Every file is resolved through the host filesystem and must stay inside the
+//! directory: a symlink leading out of it is [`Error::InvalidArchive`].
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use crate::archive::StagedBlob;
-use crate::archive::member::normalize_name;
-use crate::archive::source::{
-    COPY_BUFFER_SIZE, MAX_METADATA_SIZE, Source, Staging, check_metadata_size, open_regular,
+use crate::archive::files::{
+    BlobFile, Files, MAX_METADATA_SIZE, PathFile, check_metadata_size, open_regular,
 };
+use crate::archive::members::normalize_name;
 use crate::error::{Error, IoContext, Result};
 
-/// A layout directory, with the files staged from it so far.
+/// A layout directory, read in place.
 #[derive(Debug)]
-pub(crate) struct DirSource<'a> {
+pub(crate) struct DirFiles {
     root: PathBuf,
-    staging: &'a Staging,
-    staged: Mutex<HashMap<String, StagedBlob>>,
 }
 
-impl<'a> DirSource<'a> {
+impl DirFiles {
     /// Opens the directory `root`.
-    pub(crate) fn open(root: &Path, staging: &'a Staging) -> Result<Self> {
+    pub(crate) fn open(root: &Path) -> Result<Self> {
         let root = fs::canonicalize(root).at(root)?;
-        Ok(DirSource {
-            root,
-            staging,
-            staged: Mutex::new(HashMap::new()),
-        })
+        Ok(DirFiles { root })
     }
 
     /// The real path of the regular file `name`, or `None` when it does not exist (a dangling
@@ -70,7 +61,7 @@ impl<'a> DirSource<'a> {
     }
 }
 
-impl Source for DirSource<'_> {
+impl Files for DirFiles {
     fn contains(&self, name: &str) -> Result<bool> {
         Ok(self.locate(name)?.is_some())
     }
@@ -90,27 +81,13 @@ impl Source for DirSource<'_> {
         Ok(Some(bytes))
     }
 
-    fn stage(&self, name: &str) -> Result<Option<StagedBlob>> {
-        if let Some(blob) = self.lock()?.get(name) {
-            return Ok(Some(blob.clone()));
-        }
-        let Some((path, _)) = self.locate(name)? else {
-            return Ok(None);
-        };
-        let file = open_regular(&path)?;
-        let mut buf = vec![0u8; COPY_BUFFER_SIZE];
-        let blob = self
-            .staging
-            .stage_reader(file, &mut buf, |e| Error::io(&path, e))?;
-        self.lock()?.insert(name.to_owned(), blob.clone());
-        Ok(Some(blob))
-    }
-}
-
-impl DirSource<'_> {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, StagedBlob>>> {
-        self.staged
-            .lock()
-            .map_err(|_| Error::internal("a staging thread panicked"))
+    fn blob(&self, name: &str) -> Result<Option<Arc<dyn BlobFile>>> {
+        Ok(self.locate(name)?.map(|(path, size)| {
+            Arc::new(PathFile {
+                path,
+                size,
+                digest: None,
+            }) as Arc<dyn BlobFile>
+        }))
     }
 }

@@ -7,20 +7,20 @@
 //! annotations and, for Docker archives, from `manifest.json`'s `RepoTags`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::archive::descriptor::{
-    Descriptor, digest_in_name, parse_docker_manifest, parse_index, parse_layout_file,
-    parse_manifest,
-};
 use crate::archive::docker::references_of;
-use crate::archive::layer::{LayerInput, check_size, verify_layers};
-use crate::archive::source::{Source, read_staged_metadata};
+use crate::archive::files::{Files, read_verified};
+use crate::archive::layer::ArchiveLayer;
 use crate::archive::{DOCKER_MANIFEST_FILE, INDEX_FILE, OCI_LAYOUT_FILE};
-use crate::archive::{
-    StagedBlob, StagedImage, StagedLayer, add_names, check_layer_count, require_metadata,
-};
+use crate::archive::{add_names, check_layer_count, digest_in_name, require_metadata};
 use crate::error::{Error, Result};
-use crate::oci::{ConfigInfo, Digest, Platform, Reference, media_type};
+use crate::oci::docker::parse_docker_manifest;
+use crate::oci::{
+    ConfigInfo, Descriptor, Digest, Platform, Reference, media_type, parse_index,
+    parse_layout_file, parse_manifest,
+};
+use crate::source::{Blob, ImageSource, LayerSource};
 
 /// Annotation with the full reference of an image (containerd, Docker 25+ `docker save`).
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
@@ -34,12 +34,11 @@ const UNKNOWN_PLATFORM: &str = "unknown";
 /// Longest tag of the distribution spec's tag grammar.
 const MAX_TAG_LEN: usize = 128;
 
-/// Stages every image of the layout `src`.
-pub(crate) fn stage_layout(src: &dyn Source, platform: &Platform) -> Result<Vec<StagedImage>> {
+/// Every image of the layout `src`.
+pub(crate) fn read_layout(src: &dyn Files, platform: &Platform) -> Result<Vec<ImageSource>> {
     parse_layout_file(&require_metadata(src, OCI_LAYOUT_FILE)?)?;
     let index = parse_index(&require_metadata(src, INDEX_FILE)?, INDEX_FILE)?;
-    let repo_tags = docker_repo_tags(src)?;
-    let mut images: Vec<StagedImage> = Vec::new();
+    let mut images: Vec<ImageSource> = Vec::new();
     for (entry, manifest) in select_manifests(src, &index.manifests, platform)? {
         let (mut references, bare_tags) = names_from_annotations(&entry.annotations);
         // A name in digest form resolves only to the manifest of that digest (get, inspect and
@@ -48,30 +47,39 @@ pub(crate) fn stage_layout(src: &dyn Source, platform: &Platform) -> Result<Vec<
         references.retain(|r| r.digest().is_none_or(|d| *d == manifest.digest));
         match images
             .iter_mut()
-            .find(|i| i.manifest.digest == manifest.digest)
+            .find(|i| i.manifest.descriptor.digest == manifest.digest)
         {
-            Some(staged) => add_names(staged, references, bare_tags),
+            Some(read) => add_names(read, references, bare_tags),
             None => {
-                let mut image = stage_image(src, &manifest)?;
+                let mut image = read_image(src, &manifest)?;
                 add_names(&mut image, references, bare_tags);
                 images.push(image);
             }
         }
     }
-    for image in &mut images {
+    add_repo_tags(src, &mut images)?;
+    Ok(images)
+}
+
+/// Adds the `RepoTags` of a Docker 25+ archive's `manifest.json` to the images of the same
+/// config. From a stream, the file may be still to come (Docker writes it after `index.json`):
+/// then it is read when the stream is finished, and this runs again.
+pub(crate) fn add_repo_tags(src: &dyn Files, images: &mut [ImageSource]) -> Result<()> {
+    let repo_tags = docker_repo_tags(src)?;
+    for image in images {
         for (config, references) in &repo_tags {
-            if *config == image.config.digest {
+            if *config == image.config.descriptor.digest {
                 add_names(image, references.clone(), Vec::new());
             }
         }
     }
-    Ok(images)
+    Ok(())
 }
 
 /// `RepoTags` of a Docker 25+ archive's `manifest.json`, by config digest (its `Config` is
 /// `blobs/sha256/<hex>`).
-fn docker_repo_tags(src: &dyn Source) -> Result<Vec<(Digest, Vec<Reference>)>> {
-    let Some(bytes) = src.read_metadata(DOCKER_MANIFEST_FILE)? else {
+fn docker_repo_tags(src: &dyn Files) -> Result<Vec<(Digest, Vec<Reference>)>> {
+    let Some(bytes) = src.read_optional_metadata(DOCKER_MANIFEST_FILE)? else {
         return Ok(Vec::new());
     };
     let mut tags = Vec::new();
@@ -85,7 +93,7 @@ fn docker_repo_tags(src: &dyn Source) -> Result<Vec<(Digest, Vec<Reference>)>> {
 
 /// The manifests to import, each with the top-level entry it came from, in index order.
 fn select_manifests(
-    src: &dyn Source,
+    src: &dyn Files,
     entries: &[Descriptor],
     platform: &Platform,
 ) -> Result<Vec<(Descriptor, Descriptor)>> {
@@ -157,7 +165,7 @@ fn pick_platform<'a>(candidates: &[&'a Descriptor], wanted: &Platform) -> Result
 /// The manifest descriptors an index entry stands for: itself when it is a manifest, the
 /// platform's manifest(s) of a nested index.
 fn expand(
-    src: &dyn Source,
+    src: &dyn Files,
     d: &Descriptor,
     platform: &Platform,
     depth: usize,
@@ -178,8 +186,7 @@ fn expand(
         )));
     }
     let what = format!("index {}", d.digest);
-    let blob = stage_verified(src, d, &what)?;
-    let nested = parse_index(&read_staged_metadata(&blob, &what)?, &what)?;
+    let nested = parse_index(&read_blob(src, d, &what)?, &what)?;
     let candidates: Vec<&Descriptor> = nested
         .manifests
         .iter()
@@ -210,22 +217,22 @@ fn blob_name(digest: &Digest) -> String {
     format!("blobs/{}/{}", digest.algorithm(), digest.hex())
 }
 
-/// Stages the blob `d` describes and checks its digest and size.
-fn stage_verified(src: &dyn Source, d: &Descriptor, what: &str) -> Result<StagedBlob> {
+/// Reads the small blob `d` describes (an index, a manifest, a config) and checks its digest
+/// and size.
+fn read_blob(src: &dyn Files, d: &Descriptor, what: &str) -> Result<Vec<u8>> {
     let name = blob_name(&d.digest);
     let blob = src
-        .stage(&name)?
+        .settled_blob(&name)?
         .ok_or_else(|| Error::invalid_archive(format!("{what}: blob {name} is missing")))?;
-    d.digest.verify(&blob.digest, || what.to_owned())?;
-    check_size(&blob, d.size, what)?;
-    Ok(blob)
+    read_verified(&*blob, d, what)
 }
 
-/// Stages and verifies one image from its manifest descriptor.
-fn stage_image(src: &dyn Source, d: &Descriptor) -> Result<StagedImage> {
+/// Reads one image from its manifest descriptor: manifest and config verified, layers as
+/// sources to open later (their blobs must exist, of their descriptors' sizes).
+fn read_image(src: &dyn Files, d: &Descriptor) -> Result<ImageSource> {
     let what = format!("manifest {}", d.digest);
-    let manifest_blob = stage_verified(src, d, &what)?;
-    let manifest = parse_manifest(&read_staged_metadata(&manifest_blob, &what)?, &what)?;
+    let manifest_bytes = read_blob(src, d, &what)?;
+    let manifest = parse_manifest(&manifest_bytes, &what)?;
     if let Some(own) = &manifest.media_type
         && *own != d.media_type
     {
@@ -249,34 +256,49 @@ fn stage_image(src: &dyn Source, d: &Descriptor) -> Result<StagedImage> {
         }
     }
     let config_what = format!("config {}", manifest.config.digest);
-    let config = stage_verified(src, &manifest.config, &config_what)?;
-    let config_info = ConfigInfo::parse(&read_staged_metadata(&config, &config_what)?)?;
+    let config_bytes = read_blob(src, &manifest.config, &config_what)?;
+    let config_info = ConfigInfo::parse(&config_bytes)?;
     check_layer_count(manifest.layers.len(), config_info.diff_ids.len())?;
-    let inputs: Vec<LayerInput> = manifest
+    let mut layers: Vec<Arc<dyn LayerSource>> = Vec::with_capacity(manifest.layers.len());
+    for (i, (l, diff_id)) in manifest
         .layers
         .iter()
-        .map(|l| LayerInput {
-            name: blob_name(&l.digest),
-            digest: Some(l.digest.clone()),
-            size: Some(l.size),
-        })
-        .collect();
-    let verified = verify_layers(src, &inputs, &config_info.diff_ids)?;
-    let layers = verified
-        .into_iter()
-        .zip(&manifest.layers)
-        .map(|(v, l)| StagedLayer {
-            blob: v.blob,
-            media_type: l.media_type.clone(),
-            diff_id: v.diff_id,
-        })
-        .collect();
-    Ok(StagedImage {
+        .zip(&config_info.diff_ids)
+        .enumerate()
+    {
+        let name = blob_name(&l.digest);
+        let blob = src.blob(&name)?.ok_or_else(|| {
+            Error::invalid_archive(format!("layer {i}: member {name:?} is missing"))
+        })?;
+        if let Some(size) = blob.size()
+            && size != l.size
+        {
+            return Err(Error::invalid_archive(format!(
+                "layer {i} blob is {size} bytes but its descriptor says {}",
+                l.size
+            )));
+        }
+        layers.push(Arc::new(ArchiveLayer {
+            descriptor: Descriptor::new(l.media_type.clone(), l.digest.clone(), l.size),
+            diff_id: diff_id.clone(),
+            blob,
+        }));
+    }
+    Ok(ImageSource {
         references: Vec::new(),
         bare_tags: Vec::new(),
-        manifest: manifest_blob,
-        manifest_media_type: d.media_type.clone(),
-        config,
+        manifest: Blob {
+            descriptor: Descriptor::new(d.media_type.clone(), d.digest.clone(), d.size),
+            bytes: manifest_bytes,
+        },
+        config: Blob {
+            descriptor: Descriptor::new(
+                manifest.config.media_type.clone(),
+                manifest.config.digest.clone(),
+                manifest.config.size,
+            ),
+            bytes: config_bytes,
+        },
         config_info,
         layers,
     })

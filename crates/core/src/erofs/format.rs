@@ -39,6 +39,26 @@ pub const DEVICE_SLOT_SIZE: u64 = 128;
 /// Block address meaning "no block" (a hole in a chunk-based file).
 pub const NULL_ADDR: u32 = u32::MAX;
 
+/// Permission bits of a directory the cache creates itself: the root of an image, and the
+/// implicit parent directories of a layer (directories its tar never listed but whose contents
+/// it did), root-owned with mtime 0, as `tar -x` creates them. Changing it changes the bytes of
+/// every new image, so fsmeta images of one layer set would differ by cache version.
+pub const IMPLICIT_DIR_PERMS: u32 = 0o755;
+
+/// The xattr overlayfs reads to make a directory opaque, and its value: a layer image stores an
+/// OCI opaque marker (`.wh..wh..opq`) so, and the fsmeta merge reads it back.
+pub const OPAQUE_XATTR: (&[u8], &[u8]) = (b"trusted.overlay.opaque", b"y");
+
+/// Most components a path of a layer may have: a path with more cannot be spelled within
+/// Linux's `PATH_MAX` (4096 bytes with its NUL) from the image root, even with one-byte names
+/// (2048 names and 2047 slashes), so no runtime or tool that opens files by path could use it,
+/// and Docker could not have extracted it. The kernel mounts deeper images, but reading past
+/// this depth needs relative opens. The layer converter refuses deeper paths
+/// ([`crate::Error::InvalidArchive`]); the EROFS reader accepts more, so every image written
+/// here reads back. (erofs-utils 1.5's `fsck.erofs` recurses with about 12 KiB of stack per
+/// level: beyond some 640 levels it needs a larger `ulimit -s` than the default 8 MiB.)
+pub const MAX_PATH_DEPTH: usize = 2048;
+
 /// `feature_compat`: the superblock carries a crc32c checksum.
 pub const COMPAT_SB_CHKSUM: u32 = 0x1;
 /// `feature_incompat`: chunk-based files exist.

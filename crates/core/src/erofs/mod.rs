@@ -1,24 +1,31 @@
-//! EROFS images: the on-disk format ([`format`]), the metadata writer ([`writer`]), layer
-//! conversion from a tar stream ([`layer`]), a reader ([`reader`]), and the merged per-image
-//! metadata image ([`fsmeta`]).
+//! EROFS images: the on-disk format ([`format`]), the metadata writer ([`writer`]), a reader
+//! ([`reader`]), and the merged per-image metadata image ([`fsmeta`]). Turning a layer's tar
+//! into an image is [`crate::layer`]'s, above this module.
 //!
 //! A layer image is a plain, uncompressed EROFS with 4 KiB blocks: file data first (block
 //! aligned, so that fsmeta images can point chunks at it; sparse files as chunks whose holes
 //! take no block), then shared xattrs, inodes with inline directory and symlink tails, and the
-//! remaining directory blocks. The rules that map a
-//! tar onto it are in `docs/cache-layout.md`.
+//! remaining directory blocks. The rules that map a tar onto it are in `docs/cache-layout.md`.
 
 pub mod format;
 pub mod fsmeta;
-pub mod layer;
 pub mod reader;
-pub mod tar;
 pub mod writer;
 
+pub use format::MAX_PATH_DEPTH;
 pub use fsmeta::{Fsmeta, LayerImage, MAX_LAYERS, build_fsmeta};
-pub use layer::{
-    ConvertOptions, ConvertedLayer, MAX_PATH_DEPTH, convert_layer, convert_layer_within,
-};
+
+use crate::oci::Digest;
+
+/// Bytes of the volume uuid (`erofs_super_block.uuid`).
+const UUID_BYTES: usize = 16;
+
+/// The volume uuid of the image named by `digest` (a layer's `diff_id`, a manifest's digest for
+/// its fsmeta): its first 16 bytes, so the same content always gets the same uuid and the
+/// same image bytes.
+pub fn volume_uuid(digest: &Digest) -> [u8; UUID_BYTES] {
+    digest.leading_bytes()
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
@@ -35,7 +42,7 @@ mod round_trip {
 
     use proptest::prelude::*;
 
-    use super::format::{BLOCK_SIZE, mode};
+    use super::format::{BLOCK_SIZE, IMPLICIT_DIR_PERMS, mode};
     use super::reader::{ImageReader, read_tree};
     use super::writer::{Content, ImageOptions, Node, Tree, write_metadata};
 
@@ -102,7 +109,7 @@ mod round_trip {
         )],
     ) -> (Tree, u64) {
         let mut tree = Tree {
-            nodes: vec![Node::dir(0o755)],
+            nodes: vec![Node::dir(IMPLICIT_DIR_PERMS)],
         };
         let mut next_block = 1u64;
         for (path, leaf, (perms, uid, gid, mtime, nsec, xattrs), implicit) in entries {

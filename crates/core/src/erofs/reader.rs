@@ -21,9 +21,9 @@ use super::writer::{Content, NOTE_MAGIC, Node, NodeId, ROOT, Tree};
 use crate::error::{Error, IoContext, Result};
 
 /// Deepest directory nesting accepted (guards against loops in a corrupt image). Above the
-/// layer converter's [`super::layer::MAX_PATH_DEPTH`], so an image ocicache wrote never trips
-/// it: only a damaged image does.
-const MAX_DEPTH: usize = 2 * super::layer::MAX_PATH_DEPTH;
+/// layer converter's [`format::MAX_PATH_DEPTH`], so an image ocicache wrote never trips it:
+/// only a damaged image does.
+const MAX_DEPTH: usize = 2 * format::MAX_PATH_DEPTH;
 
 /// An open image.
 pub struct ImageReader {
@@ -423,6 +423,60 @@ pub fn read_tree(image: &ImageReader) -> Result<Tree> {
     Ok(tree)
 }
 
+/// Reads every inode, directory, xattr, chunk index and symlink target of any image ocicache
+/// wrote (a layer or an fsmeta), checking that each file's data lies in this image or on a
+/// device its device table names. Returns the number of inodes. What a full verification
+/// re-parses.
+pub fn walk_metadata(image: &ImageReader) -> Result<u64> {
+    let devices = u64::from(image.sb.extra_devices);
+    let blocks = image.len / BLOCK_SIZE;
+    let root = image.inode(u64::from(image.sb.root_nid))?;
+    let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    seen.insert(root.nid);
+    let mut stack = vec![(root, 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(image.corrupt("directory nesting too deep"));
+        }
+        for (name, nid) in image.read_dir(&dir)? {
+            if name == b"." || name == b".." || !seen.insert(nid) {
+                continue;
+            }
+            let inode = image.inode(nid)?;
+            match inode.mode & mode::IFMT {
+                mode::IFDIR => stack.push((inode, depth + 1)),
+                mode::IFREG if inode.size > 0 => match inode.layout {
+                    DataLayout::FlatPlain => {
+                        let end = u64::from(inode.i_u) + inode.size.div_ceil(BLOCK_SIZE);
+                        if end > blocks {
+                            return Err(image.corrupt(format!(
+                                "nid {nid}: data beyond the image's {blocks} blocks"
+                            )));
+                        }
+                    }
+                    DataLayout::ChunkBased => {
+                        for (device, _) in image.chunks(&inode)?.1.into_iter().flatten() {
+                            if u64::from(device) > devices {
+                                return Err(image.corrupt(format!(
+                                    "nid {nid}: a chunk on device {device} of {devices}"
+                                )));
+                            }
+                        }
+                    }
+                    _ => {
+                        image.data(&inode)?;
+                    }
+                },
+                mode::IFLNK => {
+                    image.data(&inode)?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(seen.len() as u64)
+}
+
 fn node_of(
     image: &ImageReader,
     inode: &Inode,
@@ -490,9 +544,139 @@ fn node_of(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
+    use std::io::Write;
+
     use super::*;
     use crate::erofs::format::{SUPER_OFFSET, superblock_checksum};
     use crate::erofs::writer::{ImageOptions, write_metadata};
+
+    /// An image file of `tree` (no file data), and its bytes.
+    fn image(tree: &Tree, devices: Vec<DeviceSlot>) -> (tempfile::NamedTempFile, Vec<u8>) {
+        let meta = write_metadata(
+            tree,
+            &ImageOptions {
+                devices,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut bytes = meta.block0.clone();
+        bytes.extend_from_slice(&meta.tail);
+        (written(&bytes), bytes)
+    }
+
+    fn written(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        f.flush().unwrap();
+        f
+    }
+
+    fn sample() -> Tree {
+        let mut tree = Tree {
+            nodes: vec![Node::dir(0o755), Node::implicit_dir()],
+        };
+        tree.nodes.push(Node {
+            mode: mode::IFLNK | 0o777,
+            content: Content::Symlink(b"target".to_vec()),
+            ..Node::dir(0)
+        });
+        if let Content::Dir(c) = &mut tree.nodes[ROOT].content {
+            c.insert(b"implicit".to_vec(), 1);
+            c.insert(b"link".to_vec(), 2);
+        }
+        tree
+    }
+
+    #[test]
+    fn reads_back_what_the_writer_wrote() {
+        let (file, _) = image(&sample(), Vec::new());
+        let reader = ImageReader::open(file.path()).unwrap();
+        let tree = read_tree(&reader).unwrap();
+        let Content::Dir(root) = &tree.nodes[ROOT].content else {
+            panic!("root is a directory")
+        };
+        let implicit = &tree.nodes[root[b"implicit".as_slice()]];
+        assert!(implicit.implicit && implicit.is_dir());
+        assert_eq!(
+            tree.nodes[root[b"link".as_slice()]].content,
+            Content::Symlink(b"target".to_vec())
+        );
+        assert_eq!(reader.implicit_dirs().unwrap().len(), 1);
+        assert!(reader.devices().unwrap().is_empty());
+    }
+
+    /// Malformed images are `CORRUPT_CACHE`, never a panic: too short, a wrong magic, a
+    /// superblock whose checksum does not match, a node id past the end, a directory read of
+    /// a symlink.
+    #[test]
+    fn damaged_images_are_corrupt_cache() {
+        let (_, good) = image(&sample(), Vec::new());
+        let damaged = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut bytes = good.clone();
+            edit(&mut bytes);
+            written(&bytes)
+        };
+        let cases: Vec<(&str, tempfile::NamedTempFile)> = vec![
+            ("short", damaged(&|b| b.truncate(100))),
+            ("magic", damaged(&|b| b[format::SUPER_OFFSET] ^= 0xff)),
+            ("checksum", damaged(&|b| b[format::SUPER_OFFSET + 40] ^= 1)),
+        ];
+        for (what, file) in cases {
+            let err = ImageReader::open(file.path()).err().unwrap();
+            assert_eq!(err.code(), "CORRUPT_CACHE", "{what}: {err}");
+        }
+        let (file, _) = image(&sample(), Vec::new());
+        let reader = ImageReader::open(file.path()).unwrap();
+        assert_eq!(reader.inode(1 << 40).unwrap_err().code(), "CORRUPT_CACHE");
+        let root = reader
+            .inode(u64::from(reader.superblock().root_nid))
+            .unwrap();
+        let link_nid = reader
+            .read_dir(&root)
+            .unwrap()
+            .into_iter()
+            .find(|(name, _)| name == b"link")
+            .unwrap()
+            .1;
+        let link = reader.inode(link_nid).unwrap();
+        assert_eq!(reader.read_dir(&link).unwrap_err().code(), "CORRUPT_CACHE");
+        assert_eq!(
+            reader.read_at(reader.len() - 1, 2).unwrap_err().code(),
+            "CORRUPT_CACHE"
+        );
+    }
+
+    /// A layer image holds its own data: a chunk on another device is not a layer's, and
+    /// `read_tree` refuses it (an fsmeta image is not a layer).
+    #[test]
+    fn a_chunk_on_another_device_is_not_a_layer_s() {
+        let mut tree = Tree {
+            nodes: vec![Node::dir(0o755)],
+        };
+        tree.nodes.push(Node {
+            mode: mode::IFREG | 0o644,
+            content: Content::DeviceFile {
+                size: 10,
+                device: 1,
+                blkaddr: 0,
+            },
+            ..Node::dir(0)
+        });
+        if let Content::Dir(c) = &mut tree.nodes[ROOT].content {
+            c.insert(b"f".to_vec(), 1);
+        }
+        let slot = DeviceSlot {
+            tag: b"layer".to_vec(),
+            blocks: 1,
+            mapped_blkaddr: 1,
+        };
+        let (file, _) = image(&tree, vec![slot.clone()]);
+        let reader = ImageReader::open(file.path()).unwrap();
+        assert_eq!(reader.devices().unwrap(), vec![slot]);
+        let err = read_tree(&reader).unwrap_err();
+        assert_eq!(err.code(), "CORRUPT_CACHE", "{err}");
+    }
 
     /// Found by the `erofs_reader` fuzz target (once it fixed up superblock checksums): a
     /// compact inode's mtime (`build_time` plus the inode's offset) overflowed when

@@ -131,6 +131,15 @@ impl Node {
         }
     }
 
+    /// An implicit directory ([`Node::implicit`]): [`format::IMPLICIT_DIR_PERMS`], root-owned,
+    /// mtime 0, no entries.
+    pub fn implicit_dir() -> Self {
+        Node {
+            implicit: true,
+            ..Node::dir(format::IMPLICIT_DIR_PERMS)
+        }
+    }
+
     /// Whether the node is a directory.
     pub fn is_dir(&self) -> bool {
         matches!(self.content, Content::Dir(_))
@@ -188,17 +197,52 @@ struct Placed {
     blkaddr: u64,
 }
 
-/// Writes the metadata of `tree`.
+/// Writes the metadata of `tree`, in five steps: `visit` the reachable nodes, `place` their
+/// inodes in the meta area, lay out the areas after the file data (`Areas::lay_out`), `emit`
+/// the bytes, and the `superblock` for block 0.
 ///
 /// Errors: [`Error::Unsupported`] for xattr names EROFS cannot store (no known prefix), names
 /// or values too long, or counts over the format's limits; [`Error::Internal`] when the tree is
 /// malformed (the root is not a directory, or a directory is reached twice).
 pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
+    let visit = visit(tree)?;
+    let build_time = most_common_mtime(tree, &visit.order);
+    let shared = SharedXattrs::collect(tree, &visit.order)?;
+    let (mut placed, meta_len) = place(tree, &visit, &shared, build_time)?;
+    let implicit = placed
+        .iter()
+        .filter(|p| tree.nodes[p.node].implicit)
+        .count();
+    let areas = Areas::lay_out(options, shared.area.len(), meta_len, &mut placed, implicit)?;
+    let tail = emit(tree, &visit, &placed, &areas, &shared);
+    let sb = superblock(options, &placed, &areas, &shared, build_time)?;
+    Ok(Metadata {
+        block0: sb.encode_block0(if areas.devt_in_block0 {
+            &areas.devt
+        } else {
+            &[]
+        }),
+        tail,
+        blocks: areas.total_blocks,
+    })
+}
+
+/// The nodes reachable from the root, and how.
+struct Visit {
+    /// Visit order: breadth first from the root, entries in name order; each node once.
+    order: Vec<NodeId>,
+    /// The parent of each directory (the root is its own).
+    parent: HashMap<NodeId, NodeId>,
+    /// How many names each non-directory has (a hardlink group).
+    links: HashMap<NodeId, u32>,
+}
+
+/// Walks the tree from the root. A directory has one parent; a non-directory may be reached by
+/// several names (a hardlink group).
+fn visit(tree: &Tree) -> Result<Visit> {
     if !tree.nodes.first().is_some_and(Node::is_dir) {
         return Err(Error::internal("EROFS tree root is not a directory"));
     }
-    // Visit order: breadth first from the root, entries in name order. A directory has one
-    // parent; a non-directory may be reached by several names (a hardlink group).
     let mut order: Vec<NodeId> = vec![ROOT];
     let mut parent: HashMap<NodeId, NodeId> = HashMap::from([(ROOT, ROOT)]);
     let mut links: HashMap<NodeId, u32> = HashMap::new();
@@ -228,14 +272,25 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
             }
         }
     }
+    Ok(Visit {
+        order,
+        parent,
+        links,
+    })
+}
 
-    let build_time = most_common_mtime(tree, &order);
-    let shared = SharedXattrs::collect(tree, &order)?;
-
-    // Placement.
-    let mut placed: Vec<Placed> = Vec::with_capacity(order.len());
+/// Places every inode in the meta area, in visit order: offsets, sizes, layouts (inline tails
+/// that never cross a block, chunk indexes after their inode). Returns the placements and the
+/// length of the meta area in bytes. nid 0 is the note header, so no inode gets it.
+fn place(
+    tree: &Tree,
+    visit: &Visit,
+    shared: &SharedXattrs,
+    build_time: (i64, u32),
+) -> Result<(Vec<Placed>, u64)> {
+    let mut placed: Vec<Placed> = Vec::with_capacity(visit.order.len());
     let mut offset = INODE_SLOT; // nid 0 is the note header
-    for &id in &order {
+    for &id in &visit.order {
         let node = &tree.nodes[id];
         let dir_size = match &node.content {
             Content::Dir(children) => dir_size(children.keys().map(Vec::as_slice)),
@@ -259,7 +314,7 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
                     .count();
                 2 + subdirs as u64
             }
-            _ => u64::from(links.get(&id).copied().unwrap_or(1)),
+            _ => u64::from(visit.links.get(&id).copied().unwrap_or(1)),
         };
         let nlink = u32::try_from(nlink).map_err(|_| Error::Unsupported {
             what: "more than 2^32 hard links".into(),
@@ -294,26 +349,8 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
         }
         let mut end = start + head + tail;
         if layout == DataLayout::ChunkBased && size > 0 {
-            let chunks = match &node.content {
-                Content::Chunked {
-                    size,
-                    chunk_bits,
-                    chunks,
-                    ..
-                } => {
-                    if !(format::BLOCK_BITS..=format::MAX_CHUNK_BITS).contains(chunk_bits)
-                        || chunks.len() as u64 != size.div_ceil(1 << chunk_bits)
-                    {
-                        return Err(Error::internal(
-                            "EROFS chunked file: chunk size or count does not match its size",
-                        ));
-                    }
-                    chunks.len() as u64
-                }
-                // One chunk covers the whole file.
-                _ => 1,
-            };
-            end = align_up(start + head, CHUNK_INDEX_SIZE) + chunks * CHUNK_INDEX_SIZE;
+            end = align_up(start + head, CHUNK_INDEX_SIZE)
+                + chunk_count(&node.content)? * CHUNK_INDEX_SIZE;
         }
         offset = end;
         placed.push(Placed {
@@ -329,64 +366,134 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
             blkaddr: 0,
         });
     }
+    Ok((placed, offset))
+}
+
+/// Chunk indexes of a chunk-based file: its chunk map's length, or one for a file on an extra
+/// device (one chunk covers it).
+fn chunk_count(content: &Content) -> Result<u64> {
+    match content {
+        Content::Chunked {
+            size,
+            chunk_bits,
+            chunks,
+            ..
+        } => {
+            if !(format::BLOCK_BITS..=format::MAX_CHUNK_BITS).contains(chunk_bits)
+                || chunks.len() as u64 != size.div_ceil(1 << chunk_bits)
+            {
+                return Err(Error::internal(
+                    "EROFS chunked file: chunk size or count does not match its size",
+                ));
+            }
+            Ok(chunks.len() as u64)
+        }
+        _ => Ok(1),
+    }
+}
+
+/// Where each area after the file data goes, in blocks:
+/// `[device table][xattr area][meta area][directory and symlink blocks][note]`.
+struct Areas {
+    /// The device table's slots, encoded.
+    devt: Vec<u8>,
+    /// Whether the device table fits in block 0 after the superblock (up to 23 slots).
+    devt_in_block0: bool,
+    /// `devt_slotoff`.
+    devt_slotoff: u16,
+    /// The first block after the file data.
+    first_block: u64,
+    xattr_blkaddr: u64,
+    meta_blkaddr: u64,
+    note_blkaddr: u64,
+    /// The note's nids of implicit directories, in bytes.
+    note_len: u64,
+    total_blocks: u64,
+}
+
+impl Areas {
+    /// Lays the areas out after `options.data_blocks` of file data, and gives each placed
+    /// inode with blocks of its own their first block.
+    fn lay_out(
+        options: &ImageOptions,
+        xattr_len: usize,
+        meta_len: u64,
+        placed: &mut [Placed],
+        implicit: usize,
+    ) -> Result<Areas> {
+        // The device table follows the superblock in block 0 when it fits, else it gets
+        // blocks of its own right after the data: the kernel reads it wherever
+        // `devt_slotoff` points.
+        let mut devt = Vec::new();
+        for slot in &options.devices {
+            slot.encode(&mut devt);
+        }
+        let first_block = 1 + options.data_blocks;
+        let devt_in_block0 = (SUPER_OFFSET + SUPER_SIZE + devt.len()) as u64 <= BLOCK_SIZE;
+        let devt_blocks = if devt_in_block0 {
+            0
+        } else {
+            blocks_for(devt.len() as u64)
+        };
+        let devt_slotoff = if devt_in_block0 {
+            (SUPER_OFFSET + SUPER_SIZE) as u64 / format::DEVICE_SLOT_SIZE
+        } else {
+            first_block * BLOCK_SIZE / format::DEVICE_SLOT_SIZE
+        };
+        let devt_slotoff = u16::try_from(devt_slotoff).map_err(|_| Error::Unsupported {
+            what: "a device table beyond 8 MiB".into(),
+        })?;
+        let xattr_blkaddr = first_block + devt_blocks;
+        let meta_blkaddr = xattr_blkaddr + blocks_for(xattr_len as u64);
+        let mut next_block = meta_blkaddr + blocks_for(meta_len);
+        for p in placed.iter_mut().filter(|p| p.blocks > 0) {
+            p.blkaddr = next_block;
+            next_block += p.blocks;
+        }
+        let note_blkaddr = next_block;
+        let note_len = implicit as u64 * 8;
+        next_block += blocks_for(note_len);
+        Ok(Areas {
+            devt,
+            devt_in_block0,
+            devt_slotoff,
+            first_block,
+            xattr_blkaddr,
+            meta_blkaddr,
+            note_blkaddr,
+            note_len,
+            total_blocks: next_block,
+        })
+    }
+}
+
+/// The bytes from the first block after the file data to the end of the image: the device table
+/// (when not in block 0), the shared xattrs, the note header and the inodes with their inline
+/// tails and chunk indexes, the directory and symlink blocks, and the note.
+fn emit(
+    tree: &Tree,
+    visit: &Visit,
+    placed: &[Placed],
+    areas: &Areas,
+    shared: &SharedXattrs,
+) -> Vec<u8> {
     let nid_of: HashMap<NodeId, u64> = placed
         .iter()
         .map(|p| (p.node, p.offset / INODE_SLOT))
         .collect();
-
-    // The device table follows the superblock in block 0 when it fits (up to 23 slots), else
-    // it gets blocks of its own right after the data: the kernel reads it wherever
-    // `devt_slotoff` points.
-    let mut devt = Vec::new();
-    for slot in &options.devices {
-        slot.encode(&mut devt);
-    }
-    let first_block = 1 + options.data_blocks;
-    let devt_in_block0 = (SUPER_OFFSET + SUPER_SIZE + devt.len()) as u64 <= BLOCK_SIZE;
-    let devt_blocks = if devt_in_block0 {
-        0
-    } else {
-        blocks_for(devt.len() as u64)
-    };
-    let devt_slotoff = if devt_in_block0 {
-        (SUPER_OFFSET + SUPER_SIZE) as u64 / format::DEVICE_SLOT_SIZE
-    } else {
-        first_block * BLOCK_SIZE / format::DEVICE_SLOT_SIZE
-    };
-    let devt_slotoff = u16::try_from(devt_slotoff).map_err(|_| Error::Unsupported {
-        what: "a device table beyond 8 MiB".into(),
-    })?;
-    let xattr_blkaddr = first_block + devt_blocks;
-    let xattr_blocks = blocks_for(shared.area.len() as u64);
-    let meta_blkaddr = xattr_blkaddr + xattr_blocks;
-    let meta_blocks = blocks_for(offset);
-    let mut next_block = meta_blkaddr + meta_blocks;
-    for p in &mut placed {
-        if p.blocks > 0 {
-            p.blkaddr = next_block;
-            next_block += p.blocks;
-        }
-    }
     let implicit: Vec<u64> = placed
         .iter()
         .filter(|p| tree.nodes[p.node].implicit)
         .map(|p| p.offset / INODE_SLOT)
         .collect();
-    let note_blkaddr = next_block;
-    let note_len = implicit.len() as u64 * 8;
-    next_block += blocks_for(note_len);
-    let total_blocks = next_block;
-
-    // Emit: [device table][xattr area][meta area][data blocks][note], one buffer from the
-    // first block after the file data.
-    let base = first_block * BLOCK_SIZE;
-    let mut tail = vec![0u8; ((total_blocks - first_block) * BLOCK_SIZE) as usize];
-    if !devt_in_block0 {
-        tail[..devt.len()].copy_from_slice(&devt);
+    let base = areas.first_block * BLOCK_SIZE;
+    let mut tail = vec![0u8; ((areas.total_blocks - areas.first_block) * BLOCK_SIZE) as usize];
+    if !areas.devt_in_block0 {
+        tail[..areas.devt.len()].copy_from_slice(&areas.devt);
     }
-    let xattr_at = (xattr_blkaddr * BLOCK_SIZE - base) as usize;
+    let xattr_at = (areas.xattr_blkaddr * BLOCK_SIZE - base) as usize;
     tail[xattr_at..xattr_at + shared.area.len()].copy_from_slice(&shared.area);
-    let meta_base = (meta_blkaddr * BLOCK_SIZE - base) as usize;
+    let meta_base = (areas.meta_blkaddr * BLOCK_SIZE - base) as usize;
     {
         let mut header = Vec::with_capacity(INODE_SLOT as usize);
         header.extend_from_slice(NOTE_MAGIC);
@@ -395,8 +502,8 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
             &mut header,
             u32::try_from(implicit.len()).unwrap_or(u32::MAX),
         );
-        put_u64(&mut header, note_blkaddr);
-        put_u64(&mut header, note_len);
+        put_u64(&mut header, areas.note_blkaddr);
+        put_u64(&mut header, areas.note_len);
         tail[meta_base..meta_base + header.len()].copy_from_slice(&header);
     }
     for (i, p) in placed.iter().enumerate() {
@@ -404,14 +511,14 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
         let data = match &node.content {
             Content::Dir(children) => {
                 let own = nid_of[&p.node];
-                let up = nid_of[&parent[&p.node]];
+                let up = nid_of[&visit.parent[&p.node]];
                 dir_bytes(tree, children, own, up, &nid_of)
             }
             Content::Symlink(target) => target.clone(),
             _ => Vec::new(),
         };
         let mut inode = Vec::with_capacity(128);
-        encode_inode(&mut inode, node, p, i as u32 + 1, &shared);
+        encode_inode(&mut inode, node, p, i as u32 + 1, shared);
         let at = meta_base + p.offset as usize;
         let full = (p.blocks * BLOCK_SIZE) as usize;
         match p.layout {
@@ -448,13 +555,27 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
             tail[at..at + n].copy_from_slice(&data[..n]);
         }
     }
-    let note_at = (note_blkaddr * BLOCK_SIZE - base) as usize;
+    let note_at = (areas.note_blkaddr * BLOCK_SIZE - base) as usize;
     for (i, nid) in implicit.iter().enumerate() {
         tail[note_at + i * 8..note_at + i * 8 + 8].copy_from_slice(&nid.to_le_bytes());
     }
+    tail
+}
 
-    let root_nid = u16::try_from(nid_of[&ROOT])
-        .map_err(|_| Error::internal("EROFS root nid does not fit 16 bits"))?;
+/// The superblock of the image.
+fn superblock(
+    options: &ImageOptions,
+    placed: &[Placed],
+    areas: &Areas,
+    shared: &SharedXattrs,
+    build_time: (i64, u32),
+) -> Result<SuperBlock> {
+    let root_nid = placed
+        .iter()
+        .find(|p| p.node == ROOT)
+        .map(|p| p.offset / INODE_SLOT)
+        .and_then(|nid| u16::try_from(nid).ok())
+        .ok_or_else(|| Error::internal("EROFS root nid does not fit 16 bits"))?;
     let mut feature_incompat = 0;
     if placed.iter().any(|p| p.layout == DataLayout::ChunkBased) {
         feature_incompat |= INCOMPAT_CHUNKED_FILE;
@@ -465,36 +586,31 @@ pub fn write_metadata(tree: &Tree, options: &ImageOptions) -> Result<Metadata> {
     let extra_devices = u16::try_from(options.devices.len()).map_err(|_| Error::Unsupported {
         what: "more than 65535 devices".into(),
     })?;
-    let sb = SuperBlock {
+    Ok(SuperBlock {
         feature_compat: 0,
         feature_incompat,
         root_nid,
         inos: placed.len() as u64,
         build_time: build_time.0 as u64,
         build_time_nsec: build_time.1,
-        blocks: u32::try_from(total_blocks).map_err(|_| Error::Unsupported {
+        blocks: u32::try_from(areas.total_blocks).map_err(|_| Error::Unsupported {
             what: "an image of 2^32 blocks or more".into(),
         })?,
-        meta_blkaddr: u32::try_from(meta_blkaddr).map_err(|_| Error::Unsupported {
+        meta_blkaddr: u32::try_from(areas.meta_blkaddr).map_err(|_| Error::Unsupported {
             what: "metadata beyond 16 TiB".into(),
         })?,
         xattr_blkaddr: if shared.area.is_empty() {
             0
         } else {
-            xattr_blkaddr as u32
+            areas.xattr_blkaddr as u32
         },
         uuid: options.uuid,
         extra_devices,
         devt_slotoff: if options.devices.is_empty() {
             0
         } else {
-            devt_slotoff
+            areas.devt_slotoff
         },
-    };
-    Ok(Metadata {
-        block0: sb.encode_block0(if devt_in_block0 { &devt } else { &[] }),
-        tail,
-        blocks: total_blocks,
     })
 }
 
@@ -784,6 +900,315 @@ impl SharedXattrs {
 #[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 mod tests {
     use super::*;
+
+    /// A tree of `entries` (path components, node) under a root directory.
+    fn tree_of(entries: Vec<(Vec<&str>, Node)>) -> Tree {
+        let mut tree = Tree {
+            nodes: vec![Node::dir(0o755)],
+        };
+        for (path, node) in entries {
+            let mut at = ROOT;
+            for (i, name) in path.iter().enumerate() {
+                let existing = match &tree.nodes[at].content {
+                    Content::Dir(c) => c.get(name.as_bytes()).copied(),
+                    _ => None,
+                };
+                at = match existing {
+                    Some(id) => id,
+                    None => {
+                        let n = if i + 1 == path.len() {
+                            node.clone()
+                        } else {
+                            Node::dir(0o755)
+                        };
+                        tree.nodes.push(n);
+                        let id = tree.nodes.len() - 1;
+                        if let Content::Dir(c) = &mut tree.nodes[at].content {
+                            c.insert(name.as_bytes().to_vec(), id);
+                        }
+                        id
+                    }
+                };
+            }
+        }
+        tree
+    }
+
+    fn file(size: u64, blkaddr: u64) -> Node {
+        Node {
+            mode: mode::IFREG | 0o644,
+            content: Content::File { size, blkaddr },
+            ..Node::dir(0)
+        }
+    }
+
+    fn symlink(target: &[u8]) -> Node {
+        Node {
+            mode: mode::IFLNK | 0o777,
+            content: Content::Symlink(target.to_vec()),
+            ..Node::dir(0)
+        }
+    }
+
+    #[test]
+    fn the_root_is_nid_1_and_no_inode_is_nid_0() {
+        let tree = tree_of(vec![
+            (vec!["a"], file(5, 1)),
+            (vec!["d", "b"], symlink(b"a")),
+        ]);
+        let v = visit(&tree).unwrap();
+        let shared = SharedXattrs::collect(&tree, &v.order).unwrap();
+        let (placed, _) = place(&tree, &v, &shared, (0, 0)).unwrap();
+        assert_eq!(placed[0].node, ROOT);
+        assert_eq!(
+            placed[0].offset / INODE_SLOT,
+            1,
+            "the root follows the note header"
+        );
+        assert!(placed.iter().all(|p| p.offset >= INODE_SLOT));
+        let meta = write_metadata(
+            &tree,
+            &ImageOptions {
+                data_blocks: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let sb = SuperBlock::decode(&meta.block0).unwrap();
+        assert_eq!(sb.root_nid, 1);
+        assert_eq!(sb.inos, 4);
+        assert_eq!(meta.blocks, 1 + 1 + meta.tail.len() as u64 / BLOCK_SIZE);
+    }
+
+    /// An inline tail and its inode share one block: an inode that would make its tail cross a
+    /// block boundary starts on the next block.
+    #[test]
+    fn inline_tails_never_cross_a_block() {
+        let mut entries = Vec::new();
+        for i in 0..40 {
+            let target = vec![b'x'; 100 + i * 50];
+            entries.push((vec![format!("l{i:02}")], symlink(&target)));
+        }
+        let owned: Vec<(Vec<String>, Node)> = entries;
+        let tree = tree_of(
+            owned
+                .iter()
+                .map(|(p, n)| (p.iter().map(String::as_str).collect(), n.clone()))
+                .collect(),
+        );
+        let v = visit(&tree).unwrap();
+        let shared = SharedXattrs::collect(&tree, &v.order).unwrap();
+        let (placed, _) = place(&tree, &v, &shared, (0, 0)).unwrap();
+        let mut inline = 0;
+        for p in placed.iter().filter(|p| p.layout == DataLayout::FlatInline) {
+            inline += 1;
+            let head = if p.extended {
+                EXTENDED_INODE_SIZE
+            } else {
+                COMPACT_INODE_SIZE
+            };
+            let tail = p.size % BLOCK_SIZE;
+            assert!(
+                p.offset % BLOCK_SIZE + head + p.xattr_size + tail <= BLOCK_SIZE,
+                "{p:?}"
+            );
+        }
+        assert!(inline > 30, "most symlinks are inline ({inline})");
+    }
+
+    #[test]
+    fn the_device_table_leaves_block_0_beyond_23_slots() {
+        let tree = tree_of(vec![]);
+        for (slots, in_block0) in [(0, true), (23, true), (24, false)] {
+            let devices = (0..slots)
+                .map(|i| DeviceSlot {
+                    tag: vec![b'a'; 64],
+                    blocks: 1,
+                    mapped_blkaddr: i,
+                })
+                .collect();
+            let options = ImageOptions {
+                data_blocks: 3,
+                devices,
+                ..Default::default()
+            };
+            let v = visit(&tree).unwrap();
+            let shared = SharedXattrs::collect(&tree, &v.order).unwrap();
+            let (mut placed, meta_len) = place(&tree, &v, &shared, (0, 0)).unwrap();
+            let areas = Areas::lay_out(&options, 0, meta_len, &mut placed, 0).unwrap();
+            assert_eq!(areas.devt_in_block0, in_block0, "{slots} slots");
+            let sb = superblock(&options, &placed, &areas, &shared, (0, 0)).unwrap();
+            assert_eq!(sb.extra_devices, slots as u16);
+            if in_block0 {
+                assert_eq!(
+                    areas.xattr_blkaddr, 4,
+                    "{slots} slots: right after the data"
+                );
+            } else {
+                assert_eq!(
+                    u64::from(sb.devt_slotoff) * format::DEVICE_SLOT_SIZE,
+                    4 * BLOCK_SIZE
+                );
+                assert_eq!(
+                    areas.xattr_blkaddr,
+                    4 + 1,
+                    "the table takes a block after the data"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dir_size_table() {
+        // `.` and `..` are 12 + 1 and 12 + 2 bytes; a name never crosses a block.
+        let name = vec![b'n'; 200];
+        let cases: &[(usize, u64)] = &[(0, 27), (1, 27 + 212), (19, 27 + 19 * 212)];
+        for (count, want) in cases {
+            let names = vec![name.as_slice(); *count];
+            assert_eq!(dir_size(names.into_iter()), *want, "{count} names");
+        }
+        let names = vec![name.as_slice(); 20];
+        // 19 names fill 4055 bytes; the 20th starts the second block.
+        assert_eq!(dir_size(names.into_iter()), BLOCK_SIZE + 212);
+    }
+
+    #[test]
+    fn directory_entries_are_sorted_across_blocks() {
+        let names: Vec<String> = (0..400).rev().map(|i| format!("entry-{i:04}")).collect();
+        let tree = tree_of(
+            names
+                .iter()
+                .map(|n| (vec![n.as_str()], file(0, 0)))
+                .collect(),
+        );
+        let v = visit(&tree).unwrap();
+        let Content::Dir(children) = &tree.nodes[ROOT].content else {
+            unreachable!()
+        };
+        let nid_of: HashMap<NodeId, u64> = v.order.iter().map(|id| (*id, *id as u64 + 1)).collect();
+        let bytes = dir_bytes(&tree, children, 1, 1, &nid_of);
+        assert!(bytes.len() as u64 > 2 * BLOCK_SIZE);
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        for block in bytes.chunks(BLOCK_SIZE as usize) {
+            let first = usize::from(u16::from_le_bytes([block[8], block[9]]));
+            let count = first / DIRENT_SIZE as usize;
+            for i in 0..count {
+                let start = usize::from(u16::from_le_bytes([block[i * 12 + 8], block[i * 12 + 9]]));
+                let end = if i + 1 < count {
+                    usize::from(u16::from_le_bytes([block[i * 12 + 20], block[i * 12 + 21]]))
+                } else {
+                    start
+                        + block[start..]
+                            .iter()
+                            .position(|b| *b == 0)
+                            .unwrap_or(block.len() - start)
+                };
+                seen.push(block[start..end].to_vec());
+            }
+        }
+        assert_eq!(seen.len(), 402);
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!(seen, sorted, "bytewise order, `.` and `..` included");
+    }
+
+    #[test]
+    fn chunk_format_covers_a_file_with_one_chunk() {
+        for (size, extra_bits) in [
+            (1u64, 0u16),
+            (4096, 0),
+            (4097, 1),
+            (1 << 20, 8),
+            ((1 << 20) + 1, 9),
+        ] {
+            assert_eq!(
+                chunk_format(size),
+                CHUNK_FORMAT_INDEXES | extra_bits,
+                "size {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_trees_are_internal_errors() {
+        let options = ImageOptions::default();
+        let not_dir = Tree {
+            nodes: vec![file(0, 0)],
+        };
+        assert_eq!(
+            write_metadata(&not_dir, &options).unwrap_err().code(),
+            "INTERNAL"
+        );
+        let mut twice = tree_of(vec![(vec!["a", "x"], file(0, 0))]);
+        let a = match &twice.nodes[ROOT].content {
+            Content::Dir(c) => c[b"a".as_slice()],
+            _ => unreachable!(),
+        };
+        if let Content::Dir(c) = &mut twice.nodes[ROOT].content {
+            c.insert(b"b".to_vec(), a);
+        }
+        assert_eq!(
+            write_metadata(&twice, &options).unwrap_err().code(),
+            "INTERNAL"
+        );
+        let bad_chunks = tree_of(vec![(
+            vec!["s"],
+            Node {
+                mode: mode::IFREG | 0o644,
+                content: Content::Chunked {
+                    size: 10_000,
+                    chunk_bits: 12,
+                    device: 0,
+                    chunks: vec![None],
+                },
+                ..Node::dir(0)
+            },
+        )]);
+        assert_eq!(
+            write_metadata(&bad_chunks, &options).unwrap_err().code(),
+            "INTERNAL"
+        );
+        let bad_xattr = tree_of(vec![(
+            vec!["f"],
+            Node {
+                xattrs: [(b"os2.x".to_vec(), b"v".to_vec())].into_iter().collect(),
+                ..file(0, 0)
+            },
+        )]);
+        assert_eq!(
+            write_metadata(&bad_xattr, &options).unwrap_err().code(),
+            "UNSUPPORTED"
+        );
+    }
+
+    #[test]
+    fn the_same_tree_gives_the_same_bytes_and_shares_repeated_xattrs() {
+        let cap = (b"security.capability".to_vec(), vec![1u8, 0, 0, 2]);
+        let with_cap = |n: Node| Node {
+            xattrs: [cap.clone()].into_iter().collect(),
+            ..n
+        };
+        let tree = tree_of(vec![
+            (vec!["a"], with_cap(file(10, 1))),
+            (vec!["b"], with_cap(file(10, 2))),
+            (vec!["c"], file(10, 3)),
+        ]);
+        let options = ImageOptions {
+            data_blocks: 3,
+            ..Default::default()
+        };
+        let one = write_metadata(&tree, &options).unwrap();
+        let two = write_metadata(&tree, &options).unwrap();
+        assert_eq!((&one.block0, &one.tail), (&two.block0, &two.tail));
+        let v = visit(&tree).unwrap();
+        let shared = SharedXattrs::collect(&tree, &v.order).unwrap();
+        assert_eq!(
+            shared.ids.len(),
+            1,
+            "an xattr two inodes carry is stored once"
+        );
+        assert!(SuperBlock::decode(&one.block0).unwrap().xattr_blkaddr > 0);
+    }
 
     fn tree_with_device(major: u32, minor: u32) -> Tree {
         let mut dev = Node::dir(0);

@@ -43,23 +43,26 @@ use rusqlite::{
 use crate::error::{Error, Result};
 
 mod collect;
+mod rows;
 mod usage;
 
 pub use collect::Removal;
+pub use rows::JsonObject;
 pub use usage::{
     Candidate, CandidateFilter, ConfigNode, ImageUsageRow, KindTotals, LayerNode, ManifestNode,
     SizeGraph,
 };
 
 /// Current schema version, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 /// Migration scripts: entry `i` takes version `i + 1` to `i + 2`.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrate_v2.sql"),
     include_str!("migrate_v3.sql"),
     include_str!("migrate_v4.sql"),
+    include_str!("migrate_v5.sql"),
 ];
-/// Page cache (KiB) of the garbage-collecting transaction. Schema 4 keeps 100,000 references
+/// Page cache (KiB) of the garbage-collecting transaction. Schema 5 keeps 100,000 references
 /// in about 45 MB; a collection of most of them touches most pages, which SQLite's default
 /// 2 MiB cache would read again and again (and spill to the WAL mid-transaction).
 const GC_CACHE_KIB: i64 = 32 * 1024;
@@ -101,10 +104,14 @@ pub struct HandleRow {
     pub layer_count: i64,
     /// Bytes on disk of the image's artifacts.
     pub disk_size: Option<i64>,
-    /// The reference's row id (valid within the transaction that read it).
+    /// The reference's row id (valid within the transaction that read it); 0 when `tagged` is
+    /// false.
     pub id: i64,
     /// The manifest's row id.
     pub manifest_id: i64,
+    /// Whether `reference` is an `image_refs` row (false: a name given to a manifest that only
+    /// uses hold, see [`Index::manifest_row`]).
+    pub tagged: bool,
 }
 
 /// One reference as [`Index::list_each`] hands it out, borrowed from the row being read.
@@ -166,6 +173,24 @@ pub struct LayerRow {
     pub compressed_size: i64,
     /// Size of the layer's EROFS image, once there is one.
     pub erofs_size: Option<i64>,
+    /// Content hash of the layer's EROFS image as written (`None` before schema 4, or for a
+    /// layer a load found cached).
+    pub erofs_hash: Option<String>,
+}
+
+/// What the index records of a manifest's own artifacts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestArtifacts {
+    /// Size of the fsmeta image.
+    pub fsmeta_size: Option<i64>,
+    /// Content hash of the fsmeta image.
+    pub fsmeta_hash: Option<String>,
+    /// Size of the VMDK descriptor.
+    pub vmdk_size: Option<i64>,
+    /// Content hash of the VMDK descriptor.
+    pub vmdk_hash: Option<String>,
+    /// Why the image is marked broken (`None`: it is not).
+    pub broken: Option<String>,
 }
 
 /// A use row.
@@ -223,6 +248,10 @@ pub struct NewImage {
     pub fsmeta_size: Option<i64>,
     /// Size of the manifest's VMDK descriptor.
     pub vmdk_size: Option<i64>,
+    /// Content hash of the fsmeta image, when built by this load.
+    pub fsmeta_hash: Option<String>,
+    /// Content hash of the VMDK descriptor, when written by this load.
+    pub vmdk_hash: Option<String>,
     /// Layers bottom to top, with the size of each layer's EROFS image.
     pub layers: Vec<LayerRow>,
     /// Canonical references to point at the manifest.
@@ -422,6 +451,21 @@ impl Index {
         now: i64,
         before_commit: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
+        self.insert_images_with_use(images, now, None, before_commit)
+            .map(|_| ())
+    }
+
+    /// [`Index::insert_images`] that also records `use_row` (as [`Index::add_use`] does) in the
+    /// same transaction, before `before_commit` runs: a pull that pins what it pulls commits
+    /// the references and the use together, so no prune can come between them. Returns the
+    /// use recorded (the existing one for the same holder and manifest, renewed).
+    pub fn insert_images_with_use(
+        &mut self,
+        images: &[NewImage],
+        now: i64,
+        use_row: Option<&UseRow>,
+        before_commit: impl FnOnce() -> Result<()>,
+    ) -> Result<Option<UseRow>> {
         let path = self.path.clone();
         let result = (|| {
             let tx = self
@@ -430,19 +474,40 @@ impl Index {
             for image in images {
                 insert_in(&tx, image, now)?;
             }
+            let recorded = match use_row {
+                Some(new) => Some(insert_use_in(&tx, new)?),
+                None => None,
+            };
             before_commit()?;
             tx.commit()?;
-            Ok(())
+            Ok(recorded)
         })();
         result.map_err(|e| no_space(e, &path))
     }
 
-    /// Records the sizes of a manifest's rebuilt fsmeta and VMDK, and its disk size with them.
+    /// Sets `last_used_at` of `references` (canonical) to `now`: a pull or load of an image
+    /// already cached counts as a use of it.
+    pub fn touch(&mut self, references: &[String], now: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare_cached("UPDATE image_refs SET last_used_at = ?2 WHERE reference = ?1")?;
+            for r in references {
+                stmt.execute(params![r, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the sizes of a manifest's rebuilt fsmeta and VMDK, and its disk size with them,
+    /// with the content hashes of those rebuilt now (`None` keeps the recorded hash of a file
+    /// that was kept).
     pub fn set_image_artifacts(
         &mut self,
         manifest_digest: &str,
-        fsmeta: i64,
-        vmdk: i64,
+        fsmeta: (i64, Option<&str>),
+        vmdk: (i64, Option<&str>),
     ) -> Result<()> {
         let Some(digest) = digest_bytes(manifest_digest) else {
             return Ok(());
@@ -452,12 +517,204 @@ impl Index {
             "UPDATE manifests SET
                  disk_size = disk_size - COALESCE(fsmeta_size, 0) - COALESCE(vmdk_size, 0) + ?2 + ?3,
                  exclusive_bytes = exclusive_bytes - COALESCE(fsmeta_size, 0) - COALESCE(vmdk_size, 0) + ?2 + ?3,
-                 fsmeta_size = ?2, vmdk_size = ?3
+                 fsmeta_size = ?2, vmdk_size = ?3,
+                 fsmeta_hash = COALESCE(?4, fsmeta_hash), vmdk_hash = COALESCE(?5, vmdk_hash)
              WHERE id = (SELECT id FROM blobs WHERE digest = ?1)",
         )?
-        .execute(params![digest, fsmeta, vmdk])?;
+        .execute(params![digest, fsmeta.0, vmdk.0, fsmeta.1, vmdk.1])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// What the index records of a manifest's fsmeta and VMDK, and its broken mark.
+    pub fn artifacts_of(&self, manifest_digest: &str) -> Result<Option<ManifestArtifacts>> {
+        let Some(digest) = digest_bytes(manifest_digest) else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.fsmeta_size, m.fsmeta_hash, m.vmdk_size, m.vmdk_hash, m.broken
+             FROM blobs b JOIN manifests m ON m.id = b.id WHERE b.digest = ?1",
+        )?;
+        Ok(stmt
+            .query_row([digest], |r| {
+                Ok(ManifestArtifacts {
+                    fsmeta_size: r.get(0)?,
+                    fsmeta_hash: r.get(1)?,
+                    vmdk_size: r.get(2)?,
+                    vmdk_hash: r.get(3)?,
+                    broken: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Marks a manifest broken (with the reason `boot_disk` gives) or, with `None`, sound.
+    pub fn set_broken(&mut self, manifest_digest: &str, reason: Option<&str>) -> Result<()> {
+        let Some(digest) = digest_bytes(manifest_digest) else {
+            return Ok(());
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE manifests SET broken = ?2 WHERE id = (SELECT id FROM blobs WHERE digest = ?1)",
+            )?
+            .execute(params![digest, reason])?;
+        Ok(())
+    }
+
+    /// Every manifest digest, sorted.
+    pub fn manifest_digests(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.digest FROM manifests m JOIN blobs b ON b.id = m.id ORDER BY b.digest",
+        )?;
+        collect_rows(&mut stmt, [], |r| {
+            Ok(digest_text(digest_at(r, 0, "blobs")?))
+        })
+    }
+
+    /// Manifest digests starting with `prefix` (`sha256:` and at least one hex digit), sorted.
+    /// Answered from the digest index: the prefix is the range between it padded with `0`s and
+    /// with `f`s.
+    pub fn manifests_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let Some(hex) = prefix.strip_prefix(SHA256_PREFIX) else {
+            return Ok(Vec::new());
+        };
+        let hex = hex.to_ascii_lowercase();
+        if hex.is_empty()
+            || hex.len() > 2 * DIGEST_LEN
+            || !hex.bytes().all(|c| c.is_ascii_hexdigit())
+        {
+            return Ok(Vec::new());
+        }
+        let bound = |fill: char| {
+            let mut text = String::from(SHA256_PREFIX);
+            text.push_str(&hex);
+            text.extend(std::iter::repeat_n(fill, 2 * DIGEST_LEN - hex.len()));
+            digest_bytes(&text)
+        };
+        let (Some(low), Some(high)) = (bound('0'), bound('f')) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.digest FROM blobs b JOIN manifests m ON m.id = b.id
+             WHERE b.digest BETWEEN ?1 AND ?2 ORDER BY b.digest",
+        )?;
+        collect_rows(&mut stmt, params![low, high], |r| {
+            Ok(digest_text(digest_at(r, 0, "blobs")?))
+        })
+    }
+
+    /// Rows of every reference pointing at `digest`, newest first.
+    pub fn refs_of(&self, digest: &str) -> Result<Vec<HandleRow>> {
+        let Some(digest) = digest_bytes(digest) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{HANDLE_SELECT} WHERE r.manifest_id = (SELECT id FROM blobs WHERE digest = ?1)
+             ORDER BY r.created_at DESC, r.reference"
+        ))?;
+        collect_rows(&mut stmt, [digest], handle_row)
+    }
+
+    /// A row for manifest `digest` under the name `reference` (no `image_refs` row needed):
+    /// created when the manifest was recorded, last used when a use last acquired it.
+    pub fn manifest_row(&self, digest: &str, reference: &str) -> Result<Option<HandleRow>> {
+        let Some(digest) = digest_bytes(digest) else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ?2, b.digest, m.created_at, (SELECT max(u.since) FROM uses u WHERE u.manifest_id = m.id),
+                 m.architecture, m.os, m.variant, m.layer_count, m.disk_size, 0, m.id
+             FROM blobs b JOIN manifests m ON m.id = b.id WHERE b.digest = ?1",
+        )?;
+        let mut rows = stmt.query(params![digest, reference])?;
+        rows.next()?
+            .map(|r| {
+                handle_row(r).map(|row| HandleRow {
+                    tagged: false,
+                    ..row
+                })
+            })
+            .transpose()
+    }
+
+    /// Whether a use of repository `name` (canonical, without tag) holds `digest`.
+    pub fn used_in_repo(&self, name: &str, digest: &str) -> Result<bool> {
+        let Some(digest) = digest_bytes(digest) else {
+            return Ok(false);
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM uses WHERE manifest_id = (SELECT id FROM blobs WHERE digest = ?2)
+                AND (substr(reference, 1, length(?1) + 1) = ?1 || ':'
+                  OR substr(reference, 1, length(?1) + 1) = ?1 || '@'))",
+        )?;
+        Ok(stmt.query_row(params![name, digest], |r| r.get(0))?)
+    }
+
+    /// The manifests listing layer `diff_id`, sorted.
+    pub fn manifests_using_layer(&self, diff_id: &str) -> Result<Vec<String>> {
+        let Some(diff_id) = digest_bytes(diff_id) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT b.digest FROM layers l JOIN manifest_layers ml ON ml.layer_id = l.id
+                 JOIN blobs b ON b.id = ml.manifest_id
+             WHERE l.diff_id = ?1 ORDER BY b.digest",
+        )?;
+        collect_rows(&mut stmt, [diff_id], |r| {
+            Ok(digest_text(digest_at(r, 0, "blobs")?))
+        })
+    }
+
+    /// The size recorded for blob `digest`.
+    pub fn blob_size(&self, digest: &str) -> Result<Option<i64>> {
+        let Some(digest) = digest_bytes(digest) else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT size FROM blobs WHERE digest = ?1")?;
+        Ok(stmt.query_row([digest], |r| r.get(0)).optional()?)
+    }
+
+    /// The config digest of a manifest.
+    pub fn config_digest_of(&self, manifest_digest: &str) -> Result<Option<String>> {
+        let Some(digest) = digest_bytes(manifest_digest) else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT cb.digest FROM blobs mb JOIN manifests m ON m.id = mb.id
+                 JOIN blobs cb ON cb.id = m.config_id
+             WHERE mb.digest = ?1",
+        )?;
+        let mut rows = stmt.query([digest])?;
+        rows.next()?
+            .map(|r| Ok(digest_text(digest_at(r, 0, "blobs")?)))
+            .transpose()
+    }
+
+    /// Manifests no reference names that a use holds (expired or not: the files are there
+    /// until a prune), each with the canonical references its uses acquired, oldest use first.
+    pub fn untagged_in_use(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.digest, u.reference FROM uses u JOIN blobs b ON b.id = u.manifest_id
+             WHERE NOT EXISTS (SELECT 1 FROM image_refs r WHERE r.manifest_id = u.manifest_id)
+             ORDER BY b.digest, u.since, u.id",
+        )?;
+        let rows = collect_rows(&mut stmt, [], |r| {
+            Ok((*digest_at(r, 0, "blobs")?, r.get::<_, String>(1)?))
+        })?;
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        let mut last: Option<DigestBytes> = None;
+        for (digest, reference) in rows {
+            match out.last_mut() {
+                Some((_, refs)) if last == Some(digest) => refs.push(reference),
+                _ => {
+                    out.push((digest_text(&digest), vec![reference]));
+                    last = Some(digest);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every reference, newest first (ties by reference).
@@ -546,7 +803,7 @@ impl Index {
             return Ok(Vec::new());
         };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT ml.position, l.diff_id, ml.blob_digest, t.media_type, ml.compressed_size, l.erofs_size
+            "SELECT ml.position, l.diff_id, ml.blob_digest, t.media_type, ml.compressed_size, l.erofs_size, l.erofs_hash
              FROM manifest_layers ml JOIN layers l ON l.id = ml.layer_id
                  JOIN media_types t ON t.id = ml.media_type_id
              WHERE ml.manifest_id = (SELECT id FROM blobs WHERE digest = ?1) ORDER BY ml.position",
@@ -559,6 +816,7 @@ impl Index {
                 media_type: r.get(3)?,
                 compressed_size: r.get(4)?,
                 erofs_size: r.get(5)?,
+                erofs_hash: r.get(6)?,
             })
         })
     }
@@ -597,32 +855,7 @@ impl Index {
         let this: &Index = self;
         let tx = Transaction::new_unchecked(&this.conn, TransactionBehavior::Immediate)?;
         let (new, touch) = build(this)?;
-        let manifest = new_digest(&new.manifest_digest)?;
-        let id: Option<i64> = tx
-            .prepare_cached(
-                "SELECT m.id FROM blobs b JOIN manifests m ON m.id = b.id WHERE b.digest = ?1",
-            )?
-            .query_row([manifest], |r| r.get(0))
-            .optional()?;
-        let Some(manifest_id) = id else {
-            return Err(Error::ImageNotFound {
-                reference: new.reference.clone(),
-            });
-        };
-        tx.prepare_cached(
-            "INSERT INTO uses (id, holder_kind, holder_id, reference, manifest_id, since, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (holder_kind, holder_id, manifest_id) DO UPDATE SET expires_at = excluded.expires_at",
-        )?
-        .execute(params![
-            new.id,
-            new.holder_kind,
-            new.holder_id,
-            new.reference,
-            manifest_id,
-            new.since,
-            new.expires_at
-        ])?;
+        let row = insert_use_in(&tx, &new)?;
         {
             let mut stmt =
                 tx.prepare_cached("UPDATE image_refs SET last_used_at = ?2 WHERE reference = ?1")?;
@@ -630,18 +863,45 @@ impl Index {
                 stmt.execute(params![r, new.since])?;
             }
         }
-        let row = {
-            let mut stmt = tx.prepare_cached(&format!(
-                "{USE_SELECT} WHERE u.holder_kind = ?1 AND u.holder_id = ?2 AND u.manifest_id = ?3"
-            ))?;
-            let mut rows = stmt.query(params![new.holder_kind, new.holder_id, manifest_id])?;
-            match rows.next()? {
-                Some(r) => use_row(r)?,
-                None => return Err(Error::internal("the use just recorded is not there")),
-            }
-        };
         tx.commit()?;
         Ok(row)
+    }
+
+    /// Deletes every use of one holder; returns how many there were.
+    pub fn remove_uses_of(&mut self, holder_kind: &str, holder_id: &str) -> Result<usize> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM uses WHERE holder_kind = ?1 AND holder_id = ?2")?
+            .execute(params![holder_kind, holder_id])?)
+    }
+
+    /// Points the canonical reference `build` returns at the manifest it returns, in one write
+    /// transaction (`BEGIN IMMEDIATE`) that `build` resolves in, so a prune in another process
+    /// either commits first (and `build` finds nothing) or sees the new reference. A reference
+    /// already there is re-pointed (created now, never used) unless it points there already.
+    pub fn add_tag_with(
+        &mut self,
+        now: i64,
+        build: impl FnOnce(&Index) -> Result<(String, String)>,
+    ) -> Result<()> {
+        let this: &Index = self;
+        let tx = Transaction::new_unchecked(&this.conn, TransactionBehavior::Immediate)?;
+        let (reference, manifest) = build(this)?;
+        let manifest_id = manifest_id_in(&tx, &manifest)?.ok_or_else(|| Error::ImageNotFound {
+            reference: reference.clone(),
+        })?;
+        tx.prepare_cached(
+            "INSERT INTO image_refs (reference, manifest_id, created_at, last_used_at)
+                 VALUES (?1, ?2, ?3, NULL)
+                 ON CONFLICT (reference) DO UPDATE SET
+                     manifest_id = excluded.manifest_id,
+                     created_at = excluded.created_at,
+                     last_used_at = NULL
+                 WHERE image_refs.manifest_id <> excluded.manifest_id",
+        )?
+        .execute(params![reference, manifest_id, now])?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Deletes a use; returns whether it existed.
@@ -852,6 +1112,7 @@ fn handle_row(r: &Row<'_>) -> Result<HandleRow> {
         disk_size: r.get(8)?,
         id: r.get(9)?,
         manifest_id: r.get(10)?,
+        tagged: true,
     })
 }
 
@@ -865,6 +1126,51 @@ fn use_row(r: &Row<'_>) -> Result<UseRow> {
         since: r.get(5)?,
         expires_at: r.get(6)?,
     })
+}
+
+/// The row id of manifest `digest` (text), if it is recorded.
+fn manifest_id_in(tx: &Transaction<'_>, digest: &str) -> Result<Option<i64>> {
+    let Some(digest) = digest_bytes(digest) else {
+        return Ok(None);
+    };
+    Ok(tx
+        .prepare_cached(
+            "SELECT m.id FROM blobs b JOIN manifests m ON m.id = b.id WHERE b.digest = ?1",
+        )?
+        .query_row([digest], |r| r.get(0))
+        .optional()?)
+}
+
+/// Records a use (idempotent per holder and manifest, renewing its expiry) and returns the
+/// stored row. A manifest that is not recorded is [`Error::ImageNotFound`].
+fn insert_use_in(tx: &Transaction<'_>, new: &UseRow) -> Result<UseRow> {
+    let Some(manifest_id) = manifest_id_in(tx, &new.manifest_digest)? else {
+        return Err(Error::ImageNotFound {
+            reference: new.reference.clone(),
+        });
+    };
+    tx.prepare_cached(
+        "INSERT INTO uses (id, holder_kind, holder_id, reference, manifest_id, since, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (holder_kind, holder_id, manifest_id) DO UPDATE SET expires_at = excluded.expires_at",
+    )?
+    .execute(params![
+        new.id,
+        new.holder_kind,
+        new.holder_id,
+        new.reference,
+        manifest_id,
+        new.since,
+        new.expires_at
+    ])?;
+    let mut stmt = tx.prepare_cached(&format!(
+        "{USE_SELECT} WHERE u.holder_kind = ?1 AND u.holder_id = ?2 AND u.manifest_id = ?3"
+    ))?;
+    let mut rows = stmt.query(params![new.holder_kind, new.holder_id, manifest_id])?;
+    match rows.next()? {
+        Some(r) => use_row(r),
+        None => Err(Error::internal("the use just recorded is not there")),
+    }
 }
 
 /// The id of blob `digest`, recording it (with `size`, `kind` and `now`) if it is new.
@@ -920,7 +1226,9 @@ fn media_type_id(
 
 /// Writes the rows of one image (see [`Index::insert_images`]) and keeps the counters: the
 /// manifest's, and those of a manifest that shared nothing with anyone and now shares its
-/// config or a layer with this one.
+/// config or a layer with this one. A new reference is last used now; one recorded again is
+/// used again now (`last_used_at` refreshed), and keeps its `created_at` unless it is
+/// re-pointed.
 fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
     let mut media_types = HashMap::new();
     let manifest_digest = new_digest(&image.manifest_digest)?;
@@ -943,8 +1251,8 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
         .prepare_cached(
             "INSERT INTO manifests (id, media_type_id, architecture, os, variant, layer_count,
                  config_id, total_size, disk_size, created_at, fsmeta_size, vmdk_size,
-                 shared_bytes, exclusive_bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0)
+                 shared_bytes, exclusive_bytes, fsmeta_hash, vmdk_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, ?13, ?14)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
@@ -959,7 +1267,9 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
             image.disk_size,
             now,
             image.fsmeta_size,
-            image.vmdk_size
+            image.vmdk_size,
+            image.fsmeta_hash,
+            image.vmdk_hash
         ])?;
     // Manifests whose shared and exclusive bytes change with this image.
     let mut recount: Vec<i64> = Vec::new();
@@ -979,20 +1289,35 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
         if updated > 0 {
             recount.push(manifest_id);
         }
+        // Artifacts this load wrote (say, after a repair took a damaged one away) have hashes.
+        tx.prepare_cached(
+            "UPDATE manifests SET fsmeta_hash = COALESCE(?2, fsmeta_hash), vmdk_hash = COALESCE(?3, vmdk_hash)
+             WHERE id = ?1",
+        )?
+        .execute(params![manifest_id, image.fsmeta_hash, image.vmdk_hash])?;
     }
+    // Everything the image boots from is in place now: a load of it clears its broken mark.
+    tx.prepare_cached("UPDATE manifests SET broken = NULL WHERE id = ?1 AND broken IS NOT NULL")?
+        .execute([manifest_id])?;
     let mut layer_ids = Vec::with_capacity(image.layers.len());
     for l in &image.layers {
         let diff_id = new_digest(&l.diff_id)?;
-        // A layer converted again (a version-1 row without an image) gets its size, which
-        // changes the figures of every manifest using it.
+        // A layer converted again (a version-1 row without an image, or one whose damaged
+        // image a repair took away) gets its size and hash, which changes the figures of every
+        // manifest using it.
         let upserted: Option<(i64, bool)> = tx
             .prepare_cached(
-                "INSERT INTO layers (diff_id, erofs_size, created_at, manifest_count) VALUES (?1, ?2, ?3, 0)
-                 ON CONFLICT (diff_id) DO UPDATE SET erofs_size = excluded.erofs_size
-                 WHERE layers.erofs_size IS NULL AND excluded.erofs_size IS NOT NULL
+                "INSERT INTO layers (diff_id, erofs_size, created_at, manifest_count, erofs_hash)
+                     VALUES (?1, ?2, ?3, 0, ?4)
+                 ON CONFLICT (diff_id) DO UPDATE SET erofs_size = excluded.erofs_size,
+                     erofs_hash = excluded.erofs_hash
+                 WHERE excluded.erofs_size IS NOT NULL
+                     AND (layers.erofs_size IS NULL OR excluded.erofs_hash IS NOT NULL)
                  RETURNING id, manifest_count > 0",
             )?
-            .query_row(params![diff_id, l.erofs_size, now], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![diff_id, l.erofs_size, now, l.erofs_hash], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         let (id, sized) = match upserted {
             Some(row) => row,
@@ -1080,12 +1405,12 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO image_refs (reference, manifest_id, created_at, last_used_at)
-             VALUES (?1, ?2, ?3, NULL)
+             VALUES (?1, ?2, ?3, ?3)
              ON CONFLICT (reference) DO UPDATE SET
+                 created_at = CASE WHEN image_refs.manifest_id <> excluded.manifest_id
+                              THEN excluded.created_at ELSE image_refs.created_at END,
                  manifest_id = excluded.manifest_id,
-                 created_at = excluded.created_at,
-                 last_used_at = NULL
-             WHERE image_refs.manifest_id <> excluded.manifest_id",
+                 last_used_at = excluded.last_used_at",
         )?;
         for r in &image.references {
             stmt.execute(params![r, manifest_id, now])?;
@@ -1287,7 +1612,9 @@ mod tests {
         assert!(ix.blob_digests().unwrap().is_empty());
     }
 
-    /// The rows of a schema-3 index (the version ocicache 0.1 writes), in its own text form.
+    /// The rows of a schema-3 index (the version ocicache 0.1 writes), or of schema 4 (which
+    /// added content hash and broken columns at the end of `manifests` and `layers`), in their
+    /// own text form.
     fn v3_rows(conn: &Connection) -> Vec<String> {
         let queries = [
             "SELECT 'blob', digest, size, kind, created_at FROM blobs",
@@ -1301,17 +1628,29 @@ mod tests {
         rows_of(conn, &queries)
     }
 
-    /// The same rows read back from schema 4, with digests and media types as text again.
-    fn v4_rows(conn: &Connection) -> Vec<String> {
+    /// The same rows read back from schema 5, with digests and media types as text again;
+    /// `hashes` adds the columns schema 4 added, in its order.
+    fn v5_rows(conn: &Connection, hashes: bool) -> Vec<String> {
+        let (manifest_hashes, layer_hashes) = if hashes {
+            (", fsmeta_hash, vmdk_hash, broken", ", erofs_hash")
+        } else {
+            ("", "")
+        };
+        let manifests = format!(
+            "SELECT 'manifest', 'sha256:' || lower(hex(b.digest)), t.media_type, architecture, os, variant, layer_count,
+                    'sha256:' || lower(hex(cb.digest)), total_size, disk_size, m.created_at, fsmeta_size, vmdk_size{manifest_hashes}
+             FROM manifests m JOIN blobs b ON b.id = m.id JOIN blobs cb ON cb.id = m.config_id
+                 JOIN media_types t ON t.id = m.media_type_id"
+        );
+        let layers = format!(
+            "SELECT 'layer', 'sha256:' || lower(hex(diff_id)), erofs_size, created_at{layer_hashes} FROM layers"
+        );
         let queries = [
             "SELECT 'blob', 'sha256:' || lower(hex(digest)), size, kind, created_at FROM blobs",
             "SELECT 'config', 'sha256:' || lower(hex(b.digest)), env, cmd, entrypoint, working_dir, user, labels, stop_signal
              FROM configs c JOIN blobs b ON b.id = c.id",
-            "SELECT 'manifest', 'sha256:' || lower(hex(b.digest)), t.media_type, architecture, os, variant, layer_count,
-                    'sha256:' || lower(hex(cb.digest)), total_size, disk_size, m.created_at, fsmeta_size, vmdk_size
-             FROM manifests m JOIN blobs b ON b.id = m.id JOIN blobs cb ON cb.id = m.config_id
-                 JOIN media_types t ON t.id = m.media_type_id",
-            "SELECT 'layer', 'sha256:' || lower(hex(diff_id)), erofs_size, created_at FROM layers",
+            &manifests,
+            &layers,
             "SELECT 'manifest_layer', 'sha256:' || lower(hex(b.digest)), position, 'sha256:' || lower(hex(l.diff_id)),
                     'sha256:' || lower(hex(ml.blob_digest)), t.media_type, compressed_size
              FROM manifest_layers ml JOIN blobs b ON b.id = ml.manifest_id JOIN layers l ON l.id = ml.layer_id
@@ -1341,6 +1680,47 @@ mod tests {
         out
     }
 
+    /// The rows of the schema-3 migration tests: blobs (a version-1 layer blob among them),
+    /// configs, manifests sharing a config and a layer, a manifest listing a layer twice,
+    /// references (one never used, one used), uses (one pinning, one expired) and a manifest no
+    /// reference names.
+    fn v3_fixture(conn: &Connection) {
+        conn.execute_batch(&format!(
+        "INSERT INTO blobs VALUES ('{m1}', 100, 'manifest', 1), ('{m2}', 200, 'manifest', 2),
+             ('{m3}', 300, 'manifest', 3), ('{c1}', 10, 'config', 1), ('{c3}', 30, 'config', 3),
+             ('{lb}', 5000, 'layer', 1);
+         INSERT INTO configs VALUES ('{c1}', '[\"A=1\"]', '[\"sh\"]', NULL, '/w', 'u', '{{\"k\":\"v\"}}', 'SIGTERM'),
+             ('{c3}', NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+         INSERT INTO manifests VALUES
+             ('{m1}', 'application/vnd.oci.image.manifest.v1+json', 'amd64', 'linux', NULL, 3, '{c1}', 1, 9110, 1, 4096, 500),
+             ('{m2}', 'application/vnd.oci.image.manifest.v1+json', 'arm64', 'linux', 'v8', 1, '{c1}', 2, 8210, 2, 4096, 500),
+             ('{m3}', 'application/vnd.docker.distribution.manifest.v2+json', 'amd64', 'linux', NULL, 1, '{c3}', 3, 330, 3, NULL, NULL);
+         INSERT INTO layers VALUES ('{l1}', 4096, 1), ('{l2}', 8192, 1), ('{l3}', NULL, 3);
+         INSERT INTO manifest_layers VALUES
+             ('{m1}', 0, '{l1}', '{g1}', 'application/vnd.oci.image.layer.v1.tar+gzip', 40),
+             ('{m1}', 1, '{l2}', '{g2}', 'application/vnd.oci.image.layer.v1.tar+zstd', 80),
+             ('{m1}', 2, '{l1}', '{g1}', 'application/vnd.oci.image.layer.v1.tar+gzip', 40),
+             ('{m2}', 0, '{l2}', '{g2}', 'application/vnd.oci.image.layer.v1.tar+zstd', 80),
+             ('{m3}', 0, '{l3}', '{lb}', 'application/vnd.docker.image.rootfs.diff.tar.gzip', 5000);
+         INSERT INTO image_refs VALUES ('docker.io/library/a:1', '{m1}', 1, NULL),
+             ('docker.io/library/a:2', '{m1}', 2, 7), ('ghcr.io/o/b:1', '{m2}', 2, NULL);
+         INSERT INTO uses VALUES ('u1', 'sandbox', 's', 'ghcr.io/o/b:1', '{m2}', 5, NULL),
+             ('u2', 'snapshot', 't', 'docker.io/library/c:1', '{m3}', 5, 6);",
+        m1 = d(1),
+        m2 = d(2),
+        m3 = d(3),
+        c1 = d(11),
+        c3 = d(13),
+        l1 = d(21),
+        l2 = d(22),
+        l3 = d(23),
+        g1 = d(31),
+        g2 = d(32),
+        lb = d(40),
+    ))
+    .unwrap();
+    }
+
     /// A schema-3 index migrates in one transaction and keeps every row of every table: blobs
     /// (a version-1 layer blob among them), configs, manifests sharing a config and a layer, a
     /// manifest listing a layer twice, references (one never used, one used), uses (one
@@ -1355,40 +1735,7 @@ mod tests {
             conn.execute_batch(include_str!("testdata/schema_v3.sql"))
                 .unwrap();
             conn.pragma_update(None, "user_version", 3).unwrap();
-            conn.execute_batch(&format!(
-                "INSERT INTO blobs VALUES ('{m1}', 100, 'manifest', 1), ('{m2}', 200, 'manifest', 2),
-                     ('{m3}', 300, 'manifest', 3), ('{c1}', 10, 'config', 1), ('{c3}', 30, 'config', 3),
-                     ('{lb}', 5000, 'layer', 1);
-                 INSERT INTO configs VALUES ('{c1}', '[\"A=1\"]', '[\"sh\"]', NULL, '/w', 'u', '{{\"k\":\"v\"}}', 'SIGTERM'),
-                     ('{c3}', NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-                 INSERT INTO manifests VALUES
-                     ('{m1}', 'application/vnd.oci.image.manifest.v1+json', 'amd64', 'linux', NULL, 3, '{c1}', 1, 9110, 1, 4096, 500),
-                     ('{m2}', 'application/vnd.oci.image.manifest.v1+json', 'arm64', 'linux', 'v8', 1, '{c1}', 2, 8210, 2, 4096, 500),
-                     ('{m3}', 'application/vnd.docker.distribution.manifest.v2+json', 'amd64', 'linux', NULL, 1, '{c3}', 3, 330, 3, NULL, NULL);
-                 INSERT INTO layers VALUES ('{l1}', 4096, 1), ('{l2}', 8192, 1), ('{l3}', NULL, 3);
-                 INSERT INTO manifest_layers VALUES
-                     ('{m1}', 0, '{l1}', '{g1}', 'application/vnd.oci.image.layer.v1.tar+gzip', 40),
-                     ('{m1}', 1, '{l2}', '{g2}', 'application/vnd.oci.image.layer.v1.tar+zstd', 80),
-                     ('{m1}', 2, '{l1}', '{g1}', 'application/vnd.oci.image.layer.v1.tar+gzip', 40),
-                     ('{m2}', 0, '{l2}', '{g2}', 'application/vnd.oci.image.layer.v1.tar+zstd', 80),
-                     ('{m3}', 0, '{l3}', '{lb}', 'application/vnd.docker.image.rootfs.diff.tar.gzip', 5000);
-                 INSERT INTO image_refs VALUES ('docker.io/library/a:1', '{m1}', 1, NULL),
-                     ('docker.io/library/a:2', '{m1}', 2, 7), ('ghcr.io/o/b:1', '{m2}', 2, NULL);
-                 INSERT INTO uses VALUES ('u1', 'sandbox', 's', 'ghcr.io/o/b:1', '{m2}', 5, NULL),
-                     ('u2', 'snapshot', 't', 'docker.io/library/c:1', '{m3}', 5, 6);",
-                m1 = d(1),
-                m2 = d(2),
-                m3 = d(3),
-                c1 = d(11),
-                c3 = d(13),
-                l1 = d(21),
-                l2 = d(22),
-                l3 = d(23),
-                g1 = d(31),
-                g2 = d(32),
-                lb = d(40),
-            ))
-            .unwrap();
+            v3_fixture(&conn);
             v3_rows(&conn)
         };
         let ix = Index::open(&path).unwrap();
@@ -1397,7 +1744,7 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(v4_rows(&ix.conn), before, "every row, every column");
+        assert_eq!(v5_rows(&ix.conn, false), before, "every row, every column");
         let fresh_dir = tempfile::tempdir().unwrap();
         let fresh = Index::open(&fresh_dir.path().join("index.db")).unwrap();
         assert_eq!(schema_names(&ix), schema_names(&fresh));
@@ -1421,7 +1768,7 @@ mod tests {
         // Opening again changes nothing.
         drop(ix);
         let mut ix = Index::open(&path).unwrap();
-        assert_eq!(v4_rows(&ix.conn), before);
+        assert_eq!(v5_rows(&ix.conn, false), before);
         // The unreferenced manifest (its use expired) goes with its config, layer, layer blob
         // and use; a's references go too, b is pinned.
         let gone = ix
@@ -1434,6 +1781,91 @@ mod tests {
         assert_eq!(blobs, [b(1), b(3), b(13), b(40)]);
         assert_eq!(ix.uses(None).unwrap().len(), 1);
         assert_counters(&ix);
+    }
+
+    /// A schema-4 index (content hashes and broken marks on digest-keyed tables) migrates to
+    /// integer keys keeping every row and every hash and mark.
+    #[test]
+    fn version_4_index_migrates_keeping_hashes_and_broken_marks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        let before = {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(include_str!("testdata/schema_v3.sql"))
+                .unwrap();
+            v3_fixture(&conn);
+            conn.execute_batch(include_str!("migrate_v4.sql")).unwrap();
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute_batch(&format!(
+                "UPDATE manifests SET fsmeta_hash = 'blake3:aa', vmdk_hash = 'blake3:bb' WHERE digest = '{m1}';
+                 UPDATE manifests SET broken = 'layer damaged' WHERE digest = '{m2}';
+                 UPDATE layers SET erofs_hash = 'blake3:cc' WHERE diff_id = '{l2}';",
+                m1 = d(1),
+                m2 = d(2),
+                l2 = d(22),
+            ))
+            .unwrap();
+            let marked: i64 = conn
+                .query_row(
+                    "SELECT (SELECT COUNT(*) FROM layers WHERE erofs_hash IS NOT NULL)
+                          + (SELECT COUNT(*) FROM manifests WHERE broken IS NOT NULL)",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(marked, 2);
+            v3_rows(&conn)
+        };
+        let ix = Index::open(&path).unwrap();
+        assert_eq!(v5_rows(&ix.conn, true), before, "every row, every column");
+        let art = ix.artifacts_of(&d(1)).unwrap().unwrap();
+        assert_eq!(art.fsmeta_hash.as_deref(), Some("blake3:aa"));
+        assert_eq!(art.vmdk_hash.as_deref(), Some("blake3:bb"));
+        let broken = ix.artifacts_of(&d(2)).unwrap().unwrap().broken;
+        assert_eq!(broken.as_deref(), Some("layer damaged"));
+        assert_counters(&ix);
+    }
+
+    /// A cache of schema 1 migrated to the current version has the columns of a new one, in
+    /// the same order (the content hash and broken columns of version 4 included).
+    #[test]
+    fn migrated_tables_have_the_columns_of_a_new_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(include_str!("testdata/schema_v1.sql"))
+                .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let migrated = Index::open(&path).unwrap();
+        let fresh = Index::open(&dir.path().join("fresh.db")).unwrap();
+        let columns = |ix: &Index| -> Vec<(String, String)> {
+            let mut stmt = ix
+                .conn
+                .prepare(
+                    "SELECT m.name, p.name FROM sqlite_schema m, pragma_table_info(m.name) p
+                     WHERE m.type = 'table' ORDER BY m.name, p.cid",
+                )
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let got = columns(&migrated);
+        assert_eq!(got, columns(&fresh));
+        for (table, column) in [
+            ("layers", "erofs_hash"),
+            ("manifests", "fsmeta_hash"),
+            ("manifests", "vmdk_hash"),
+            ("manifests", "broken"),
+        ] {
+            assert!(
+                got.contains(&(table.into(), column.into())),
+                "{table}.{column}"
+            );
+        }
     }
 
     /// Tables and indexes of an index, by type and name.
@@ -1487,6 +1919,8 @@ mod tests {
             disk_size: 0,
             fsmeta_size: None,
             vmdk_size: None,
+            fsmeta_hash: None,
+            vmdk_hash: None,
             layers: layers
                 .iter()
                 .enumerate()
@@ -1497,6 +1931,7 @@ mod tests {
                     media_type: "l".into(),
                     compressed_size: 1000,
                     erofs_size: None,
+                    erofs_hash: None,
                 })
                 .collect(),
             references: refs.iter().map(|s| s.to_string()).collect(),
@@ -1679,7 +2114,8 @@ mod tests {
         ix.insert_image(&sized(image(9, 7, &[(13, 23)], &["f"]), 10), 4)
             .unwrap();
         assert_counters(&ix);
-        ix.set_image_artifacts(&d(1), 5000, 400).unwrap();
+        ix.set_image_artifacts(&d(1), (5000, None), (400, None))
+            .unwrap();
         assert_counters(&ix);
         ix.collect_garbage(RefSelection::These(&["c".into()]), 5, false)
             .unwrap();

@@ -1,4 +1,4 @@
--- ocicache index, schema version 4 (PRAGMA user_version). See docs/cache-layout.md.
+-- ocicache index, schema version 5 (PRAGMA user_version). See docs/cache-layout.md.
 --
 -- Every row has an integer key (INTEGER PRIMARY KEY: the table's rowid), and rows name each
 -- other by it. A digest is stored once, in the row of what it names, as its 32 raw bytes (the
@@ -59,7 +59,12 @@ CREATE TABLE manifests (
     -- recorded bytes of its config and layers that other manifests use too
     shared_bytes    INTEGER NOT NULL,
     -- recorded bytes only it uses: its blob, fsmeta, VMDK, and its unshared config and layers
-    exclusive_bytes INTEGER NOT NULL
+    exclusive_bytes INTEGER NOT NULL,
+    -- content hashes (blake3:<hex>, see crate::hash) of the fsmeta and VMDK as written; NULL
+    -- when written before version 4
+    fsmeta_hash     TEXT,
+    vmdk_hash       TEXT,
+    broken          TEXT   -- why boot_disk refuses the image (a layer image is damaged); NULL: sound
 ) STRICT;
 CREATE INDEX manifests_config ON manifests (config_id);
 
@@ -69,7 +74,8 @@ CREATE TABLE layers (
     diff_id        BLOB NOT NULL UNIQUE CHECK (length(diff_id) = 32),
     erofs_size     INTEGER,   -- NULL until the layer has an EROFS image
     created_at     INTEGER NOT NULL,
-    manifest_count INTEGER NOT NULL   -- distinct manifests listing it
+    manifest_count INTEGER NOT NULL,  -- distinct manifests listing it
+    erofs_hash     TEXT   -- content hash of the EROFS image as written; NULL before version 4
 ) STRICT;
 
 CREATE TABLE manifest_layers (

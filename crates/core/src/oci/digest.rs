@@ -84,6 +84,18 @@ impl Digest {
         &self.hex
     }
 
+    /// The first `N` bytes of the digest (`N` at most 32), from which the cache derives the
+    /// identifiers its images carry (an EROFS volume uuid, a VMDK content id), so that the same
+    /// content always gives the same bytes.
+    pub fn leading_bytes<const N: usize>(&self) -> [u8; N] {
+        let mut out = [0u8; N];
+        // Invariant: `hex` is 64 lowercase hex digits (checked when parsed or computed).
+        if let Ok(bytes) = hex::decode(self.hex.get(..2 * N).unwrap_or_default()) {
+            out[..bytes.len()].copy_from_slice(&bytes);
+        }
+        out
+    }
+
     /// The algorithm (always `sha256`).
     pub fn algorithm(&self) -> &'static str {
         "sha256"
@@ -220,6 +232,13 @@ mod tests {
             let err = Digest::parse(input).unwrap_err().to_string();
             assert!(!err.contains("Hunter2"), "{err}");
         }
+    }
+
+    #[test]
+    fn leading_bytes_are_the_digest_s_first_bytes() {
+        let d = Digest::parse(&format!("sha256:0102abff{}", "0".repeat(56))).unwrap();
+        assert_eq!(d.leading_bytes::<4>(), [0x01, 0x02, 0xab, 0xff]);
+        assert_eq!(d.leading_bytes::<16>()[..4], [0x01, 0x02, 0xab, 0xff]);
     }
 
     #[test]

@@ -79,6 +79,16 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
+    /// The registry host (`docker.io`, `ghcr.io`, `127.0.0.1:5000`).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The repository within the registry (`library/busybox`, `org/app`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
     /// The tag, if the reference selects by tag.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()

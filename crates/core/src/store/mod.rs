@@ -179,7 +179,8 @@ impl Layout {
 }
 
 /// Moves the complete file `staged` (a file directly inside `staging`) to `dest` atomically:
-/// fsync the file, rename it beneath the folders' handles, fsync the destination folder. When
+/// fsync the file (unless `synced`: its writer fsynced it already), rename it beneath the
+/// folders' handles, fsync the destination folder. When
 /// `dest` already exists as a regular file its content is kept (content-addressed files with
 /// the same name have the same bytes) and `staged` is left for its folder's cleanup; when
 /// `dest` is anything else (a symlink, a folder) the cache is corrupt
@@ -188,16 +189,23 @@ impl Layout {
 /// Returns whether `dest` was created by this call. Safe to call concurrently for the same
 /// `dest` from several processes: the rename is atomic, so readers see one whole file, and it
 /// replaces a symlink swapped in meanwhile rather than following it.
-pub fn publish_file(staging: &StagingDir, staged: &Path, dest: &Entry<'_>) -> Result<bool> {
+pub fn publish_file(
+    staging: &StagingDir,
+    staged: &Path,
+    dest: &Entry<'_>,
+    synced: bool,
+) -> Result<bool> {
     if dest.file_size()?.is_some() {
         return Ok(false);
     }
     let name = staging.name_of(staged)?;
-    staging
-        .folder()
-        .open_file(name)
-        .and_then(|f| f.sync_all())
-        .at(staged)?;
+    if !synced {
+        staging
+            .folder()
+            .open_file(name)
+            .and_then(|f| f.sync_all())
+            .at(staged)?;
+    }
     staging
         .folder()
         .dir()
@@ -237,9 +245,9 @@ mod tests {
         let a = staging.write("a", b"hello").unwrap();
         let digest = Digest::of_bytes(b"hello");
         let dest = layout.blob(&digest);
-        assert!(publish_file(&staging, &a, &root.blob(&digest)).unwrap());
+        assert!(publish_file(&staging, &a, &root.blob(&digest), false).unwrap());
         let b = staging.write("b", b"hello").unwrap();
-        assert!(!publish_file(&staging, &b, &root.blob(&digest)).unwrap());
+        assert!(!publish_file(&staging, &b, &root.blob(&digest), false).unwrap());
         assert_eq!(fs::read(&dest).unwrap(), b"hello");
         drop(staging);
         assert_eq!(fs::read_dir(layout.tmp_dir()).unwrap().count(), 0);

@@ -252,6 +252,17 @@ impl Root {
         Ok(self.layout.index_db())
     }
 
+    /// Bytes of the index files (`index.db` and SQLite's `-wal` and `-shm` files beside it, the
+    /// only names of them the cache knows), measured without following symlinks; a file that is
+    /// absent (or cannot be measured) counts 0.
+    pub fn index_bytes(&self) -> u64 {
+        INDEX_FILES
+            .iter()
+            .filter_map(|name| self.top.dir.symlink_metadata(name).ok())
+            .map(|meta| meta.len())
+            .sum()
+    }
+
     /// The paths of this root.
     pub fn layout(&self) -> &Layout {
         &self.layout

@@ -1,38 +1,18 @@
-//! Building the cache's derived artifacts during `load`: one EROFS image per distinct layer,
-//! then per manifest an fsmeta image and a VMDK descriptor over those layer images.
-//!
-//! Everything is built in the load's staging folder first: layers are converted in parallel,
-//! then each manifest's fsmeta and VMDK are built from the layer images (the staged ones, or
-//! those already under `layers/`). Only when every artifact of the load is built are they
-//! published ([`publish`]), so a bad layer, a layer nested too deep or an image over a format
-//! limit leaves nothing outside `tmp/`. A layer whose image already exists (by `diff_id`) is
-//! reused without reading its blob; so are an existing fsmeta and VMDK.
-//!
-//! Locking: a load holds the artifact locks ([`Root::lock_artifacts`]) of every digest it names
-//! (its layers' `diff_id`s, its manifests and configs) from its first look at the disk until its
-//! index rows are committed or it has taken back what it published ([`Published::undo`]). The
-//! locks are striped files under `locks/layers/` (by the digest's first byte, shared by every
-//! kind of artifact), taken in sorted order so two loads cannot deadlock. So concurrent loads
-//! of the same layer convert it once, and no load starts using a file that another load may
-//! still delete because its commit failed.
+//! The files of a load: each built in the staging folder ([`Staged`]), then published into the
+//! cache inside the index transaction ([`publish`]), and taken back when that transaction does
+//! not commit ([`Published::undo`]); and a manifest's fsmeta image and VMDK descriptor, built
+//! from its layer images alone ([`prepare_image`], which `boot_disk` uses to rebuild them too).
 //!
 //! Trust boundary: existing artifacts are measured, staged files published into the cache and
 //! published files taken back by name beneath the folder handles of a [`Root`] and of the
 //! [`StagingDir`], never through a symlink (see [`crate::store`]). Layer images are read by
 //! path to build an fsmeta: reading cannot write or delete anything, and a VM reads them by
 //! path through the descriptor anyway (see `docs/cache-layout.md`, trust model).
-//!
-//! Trust: a reused layer's `diff_id` comes from the image config, whose digest was verified; a
-//! converted layer's `diff_id` is verified against its tar.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use rayon::prelude::*;
-
-use crate::archive::StagedLayer;
-use crate::budget::WriteBudget;
-use crate::erofs::{ConvertOptions, LayerImage, build_fsmeta, convert_layer_within};
+use crate::erofs::{LayerImage, build_fsmeta, volume_uuid};
 use crate::error::{Error, Result};
 use crate::oci::Digest;
 use crate::store::{self, Entry, Folder, Root, StagingDir};
@@ -45,95 +25,9 @@ pub(crate) struct Staged<'r> {
     pub from: PathBuf,
     /// Its place in the cache, beneath a folder handle of the [`Root`].
     pub to: Entry<'r>,
-}
-
-/// The layer images of a load, each either already under `layers/` or converted into the
-/// staging folder.
-#[derive(Debug, Default)]
-pub(crate) struct PreparedLayers<'r> {
-    /// Each layer's image size, by `diff_id`.
-    pub sizes: HashMap<Digest, u64>,
-    /// Where each layer's image can be read now, by `diff_id`.
-    readable: HashMap<Digest, PathBuf>,
-    /// The converted images, to publish.
-    pub staged: Vec<Staged<'r>>,
-}
-
-impl PreparedLayers<'_> {
-    /// The images of `diff_ids` (bottom to top) at the paths they can be read from now.
-    pub(crate) fn images(&self, diff_ids: &[Digest]) -> Result<Vec<LayerImage>> {
-        diff_ids
-            .iter()
-            .map(|d| {
-                let path = self.readable.get(d).ok_or_else(|| {
-                    Error::internal(format!("layer {d} was not prepared with its image"))
-                })?;
-                Ok(LayerImage {
-                    path: path.clone(),
-                    diff_id: d.clone(),
-                })
-            })
-            .collect()
-    }
-}
-
-/// Ensures every layer of `layers` has an EROFS image: an existing one under `layers/`
-/// (measured beneath its handle; a symlink or a folder there is
-/// [`Error::CorruptCacheEntry`]), or one converted now (in parallel) from its staged blob into
-/// `staging`, every byte written charged to `budget` ([`Error::LimitExceeded`] when it would
-/// pass). Nothing is published.
-///
-/// The caller holds the artifact locks of every `diff_id` (see [`Root::lock_artifacts`]) and
-/// the GC lock (shared) until the index names the layers or the load gave up.
-pub(crate) fn prepare_layers<'r>(
-    root: &'r Root,
-    staging: &StagingDir,
-    layers: &[&StagedLayer],
-    budget: &WriteBudget,
-) -> Result<PreparedLayers<'r>> {
-    // One staged layer per diff_id, the lowest position first (for the error to report).
-    let mut wanted: BTreeMap<&Digest, &StagedLayer> = BTreeMap::new();
-    for layer in layers {
-        wanted.entry(&layer.diff_id).or_insert(layer);
-    }
-    let mut prepared = PreparedLayers::default();
-    let mut missing = Vec::new();
-    for (diff_id, layer) in &wanted {
-        match root.layer(diff_id).file_size()? {
-            Some(size) => {
-                prepared.sizes.insert((*diff_id).clone(), size);
-                prepared
-                    .readable
-                    .insert((*diff_id).clone(), root.layout().layer(diff_id));
-            }
-            None => missing.push(*layer),
-        }
-    }
-    let converted: Vec<Result<(Digest, PathBuf, u64)>> = missing
-        .par_iter()
-        .map(|layer| {
-            let dest = staging
-                .path()
-                .join(format!("layer-{}.erofs", layer.diff_id.hex()));
-            let options = ConvertOptions {
-                // The blob's digest was checked when it was staged.
-                blob_digest: None,
-                diff_id: Some(layer.diff_id.clone()),
-            };
-            let out = convert_layer_within(&layer.blob.path, &dest, &options, budget)?;
-            Ok((layer.diff_id.clone(), dest, out.erofs_size))
-        })
-        .collect();
-    for result in converted {
-        let (diff_id, staged, size) = result?;
-        prepared.staged.push(Staged {
-            from: staged.clone(),
-            to: root.layer(&diff_id),
-        });
-        prepared.sizes.insert(diff_id.clone(), size);
-        prepared.readable.insert(diff_id, staged);
-    }
-    Ok(prepared)
+    /// Whether its writer fsynced it already (layer and fsmeta images are), so that
+    /// publishing does not again.
+    pub synced: bool,
 }
 
 /// A manifest's fsmeta image and VMDK descriptor: their sizes, and those built now.
@@ -143,6 +37,10 @@ pub(crate) struct ImageArtifacts<'r> {
     pub fsmeta: u64,
     /// VMDK descriptor bytes.
     pub vmdk: u64,
+    /// Content hash of the fsmeta image, when built now.
+    pub fsmeta_hash: Option<String>,
+    /// Content hash of the VMDK descriptor, when built now.
+    pub vmdk_hash: Option<String>,
     /// What was built in the staging folder, to publish in this order (fsmeta first: the
     /// descriptor names it).
     pub staged: Vec<Staged<'r>>,
@@ -165,21 +63,20 @@ pub(crate) fn prepare_image<'r>(
 ) -> Result<ImageArtifacts<'r>> {
     let layout = root.layout();
     let mut staged = Vec::new();
+    let (mut fsmeta_hash, mut vmdk_hash) = (None, None);
     let fsmeta = match root.fsmeta(manifest).file_size()? {
         Some(size) => size,
         None => {
             let built_at = staging
                 .path()
                 .join(format!("fsmeta-{}.erofs", manifest.hex()));
-            let mut uuid = [0u8; 16];
-            if let Ok(bytes) = hex::decode(&manifest.hex()[..32]) {
-                uuid.copy_from_slice(&bytes);
-            }
-            let built = build_fsmeta(layers, &built_at, uuid)?;
+            let built = build_fsmeta(layers, &built_at, volume_uuid(manifest))?;
             staged.push(Staged {
                 from: built_at,
                 to: root.fsmeta(manifest),
+                synced: true,
             });
+            fsmeta_hash = Some(built.hash);
             built.size
         }
     };
@@ -204,20 +101,23 @@ pub(crate) fn prepare_image<'r>(
                     size,
                 });
             }
-            let cid = u32::from_str_radix(&manifest.hex()[..8], 16).unwrap_or(0);
-            let text = vmdk::descriptor(&extents, cid)?;
+            let text = vmdk::descriptor(&extents, vmdk::cid(manifest))?;
             let built_at =
                 staging.write(&format!("vmdk-{}.vmdk", manifest.hex()), text.as_bytes())?;
             staged.push(Staged {
                 from: built_at,
                 to: root.vmdk(manifest),
+                synced: false,
             });
+            vmdk_hash = Some(crate::hash::content_hash(text.as_bytes()));
             text.len() as u64
         }
     };
     Ok(ImageArtifacts {
         fsmeta,
         vmdk,
+        fsmeta_hash,
+        vmdk_hash,
         staged,
     })
 }
@@ -229,8 +129,9 @@ pub(crate) struct Published<'r> {
     created: Vec<Entry<'r>>,
 }
 
-/// Publishes `files`, each directly in `staging`, in order ([`store::publish_file`]: fsync,
-/// rename beneath the folder handles, fsync the folder); a destination that already exists is
+/// Publishes `files`, each directly in `staging`, in order ([`store::publish_file`]: fsync unless
+/// its writer did, rename beneath the folder handles, fsync the folder); a destination that
+/// already exists is
 /// kept (content-addressed and deterministic files of one name have the same bytes), a
 /// destination that is a symlink or a folder is [`Error::CorruptCacheEntry`]. Records in
 /// `published` every file it creates, also when it fails part way.
@@ -242,7 +143,7 @@ pub(crate) fn publish<'r>(
     published: &mut Published<'r>,
 ) -> Result<()> {
     for file in files {
-        match store::publish_file(staging, &file.from, &file.to) {
+        match store::publish_file(staging, &file.from, &file.to, file.synced) {
             Ok(true) => published.created.push(file.to.clone()),
             Ok(false) => {}
             Err(e) => {
@@ -299,6 +200,7 @@ mod tests {
         let files = vec![Staged {
             from: staging.write("staged-blob", b"blob").unwrap(),
             to: root.blob(&digest),
+            synced: false,
         }];
         let mut published = Published::default();
         publish(&staging, &files, &mut published).unwrap();

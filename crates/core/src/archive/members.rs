@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 
-use crate::archive::StagedBlob;
 use crate::error::{Error, Result};
+use crate::tar::{Entry, Kind};
 
 /// Links followed by one lookup before it fails, as the kernel's `ELOOP` limit does (40 on
 /// Linux). Lowering it can reject archives with long link chains; a cycle always fails.
@@ -18,24 +18,59 @@ const MAX_LINK_HOPS: usize = 40;
 
 /// One recorded member.
 #[derive(Debug, Clone)]
-enum Member {
-    /// A regular file, staged.
-    File(StagedBlob),
+enum Member<T> {
+    /// A regular file, where it can be read.
+    File(T),
     /// A symlink or hard link, as the normalized member name it points to.
     Link(String),
 }
 
-/// The namespace of an archive: member name to staged file or link.
-#[derive(Debug, Default)]
-pub(crate) struct Members {
-    map: HashMap<String, Member>,
+/// The namespace of an archive: member name to a regular file (where it can be read) or a link.
+#[derive(Debug)]
+pub(crate) struct Members<T> {
+    map: HashMap<String, Member<T>>,
 }
 
-impl Members {
+impl<T> Default for Members<T> {
+    fn default() -> Self {
+        Members {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Members<T> {
+    /// Records the member `entry`: a regular file as what `file` makes of it (given its
+    /// normalized name), a symlink or a hard link as a link; folders, devices, FIFOs and unknown
+    /// types carry nothing an image needs and are not recorded. Fails on a bad name, a file
+    /// named as the archive root, or a link without a target.
+    pub(crate) fn insert_entry(
+        &mut self,
+        entry: &Entry,
+        file: impl FnOnce(&str) -> Result<T>,
+    ) -> Result<()> {
+        let name = normalize_name(&String::from_utf8_lossy(&entry.path))?;
+        match entry.kind {
+            Kind::File => {
+                if name.is_empty() {
+                    return Err(Error::invalid_archive(
+                        "a file member is named as the archive root",
+                    ));
+                }
+                let file = file(&name)?;
+                self.insert_file(name, file);
+            }
+            Kind::Symlink => self.insert_symlink(name, &link_target(&entry.link)?)?,
+            Kind::Link => self.insert_hardlink(name, &link_target(&entry.link)?)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Records a regular file (a later member of the same name replaces it, as tar extraction
     /// does).
-    pub(crate) fn insert_file(&mut self, name: String, blob: StagedBlob) {
-        self.map.insert(name, Member::File(blob));
+    pub(crate) fn insert_file(&mut self, name: String, file: T) {
+        self.map.insert(name, Member::File(file));
     }
 
     /// Records a symlink `name -> target`, with `target` relative to `name`'s folder.
@@ -52,16 +87,16 @@ impl Members {
         Ok(())
     }
 
-    /// The staged file `name` designates after following links, or `None` when no regular file
-    /// has that name.
-    pub(crate) fn resolve(&self, name: &str) -> Result<Option<&StagedBlob>> {
+    /// The file `name` designates after following links, or `None` when no regular file has
+    /// that name.
+    pub(crate) fn resolve(&self, name: &str) -> Result<Option<&T>> {
         let mut path = normalize_name(name)?;
         for _ in 0..MAX_LINK_HOPS {
             match self.first_link(&path) {
                 Some((target, rest)) => path = join(target, rest),
                 None => {
                     return Ok(match self.map.get(&path) {
-                        Some(Member::File(blob)) => Some(blob),
+                        Some(Member::File(file)) => Some(file),
                         _ => None,
                     });
                 }
@@ -94,6 +129,14 @@ fn join(target: &str, rest: &str) -> String {
         (false, true) => target.to_owned(),
         (false, false) => format!("{target}/{rest}"),
     }
+}
+
+/// The target of a link member.
+fn link_target(target: &[u8]) -> Result<String> {
+    if target.is_empty() {
+        return Err(Error::invalid_archive("a link member has no target"));
+    }
+    Ok(String::from_utf8_lossy(target).into_owned())
 }
 
 /// Normalizes a member name: drops `.` components, empty components and a trailing `/`.
@@ -151,14 +194,9 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::oci::Digest;
 
-    fn blob(tag: &str) -> StagedBlob {
-        StagedBlob {
-            digest: Digest::of_bytes(tag.as_bytes()),
-            size: 0,
-            path: PathBuf::from(tag),
-        }
+    fn blob(tag: &str) -> PathBuf {
+        PathBuf::from(tag)
     }
 
     #[test]
@@ -217,7 +255,7 @@ mod tests {
         m.insert_hardlink("hard".into(), "./abc/layer.tar").unwrap();
         for name in ["def/layer.tar", "abc/layer.tar", "./dir/layer.tar", "hard"] {
             assert_eq!(
-                m.resolve(name).unwrap().map(|b| b.path.clone()),
+                m.resolve(name).unwrap().cloned(),
                 Some(PathBuf::from("def")),
                 "{name}"
             );
@@ -228,7 +266,7 @@ mod tests {
 
     #[test]
     fn resolve_rejects_cycles() {
-        let mut m = Members::default();
+        let mut m: Members<PathBuf> = Members::default();
         m.insert_symlink("a".into(), "b").unwrap();
         m.insert_symlink("b".into(), "a").unwrap();
         assert_eq!(m.resolve("a").unwrap_err().code(), "INVALID_ARCHIVE");

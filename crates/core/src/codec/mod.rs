@@ -1,0 +1,302 @@
+//! How a blob or an archive is compressed, told from its first bytes ([`Compression`]); the
+//! decoders; the reader wrapper that tells a source's own failures from corrupt content
+//! ([`TrackedReader`]); and the buffer size streams are copied with. Depends only on
+//! [`crate::tar`] (a valid tar header wins over a magic number its first name could spell) and
+//! [`crate::error`].
+//!
+//! The content decides, never a name or a media type, as containerd and Docker do: a gzip layer
+//! labelled `tar` still loads.
+
+use std::io::{self, BufRead, Read, Seek};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// Buffer for copies and decompression. Large reads keep the decompressors and sha256 busy;
+/// below ~64 KiB, syscall and call overhead shows in `load` throughput.
+pub const COPY_BUFFER_SIZE: usize = 256 * 1024;
+
+/// gzip member header (RFC 1952 `ID1 ID2`).
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+/// zstd frame magic number (RFC 8878 section 3.1.1).
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+/// bzip2 stream header (`BZh`).
+const BZIP2_MAGIC: &[u8] = b"BZh";
+/// xz stream header.
+const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
+
+/// How a stream is compressed, as its first bytes tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// No known magic: taken as plain tar.
+    None,
+    /// gzip (possibly several members).
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
+impl Compression {
+    /// Detects compression from the first bytes of a stream (at least a tar block of them when
+    /// the stream has that many). bzip2 and xz (which `docker load` reads but no image spec
+    /// allows for layers) are [`Error::Unsupported`].
+    pub fn sniff(head: &[u8]) -> Result<Self> {
+        // A valid tar header wins: a plain tar's first name may spell a magic (`BZh9...`).
+        if crate::tar::is_header(head) {
+            return Ok(Compression::None);
+        }
+        if head.starts_with(GZIP_MAGIC) {
+            Ok(Compression::Gzip)
+        } else if head.starts_with(ZSTD_MAGIC) {
+            Ok(Compression::Zstd)
+        } else if head.starts_with(BZIP2_MAGIC) || head.starts_with(XZ_MAGIC) {
+            Err(Error::Unsupported {
+                what: "bzip2 or xz compression (only gzip and zstd)".into(),
+            })
+        } else {
+            Ok(Compression::None)
+        }
+    }
+
+    /// [`Compression::sniff`] of the file or stream `what` names, which an unsupported
+    /// compression's error then names too.
+    pub fn sniff_named(head: &[u8], what: &Path) -> Result<Self> {
+        Compression::sniff(head).map_err(|e| match e {
+            Error::Unsupported { what: text } => Error::Unsupported {
+                what: format!("{text} of {}", what.display()),
+            },
+            other => other,
+        })
+    }
+
+    /// The decoder of a stream compressed this way, reading `input` (positioned at the first
+    /// byte). Errors are those of building a zstd decoder.
+    pub fn decoder<'a, R: BufRead + Send + 'a>(
+        self,
+        input: R,
+    ) -> io::Result<Box<dyn Read + Send + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(input),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        })
+    }
+}
+
+/// Wraps the reader of a source and remembers its own failures, so that an error surfacing
+/// through a decompressor or the tar parser can be told apart: a failure of the source itself
+/// is [`Error::Io`] (or the core error the source reported, see [`wrap_error`]), anything else
+/// means the content is corrupt.
+pub struct TrackedReader<R> {
+    inner: R,
+    failure: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl<R: Read> TrackedReader<R> {
+    /// Wraps `inner`; the returned handle classifies errors seen downstream.
+    pub fn new(inner: R) -> (Self, ReadFailure) {
+        let failure = Arc::new(Mutex::new(None));
+        (
+            TrackedReader {
+                inner,
+                failure: Arc::clone(&failure),
+            },
+            ReadFailure { failure },
+        )
+    }
+}
+
+impl<R: Read> Read for TrackedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                let kind = e.kind();
+                if let Ok(mut slot) = self.failure.lock() {
+                    *slot = Some(e);
+                }
+                Err(io::Error::new(kind, "reading the source failed"))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<R: Seek> Seek for TrackedReader<R> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(to).inspect_err(|e| {
+            if let Ok(mut slot) = self.failure.lock() {
+                *slot = Some(io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
+}
+
+/// The failure record of a [`TrackedReader`].
+pub struct ReadFailure {
+    failure: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl ReadFailure {
+    /// The tracked reader's own error, if it failed (taken: asked again, `None`), as a core
+    /// error: the one the source wrapped ([`wrap_error`]), else [`Error::Io`] on `path`.
+    pub fn take(&self, path: &Path) -> Option<Error> {
+        Some(unwrap_error(self.take_raw()?, path))
+    }
+
+    /// The tracked reader's own error as it failed (taken: asked again, `None`).
+    pub fn take_raw(&self) -> Option<io::Error> {
+        self.failure.lock().ok()?.take()
+    }
+
+    /// Maps an error seen while reading through the tracked reader: the source's own failure
+    /// when it failed (see [`ReadFailure::take`]), else [`Error::InvalidArchive`] saying `what`
+    /// is corrupt.
+    pub fn classify(&self, path: &Path, what: &str, err: io::Error) -> Error {
+        match self.take(path) {
+            Some(error) => error,
+            None => Error::invalid_archive(format!("{what} is corrupt or truncated: {err}")),
+        }
+    }
+}
+
+/// A core error carried through a reader's `io::Error`, so that a source can report a failure
+/// as what it is (an I/O error on the archive's path, a cancelled load) to whoever reads it
+/// through decoders.
+#[derive(Debug)]
+struct Carried(Error);
+
+impl std::fmt::Display for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Carried {}
+
+/// Wraps a core error into an `io::Error` (of kind `Other`), for a reader to return; see
+/// [`unwrap_error`].
+pub fn wrap_error(error: Error) -> io::Error {
+    io::Error::other(Carried(error))
+}
+
+/// The core error an `io::Error` carries ([`wrap_error`]), else [`Error::io`] on `path`.
+pub fn unwrap_error(err: io::Error, path: &Path) -> Error {
+    if !err.get_ref().is_some_and(|e| e.is::<Carried>()) {
+        return Error::io(path, err);
+    }
+    match err.into_inner().map(|inner| inner.downcast::<Carried>()) {
+        Some(Ok(carried)) => carried.0,
+        // Checked just above.
+        _ => Error::internal("a carried error was lost"),
+    }
+}
+
+/// A reader of a file or stream that names `path` in its errors: every read error is reported
+/// as [`Error::Io`] (or [`Error::NoSpace`]) on `path`, carried ([`wrap_error`]).
+pub struct NamedReader<R> {
+    inner: R,
+    path: std::path::PathBuf,
+}
+
+impl<R: Read> NamedReader<R> {
+    /// Wraps `inner`, whose errors are about `path`.
+    pub fn new(inner: R, path: impl Into<std::path::PathBuf>) -> Self {
+        NamedReader {
+            inner,
+            path: path.into(),
+        }
+    }
+}
+
+impl<R: Read> Read for NamedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::Interrupted
+                || e.get_ref().is_some_and(|e| e.is::<Carried>())
+            {
+                e
+            } else {
+                wrap_error(Error::io(&self.path, e))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_table() {
+        let cases: &[(&[u8], Option<Compression>)] = &[
+            (&[0x1f, 0x8b, 8, 0], Some(Compression::Gzip)),
+            (&[0x28, 0xb5, 0x2f, 0xfd, 0], Some(Compression::Zstd)),
+            (b"ustar", Some(Compression::None)),
+            (b"", Some(Compression::None)),
+            (b"BZh91AY", None),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0, 0], None),
+        ];
+        for (head, want) in cases {
+            assert_eq!(Compression::sniff(head).ok(), *want, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn tracked_reader_tells_file_failures_from_corruption() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk on fire"))
+            }
+        }
+        let (mut reader, failure) = TrackedReader::new(Failing);
+        let err = reader.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(
+            failure.classify(Path::new("x"), "archive", err).code(),
+            "IO"
+        );
+        let corrupt = io::Error::new(io::ErrorKind::InvalidData, "bad gzip");
+        assert_eq!(
+            failure.classify(Path::new("x"), "archive", corrupt).code(),
+            "INVALID_ARCHIVE"
+        );
+    }
+
+    /// A source reports its failure as a core error (here a cancelled load) through decoders
+    /// and tracked readers, and it arrives as that error, not as an I/O error.
+    #[test]
+    fn carried_errors_arrive_as_themselves() {
+        struct Cancelled;
+        impl Read for Cancelled {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(wrap_error(Error::Aborted {
+                    what: "load".into(),
+                }))
+            }
+        }
+        let (mut reader, failure) = TrackedReader::new(NamedReader::new(Cancelled, "/a"));
+        let err = reader.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(
+            failure.classify(Path::new("/b"), "x", err).code(),
+            "ABORTED"
+        );
+        let mut named = NamedReader::new(
+            std::io::Cursor::new(Vec::new()).chain(FailingIo),
+            "/archive.tar",
+        );
+        let err = named.read(&mut [0u8; 4]).unwrap_err();
+        match unwrap_error(err, Path::new("/other")) {
+            Error::Io { path, .. } => assert_eq!(path, Path::new("/archive.tar")),
+            other => panic!("expected Io, got {other:?}"),
+        }
+    }
+
+    struct FailingIo;
+    impl Read for FailingIo {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::other("gone"))
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! `pull`: an image from a registry ([`crate::registry`]) into the cache through the ingest
+//! pipeline ([`crate::ingest`]), and `acquire` that pulls when needed and pins in the same
+//! transaction.
+
+use super::uses::new_use;
+use super::{Cache, handle_for, handle_from_row, now_ms, resolve};
+use crate::cancel::Cancel;
+use crate::error::{Error, Result};
+use crate::index::UseRow;
+use crate::ingest::{self, IngestOptions};
+use crate::oci::{Platform, Reference};
+use crate::progress::{Progress, ProgressEvent, emit};
+use crate::registry::{self, RegistryOptions};
+use crate::store::{LockMode, StagingPurpose};
+use crate::{AcquireOptions, Holder, ImageHandle, ImageUse, use_from_row};
+
+/// When a pull asks the registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Only when the reference is not cached (no request at all when it is).
+    #[default]
+    IfMissing,
+    /// Always resolves the reference in the registry, and moves a tag whose manifest changed.
+    Always,
+    /// Never: [`Error::ImageNotFound`] when the reference is not cached.
+    Never,
+}
+
+impl PullPolicy {
+    /// Parses `if-missing`, `always` or `never`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "if-missing" => Ok(PullPolicy::IfMissing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(Error::InvalidArgument {
+                name: "policy".into(),
+                reason: format!("expected \"if-missing\", \"always\" or \"never\", got {other:?}"),
+            }),
+        }
+    }
+}
+
+/// Options of [`Cache::pull`].
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// The platform to take from an index; `None`: the host's.
+    pub platform: Option<Platform>,
+    /// When to ask the registry.
+    pub policy: PullPolicy,
+    /// Credentials, TLS, plain HTTP, mirrors, retries.
+    pub registry: RegistryOptions,
+    /// Stops the pull ([`Error::Aborted`], nothing published).
+    pub cancel: Option<Cancel>,
+    /// Receives the pull's events.
+    pub progress: Option<Progress>,
+    /// The most bytes the pull may write (see [`crate::LoadOptions::max_uncompressed_bytes`]).
+    pub max_uncompressed_bytes: Option<u64>,
+}
+
+impl Cache {
+    /// Pulls `reference` (a tag or a digest reference) from its registry and returns its
+    /// handle. With [`PullPolicy::IfMissing`] a cached reference is returned without a request;
+    /// with [`PullPolicy::Never`] an uncached one is [`Error::ImageNotFound`]. A pull of a cached
+    /// reference refreshes its `last_used_at`.
+    ///
+    /// What is downloaded: the manifest (for an index, the platform's), the config, and the
+    /// blob of every layer whose `diff_id` has no EROFS image in the cache (those get a
+    /// `LayerCached` event and are not downloaded). Each blob streams from the socket through
+    /// one pass that checks its digest and `diff_id` and writes its EROFS image under `tmp/`;
+    /// then the files and index rows are published as a load publishes them: nothing is
+    /// published unless every digest matched, and on any failure, a cancellation included, the
+    /// cache is as it was.
+    ///
+    /// Concurrent pulls of one image in several processes convert each layer once (the
+    /// per-digest artifact locks) and both succeed; `remove` and `prune` wait for a running
+    /// pull's commit (the GC lock, shared).
+    pub fn pull(&self, reference: &str, options: &PullOptions) -> Result<ImageHandle> {
+        self.pull_impl(reference, options, None)
+            .map(|(handle, _)| handle)
+    }
+
+    /// `acquire` that pulls first when the reference is not cached (by `pull`'s options):
+    /// the use is recorded in the transaction that records the pulled reference, so no prune
+    /// in any process can delete the image between the pull and the pin. A cached reference
+    /// is acquired as [`Cache::acquire_with`] does (resolved and pinned in one transaction);
+    /// if a prune removes it first, it is pulled again.
+    pub fn acquire_pulling(
+        &self,
+        reference: &str,
+        holder: Holder,
+        options: &AcquireOptions,
+        pull: &PullOptions,
+    ) -> Result<ImageUse> {
+        match self.acquire_with(reference, holder.clone(), options) {
+            Err(Error::ImageNotFound { .. }) if pull.policy != PullPolicy::Never => {}
+            other => return other,
+        }
+        let r = Reference::parse(reference)?;
+        let now = now_ms();
+        let row = new_use(&holder, options, r.canonical(), String::new(), now)?;
+        let mut pull = pull.clone();
+        // The reference was not cached a moment ago: ask the registry.
+        pull.policy = PullPolicy::Always;
+        let (_, recorded) = self.pull_impl(reference, &pull, Some(row))?;
+        let recorded =
+            recorded.ok_or_else(|| Error::internal("a pull with a use recorded no use"))?;
+        use_from_row(recorded, now)
+    }
+
+    fn pull_impl(
+        &self,
+        reference: &str,
+        options: &PullOptions,
+        use_row: Option<UseRow>,
+    ) -> Result<(ImageHandle, Option<UseRow>)> {
+        self.local()?;
+        let r = Reference::parse(reference)?;
+        if options.max_uncompressed_bytes == Some(0) {
+            return Err(Error::InvalidArgument {
+                name: "max_uncompressed_bytes".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        options.registry.validate()?;
+        let cancel = options.cancel.clone().unwrap_or_default();
+        cancel.check("the pull")?;
+        let now = now_ms();
+        if use_row.is_none() && options.policy != PullPolicy::Always {
+            let mut ix = self.index()?;
+            match resolve(&ix, reference) {
+                Ok(mut resolved) => {
+                    let touched: Vec<String> = resolved
+                        .rows
+                        .iter()
+                        .filter(|row| row.tagged)
+                        .map(|row| row.reference.clone())
+                        .collect();
+                    ix.touch(&touched, now)?;
+                    // The handle shows the last use just recorded.
+                    for row in resolved.rows.iter_mut().filter(|row| row.tagged) {
+                        row.last_used_at = Some(now);
+                    }
+                    let manifest_digest = crate::index::stored_digest(resolved.manifest())?;
+                    emit(
+                        options.progress.as_ref(),
+                        ProgressEvent::Done { manifest_digest },
+                    );
+                    return Ok((handle_for(resolved), None));
+                }
+                Err(e) if options.policy == PullPolicy::Never => return Err(e),
+                Err(_) => {}
+            }
+        }
+        let platform = options.platform.clone().unwrap_or_else(Platform::host);
+        emit(
+            options.progress.as_ref(),
+            ProgressEvent::Resolving {
+                reference: r.canonical(),
+            },
+        );
+        let client = registry::client_for(&r, &options.registry, cancel.clone())?;
+        let resolved = registry::resolve(&client, &r, &platform)?;
+        let source = resolved.source;
+        let manifest_digest = source.manifest.descriptor.digest.clone();
+        emit(
+            options.progress.as_ref(),
+            ProgressEvent::Resolved {
+                manifest_digest: manifest_digest.clone(),
+                platform: resolved.platform.to_string(),
+                layers: source.layers.len(),
+                total_bytes: source.layers.iter().map(|l| l.descriptor().size).sum(),
+            },
+        );
+        let root = self.open_root()?;
+        let budget = self.write_budget(options.max_uncompressed_bytes)?;
+        let _lock = root.lock_gc(LockMode::Shared)?;
+        let staging = root.staging_dir(StagingPurpose::Load)?;
+        let ingest = IngestOptions {
+            budget,
+            cancel: cancel.clone(),
+            progress: options.progress.clone(),
+        };
+        let images = std::slice::from_ref(&source);
+        let result = (|| {
+            let prepared = ingest::prepare(&root, &staging, images, &ingest)?;
+            cancel.check("the pull")?;
+            let mut ix = self.index()?;
+            let use_row = use_row.map(|mut u| {
+                u.manifest_digest = manifest_digest.to_string();
+                u
+            });
+            let (references, recorded) = prepared.commit_with_use(
+                &[vec![r.clone()]],
+                &mut ix,
+                &staging,
+                now_ms(),
+                use_row.as_ref(),
+            )?;
+            let row = match references.first() {
+                Some(canonical) => ix.get(canonical)?,
+                None => None,
+            }
+            .ok_or_else(|| Error::internal("a pulled reference is not in the index"))?;
+            let mut handle = handle_from_row(row);
+            if r.digest().is_some() {
+                handle.reference = r.familiar();
+            }
+            Ok((handle, recorded))
+        })()
+        .map_err(|e| staging.describe(e))?;
+        emit(
+            options.progress.as_ref(),
+            ProgressEvent::Done { manifest_digest },
+        );
+        Ok(result)
+    }
+}

@@ -1,0 +1,827 @@
+//! Pulls from a real CNCF distribution registry (`docker-registry` on 127.0.0.1, images pushed
+//! with `skopeo copy`), with htpasswd auth and TLS, through a pull-through mirror, and through a
+//! fault-injecting proxy (cut, stalled, altered and redirected downloads, 5xx and 429 answers).
+//! What a pull publishes is compared with what a load of the same image publishes (the load
+//! tests check those files against the kernel, erofs-utils, qemu-img and umoci), and once with
+//! the kernel directly.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::registry::*;
+use common::*;
+use ocicache_core::cancel::Cancel;
+use ocicache_core::oci::Platform;
+use ocicache_core::progress::{Progress, ProgressEvent};
+use ocicache_core::registry::{Credentials, RegistryConfig, RegistryOptions, RetryPolicy};
+use ocicache_core::{
+    AcquireOptions, Cache, CacheOptions, Holder, LoadOptions, PullOptions, PullPolicy,
+};
+
+fn open(root: &Path) -> Cache {
+    Cache::open(CacheOptions {
+        root: Some(root.to_path_buf()),
+        backend: Some(ocicache_core::Backend::Local),
+    })
+    .unwrap()
+}
+
+/// Pull options for a plain-HTTP registry on 127.0.0.1, no mirrors, quick retries.
+fn insecure() -> PullOptions {
+    PullOptions {
+        platform: Some(Platform::parse("linux/amd64").unwrap()),
+        registry: RegistryOptions {
+            insecure: true,
+            config: Some(RegistryConfig::default()),
+            retry: RetryPolicy {
+                attempts: 3,
+                base_delay: Duration::from_millis(20),
+                max_retry_after: Duration::from_secs(2),
+            },
+            ..RegistryOptions::default()
+        },
+        ..PullOptions::default()
+    }
+}
+
+/// An OCI layout folder holding `image` tagged `t`, and its `oci:` transport.
+fn layout_of(image: &BuiltImage) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = OciLayout::new();
+    layout.add_image(image, &[(REF_NAME, "t")]);
+    layout.write_dir(dir.path());
+    let source = format!("oci:{}:t", dir.path().display());
+    (dir, source)
+}
+
+/// Every file under `root/<kind>/sha256`, by name, with its bytes.
+fn artifacts(root: &Path, kind: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = root.join(kind).join("sha256");
+    let mut out: Vec<(String, Vec<u8>)> = match fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    out.sort();
+    out
+}
+
+/// Events a pull reports, as short strings.
+fn recorder() -> (Progress, Arc<Mutex<Vec<ProgressEvent>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    (
+        Progress::new(move |e: &ProgressEvent| sink.lock().unwrap().push(e.clone())),
+        events,
+    )
+}
+
+fn kind(e: &ProgressEvent) -> &'static str {
+    match e {
+        ProgressEvent::Resolving { .. } => "resolving",
+        ProgressEvent::Resolved { .. } => "resolved",
+        ProgressEvent::LayerCached(_) => "layer-cached",
+        ProgressEvent::LayerDownload { .. } => "layer-download",
+        ProgressEvent::LayerVerified(_) => "layer-verified",
+        ProgressEvent::LayerConverted { .. } => "layer-converted",
+        ProgressEvent::Stitched { .. } => "stitched",
+        ProgressEvent::Done { .. } => "done",
+    }
+}
+
+/// The cache holds no reference and no layer image, and `tmp/` is empty.
+fn assert_untouched(root: &Path, cache: &Cache) {
+    assert!(cache.list().unwrap().is_empty());
+    assert!(artifacts(root, "layers").is_empty());
+    assert!(artifacts(root, "fsmeta").is_empty());
+    let tmp: Vec<PathBuf> = fs::read_dir(root.join("tmp"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "tmp/ holds {tmp:?}");
+}
+
+/// The layers pushed as gzip (as built), zstd (`skopeo --dest-compress-format zstd`) and
+/// uncompressed (`--dest-decompress`) pull into the same layer images as a load of the layout;
+/// the gzip push, whose manifest is the layout's, gives the same fsmeta and VMDK too; a pull
+/// reports every step.
+#[test]
+fn pulls_publish_what_a_load_publishes_for_gzip_zstd_and_plain_layers() {
+    if !registry_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let image = ImageSpec::sample(Compression::Gzip, "pull-compressions").build();
+    let (dir, source) = layout_of(&image);
+    registry.push(&source, "app/gzip:1", &["--preserve-digests"]);
+    registry.push(&source, "app/zstd:1", &["--dest-compress-format", "zstd"]);
+    registry.push(&source, "app/plain:1", &["--dest-decompress"]);
+
+    let loaded = tempfile::tempdir().unwrap();
+    open(loaded.path())
+        .load(
+            dir.path(),
+            &LoadOptions {
+                tag: Some("load/me:1".into()),
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap();
+    let want_layers = artifacts(loaded.path(), "layers");
+    assert_eq!(want_layers.len(), 2);
+
+    for name in ["app/gzip:1", "app/zstd:1", "app/plain:1"] {
+        let root = tempfile::tempdir().unwrap();
+        let cache = open(root.path());
+        let (sink, events) = recorder();
+        let reference = format!("{}/{name}", registry.host);
+        let handle = cache
+            .pull(
+                &reference,
+                &PullOptions {
+                    progress: Some(sink),
+                    ..insecure()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{name}: [{}] {e}", e.code()));
+        assert_eq!(handle.reference, reference);
+        assert_eq!(handle.layer_count, 2);
+        assert!(handle.last_used_at.is_some(), "a fresh pull is a use");
+        assert_eq!(artifacts(root.path(), "layers"), want_layers, "{name}");
+        if name == "app/gzip:1" {
+            assert_eq!(
+                handle.manifest_digest.as_deref(),
+                Some(&*image.manifest_digest)
+            );
+            assert_eq!(
+                artifacts(root.path(), "fsmeta"),
+                artifacts(loaded.path(), "fsmeta")
+            );
+            assert_eq!(
+                artifacts(root.path(), "vmdk"),
+                artifacts(loaded.path(), "vmdk")
+            );
+        }
+        let disk = cache.boot_disk(&reference).unwrap();
+        assert!(disk.vmdk.is_file());
+        let events = events.lock().unwrap();
+        let kinds: Vec<&str> = events.iter().map(kind).collect();
+        assert_eq!(kinds.first(), Some(&"resolving"), "{kinds:?}");
+        assert_eq!(kinds[1], "resolved");
+        assert_eq!(kinds.last(), Some(&"done"));
+        for k in [
+            "layer-download",
+            "layer-verified",
+            "layer-converted",
+            "stitched",
+        ] {
+            assert!(kinds.contains(&k), "{name}: no {k} in {kinds:?}");
+        }
+        assert!(!kinds.contains(&"layer-cached"));
+    }
+}
+
+/// The pulled layers, stacked by the kernel (overlayfs over EROFS mounts), hold what umoci
+/// unpacks from the pushed image.
+#[test]
+fn a_pulled_image_mounts_as_umoci_unpacks_it() {
+    if !registry_tools()
+        || !require_tool("umoci")
+        || !oracles::require_root("mounting EROFS images")
+    {
+        return;
+    }
+    let registry = Registry::start();
+    let umoci = oracles::UmociImage::new();
+    let spec = ImageSpec::sample(Compression::None, "pull-mount");
+    for layer in &spec.layers {
+        umoci.add_layer(&layer.tar());
+    }
+    registry.push(&format!("oci:{}", umoci.image()), "mount/me:1", &[]);
+    let root = tempfile::tempdir().unwrap();
+    let cache = open(root.path());
+    let reference = format!("{}/mount/me:1", registry.host);
+    cache.pull(&reference, &insecure()).unwrap();
+    let disk = cache.boot_disk(&reference).unwrap();
+    let mounts: Vec<oracles::Mount> = disk
+        .layers
+        .iter()
+        .map(|l| oracles::mount_erofs(l))
+        .collect();
+    // overlayfs takes the top layer first.
+    let lowers: Vec<&Path> = mounts.iter().rev().map(|m| m.path()).collect();
+    let merged = oracles::mount_overlay(&lowers);
+    let unpacked = umoci.unpack();
+    tree::compare(
+        &tree::scan(&unpacked.root),
+        &tree::scan(merged.path()),
+        &tree::CompareOptions::labeled("umoci unpack vs overlay of pulled layers")
+            .skip_meta("")
+            // Folders the fixture's tars only imply: umoci and overlayfs each invent metadata.
+            .skip_meta("app")
+            .skip_meta("bin")
+            .skip_meta("etc")
+            .no_dir_nlink(),
+    );
+    drop(merged);
+    drop(mounts);
+}
+
+/// An index of two platforms (`skopeo copy --all`) gives each platform its manifest; a platform
+/// it lacks is PLATFORM_NOT_FOUND listing those it has. A Docker schema 2 image (`--format
+/// v2s2`) pulls with its media type.
+#[test]
+fn platforms_of_an_index_and_docker_schema_2() {
+    if !registry_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let amd = ImageSpec::sample(Compression::Gzip, "multi-amd").build();
+    let arm = ImageSpec::new(
+        "arm64",
+        vec![LayerSpec::file(Compression::Gzip, "arch", "arm64\n")],
+    )
+    .build();
+    let dir = tempfile::tempdir().unwrap();
+    let mut layout = OciLayout::new();
+    layout.add_multi_platform(&[&amd, &arm], &[(REF_NAME, "t")], true);
+    layout.write_dir(dir.path());
+    registry.push(
+        &format!("oci:{}:t", dir.path().display()),
+        "multi/app:1",
+        &["--all", "--preserve-digests"],
+    );
+    let reference = format!("{}/multi/app:1", registry.host);
+    for (platform, want) in [("linux/amd64", &amd), ("linux/arm64", &arm)] {
+        let root = tempfile::tempdir().unwrap();
+        let handle = open(root.path())
+            .pull(
+                &reference,
+                &PullOptions {
+                    platform: Some(Platform::parse(platform).unwrap()),
+                    ..insecure()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            handle.manifest_digest.as_deref(),
+            Some(&*want.manifest_digest)
+        );
+        assert_eq!(format!("linux/{}", handle.architecture.unwrap()), platform);
+    }
+    let root = tempfile::tempdir().unwrap();
+    let cache = open(root.path());
+    let err = cache
+        .pull(
+            &reference,
+            &PullOptions {
+                platform: Some(Platform::parse("linux/s390x").unwrap()),
+                ..insecure()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "PLATFORM_NOT_FOUND");
+    assert_eq!(
+        err.details()[1].1,
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+    assert_untouched(root.path(), &cache);
+
+    let (_d, source) = layout_of(&amd);
+    registry.push(&source, "docker/app:1", &["--format", "v2s2"]);
+    let reference = format!("{}/docker/app:1", registry.host);
+    cache.pull(&reference, &insecure()).unwrap();
+    let detail = cache.inspect(&reference).unwrap();
+    assert_eq!(detail.layers[0].media_type, mt::DOCKER_LAYER_GZIP);
+}
+
+/// `if-missing` makes no request for a cached reference and refreshes `lastUsedAt`; `always`
+/// asks for the manifest again and downloads no layer it has (layer-cached events); `never`
+/// fails for an uncached one. A digest reference pulls and verifies; a missing tag or
+/// repository is IMAGE_NOT_FOUND with the registry's code. Nothing is left behind by a failure.
+#[test]
+fn policies_cached_layers_digests_and_missing_images() {
+    if !registry_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(&registry.host, "127.0.0.1");
+    let image = ImageSpec::sample(Compression::Gzip, "policies").build();
+    let (_d, source) = layout_of(&image);
+    registry.push(&source, "pol/app:1", &["--preserve-digests"]);
+    let root = tempfile::tempdir().unwrap();
+    let cache = open(root.path());
+    let reference = format!("{}/pol/app:1", proxy.host);
+    let never = PullOptions {
+        policy: PullPolicy::Never,
+        ..insecure()
+    };
+    assert_eq!(
+        cache.pull(&reference, &never).unwrap_err().code(),
+        "IMAGE_NOT_FOUND"
+    );
+    assert!(proxy.seen().is_empty());
+    let first = cache.pull(&reference, &insecure()).unwrap();
+    let blobs = |seen: &[Seen]| seen.iter().filter(|s| s.path.contains("/blobs/")).count();
+    assert_eq!(blobs(&proxy.seen()), 3, "config and two layers");
+    let requests = proxy.seen().len();
+    std::thread::sleep(Duration::from_millis(5));
+    let again = cache.pull(&reference, &insecure()).unwrap();
+    assert_eq!(proxy.seen().len(), requests, "if-missing asks nothing");
+    assert!(again.last_used_at > first.last_used_at);
+    assert_eq!(
+        cache.pull(&reference, &never).unwrap().manifest_digest,
+        first.manifest_digest
+    );
+
+    let (sink, events) = recorder();
+    cache
+        .pull(
+            &reference,
+            &PullOptions {
+                policy: PullPolicy::Always,
+                progress: Some(sink),
+                ..insecure()
+            },
+        )
+        .unwrap();
+    let seen = proxy.seen();
+    let new: Vec<&Seen> = seen[requests..].iter().collect();
+    assert!(
+        new.iter()
+            .all(|s| !s.path.contains(&image.layers[0].digest)),
+        "{new:?}"
+    );
+    let kinds: Vec<&str> = events.lock().unwrap().iter().map(kind).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "layer-cached").count(),
+        2,
+        "{kinds:?}"
+    );
+
+    // By digest, into another cache: verified against the digest.
+    let other = tempfile::tempdir().unwrap();
+    let by_digest = format!("{}/pol/app@{}", registry.host, image.manifest_digest);
+    let handle = open(other.path()).pull(&by_digest, &insecure()).unwrap();
+    assert_eq!(handle.reference, by_digest);
+    assert_eq!(open(other.path()).get(&by_digest).unwrap().layer_count, 2);
+
+    // Distribution 2.8 answers MANIFEST_UNKNOWN for a missing repository too.
+    for (missing, code) in [
+        ("pol/app:nope", "MANIFEST_UNKNOWN"),
+        ("no/such:1", "MANIFEST_UNKNOWN"),
+    ] {
+        let empty = tempfile::tempdir().unwrap();
+        let c = open(empty.path());
+        let err = c
+            .pull(&format!("{}/{missing}", registry.host), &insecure())
+            .unwrap_err();
+        assert_eq!(err.code(), "IMAGE_NOT_FOUND", "{missing}: {err}");
+        let details = err.details();
+        assert!(
+            details.contains(&("registryCode", serde_json::json!(code))),
+            "{missing}: {details:?}"
+        );
+        assert_untouched(empty.path(), &c);
+    }
+}
+
+/// One image of one big-ish layer (so a cut falls mid-blob), pushed to `registry` as `name`.
+fn push_big(registry: &Registry, name: &str, seed: &str) -> BuiltImage {
+    let image = ImageSpec::new(
+        "amd64",
+        vec![LayerSpec::new(
+            Compression::Gzip,
+            vec![FileEntry::new("data/blob", pattern(600_000, 11))],
+        )],
+    )
+    .with_cmd(seed)
+    .build();
+    let (_d, source) = layout_of(&image);
+    registry.push(&source, name, &["--preserve-digests"]);
+    image
+}
+
+/// Through the fault proxy: a connection cut mid-blob is resumed with `Range`; 500 and 429
+/// (with `Retry-After`) are retried; a 429 that does not pass is REGISTRY_RATE_LIMITED with its
+/// retry time; altered bytes are DIGEST_MISMATCH; a stalled download that is cancelled rejects
+/// with ABORTED within a second. Every failure leaves the cache as it was.
+#[test]
+fn faults_resume_retry_and_fail_cleanly() {
+    if !registry_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(&registry.host, "127.0.0.1");
+    let image = push_big(&registry, "fault/app:1", "faults");
+    let layer = image.layers[0].digest.clone();
+    let reference = format!("{}/fault/app:1", proxy.host);
+
+    // Cut twice mid-blob, 500 once on the manifest, 429 once on the config: all recovered.
+    proxy.fault(&layer, Fault::Cut { after: 100_000 }, 2);
+    proxy.fault(
+        "/manifests/",
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+        1,
+    );
+    proxy.fault(
+        &image.config_digest,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(1),
+        },
+        1,
+    );
+    let root = tempfile::tempdir().unwrap();
+    let cache = open(root.path());
+    let started = Instant::now();
+    cache.pull(&reference, &insecure()).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    let ranges: Vec<String> = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.path.contains(&layer))
+        .filter_map(|s| s.headers.get("range").cloned())
+        .collect();
+    assert_eq!(ranges.len(), 2, "two resumed downloads: {ranges:?}");
+    assert!(
+        ranges
+            .iter()
+            .all(|r| r.starts_with("bytes=") && r != "bytes=0-"),
+        "{ranges:?}"
+    );
+    assert_eq!(artifacts(root.path(), "layers").len(), 1);
+
+    // Failures, each into an empty cache.
+    let fresh = || {
+        let root = tempfile::tempdir().unwrap();
+        let cache = open(root.path());
+        (root, cache)
+    };
+    proxy.fault(&layer, Fault::Alter { offset: 5000 }, 1);
+    let (root, cache) = fresh();
+    let err = cache.pull(&reference, &insecure()).unwrap_err();
+    assert_eq!(err.code(), "DIGEST_MISMATCH", "{err}");
+    assert_untouched(root.path(), &cache);
+
+    proxy.fault(
+        &image.config_digest,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(60),
+        },
+        1,
+    );
+    let (root, cache) = fresh();
+    let err = cache.pull(&reference, &insecure()).unwrap_err();
+    assert_eq!(err.code(), "REGISTRY_RATE_LIMITED", "{err}");
+    assert!(
+        err.details()
+            .contains(&("retryAfterSeconds", serde_json::json!(60)))
+    );
+    assert_untouched(root.path(), &cache);
+
+    proxy.fault(
+        "/manifests/",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        3,
+    );
+    let (root, cache) = fresh();
+    let err = cache.pull(&reference, &insecure()).unwrap_err();
+    assert_eq!(err.code(), "REGISTRY_UNAVAILABLE", "{err}");
+    assert_untouched(root.path(), &cache);
+
+    proxy.fault(
+        &layer,
+        Fault::Stall {
+            after: 50_000,
+            for_how_long: Duration::from_secs(20),
+        },
+        1,
+    );
+    let (root, cache) = fresh();
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    let (sink, events) = recorder();
+    let started = Arc::new(Mutex::new(None));
+    let s = started.clone();
+    // Cancel once the stalled download has reported bytes.
+    let watcher = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| matches!(e, ProgressEvent::LayerDownload { .. }))
+            {
+                std::thread::sleep(Duration::from_millis(300));
+                *s.lock().unwrap() = Some(Instant::now());
+                c.cancel();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let err = cache
+        .pull(
+            &reference,
+            &PullOptions {
+                cancel: Some(cancel),
+                progress: Some(sink),
+                ..insecure()
+            },
+        )
+        .unwrap_err();
+    let stopped = Instant::now();
+    watcher.join().unwrap();
+    assert_eq!(err.code(), "ABORTED", "{err}");
+    let cancelled_at = started.lock().unwrap().expect("the watcher cancelled");
+    assert!(
+        stopped - cancelled_at < Duration::from_secs(1),
+        "{:?}",
+        stopped - cancelled_at
+    );
+    assert_untouched(root.path(), &cache);
+}
+
+/// A registry that redirects blob downloads to another host (a CDN): the download follows the
+/// redirect, and the registry's credentials are not sent to that host.
+#[test]
+fn redirects_to_another_host_carry_no_credentials() {
+    if !registry_tools() {
+        return;
+    }
+    let registry = Registry::start_with(RegistrySetup {
+        users: vec![("u".into(), "p".into())],
+        ..RegistrySetup::default()
+    });
+    let image = ImageSpec::sample(Compression::Gzip, "redirect").build();
+    let (_d, source) = layout_of(&image);
+    registry.push(
+        &source,
+        "redir/app:1",
+        &["--preserve-digests", "--dest-creds", "u:p"],
+    );
+    let front = FaultProxy::start(&registry.host, "127.0.0.1");
+    // The other host: blob storage without auth (a second registry holding the same blobs),
+    // on another loopback address.
+    let storage = Registry::start();
+    storage.push(&source, "redir/app:1", &["--preserve-digests"]);
+    let cdn = FaultProxy::start(&storage.host, "127.0.0.2");
+    front.fault(
+        &image.layers[0].digest,
+        Fault::Redirect {
+            to: format!("http://{}", cdn.host),
+        },
+        1,
+    );
+    let root = tempfile::tempdir().unwrap();
+    let cache = open(root.path());
+    let basic = PullOptions {
+        registry: RegistryOptions {
+            credentials: Some(Credentials::Basic {
+                username: "u".into(),
+                password: "p".into(),
+            }),
+            ..insecure().registry
+        },
+        ..insecure()
+    };
+    cache
+        .pull(&format!("{}/redir/app:1", front.host), &basic)
+        .unwrap();
+    let at_cdn = cdn.seen();
+    assert_eq!(at_cdn.len(), 1, "{at_cdn:?}");
+    assert!(at_cdn[0].path.ends_with(&image.layers[0].digest));
+    assert!(
+        !at_cdn[0].headers.contains_key("authorization"),
+        "credentials sent to another host: {at_cdn:?}"
+    );
+    // The registry itself got them.
+    assert!(front.seen().iter().any(|s| {
+        s.headers
+            .get("authorization")
+            .is_some_and(|a| a.starts_with("Basic "))
+    }));
+}
+
+/// htpasswd (basic) auth: the right password pulls, a wrong one and none are
+/// REGISTRY_UNAUTHORIZED. TLS with a CA made by the test: trusted through `caCerts`, and
+/// REGISTRY_TLS without it.
+#[test]
+fn basic_auth_and_tls() {
+    if !registry_tools() || !require_tool("htpasswd") || !require_tool("openssl") {
+        return;
+    }
+    let ca = TestCa::new();
+    let registry = Registry::start_with(RegistrySetup {
+        users: vec![("alice".into(), "secret".into())],
+        tls: Some(ca.clone()),
+        ..RegistrySetup::default()
+    });
+    let image = ImageSpec::sample(Compression::Gzip, "auth").build();
+    let (_d, source) = layout_of(&image);
+    registry.push(&source, "auth/app:1", &["--dest-creds", "alice:secret"]);
+    let reference = format!("{}/auth/app:1", registry.host);
+    let with = |credentials: Option<Credentials>, ca_certs: Option<String>| PullOptions {
+        registry: RegistryOptions {
+            insecure: false,
+            credentials,
+            ca_certs,
+            ..insecure().registry
+        },
+        ..insecure()
+    };
+    let basic = |p: &str| {
+        Some(Credentials::Basic {
+            username: "alice".into(),
+            password: p.into(),
+        })
+    };
+    let root = tempfile::tempdir().unwrap();
+    let cache = open(root.path());
+    let err = cache
+        .pull(&reference, &with(basic("secret"), None))
+        .unwrap_err();
+    assert_eq!(err.code(), "REGISTRY_TLS", "{err}");
+    let err = cache
+        .pull(&reference, &with(basic("wrong"), Some(ca.pem())))
+        .unwrap_err();
+    assert_eq!(err.code(), "REGISTRY_UNAUTHORIZED", "{err}");
+    let err = cache
+        .pull(
+            &reference,
+            &with(Some(Credentials::Token("nope".into())), Some(ca.pem())),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "REGISTRY_UNAUTHORIZED", "{err}");
+    assert_untouched(root.path(), &cache);
+    let handle = cache
+        .pull(&reference, &with(basic("secret"), Some(ca.pem())))
+        .unwrap();
+    assert_eq!(handle.layer_count, 2);
+    let err = cache
+        .pull(&reference, &with(None, Some("not pem".into())))
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+}
+
+/// A pull-through mirror (a second registry proxying the first), configured as the origin's
+/// mirror: two caches pull through it and the origin serves each blob once; with the mirror
+/// down the pull falls back to the origin.
+#[test]
+fn mirrors_are_tried_first_and_fall_back_to_the_origin() {
+    if !registry_tools() {
+        return;
+    }
+    let origin = Registry::start();
+    let image = ImageSpec::sample(Compression::Gzip, "mirror").build();
+    let (_d, source) = layout_of(&image);
+    origin.push(&source, "mir/app:1", &["--preserve-digests"]);
+    let counted = FaultProxy::start(&origin.host, "127.0.0.1");
+    let mirror = Registry::start_with(RegistrySetup {
+        proxy_of: Some(format!("http://{}", counted.host)),
+        ..RegistrySetup::default()
+    });
+    let config = |mirror_url: &str| {
+        RegistryConfig::parse(
+            format!(
+                r#"{{"registries": {{"{}": {{"mirrors": ["{mirror_url}"]}}}}}}"#,
+                counted.host
+            )
+            .as_bytes(),
+            "test",
+        )
+        .unwrap()
+    };
+    let through = |mirror_url: &str| PullOptions {
+        registry: RegistryOptions {
+            config: Some(config(mirror_url)),
+            ..insecure().registry
+        },
+        ..insecure()
+    };
+    let reference = format!("{}/mir/app:1", counted.host);
+    let blob_gets = || {
+        counted
+            .seen()
+            .iter()
+            .filter(|s| s.method == "GET" && s.path.contains("/blobs/"))
+            .count()
+    };
+    let first = tempfile::tempdir().unwrap();
+    open(first.path())
+        .pull(&reference, &through(&mirror.url()))
+        .unwrap();
+    assert!(blob_gets() > 0, "the mirror fetched from the origin");
+    // Distribution 2.8's proxy fetches a blob twice the first time: once to serve it and once,
+    // in the background, to store it. Wait for the stores (config and two layers).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blob_gets() < 2 * 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let before = blob_gets();
+    let second = tempfile::tempdir().unwrap();
+    open(second.path())
+        .pull(&reference, &through(&mirror.url()))
+        .unwrap();
+    assert_eq!(
+        blob_gets(),
+        before,
+        "the second cache is served by the mirror alone"
+    );
+    assert!(
+        counted.seen().iter().all(|s| s
+            .headers
+            .get("user-agent")
+            .is_none_or(|a| !a.starts_with("ocicache"))
+            || s.path.contains("/manifests/")),
+        "ocicache itself fetched no blob from the origin"
+    );
+    // A mirror that is down: the origin serves the pull.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let root = tempfile::tempdir().unwrap();
+    open(root.path()).pull(&reference, &through(&down)).unwrap();
+}
+
+/// `acquire` with pull: the use is recorded with the reference, and a prune right after keeps
+/// the image; two caches on one root pulling one image at once both succeed, converting each
+/// layer once.
+#[test]
+fn acquire_pulling_pins_and_concurrent_pulls_share_the_work() {
+    if !registry_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let image = ImageSpec::sample(Compression::Gzip, "acquire").build();
+    let (_d, source) = layout_of(&image);
+    registry.push(&source, "acq/app:1", &["--preserve-digests"]);
+    let reference = format!("{}/acq/app:1", registry.host);
+    let root = tempfile::tempdir().unwrap();
+    let cache = open(root.path());
+    let used = cache
+        .acquire_pulling(
+            &reference,
+            Holder::Sandbox("vm-1".into()),
+            &AcquireOptions::default(),
+            &insecure(),
+        )
+        .unwrap();
+    assert_eq!(used.manifest_digest, image.manifest_digest);
+    cache.remove(&reference, true).unwrap();
+    cache.prune().unwrap();
+    assert_eq!(
+        artifacts(root.path(), "layers").len(),
+        2,
+        "the use pins the layers"
+    );
+    let never = PullOptions {
+        policy: PullPolicy::Never,
+        ..insecure()
+    };
+    let err = cache
+        .acquire_pulling(
+            &reference,
+            Holder::Sandbox("vm-2".into()),
+            &AcquireOptions::default(),
+            &never,
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "IMAGE_NOT_FOUND");
+
+    let shared = tempfile::tempdir().unwrap();
+    let path = shared.path().to_path_buf();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (path, reference) = (path.clone(), reference.clone());
+            std::thread::spawn(move || open(&path).pull(&reference, &insecure()))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    assert_eq!(artifacts(shared.path(), "layers").len(), 2);
+    assert_eq!(open(shared.path()).list().unwrap().len(), 1);
+}
