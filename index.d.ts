@@ -509,7 +509,11 @@ interface DiskUsage {
     readonly temporary: number;
     /** The sum of the above. */
     readonly total: number;
-    /** One entry per reference, sorted by canonical reference. */
+    /**
+     * One entry per reference, sorted by canonical reference; then one per manifest no reference
+     * names that a sandbox or snapshot holds (`tagged` false, named as `list({ all: true })` names
+     * it).
+     */
     readonly images: readonly ImageDiskUsage[];
 }
 /** One reference's share of the cache. */
@@ -524,9 +528,16 @@ interface ImageDiskUsage {
     readonly exclusiveBytes: number;
     /**
      * What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
-     * manifest's only reference and no unexpired use pins it, else 0.
+     * manifest's only reference and no unexpired use pins it, else 0. For an untagged manifest
+     * (`tagged` false), what a prune would reclaim of it: `exclusiveBytes` once every use holding
+     * it has expired, else 0.
      */
     readonly reclaimableBytes: number;
+    /**
+     * False for a manifest no reference names that a sandbox or snapshot still holds (as
+     * {@link ImageHandle.tagged}); its `reference` is then `repository@sha256:...`.
+     */
+    readonly tagged: boolean;
 }
 /** The files a VM boots an image from; what {@link ImageCache.bootDisk} returns. */
 interface BootDisk extends Readonly<NativeBootDisk> {

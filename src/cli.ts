@@ -137,9 +137,10 @@ Examples:
   df: `Usage: ocicache df [-v] [--json]
 
 Show disk usage by kind. With -v also per reference: SHARED (bytes other images use too),
-EXCLUSIVE (bytes only this image uses) and RECLAIMABLE (what pruning now would free of it: 0
-while a use pins it or another reference names its manifest), and the total prune would
-reclaim now.
+EXCLUSIVE (bytes only this image uses) and RECLAIMABLE (what pruning that reference alone
+would free: 0 while a use pins it or another reference names its manifest), then the untagged
+images a use holds (REPOSITORY:<none>, as ls -a shows them), and the total prune would reclaim
+now.
 
 Examples:
   ocicache df
@@ -615,7 +616,7 @@ async function ls(
 }
 
 /** Repository and tag of a handle's familiar reference (`<none>` for an untagged image). */
-function splitReference(h: ImageHandle): { repository: string; tag: string } {
+function splitReference(h: Pick<ImageHandle, "reference">): { repository: string; tag: string } {
   const ref = h.reference;
   const at = ref.indexOf("@");
   if (at >= 0) return { repository: ref.slice(0, at), tag: "<none>" };
@@ -836,7 +837,7 @@ async function df(cache: ImageCache, opts: { json: boolean; verbose: boolean }):
   if (opts.verbose) {
     io.out("");
     const rows = usage.images.map((i) => [
-      i.reference,
+      i.tagged ? i.reference : `${splitReference(i).repository}:<none>`,
       shortDigest(i.manifestDigest),
       humanBytes(i.sharedBytes),
       humanBytes(i.exclusiveBytes),

@@ -161,6 +161,14 @@ describe("ocicache as a new user tries it", () => {
     expect(table).toContain("app:<none>");
     const dangling = run(["--root", root, "ls", "--filter", "dangling=true", "--format", "{{.Reference}} {{.Digest}}"]);
     expect(dangling.stdout).toBe(`app:<none> ${c.beta.manifestDigest}\n`);
+    // df -v has its row too: its bytes, nothing reclaimable while sb-42 holds it.
+    const usage = await cache.diskUsage();
+    const held = usage.images.find((i) => !i.tagged);
+    expect(held).toMatchObject({ reference: `app@${c.beta.manifestDigest}`, reclaimableBytes: 0 });
+    expect(held?.exclusiveBytes).toBeGreaterThan(0);
+    const df = run(["--root", root, "df", "-v"]).stdout.split("\n");
+    const row = df.find((l) => l.startsWith("app:<none> "));
+    expect(row?.split(/\s{2,}/)).toEqual(["app:<none>", c.beta.manifestDigest.slice(7, 19), expect.any(String), expect.any(String), "0 B"]);
     const uses = run(["--root", root, "uses"]);
     expect(uses.stdout).toContain("sandbox:sb-42");
     expect(uses.stdout).toContain(use.id);

@@ -118,6 +118,7 @@ describe("diskUsage", () => {
         sharedBytes: base,
         exclusiveBytes: beta,
         reclaimableBytes: beta,
+        tagged: true,
       },
       {
         reference: "example.com/team/alpha:1.0",
@@ -125,6 +126,7 @@ describe("diskUsage", () => {
         sharedBytes: base,
         exclusiveBytes: alpha,
         reclaimableBytes: alpha,
+        tagged: true,
       },
     ]);
     // Shared bytes count once on disk: the kinds add up to exclusive + shared once.
@@ -147,6 +149,7 @@ describe("diskUsage", () => {
         sharedBytes: 0,
         exclusiveBytes: await bytesOf(imageFiles(root, c.beta)),
         reclaimableBytes: await bytesOf(imageFiles(root, c.beta)),
+        tagged: true,
       },
     ]);
     await expectTotalsMatchDisk(root, after);

@@ -33,17 +33,18 @@ describe("rows", () => {
   it("reads disk usage rows and the totals after them", () => {
     const rows = {
       text: JSON.stringify(["a:1", "sha256:aa", "a:2", "b:1", "sha256:bb"]),
-      numbers: new Float64Array([0, 0, 5, 6, 0, 0, 1, 9, 3, 4, 1, 2, 3, 4, 5, 6, 21]),
+      // Two tagged rows (b@… is a manifest a use holds), then the seven totals.
+      numbers: new Float64Array([0, 0, 5, 6, 0, 0, 1, 9, 3, 4, 2, 1, 2, 3, 4, 5, 6, 21]),
     };
     const { totals, images } = readDiskUsage(rows);
     expect(totals).toEqual({ layers: 1, fsmeta: 2, vmdk: 3, blobs: 4, index: 5, temporary: 6, total: 21 });
     expect(images).toEqual([
-      { reference: "a:1", manifestDigest: "sha256:aa", sharedBytes: 5, exclusiveBytes: 6, reclaimableBytes: 0 },
-      { reference: "a:2", manifestDigest: "sha256:aa", sharedBytes: 5, exclusiveBytes: 6, reclaimableBytes: 0 },
-      { reference: "b:1", manifestDigest: "sha256:bb", sharedBytes: 3, exclusiveBytes: 4, reclaimableBytes: 9 },
+      { reference: "a:1", manifestDigest: "sha256:aa", sharedBytes: 5, exclusiveBytes: 6, reclaimableBytes: 0, tagged: true },
+      { reference: "a:2", manifestDigest: "sha256:aa", sharedBytes: 5, exclusiveBytes: 6, reclaimableBytes: 0, tagged: true },
+      { reference: "b:1", manifestDigest: "sha256:bb", sharedBytes: 3, exclusiveBytes: 4, reclaimableBytes: 9, tagged: false },
     ]);
     expect(images.every((i) => Object.isFrozen(i))).toBe(true);
-    expect(() => readDiskUsage({ text: "[]", numbers: new Float64Array(3) })).toThrow(InternalError);
+    expect(() => readDiskUsage({ text: "[]", numbers: new Float64Array(7) })).toThrow(InternalError);
   });
 
   it("list() builds the handles get() builds, and diskUsage() names the same manifests", async () => {

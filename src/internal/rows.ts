@@ -88,6 +88,7 @@ export interface UsageRow {
   sharedBytes: number;
   exclusiveBytes: number;
   reclaimableBytes: number;
+  tagged: boolean;
 }
 
 /** Totals by kind of `diskUsageRows`. */
@@ -104,12 +105,16 @@ export interface UsageTotals {
 /** Totals at the end of `diskUsageRows`' numbers. */
 const TOTALS = 7;
 
-/** The totals and the references (in reference order) of `diskUsageRows`. */
+/**
+ * The totals and the references (in reference order, then the untagged manifests uses hold) of
+ * `diskUsageRows`. Before the totals, a number says how many rows are tagged.
+ */
 export function readDiskUsage(rows: NativeRows): { totals: UsageTotals; images: UsageRow[] } {
   const text = strings(rows);
   const n = rows.numbers;
-  const end = n.length - TOTALS;
+  const end = n.length - TOTALS - 1;
   if (end < 0) throw new InternalError("diskUsageRows holds no totals");
+  const taggedRows = n[end] as number;
   const manifests: { digest: string; shared: number; exclusive: number }[] = [];
   const images: UsageRow[] = [];
   let s = 0;
@@ -131,10 +136,11 @@ export function readDiskUsage(rows: NativeRows): { totals: UsageTotals; images: 
         sharedBytes: mf.shared,
         exclusiveBytes: mf.exclusive,
         reclaimableBytes,
+        tagged: images.length < taggedRows,
       }),
     );
   }
-  const t = (i: number) => n[end + i] as number;
+  const t = (i: number) => n[end + 1 + i] as number;
   return {
     totals: { layers: t(0), fsmeta: t(1), vmdk: t(2), blobs: t(3), index: t(4), temporary: t(5), total: t(6) },
     images,

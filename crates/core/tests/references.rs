@@ -221,3 +221,55 @@ fn keep_entries_that_name_nothing_cached_are_warned_about() {
     assert_eq!(report.image_refs_removed, 0, "example.com/a:1 is kept");
     let _ = AcquireOptions::default();
 }
+
+/// A manifest only uses hold has a row in disk usage (after the tagged ones, named as
+/// `list_with(all)` names it): nothing reclaimable while a use pins it, its exclusive bytes once
+/// the last use expired, which is what a prune then frees.
+#[test]
+fn disk_usage_has_a_row_for_a_manifest_only_uses_hold() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = open(&work.path().join("cache"));
+    let (one, one_tar) = archive(work.path(), "one", "example.com/app:latest");
+    let (_two, two_tar) = archive(work.path(), "two", "example.com/app:latest");
+    cache.load(&one_tar, &LoadOptions::default()).unwrap();
+    cache
+        .acquire("example.com/app:latest", Holder::Sandbox("sb-1".into()))
+        .unwrap();
+    cache
+        .acquire_with(
+            "example.com/app:latest",
+            Holder::Snapshot("snap".into()),
+            &AcquireOptions { ttl_ms: Some(300) },
+        )
+        .unwrap();
+    cache.load(&two_tar, &LoadOptions::default()).unwrap();
+    let usage = cache.disk_usage().unwrap();
+    assert_eq!(usage.images.len(), 2);
+    assert!(usage.images[0].tagged);
+    let held = &usage.images[1];
+    assert!(!held.tagged);
+    assert_eq!(
+        held.reference,
+        format!("example.com/app@{}", one.manifest_digest)
+    );
+    assert_eq!(held.manifest_digest, one.manifest_digest);
+    assert!(held.exclusive_bytes > 0);
+    assert_eq!(held.reclaimable_bytes, 0, "pinned by sb-1");
+    // Only the snapshot's use, which expires, is left.
+    cache
+        .release_holder(&Holder::Sandbox("sb-1".into()))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let usage = cache.disk_usage().unwrap();
+    let held = usage.images.iter().find(|i| !i.tagged).unwrap();
+    assert_eq!(held.reclaimable_bytes, held.exclusive_bytes);
+    let plan = cache
+        .prune_with(&PruneOptions {
+            dry_run: true,
+            keep: vec!["example.com/app:latest".into()],
+            ..PruneOptions::default()
+        })
+        .unwrap();
+    assert_eq!(plan.manifests_removed, 1);
+    assert_eq!(plan.bytes_reclaimed, Some(held.exclusive_bytes));
+}

@@ -840,10 +840,15 @@ pub(crate) fn list_rows(cache: &core::Cache, options: &core::ListOptions) -> cor
 ///          and, if it is the first to name its manifest: digest
 /// ```
 ///
-/// then, as the last seven numbers: layers, fsmeta, vmdk, blobs, index, temporary, total.
+/// then how many of them are tagged (the rows after those are manifests only uses hold), and
+/// as the last seven numbers: layers, fsmeta, vmdk, blobs, index, temporary, total.
 pub(crate) fn disk_usage_rows(cache: &core::Cache) -> core::Result<Rows> {
     let mut rows = Rows::new();
+    let mut tagged = 0u32;
     let d = cache.disk_usage_each(|i| {
+        if i.tagged {
+            tagged += 1;
+        }
         let (m, first) = rows.manifest(i.manifest_digest);
         rows.number(f64::from(m));
         rows.number(i.reclaimable_bytes as f64);
@@ -855,6 +860,7 @@ pub(crate) fn disk_usage_rows(cache: &core::Cache) -> core::Result<Rows> {
         }
         Ok(())
     })?;
+    rows.number(f64::from(tagged));
     for v in [
         d.layers,
         d.fsmeta,

@@ -168,6 +168,7 @@ impl Cache {
                 shared_bytes: i.shared_bytes,
                 exclusive_bytes: i.exclusive_bytes,
                 reclaimable_bytes: i.reclaimable_bytes,
+                tagged: i.tagged,
             });
             Ok(())
         })?;
@@ -176,9 +177,10 @@ impl Cache {
     }
 
     /// [`Cache::disk_usage`] without building a value per reference: each reference's figures
-    /// are handed to `each` as the index reads them, in reference order, borrowed from the row;
-    /// the returned [`DiskUsage`] has the totals and no `images`. An error of `each` stops the
-    /// call and is returned.
+    /// are handed to `each` as the index reads them, in reference order, borrowed from the row,
+    /// then those of each manifest no reference names that a use holds (`tagged` false, named
+    /// `repository@digest` as [`Cache::list_with`] names it); the returned [`DiskUsage`] has
+    /// the totals and no `images`. An error of `each` stops the call and is returned.
     pub fn disk_usage_each(
         &self,
         mut each: impl FnMut(&ImageDiskUsageRef<'_>) -> Result<()>,
@@ -209,8 +211,24 @@ impl Cache {
                 shared_bytes: shared,
                 exclusive_bytes: exclusive,
                 reclaimable_bytes: reclaimable,
+                tagged: true,
             })
         })?;
+        for (digest, refs) in ix.untagged_in_use()? {
+            let Some(usage) = ix.manifest_usage(&digest, now)? else {
+                continue;
+            };
+            for name in super::untagged_names(&digest, &refs) {
+                each(&ImageDiskUsageRef {
+                    reference: familiar_from_canonical(&name),
+                    manifest_digest: &digest,
+                    shared_bytes: usage.shared,
+                    exclusive_bytes: usage.exclusive,
+                    reclaimable_bytes: if usage.pinned { 0 } else { usage.exclusive },
+                    tagged: false,
+                })?;
+            }
+        }
         drop(ix);
         let index = root.index_bytes();
         let temporary = gc::folder_size(root.tmp()).unwrap_or(0);

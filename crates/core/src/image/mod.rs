@@ -380,7 +380,7 @@ fn manifest_rows(ix: &Index, digest: &str) -> Result<Vec<HandleRow>> {
 
 /// The canonical names (`repository@digest`) of an untagged manifest, one per repository its
 /// uses acquired it through, in the order of `use_refs`.
-fn untagged_names(digest: &str, use_refs: &[String]) -> Vec<String> {
+pub(crate) fn untagged_names(digest: &str, use_refs: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for r in use_refs {
         let Ok(parsed) = Reference::parse(r) else {

@@ -269,8 +269,13 @@ pub struct ImageDiskUsage {
     /// Bytes only its manifest uses (manifest, fsmeta, VMDK, unshared config and layers).
     pub exclusive_bytes: u64,
     /// What removing this reference and pruning would reclaim: the exclusive bytes when it is
-    /// its manifest's only reference and no unexpired use pins it, else 0.
+    /// its manifest's only reference and no unexpired use pins it, else 0. For an untagged
+    /// manifest (`tagged` false), what a prune would reclaim of it: its exclusive bytes once
+    /// every use holding it has expired, else 0.
     pub reclaimable_bytes: u64,
+    /// False for a manifest no reference names that a use holds (as [`ImageHandle::tagged`]):
+    /// `reference` is then `repository@digest`.
+    pub tagged: bool,
 }
 
 /// One reference's share of the cache as [`crate::Cache::disk_usage_each`] hands it out: the
@@ -287,6 +292,8 @@ pub struct ImageDiskUsageRef<'a> {
     pub exclusive_bytes: u64,
     /// As [`ImageDiskUsage::reclaimable_bytes`].
     pub reclaimable_bytes: u64,
+    /// As [`ImageDiskUsage::tagged`].
+    pub tagged: bool,
 }
 
 /// The files a VM boots an image from (see [`crate::Cache::boot_disk`]).

@@ -50,7 +50,7 @@ pub use collect::Removal;
 pub use rows::JsonObject;
 pub use usage::{
     Candidate, CandidateFilter, ConfigNode, ImageUsageRow, KindTotals, LayerNode, ManifestNode,
-    SizeGraph,
+    ManifestUsage, SizeGraph,
 };
 
 /// Current schema version, stored in `PRAGMA user_version`.

@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::params;
 
-use super::{DigestBytes, HandleRow, Index, LIVE_USE, digest_at, digest_text, text_at};
+use super::{
+    DigestBytes, HandleRow, Index, LIVE_USE, digest_at, digest_bytes, digest_text, text_at,
+};
 use crate::error::{Error, Result};
 
 /// A reference a prune may remove, with the time that orders eviction.
@@ -178,6 +180,17 @@ pub struct ImageUsageRow {
     /// What removing this reference (and pruning) would reclaim: its manifest's exclusive
     /// bytes when it is the manifest's only reference and no unexpired use pins it, else 0.
     pub reclaimable: u64,
+}
+
+/// One manifest's recorded bytes (see [`Index::manifest_usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManifestUsage {
+    /// Bytes of artifacts it shares with other manifests.
+    pub shared: u64,
+    /// Bytes of artifacts only it uses.
+    pub exclusive: u64,
+    /// Whether an unexpired use pins it.
+    pub pinned: bool,
 }
 
 /// A recorded count or size as an unsigned number (a negative one, which no code writes,
@@ -422,6 +435,29 @@ impl Index {
                 reclaimable,
             })
         })
+    }
+
+    /// The shared and exclusive bytes of manifest `digest` (text) and whether an unexpired use
+    /// pins it at `now`.
+    pub fn manifest_usage(&self, digest: &str, now: i64) -> Result<Option<ManifestUsage>> {
+        let Some(digest) = digest_bytes(digest) else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT m.shared_bytes, m.exclusive_bytes,
+                 EXISTS (SELECT 1 FROM uses u WHERE u.manifest_id = m.id AND {LIVE_USE})
+             FROM blobs b JOIN manifests m ON m.id = b.id WHERE b.digest = ?2"
+        ))?;
+        let mut rows = stmt.query(params![now, digest])?;
+        rows.next()?
+            .map(|row| {
+                Ok(ManifestUsage {
+                    shared: unsigned(row.get(0)?),
+                    exclusive: unsigned(row.get(1)?),
+                    pinned: row.get(2)?,
+                })
+            })
+            .transpose()
     }
 
     /// [`Index::image_usage`], handing each row's fields to `each` borrowed: reference,
