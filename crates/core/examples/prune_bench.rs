@@ -619,10 +619,6 @@ fn gen_fast(root: &Path, references: usize) -> Res<()> {
     // The rows go through the index's own code (`Index::insert_images`, the call `load`
     // makes), all images in one transaction; then the times of the pattern are set.
     let now = now_ms();
-    let json = |v: &Option<Vec<String>>| {
-        v.as_ref()
-            .map(|v| serde_json::Value::from(v.clone()).to_string())
-    };
     let mut records = Vec::with_capacity(rows.len());
     for r in &rows {
         let c = &r.info;
@@ -652,19 +648,7 @@ fn gen_fast(root: &Path, references: usize) -> Res<()> {
                     kind: "config",
                 },
             ],
-            config: ConfigRow {
-                digest: r.config.clone(),
-                env: json(&c.env),
-                cmd: json(&c.cmd),
-                entrypoint: json(&c.entrypoint),
-                working_dir: c.working_dir.clone(),
-                user: c.user.clone(),
-                labels: c
-                    .labels
-                    .as_ref()
-                    .map(|l| serde_json::Value::Object(l.clone()).to_string()),
-                stop_signal: c.stop_signal.clone(),
-            },
+            config: ConfigRow::encode(&Digest::parse(&r.config)?, c),
             manifest_digest: r.manifest.clone(),
             media_type: MANIFEST_TYPE.into(),
             architecture: c.platform.architecture.clone(),
