@@ -10,7 +10,7 @@ use crate::index::UseRow;
 use crate::ingest::{self, IngestOptions};
 use crate::oci::{Platform, Reference};
 use crate::progress::{Progress, ProgressEvent, emit};
-use crate::registry::{self, RegistryOptions};
+use crate::registry::{self, Downloads, RegistryOptions};
 use crate::store::{LockMode, StagingPurpose};
 use crate::{AcquireOptions, Holder, ImageHandle, ImageUse, use_from_row};
 
@@ -160,7 +160,14 @@ impl Cache {
             },
         );
         let client = registry::client_for(&r, &options.registry, cancel.clone())?;
-        let resolved = registry::resolve(&client, &r, &platform)?;
+        let root = self.open_root()?;
+        let budget = self.write_budget(options.max_uncompressed_bytes)?;
+        let downloads = Downloads::new(
+            root.partials()?,
+            budget.clone(),
+            options.registry.concurrent_downloads,
+        );
+        let resolved = registry::resolve(&client, &r, &platform, &downloads)?;
         let source = resolved.source;
         let manifest_digest = source.manifest.descriptor.digest.clone();
         emit(
@@ -172,8 +179,6 @@ impl Cache {
                 total_bytes: source.layers.iter().map(|l| l.descriptor().size).sum(),
             },
         );
-        let root = self.open_root()?;
-        let budget = self.write_budget(options.max_uncompressed_bytes)?;
         let _lock = root.lock_gc(LockMode::Shared)?;
         let staging = root.staging_dir(StagingPurpose::Load)?;
         let ingest = IngestOptions {
@@ -208,7 +213,12 @@ impl Cache {
             }
             Ok((handle, recorded))
         })()
-        .map_err(|e| staging.describe(e))?;
+        .map_err(|e| staging.describe(e));
+        // The partials go after a commit and after failures that will not pass; they stay
+        // for the next pull after a cancellation or a registry failure. Failing to delete one
+        // does not undo a commit, nor hide the pull's own error: it stays for prune.
+        let _ = downloads.finish(&result);
+        let result = result?;
         emit(
             options.progress.as_ref(),
             ProgressEvent::Done { manifest_digest },

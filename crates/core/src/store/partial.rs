@@ -221,7 +221,7 @@ impl PartialBlob {
     }
 
     /// Bytes it holds.
-    pub fn len(&self) -> Result<u64> {
+    pub fn bytes_held(&self) -> Result<u64> {
         Ok(self.file.metadata().at(&self.path)?.len())
     }
 
@@ -308,7 +308,7 @@ mod tests {
         assert!(!partials.discard_idle(&digest).unwrap(), "held");
         drop(held);
         let again = partials.open(&digest, || Ok(())).unwrap();
-        assert_eq!(again.len().unwrap(), 3);
+        assert_eq!(again.bytes_held().unwrap(), 3);
         let mut buf = [0u8; 8];
         assert_eq!(again.read_at(&mut buf, 1).unwrap(), 2);
         assert_eq!(&buf[..2], b"bc");
@@ -337,7 +337,7 @@ mod tests {
         first.remove().unwrap();
         drop(first);
         let second = waiting.join().unwrap();
-        assert_eq!(second.len().unwrap(), 0, "a new, empty partial");
+        assert_eq!(second.bytes_held().unwrap(), 0, "a new, empty partial");
         second.write_at(b"new", 0).unwrap();
         let on_disk = std::fs::read(root.layout().tmp_dir().join(partial_name(&digest)));
         assert_eq!(
