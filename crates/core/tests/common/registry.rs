@@ -258,6 +258,8 @@ pub enum Fault {
     IgnoreRange,
     /// Waits `for_how_long` before forwarding.
     Delay { for_how_long: Duration },
+    /// Sends the body at about `bytes_per_sec` (a slow link).
+    Throttle { bytes_per_sec: usize },
 }
 
 /// A rule: a fault for requests whose path contains `path_part`, the next `times` of them.
@@ -557,6 +559,16 @@ fn serve_counted(
                 *b ^= 0xff;
             }
             conn.write_all(&body)?;
+        }
+        Some(Fault::Throttle { bytes_per_sec }) => {
+            const STEP: usize = 16 * 1024;
+            for piece in body.chunks(STEP) {
+                conn.write_all(piece)?;
+                conn.flush()?;
+                thread::sleep(Duration::from_secs_f64(
+                    piece.len() as f64 / bytes_per_sec.max(1) as f64,
+                ));
+            }
         }
         _ => conn.write_all(&body)?,
     }
