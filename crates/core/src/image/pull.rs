@@ -66,11 +66,15 @@ impl Cache {
     ///
     /// What is downloaded: the manifest (for an index, the platform's), the config, and the
     /// blob of every layer whose `diff_id` has no EROFS image in the cache (those get a
-    /// `LayerCached` event and are not downloaded). Each blob streams from the socket through
-    /// one pass that checks its digest and `diff_id` and writes its EROFS image under `tmp/`;
-    /// then the files and index rows are published as a load publishes them: nothing is
-    /// published unless every digest matched, and on any failure, a cancellation included, the
-    /// cache is as it was.
+    /// `LayerCached` event and are not downloaded). Each blob is downloaded into its partial
+    /// file under `tmp/` (on a pool of [`RegistryOptions::concurrent_downloads`] threads) and
+    /// converted as it arrives, in one pass that checks its digest and `diff_id` and writes its
+    /// EROFS image under `tmp/`; then the files and index rows are published as a load
+    /// publishes them: nothing is published unless every digest matched, and on any failure, a
+    /// cancellation included, nothing is published. A pull cancelled, failing on the network
+    /// ([`Error::RegistryUnavailable`], [`Error::RegistryRateLimited`]) or killed leaves its
+    /// partial downloads for the next pull to continue with `Range`; after any other failure
+    /// the cache is exactly as it was (see [`crate::registry::Downloads::finish`]).
     ///
     /// Concurrent pulls of one image in several processes convert each layer once (the
     /// per-digest artifact locks) and both succeed; `remove` and `prune` wait for a running
