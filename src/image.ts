@@ -1270,10 +1270,13 @@ export class ImageCache {
    * Pulls an image from its registry into this cache and returns its handle. With the default
    * policy `if-missing`, a cached reference is returned at once without a request. Otherwise
    * the manifest (for a multi-platform image, the platform's) and config are fetched and
-   * verified, and every layer whose `diffId` the cache lacks streams from the network through
-   * one pass that checks its digest and `diffId` and writes its EROFS image; nothing cached is
-   * downloaded again. Then the layers, fsmeta, VMDK and index rows are published as a load
-   * publishes them: on any failure (a cancellation included) nothing is published. A pull of a
+   * verified, and every layer whose `diffId` the cache lacks is downloaded (at most 4 at once)
+   * into the cache's `tmp/` and converted as it arrives, in one pass that checks its digest and
+   * `diffId` and writes its EROFS image; nothing cached is downloaded again. Then the layers,
+   * fsmeta, VMDK and index rows are published as a load publishes them: on any failure (a
+   * cancellation included) nothing is published. A pull that is cancelled, fails on the
+   * network or is killed leaves its partial downloads, and the next pull of the same blob
+   * continues them with `Range`; `prune` reclaims one only once it is a day old and unused. A pull of a
    * cached reference refreshes its `lastUsedAt`; a fresh one sets it to now. Two processes
    * pulling one image at once download each layer once and both succeed; a concurrent `prune`
    * never deletes what a running pull uses. Mirrors come from the file `OCICACHE_REGISTRIES`

@@ -55,6 +55,68 @@ pub fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Re
     Ok(())
 }
 
+/// Reads up to `buf.len()` bytes at `offset` of `file`, returning how many (0 at its end).
+/// Safe to call from several threads on one `File` on Unix; on Windows each call moves the
+/// handle's cursor, which nothing in the core relies on.
+#[cfg(unix)]
+pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+/// Reads up to `buf.len()` bytes at `offset` of `file`, returning how many (0 at its end).
+/// Safe to call from several threads on one `File` on Unix; on Windows each call moves the
+/// handle's cursor, which nothing in the core relies on.
+#[cfg(windows)]
+pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Writes all of `buf` at `offset` of `file` (the positional twin of [`read_at`]).
+#[cfg(unix)]
+pub fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+/// Writes all of `buf` at `offset` of `file` (the positional twin of [`read_at`]).
+#[cfg(windows)]
+pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the open file `file` is the file `by_name` describes (same device and inode), so
+/// that a lock taken on an open file can be known to guard the name it was opened by, and not
+/// a file unlinked since. On Windows, where std does not tell, a file open without
+/// `FILE_SHARE_DELETE` (std's default) cannot be unlinked, so the answer is yes.
+#[cfg(unix)]
+pub fn same_file(file: &File, by_name: &Metadata) -> io::Result<bool> {
+    use cap_std::fs::MetadataExt as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let open = file.metadata()?;
+    Ok(open.dev() == by_name.dev() && open.ino() == by_name.ino())
+}
+
+/// Whether the open file `file` is the file `by_name` describes (same device and inode), so
+/// that a lock taken on an open file can be known to guard the name it was opened by, and not
+/// a file unlinked since. On Windows, where std does not tell, a file open without
+/// `FILE_SHARE_DELETE` (std's default) cannot be unlinked, so the answer is yes.
+#[cfg(windows)]
+pub fn same_file(file: &File, by_name: &Metadata) -> io::Result<bool> {
+    let _ = (file, by_name);
+    Ok(true)
+}
+
 /// Makes the renames and unlinks done in folder `dir` durable (fsync of the folder). On
 /// Windows there is nothing to do: a folder cannot be opened as a file to flush, and NTFS
 /// journals the metadata change itself.

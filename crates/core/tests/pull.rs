@@ -112,6 +112,36 @@ fn assert_untouched(root: &Path, cache: &Cache) {
     assert!(tmp.is_empty(), "tmp/ holds {tmp:?}");
 }
 
+/// The partial download of blob `digest` in `root`'s `tmp/`.
+fn partial_path(root: &Path, digest: &str) -> PathBuf {
+    root.join("tmp")
+        .join(format!("partial-sha256-{}", hex_of(digest)))
+}
+
+/// The cache holds no reference and no layer image, and `tmp/` holds nothing but the partial
+/// downloads of `blobs`, each with some bytes; returns their sizes.
+fn assert_only_partials(root: &Path, cache: &Cache, blobs: &[&str]) -> Vec<u64> {
+    assert!(cache.list().unwrap().is_empty());
+    assert!(artifacts(root, "layers").is_empty());
+    assert!(artifacts(root, "fsmeta").is_empty());
+    let mut tmp: Vec<PathBuf> = fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    tmp.sort();
+    let mut want: Vec<PathBuf> = blobs.iter().map(|b| partial_path(root, b)).collect();
+    want.sort();
+    assert_eq!(tmp, want, "tmp/ holds only the partial downloads");
+    blobs
+        .iter()
+        .map(|b| {
+            let len = fs::metadata(partial_path(root, b)).unwrap().len();
+            assert!(len > 0, "an empty partial of {b} is left");
+            len
+        })
+        .collect()
+}
+
 /// The layers pushed as gzip (as built), zstd (`skopeo --dest-compress-format zstd`) and
 /// uncompressed (`--dest-decompress`) pull into the same layer images as a load of the layout;
 /// the gzip push, whose manifest is the layout's, gives the same fsmeta and VMDK too; a pull
@@ -562,7 +592,8 @@ fn faults_resume_retry_and_fail_cleanly() {
         "{:?}",
         stopped - cancelled_at
     );
-    assert_untouched(root.path(), &cache);
+    // Nothing published; the bytes downloaded stay, for the next pull to resume.
+    assert_only_partials(root.path(), &cache, &[&layer]);
 }
 
 /// A registry that redirects blob downloads to another host (a CDN): the download follows the
@@ -824,4 +855,236 @@ fn acquire_pulling_pins_and_concurrent_pulls_share_the_work() {
     }
     assert_eq!(artifacts(shared.path(), "layers").len(), 2);
     assert_eq!(open(shared.path()).list().unwrap().len(), 1);
+}
+
+/// Regression-style proof of resume across pulls: a pull cancelled while a blob downloads
+/// leaves only the bytes it got, in `tmp/partial-sha256-<hex>`; the next pull (waiting for the
+/// stalled download of the first to let go of the partial's lock) asks for the rest with
+/// `Range: bytes=<held>-`, is sent only the bytes it lacked, verifies the whole blob and
+/// publishes the same layer image as a pull from scratch, and leaves `tmp/` empty.
+#[test]
+fn a_cancelled_pull_leaves_a_partial_that_the_next_pull_resumes() {
+    if !registry_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(&registry.host, "127.0.0.1");
+    let image = push_big(&registry, "resume/app:1", "resume");
+    let layer = image.layers[0].clone();
+    assert!(layer.blob.len() > 150_000, "{}", layer.blob.len());
+    let reference = format!("{}/resume/app:1", proxy.host);
+    proxy.fault(
+        &layer.digest,
+        Fault::Stall {
+            after: 100_000,
+            for_how_long: Duration::from_secs(1),
+        },
+        1,
+    );
+    let root = tempfile::tempdir().unwrap();
+    let cache = open(root.path());
+    let cancel = Cancel::new();
+    let (sink, events) = recorder();
+    let c = cancel.clone();
+    let watcher = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let downloading = (events.lock().unwrap().iter())
+                .any(|e| matches!(e, ProgressEvent::LayerDownload { .. }));
+            if downloading {
+                std::thread::sleep(Duration::from_millis(200));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        c.cancel();
+    });
+    let err = cache
+        .pull(
+            &reference,
+            &PullOptions {
+                cancel: Some(cancel),
+                progress: Some(sink),
+                ..insecure()
+            },
+        )
+        .unwrap_err();
+    watcher.join().unwrap();
+    assert_eq!(err.code(), "ABORTED", "{err}");
+    let held = assert_only_partials(root.path(), &cache, &[&layer.digest])[0];
+    assert!(held <= 100_000, "{held}");
+    let on_disk = fs::read(partial_path(root.path(), &layer.digest)).unwrap();
+    assert_eq!(on_disk, layer.blob[..held as usize], "a prefix of the blob");
+
+    let sent_before = proxy.body_bytes(&layer.digest);
+    let requests_before = proxy.seen().len();
+    cache.pull(&reference, &insecure()).unwrap();
+    let ranges: Vec<Option<String>> = proxy.seen()[requests_before..]
+        .iter()
+        .filter(|s| s.path.contains(&layer.digest))
+        .map(|s| s.headers.get("range").cloned())
+        .collect();
+    assert_eq!(ranges, vec![Some(format!("bytes={held}-"))]);
+    assert_eq!(
+        proxy.body_bytes(&layer.digest) - sent_before,
+        layer.blob.len() as u64 - held,
+        "only the bytes the partial lacked are sent"
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    open(fresh.path())
+        .pull(&format!("{}/resume/app:1", registry.host), &insecure())
+        .unwrap();
+    assert_eq!(
+        artifacts(root.path(), "layers"),
+        artifacts(fresh.path(), "layers")
+    );
+    let tmp: Vec<_> = fs::read_dir(root.path().join("tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "the partial is gone after the commit");
+}
+
+/// Partials a killed pull left, written here by hand: a registry that ignores `Range` (200
+/// with every byte) is read past the bytes the partial holds and the pull succeeds; a partial
+/// holding the whole blob is converted without a blob request; one longer than the blob
+/// starts again from byte 0; one whose bytes are wrong is DIGEST_MISMATCH and deleted, and the
+/// pull after it succeeds. Prune keeps a young partial and one a pull holds (locked), and
+/// reclaims one a day old, counting its bytes.
+#[test]
+fn partials_resume_with_or_without_range_and_go_when_wrong() {
+    if !registry_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(&registry.host, "127.0.0.1");
+    let image = push_big(&registry, "partial/app:1", "partials");
+    let layer = image.layers[0].clone();
+    let reference = format!("{}/partial/app:1", proxy.host);
+    let fresh = || {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("tmp")).unwrap();
+        root
+    };
+    let layer_requests = |from: usize| -> Vec<Option<String>> {
+        proxy.seen()[from..]
+            .iter()
+            .filter(|s| s.path.contains(&layer.digest))
+            .map(|s| s.headers.get("range").cloned())
+            .collect()
+    };
+    let tmp_is_empty = |root: &Path| fs::read_dir(root.join("tmp")).unwrap().next().is_none();
+
+    // A registry that ignores Range.
+    let root = fresh();
+    fs::write(
+        partial_path(root.path(), &layer.digest),
+        &layer.blob[..120_000],
+    )
+    .unwrap();
+    proxy.fault(&layer.digest, Fault::IgnoreRange, 1);
+    let (seen, sent) = (proxy.seen().len(), proxy.body_bytes(&layer.digest));
+    let cache = open(root.path());
+    cache.pull(&reference, &insecure()).unwrap();
+    assert_eq!(layer_requests(seen), vec![Some("bytes=120000-".into())]);
+    assert_eq!(
+        proxy.body_bytes(&layer.digest) - sent,
+        layer.blob.len() as u64,
+        "the whole blob came back (200)"
+    );
+    assert_eq!(artifacts(root.path(), "layers").len(), 1);
+    assert!(tmp_is_empty(root.path()));
+    let want_layers = artifacts(root.path(), "layers");
+
+    // The whole blob: no request for it.
+    let root = fresh();
+    fs::write(partial_path(root.path(), &layer.digest), &layer.blob).unwrap();
+    let seen = proxy.seen().len();
+    open(root.path()).pull(&reference, &insecure()).unwrap();
+    assert_eq!(layer_requests(seen), Vec::<Option<String>>::new());
+    assert_eq!(artifacts(root.path(), "layers"), want_layers);
+    assert!(tmp_is_empty(root.path()));
+
+    // Longer than the blob: not a prefix of it, so downloaded from the start.
+    let root = fresh();
+    let mut longer = layer.blob.clone();
+    longer.extend_from_slice(b"trailing");
+    fs::write(partial_path(root.path(), &layer.digest), &longer).unwrap();
+    let seen = proxy.seen().len();
+    open(root.path()).pull(&reference, &insecure()).unwrap();
+    assert_eq!(layer_requests(seen), vec![None]);
+    assert_eq!(artifacts(root.path(), "layers"), want_layers);
+
+    // Wrong bytes: DIGEST_MISMATCH, the partial deleted, and the next pull succeeds.
+    let root = fresh();
+    let mut wrong = layer.blob[..120_000].to_vec();
+    wrong[1000] ^= 0xff;
+    fs::write(partial_path(root.path(), &layer.digest), &wrong).unwrap();
+    let cache = open(root.path());
+    let err = cache.pull(&reference, &insecure()).unwrap_err();
+    assert_eq!(err.code(), "DIGEST_MISMATCH", "{err}");
+    assert_untouched(root.path(), &cache);
+    cache.pull(&reference, &insecure()).unwrap();
+    assert_eq!(artifacts(root.path(), "layers"), want_layers);
+
+    // Prune and partials: young, held, a day old.
+    let root = fresh();
+    let cache = open(root.path());
+    let digests = [
+        "sha256:".to_owned() + &"a".repeat(64),
+        "sha256:".to_owned() + &"b".repeat(64),
+    ];
+    let (young, old) = (
+        partial_path(root.path(), &digests[0]),
+        partial_path(root.path(), &digests[1]),
+    );
+    fs::write(&young, vec![1u8; 1000]).unwrap();
+    fs::write(&old, vec![2u8; 3000]).unwrap();
+    let day_ago = std::time::SystemTime::now() - Duration::from_secs(24 * 3600 + 60);
+    let held = fs::OpenOptions::new().write(true).open(&old).unwrap();
+    held.set_modified(day_ago).unwrap();
+    held.lock().unwrap();
+    let report = cache.prune().unwrap();
+    assert_eq!(report.bytes_reclaimed, Some(0), "{report:?}");
+    assert!(young.exists() && old.exists());
+    drop(held);
+    let report = cache.prune().unwrap();
+    assert_eq!(report.bytes_reclaimed, Some(3000), "{report:?}");
+    assert!(young.exists() && !old.exists());
+}
+
+/// Downloads run on a pool of their own: with six layers whose answers are held back a
+/// moment, a pull has four blob downloads in flight at once by default (more than the two
+/// conversions a two-core machine runs at once), and one with `concurrent_downloads: 1`.
+#[test]
+fn downloads_run_on_a_bounded_pool_of_their_own() {
+    if !registry_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let layers: Vec<LayerSpec> = (0..6)
+        .map(|i| LayerSpec::file(Compression::Gzip, &format!("l{i}"), &format!("layer {i}\n")))
+        .collect();
+    let image = ImageSpec::new("amd64", layers).build();
+    let (_d, source) = layout_of(&image);
+    registry.push(&source, "pool/app:1", &["--preserve-digests"]);
+    for (limit, want) in [(None, 4), (Some(1), 1)] {
+        let proxy = FaultProxy::start(&registry.host, "127.0.0.1");
+        for layer in &image.layers {
+            proxy.fault(
+                &layer.digest,
+                Fault::Delay {
+                    for_how_long: Duration::from_millis(300),
+                },
+                1,
+            );
+        }
+        let mut options = insecure();
+        if let Some(limit) = limit {
+            options.registry.concurrent_downloads = limit;
+        }
+        let root = tempfile::tempdir().unwrap();
+        open(root.path())
+            .pull(&format!("{}/pool/app:1", proxy.host), &options)
+            .unwrap();
+        assert_eq!(proxy.max_blobs_in_flight(), want, "limit {limit:?}");
+        assert_eq!(artifacts(root.path(), "layers").len(), 6);
+    }
 }

@@ -13,7 +13,8 @@
 //! Only regular files are deleted from the artifact folders; anything else found where a file is
 //! expected (a directory, a symlink, a device) is left in place and reported in
 //! [`Swept::warnings`], so a stray entry never stops a sweep after the index committed. Under
-//! `tmp/`, files and symlinks are unlinked (a symlink as a link, never followed), and folders
+//! `tmp/`, files and symlinks are unlinked (a symlink as a link, never followed), except partial
+//! downloads a pull holds or that are younger than [`crate::store::PARTIAL_MAX_AGE`], and folders
 //! named like the cache's staging folders (`load-*`, `rebuild-*`) are emptied and removed
 //! beneath their own handles, never crossing into another file system; other folders there are
 //! left and reported.
@@ -27,7 +28,9 @@ use cap_std::fs::{Dir, Metadata};
 
 use crate::error::{Error, IoContext, Result};
 use crate::index::{Collected, DigestBytes, LiveArtifacts};
-use crate::store::{EROFS_SUFFIX, Folder, Root, StagingPurpose, VMDK_SUFFIX};
+use crate::store::{
+    EROFS_SUFFIX, Folder, Root, StagingPurpose, VMDK_SUFFIX, is_partial_name, reclaim_partial,
+};
 
 pub mod plan;
 
@@ -518,6 +521,8 @@ pub struct Reconciled {
 
 /// Deletes (or measures) the leftovers under `tmp/`: every file and symlink (a symlink as a
 /// link), and every staging folder the cache makes (`load-*`, `rebuild-*`) with its contents.
+/// A partial download (`partial-sha256-<hex>`, see [`crate::store::Partials`]) goes only when
+/// no pull holds its lock and its last write is [`crate::store::PARTIAL_MAX_AGE`] old.
 /// Each top-level entry removed whole counts once in [`Swept::removed`]; its files' bytes count
 /// in [`Swept::bytes`].
 fn reconcile_tmp(tmp: &Folder, delete: bool) -> Result<Swept> {
@@ -534,6 +539,13 @@ fn reconcile_tmp(tmp: &Folder, delete: bool) -> Result<Swept> {
             }
             Err(e) => return Err(Error::io(path, e)),
         };
+        if meta.is_file() && is_partial_name(&name) {
+            // A partial download: only once no pull holds it and it is old enough.
+            if let Some(meta) = reclaim_partial(tmp, &name, delete)? {
+                out.count(&meta);
+            }
+            continue;
+        }
         if !meta.is_dir() {
             if delete {
                 // `remove_file_or_symlink`: Windows removes a link to a folder as a folder.
@@ -720,5 +732,55 @@ mod tests {
             .collect();
         assert_eq!(left, vec![OsString::from("someone-elses")]);
         assert_eq!(fs::read(outside.path().join("precious")).unwrap(), b"keep");
+    }
+
+    /// Partial downloads under `tmp/` go only when no pull holds them and their last write is
+    /// a day old; what goes counts in the bytes.
+    #[test]
+    fn reconcile_tmp_keeps_held_and_young_partials() {
+        use crate::store::PARTIAL_MAX_AGE;
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(&Layout::new(dir.path())).unwrap();
+        let partials = root.partials().unwrap();
+        let old = SystemTime::now() - PARTIAL_MAX_AGE - Duration::from_secs(1);
+        let make = |seed: &[u8], age: Option<SystemTime>| {
+            let digest = Digest::of_bytes(seed);
+            let p = partials.open(&digest, || Ok(())).unwrap();
+            p.write_at(&[1u8; 300], 0).unwrap();
+            if let Some(t) = age {
+                fs::File::options()
+                    .write(true)
+                    .open(p.path())
+                    .unwrap()
+                    .set_modified(t)
+                    .unwrap();
+            }
+            p
+        };
+        let held_old = make(b"held", Some(old));
+        drop(make(b"young", None));
+        drop(make(b"old", Some(old)));
+        let dry = reconcile_tmp(root.tmp(), false).unwrap();
+        let real = reconcile_tmp(root.tmp(), true).unwrap();
+        assert_eq!(dry, real);
+        assert_eq!((real.removed, real.bytes), (1, 300));
+        let mut left: Vec<_> = fs::read_dir(root.layout().tmp_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        left.sort();
+        let name = |seed: &[u8]| {
+            OsString::from(format!("partial-sha256-{}", Digest::of_bytes(seed).hex()))
+        };
+        let mut want = vec![name(b"held"), name(b"young")];
+        want.sort();
+        assert_eq!(left, want);
+        drop(held_old);
+        assert_eq!(
+            reconcile_tmp(root.tmp(), true).unwrap().removed,
+            1,
+            "released"
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::index::UseRow;
 use crate::ingest::{self, IngestOptions};
 use crate::oci::{Platform, Reference};
 use crate::progress::{Progress, ProgressEvent, emit};
-use crate::registry::{self, RegistryOptions};
+use crate::registry::{self, Downloads, RegistryOptions};
 use crate::store::{LockMode, StagingPurpose};
 use crate::{AcquireOptions, Holder, ImageHandle, ImageUse, use_from_row};
 
@@ -66,11 +66,15 @@ impl Cache {
     ///
     /// What is downloaded: the manifest (for an index, the platform's), the config, and the
     /// blob of every layer whose `diff_id` has no EROFS image in the cache (those get a
-    /// `LayerCached` event and are not downloaded). Each blob streams from the socket through
-    /// one pass that checks its digest and `diff_id` and writes its EROFS image under `tmp/`;
-    /// then the files and index rows are published as a load publishes them: nothing is
-    /// published unless every digest matched, and on any failure, a cancellation included, the
-    /// cache is as it was.
+    /// `LayerCached` event and are not downloaded). Each blob is downloaded into its partial
+    /// file under `tmp/` (on a pool of [`RegistryOptions::concurrent_downloads`] threads) and
+    /// converted as it arrives, in one pass that checks its digest and `diff_id` and writes its
+    /// EROFS image under `tmp/`; then the files and index rows are published as a load
+    /// publishes them: nothing is published unless every digest matched, and on any failure, a
+    /// cancellation included, nothing is published. A pull cancelled, failing on the network
+    /// ([`Error::RegistryUnavailable`], [`Error::RegistryRateLimited`]) or killed leaves its
+    /// partial downloads for the next pull to continue with `Range`; after any other failure
+    /// the cache is exactly as it was (see [`crate::registry::Downloads::finish`]).
     ///
     /// Concurrent pulls of one image in several processes convert each layer once (the
     /// per-digest artifact locks) and both succeed; `remove` and `prune` wait for a running
@@ -160,7 +164,14 @@ impl Cache {
             },
         );
         let client = registry::client_for(&r, &options.registry, cancel.clone())?;
-        let resolved = registry::resolve(&client, &r, &platform)?;
+        let root = self.open_root()?;
+        let budget = self.write_budget(options.max_uncompressed_bytes)?;
+        let downloads = Downloads::new(
+            root.partials()?,
+            budget.clone(),
+            options.registry.concurrent_downloads,
+        );
+        let resolved = registry::resolve(&client, &r, &platform, &downloads)?;
         let source = resolved.source;
         let manifest_digest = source.manifest.descriptor.digest.clone();
         emit(
@@ -172,8 +183,6 @@ impl Cache {
                 total_bytes: source.layers.iter().map(|l| l.descriptor().size).sum(),
             },
         );
-        let root = self.open_root()?;
-        let budget = self.write_budget(options.max_uncompressed_bytes)?;
         let _lock = root.lock_gc(LockMode::Shared)?;
         let staging = root.staging_dir(StagingPurpose::Load)?;
         let ingest = IngestOptions {
@@ -208,7 +217,12 @@ impl Cache {
             }
             Ok((handle, recorded))
         })()
-        .map_err(|e| staging.describe(e))?;
+        .map_err(|e| staging.describe(e));
+        // The partials go after a commit and after failures that will not pass; they stay
+        // for the next pull after a cancellation or a registry failure. Failing to delete one
+        // does not undo a commit, nor hide the pull's own error: it stays for prune.
+        let _ = downloads.finish(&result);
+        let result = result?;
         emit(
             options.progress.as_ref(),
             ProgressEvent::Done { manifest_digest },

@@ -1,16 +1,18 @@
 //! The distribution client (OCI distribution spec; what Docker Hub, GHCR, Quay, ECR, GCR,
 //! Harbor and the CNCF registry do): resolves a reference to an image source
-//! ([`crate::source::ImageSource`]) whose layers open as HTTP body streams, for the ingest
-//! pipeline ([`crate::ingest`]) to convert. It writes nothing: manifests and configs are held
-//! in memory (they are small and verified whole), layer blobs stream into the converter, which
-//! checks their digest and `diff_id` in the same pass.
+//! ([`crate::source::ImageSource`]) whose layers open as blobs downloading, for the ingest
+//! pipeline ([`crate::ingest`]) to convert. Manifests and configs are held in memory (they are
+//! small and verified whole); layer blobs are downloaded by a pool of their own ([`Downloads`])
+//! into partial files under `tmp/`, which the converter reads as they grow and which the next
+//! pull resumes when this one is stopped or killed; the converter checks their digest and
+//! `diff_id` in the same pass.
 //!
 //! ```text
 //! registry/
 //!   mod.rs      RegistryOptions, resolve: manifest negotiation, platform, config
 //!   client.rs   Client: endpoints, auth, retries, HTTP status to errors
 //!   auth.rs     credentials (caller, Docker config), WWW-Authenticate, token cache
-//!   blob.rs     layer blobs as streams, resumed with Range when a connection breaks
+//!   blob.rs     layer blobs: the download pool, partial files resumed with Range, readers
 //!   mirrors.rs  OCICACHE_REGISTRIES: mirrors tried before the registry
 //! ```
 //!
@@ -29,6 +31,7 @@ mod client;
 mod mirrors;
 
 pub use auth::{Credentials, from_docker_config};
+pub use blob::{DOWNLOADS_AT_ONCE, Downloads};
 pub use client::{Client, RetryPolicy};
 pub use mirrors::{Endpoint, REGISTRIES_ENV, RegistryConfig, RegistryEntry, endpoints};
 
@@ -85,6 +88,9 @@ pub struct RegistryOptions {
     /// How long one read may wait for bytes before the connection counts as broken (and a
     /// blob download is resumed on a new one).
     pub read_timeout: Duration,
+    /// Layer blobs one pull downloads at once ([`DOWNLOADS_AT_ONCE`] by default; 0 counts as
+    /// 1), independent of how many layers convert at once (one per core).
+    pub concurrent_downloads: usize,
 }
 
 impl Default for RegistryOptions {
@@ -97,6 +103,7 @@ impl Default for RegistryOptions {
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            concurrent_downloads: DOWNLOADS_AT_ONCE,
         }
     }
 }
@@ -147,11 +154,13 @@ pub struct Resolved {
 
 /// Resolves `reference` through `client`: the manifest (for an index, the one of `platform`;
 /// [`Error::PlatformNotFound`] lists the index's), verified; the config, verified; the layers
-/// as lazy sources. Only manifests and the config are downloaded.
+/// as lazy sources, downloaded through `downloads` once the ingest wants them. Only manifests
+/// and the config are downloaded here.
 pub fn resolve(
     client: &Arc<Client>,
     reference: &Reference,
     platform: &Platform,
+    downloads: &Downloads,
 ) -> Result<Resolved> {
     let familiar = reference.familiar();
     let selector = match (reference.digest(), reference.tag()) {
@@ -227,7 +236,7 @@ pub fn resolve(
         .layers
         .iter()
         .zip(&config_info.diff_ids)
-        .map(|(d, diff_id)| blob::layer(client, d.clone(), diff_id.clone()))
+        .map(|(d, diff_id)| downloads.layer(client, d.clone(), diff_id.clone()))
         .collect();
     let size = bytes.len() as u64;
     let platform = chosen_platform.unwrap_or_else(|| config_info.platform.clone());

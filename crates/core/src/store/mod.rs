@@ -11,6 +11,7 @@
 //!   fsmeta/sha256/<hex>.erofs    merged metadata EROFS per manifest, named by manifest digest
 //!   vmdk/sha256/<hex>.vmdk       VMDK descriptor per manifest (fsmeta + layers as one disk)
 //!   tmp/                         work in progress (load-* and rebuild-* folders), reclaimed by prune
+//!   tmp/partial-sha256-<hex>     a partial blob download, resumed by the next pull (see partial.rs)
 //!   locks/gc.lock                shared by loads, exclusive for remove and prune
 //!   locks/layers/<hh>.lock       artifact locks (Root::lock_artifacts): a digest starting with hh
 //! ```
@@ -29,9 +30,11 @@
 //! [`crate::BootDisk`], in VMDK descriptors) and those that path-based readers use.
 
 mod lock;
+mod partial;
 mod root;
 
 pub use lock::{CacheLock, LockMode};
+pub use partial::{PARTIAL_MAX_AGE, PartialBlob, Partials, is_partial_name, reclaim_partial};
 pub(crate) use root::kind_of;
 pub use root::{Entry, Folder, Root, StagingDir, StagingPurpose};
 

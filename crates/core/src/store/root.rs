@@ -293,6 +293,11 @@ impl Root {
         &self.tmp
     }
 
+    /// The partial downloads in `tmp/` ([`super::Partials`]), as a handle of their own.
+    pub fn partials(&self) -> Result<super::Partials> {
+        super::Partials::new(&self.tmp)
+    }
+
     /// The file of one blob.
     pub fn blob(&self, digest: &Digest) -> Entry<'_> {
         self.blobs.entry(blob_name(digest))

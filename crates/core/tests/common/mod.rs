@@ -29,6 +29,8 @@ pub mod registry;
 pub mod tar_body;
 pub mod tmpfs;
 pub mod tree;
+#[cfg(unix)]
+pub mod workers;
 
 use std::collections::BTreeMap;
 use std::io::Write;

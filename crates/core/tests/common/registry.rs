@@ -253,6 +253,13 @@ pub enum Fault {
     Alter { offset: usize },
     /// Answers 307 to the same path on `to` (`http://HOST:PORT`).
     Redirect { to: String },
+    /// Forwards the request without its `Range` header (a server that ignores `Range`: 200
+    /// with every byte).
+    IgnoreRange,
+    /// Waits `for_how_long` before forwarding.
+    Delay { for_how_long: Duration },
+    /// Sends the body at about `bytes_per_sec` (a slow link).
+    Throttle { bytes_per_sec: usize },
 }
 
 /// A rule: a fault for requests whose path contains `path_part`, the next `times` of them.
@@ -271,6 +278,16 @@ pub struct Seen {
     pub headers: HashMap<String, String>,
 }
 
+/// Counts of what the proxy serves.
+#[derive(Default)]
+struct Counters {
+    /// Blob requests being answered now, and the most at once so far.
+    blobs_in_flight: usize,
+    max_blobs_in_flight: usize,
+    /// Body bytes sent, by request path.
+    body_bytes: HashMap<String, u64>,
+}
+
 /// A fault-injecting HTTP/1.1 proxy on 127.0.0.1 in front of `upstream` (`HOST:PORT`, plain
 /// HTTP). Each connection carries one request (answers are sent with `Connection: close`).
 pub struct FaultProxy {
@@ -278,6 +295,7 @@ pub struct FaultProxy {
     pub host: String,
     rules: Arc<Mutex<Vec<Rule>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    counters: Arc<Mutex<Counters>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -289,10 +307,12 @@ impl FaultProxy {
         let host = listener.local_addr().unwrap().to_string();
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let counters: Arc<Mutex<Counters>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (r, s, st, up) = (
+        let (r, s, c, st, up) = (
             rules.clone(),
             seen.clone(),
+            counters.clone(),
             stop.clone(),
             upstream.to_owned(),
         );
@@ -302,9 +322,9 @@ impl FaultProxy {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         conn.set_nonblocking(false).unwrap();
-                        let (r, s, up) = (r.clone(), s.clone(), up.clone());
+                        let (r, s, c, up) = (r.clone(), s.clone(), c.clone(), up.clone());
                         thread::spawn(move || {
-                            let _ = serve(conn, &up, &r, &s);
+                            let _ = serve(conn, &up, &r, &s, &c);
                         });
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
@@ -315,8 +335,23 @@ impl FaultProxy {
             host,
             rules,
             seen,
+            counters,
             stop,
         }
+    }
+
+    /// The most blob requests (`/blobs/` paths) it answered at once so far.
+    pub fn max_blobs_in_flight(&self) -> usize {
+        self.counters.lock().unwrap().max_blobs_in_flight
+    }
+
+    /// Body bytes it sent so far for requests whose path contains `path_part`.
+    pub fn body_bytes(&self, path_part: &str) -> u64 {
+        let counters = self.counters.lock().unwrap();
+        (counters.body_bytes.iter())
+            .filter(|(p, _)| p.contains(path_part))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Adds a rule.
@@ -358,12 +393,72 @@ fn read_head(conn: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
 }
 
 fn serve(
-    mut conn: TcpStream,
+    conn: TcpStream,
+    upstream: &str,
+    rules: &Mutex<Vec<Rule>>,
+    seen: &Mutex<Vec<Seen>>,
+    counters: &Mutex<Counters>,
+) -> std::io::Result<()> {
+    let mut conn = Counted {
+        conn,
+        path: String::new(),
+        counters,
+        blob: false,
+    };
+    let result = serve_counted(&mut conn, upstream, rules, seen);
+    if conn.blob {
+        conn.counters.lock().unwrap().blobs_in_flight -= 1;
+    }
+    result
+}
+
+/// The client connection, counting the body bytes written to it (everything after the head).
+struct Counted<'a> {
+    conn: TcpStream,
+    path: String,
+    counters: &'a Mutex<Counters>,
+    blob: bool,
+}
+
+impl Counted<'_> {
+    fn read_head(&mut self) -> std::io::Result<(String, Vec<u8>)> {
+        read_head(&mut self.conn)
+    }
+
+    fn write_head(&mut self, head: &[u8]) -> std::io::Result<()> {
+        self.conn.write_all(head)
+    }
+
+    fn shutdown(&self) -> std::io::Result<()> {
+        self.conn.shutdown(Shutdown::Both)
+    }
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.conn.write(buf)?;
+        *self
+            .counters
+            .lock()
+            .unwrap()
+            .body_bytes
+            .entry(self.path.clone())
+            .or_default() += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.conn.flush()
+    }
+}
+
+fn serve_counted(
+    conn: &mut Counted<'_>,
     upstream: &str,
     rules: &Mutex<Vec<Rule>>,
     seen: &Mutex<Vec<Seen>>,
 ) -> std::io::Result<()> {
-    let (head, _) = read_head(&mut conn)?;
+    let (head, _) = conn.read_head()?;
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default().to_owned();
     let mut parts = request_line.split(' ');
@@ -378,6 +473,13 @@ fn serve(
         path: path.clone(),
         headers: headers.clone(),
     });
+    conn.path = path.clone();
+    if path.contains("/blobs/") {
+        let mut c = conn.counters.lock().unwrap();
+        c.blobs_in_flight += 1;
+        c.max_blobs_in_flight = c.max_blobs_in_flight.max(c.blobs_in_flight);
+        conn.blob = true;
+    }
     let fault = {
         let mut rules = rules.lock().unwrap();
         let hit = rules
@@ -396,26 +498,32 @@ fn serve(
             let extra = retry_after
                 .map(|s| format!("Retry-After: {s}\r\n"))
                 .unwrap_or_default();
-            write!(
-                conn,
-                "HTTP/1.1 {status} Fault\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            conn.write_head(
+                format!(
+                    "HTTP/1.1 {status} Fault\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
             )?;
             return Ok(());
         }
         Some(Fault::Redirect { to }) => {
-            write!(
-                conn,
-                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            conn.write_head(
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
             )?;
             return Ok(());
         }
+        Some(Fault::Delay { for_how_long }) => thread::sleep(*for_how_long),
         _ => {}
     }
+    let ignore_range = matches!(fault, Some(Fault::IgnoreRange));
     // Forward the request, asking for one answer per connection.
     let mut up = TcpStream::connect(upstream)?;
     let mut forward = format!("{request_line}\r\n");
     for (k, v) in &headers {
-        if k != "connection" && k != "host" {
+        if k != "connection" && k != "host" && !(ignore_range && k == "range") {
             forward.push_str(&format!("{k}: {v}\r\n"));
         }
     }
@@ -430,13 +538,13 @@ fn serve(
         }
     }
     out_head.push_str("Connection: close\r\n\r\n");
-    conn.write_all(out_head.as_bytes())?;
+    conn.write_head(out_head.as_bytes())?;
     up.read_to_end(&mut body)?;
     match fault {
         Some(Fault::Cut { after }) => {
             conn.write_all(&body[..after.min(body.len())])?;
             conn.flush()?;
-            conn.shutdown(Shutdown::Both)?;
+            conn.shutdown()?;
         }
         Some(Fault::Stall {
             after,
@@ -451,6 +559,16 @@ fn serve(
                 *b ^= 0xff;
             }
             conn.write_all(&body)?;
+        }
+        Some(Fault::Throttle { bytes_per_sec }) => {
+            const STEP: usize = 16 * 1024;
+            for piece in body.chunks(STEP) {
+                conn.write_all(piece)?;
+                conn.flush()?;
+                thread::sleep(Duration::from_secs_f64(
+                    piece.len() as f64 / bytes_per_sec.max(1) as f64,
+                ));
+            }
         }
         _ => conn.write_all(&body)?,
     }
