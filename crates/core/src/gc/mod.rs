@@ -651,6 +651,7 @@ fn remove_tree(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::Digest;
     use crate::store::Layout;
     use std::fs;
 
