@@ -174,8 +174,8 @@ impl Client {
         let url = format!("{}/v2/{}/{path}", endpoint.base, self.repository);
         let scope_key = format!("{}|repository:{}:pull", endpoint.base, self.repository);
         let mut authenticated = false;
-        // The `Authorization` value an answer to a 401 just produced: the next attempt sends
-        // it whatever its lifetime (a token may live less than the renewal margin).
+        // The `Authorization` value an answer to a 401 produced: the attempts after it send it
+        // whatever its lifetime (a token may live less than the renewal margin).
         let mut fresh: Option<String> = None;
         let mut attempt = 0;
         loop {
@@ -188,7 +188,7 @@ impl Client {
                 request = request.header("Range", format!("bytes={from}-"));
             }
             let auth = fresh
-                .take()
+                .clone()
                 .or_else(|| self.tokens.get(&scope_key))
                 .or_else(|| match &self.credentials {
                     Some(Credentials::Token(t)) => Some(format!("Bearer {t}")),
