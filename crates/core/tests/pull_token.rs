@@ -209,12 +209,12 @@ fn expired_tokens_are_renewed_during_a_pull() {
     let seen = setup.tokens.requests_for(scope);
     assert!(seen.len() >= 2, "no token renewed: {seen:?}");
 
-    // The registry honours a JWT for 60 s past its `exp` (its leeway): `exp` 58 s ago leaves
-    // it 1 to 2 s, while `expires_in` says 300 s.
+    // The registry honours a JWT for 60 s past its `exp` (its leeway): `exp` 57 s ago leaves
+    // it 2 to 3 s, while `expires_in` says 300 s; the pause outlasts it.
     setup.tokens.clear();
     setup.tokens.set_lifetime(Lifetime {
         expires_in: 300,
-        exp_in: -58,
+        exp_in: -57,
     });
     let root = tempfile::tempdir().unwrap();
     let cache = open(root.path());
@@ -222,7 +222,7 @@ fn expired_tokens_are_renewed_during_a_pull() {
         .pull(
             &public,
             &PullOptions {
-                progress: Some(pausing_after_resolve(Duration::from_secs(3))),
+                progress: Some(pausing_after_resolve(Duration::from_secs(4))),
                 ..options(None)
             },
         )
