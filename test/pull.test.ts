@@ -1,75 +1,44 @@
 // Pulls through the public API and the CLI from a real CNCF distribution registry
-// (`docker-registry`) on 127.0.0.1, with images pushed by `skopeo copy`: progress events,
-// cancellation, strict options, error classes. The core's tests (crates/core/tests/pull.rs)
-// cover the protocol, auth, TLS, mirrors and faults.
+// (`docker-registry`, test/registry.ts) on 127.0.0.1, with images pushed by `skopeo copy`:
+// progress events, cancellation, strict options, error classes, and `ocicache pull`'s output,
+// exit codes and Ctrl-C. The core's tests (crates/core/tests/pull.rs, pull_token.rs) cover the
+// protocol, auth, TLS, mirrors and faults.
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
-import { join } from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { ImageCache, ImageNotFoundError, InvalidArgumentError, AbortError, type PullProgress } from "../src/index";
-import { freshRoot, rejectsWith, tempDir } from "./helpers";
-import { HOST_ARCH, makeImage, makeLayer, writeOciLayoutDir } from "./fixtures";
+import { CLI, freshRoot, namesIn, rejectsWith, tempDir, tmpFiles } from "./helpers";
+import { HOST_ARCH, makeImage, makeLayer, writeOciLayoutDir, type ImageFixture } from "./fixtures";
+import { haveRegistryTools, startRegistry, type TestRegistry } from "./registry";
 
-function haveTools(): boolean {
-  const missing = ["docker-registry", "skopeo"].filter((t) => spawnSync("which", [t]).status !== 0);
-  if (process.env["OCICACHE_TEST_TIER"] === "fast") return false;
-  if (missing.length > 0 && process.env["CI"] === "true") throw new Error(`${missing.join(", ")} required on CI`);
-  if (missing.length > 0) console.warn(`SKIP: ${missing.join(", ")} not installed`);
-  return missing.length === 0;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const tools = haveTools();
-let registry: ChildProcess | undefined;
+const tools = haveRegistryTools();
+let registry: TestRegistry | undefined;
 let host = "";
+
+/** Pushes `image` as `name` from an OCI layout folder. */
+async function push(image: ImageFixture, name: string): Promise<void> {
+  const layout = await tempDir("ocicache-layout-");
+  await writeOciLayoutDir(layout, [{ image, annotations: { "org.opencontainers.image.ref.name": "t" } }]);
+  registry?.push(`oci:${layout}:t`, name);
+}
 
 beforeAll(async () => {
   if (!tools) return;
-  const dir = await tempDir("ocicache-registry-");
-  host = `127.0.0.1:${await freePort()}`;
-  const config = join(dir, "config.yml");
-  await writeFile(
-    config,
-    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: /unused\nhttp:\n  addr: 127.0.0.1:0\n",
-  );
-  registry = spawn("docker-registry", ["serve", config], {
-    env: {
-      ...process.env,
-      REGISTRY_HTTP_ADDR: host,
-      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(dir, "data"),
-    },
-    stdio: process.env["PULL_TEST_DEBUG"] ? "inherit" : "ignore",
-  });
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await fetch(`http://${host}/v2/`);
-      if (r.ok) break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  registry = await startRegistry();
+  host = registry.host;
   const layer = await makeLayer({ "etc/pulled": "pulled\n" }, { gzip: true });
-  const image = makeImage([layer], { env: [], cmd: ["sh"], labels: {} }, { architecture: HOST_ARCH });
-  const layout = await tempDir("ocicache-layout-");
-  await writeOciLayoutDir(layout, [{ image, annotations: { "org.opencontainers.image.ref.name": "t" } }]);
-  const push = spawnSync("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `oci:${layout}:t`, `docker://${host}/api/app:1`]);
-  if (push.status !== 0) throw new Error(`skopeo: ${push.stderr.toString()}`);
+  await push(makeImage([layer], { env: [], cmd: ["sh"], labels: {} }, { architecture: HOST_ARCH }), "api/app:1");
+  // A layer of about 1 MB (0.75 MB once skopeo gzips it): the download the Ctrl-C test stalls.
+  const bigLayer = await makeLayer({ "srv/big.txt": randomBytes(768 * 1024).toString("base64") });
+  await push(makeImage([bigLayer], { env: [], cmd: ["sh"], labels: {} }, { architecture: HOST_ARCH }), "api/big:1");
 }, 60_000);
 
-afterAll(() => {
-  registry?.kill();
+afterAll(async () => {
+  await registry?.stop();
 });
 
 describe("pull", () => {
@@ -109,5 +78,149 @@ describe("pull", () => {
     controller.abort();
     await rejectsWith(cache.pull(`${host}/api/app:1`, { signal: controller.signal }), AbortError, "ABORTED");
     expect(await cache.list()).toEqual([]);
+  });
+
+  // Regression: the registry's storage was a helpers.tempDir folder, which is removed after each
+  // test, so from the second test of the file on every pull of a pushed tag answered
+  // MANIFEST_UNKNOWN (the CLI pull test met it, placed after the API test).
+  it.skipIf(!tools)("the registry keeps what beforeAll pushed after the first test", async () => {
+    const cache = ImageCache.open({ root: await freshRoot() });
+    const handle = await cache.pull(`${host}/api/app:1`, { insecure: true });
+    expect(handle.layerCount).toBe(1);
+  });
+});
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to its end (the registry is another process, so blocking here is fine). */
+function cli(args: string[]): Run {
+  const r = spawnSync(process.execPath, [CLI, ...args], { input: "", encoding: "utf8" });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** How many bytes of the stalled blob the proxy passes before it stops sending. */
+const STALL_AFTER = 64 * 1024;
+
+/**
+ * An HTTP proxy in front of the registry that passes every request through, except that a blob
+ * GET whose answer is longer than STALL_AFTER (the layer; skopeo recompressed it on push, so
+ * its digest is not the fixture's) gets its head and first STALL_AFTER bytes, then nothing (the
+ * connection stays open). `stalled` resolves when that happened.
+ */
+async function stallingProxy(upstream: string) {
+  let onStall = () => {};
+  const stalled = new Promise<void>((resolve) => (onStall = resolve));
+  const [upHost, upPort] = upstream.split(":");
+  const server = createServer((req, res) => {
+    const up = request(
+      { host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: { ...req.headers, host: upstream } },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        const length = Number(answer.headers["content-length"] ?? 0);
+        if (req.method !== "GET" || !req.url?.includes("/blobs/") || length <= STALL_AFTER) {
+          answer.pipe(res);
+          return;
+        }
+        let sent = 0;
+        answer.on("data", (chunk: Buffer) => {
+          if (sent >= STALL_AFTER) return;
+          const part = chunk.subarray(0, STALL_AFTER - sent);
+          res.write(part);
+          sent += part.length;
+          if (sent >= STALL_AFTER) {
+            answer.pause();
+            onStall();
+          }
+        });
+      },
+    );
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stalled,
+    close() {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+describe("ocicache pull", () => {
+  it.skipIf(!tools)("prints a line per layer when not a terminal, then the reference", async () => {
+    const root = await freshRoot();
+    const ref = `${host}/api/app:1`;
+    const r = cli(["--root", root, "pull", ref, "--insecure"]);
+    expect(r.stderr).not.toContain("ocicache:");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`${ref}\n`);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(new RegExp(`^${ref.replaceAll(".", "\\.")}: sha256:[0-9a-f]{64} \\(linux/${HOST_ARCH}\\), 1 layers, `));
+    expect(lines[1]).toMatch(/^layer 0 [0-9a-f]{12}: .+ downloaded, .+ EROFS$/);
+    // Re-resolved with every layer cached: the layer's line says so.
+    const again = cli(["--root", root, "pull", ref, "--insecure", "--policy", "always"]);
+    expect(again.status).toBe(0);
+    expect(again.stderr.trimEnd().split("\n")[1]).toMatch(/^layer 0 [0-9a-f]{12}: cached$/);
+  });
+
+  it.skipIf(!tools)("--json prints the handle, --quiet only the reference", async () => {
+    const root = await freshRoot();
+    const ref = `${host}/api/app:1`;
+    const json = cli(["--root", root, "pull", "--json", "--insecure", ref]);
+    expect(json.status).toBe(0);
+    const handle = JSON.parse(json.stdout) as { reference: string; manifestDigest: string; layerCount: number; lastUsedAt: string };
+    const [listed] = await ImageCache.open({ root }).list();
+    expect(handle).toMatchObject({ reference: ref, layerCount: 1, manifestDigest: listed?.manifestDigest });
+    expect(new Date(handle.lastUsedAt).getTime()).toBeGreaterThan(0);
+    const quietRoot = await freshRoot();
+    const quiet = cli(["--root", quietRoot, "pull", "-q", "--insecure", ref]);
+    expect(quiet).toEqual({ status: 0, stdout: `${ref}\n`, stderr: "" });
+  });
+
+  it.skipIf(!tools)("fails with exit code 1 and the error's code, leaving the cache as it was", async () => {
+    const root = await freshRoot();
+    const r = cli(["--root", root, "pull", `${host}/api/app:nope`, "--insecure"]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/^ocicache: .+ \[IMAGE_NOT_FOUND\]$/m);
+    expect(cli(["--root", root, "pull", `${host}/api/app:1`, "--policy", "sometimes"]).status).toBe(2);
+    expect(await ImageCache.open({ root }).list()).toEqual([]);
+    expect(await namesIn(root, "layers")).toEqual([]);
+  });
+
+  it.skipIf(!tools)("Ctrl-C during a stalled download aborts with exit code 130 and publishes nothing", async () => {
+    const proxy = await stallingProxy(host);
+    try {
+      const root = await freshRoot();
+      const child = spawn(process.execPath, [CLI, "--root", root, "pull", `${proxy.host}/api/big:1`, "--insecure"], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      let stdout = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const timeout = new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`the download never stalled; stderr: ${stderr}`)), 30_000),
+      );
+      await Promise.race([proxy.stalled, timeout]);
+      child.kill("SIGINT");
+      const code = await Promise.race([exited, timeout]);
+      expect(code).toBe(130);
+      expect(stdout).toBe("");
+      expect(stderr).toContain("ocicache: pull interrupted; nothing was changed\n");
+      expect(await ImageCache.open({ root }).list()).toEqual([]);
+      expect(await namesIn(root, "layers")).toEqual([]);
+      expect(await tmpFiles(root)).toEqual([]);
+    } finally {
+      proxy.close();
+    }
   });
 });

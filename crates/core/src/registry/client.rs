@@ -174,6 +174,9 @@ impl Client {
         let url = format!("{}/v2/{}/{path}", endpoint.base, self.repository);
         let scope_key = format!("{}|repository:{}:pull", endpoint.base, self.repository);
         let mut authenticated = false;
+        // The `Authorization` value an answer to a 401 produced: the attempts after it send it
+        // whatever its lifetime (a token may live less than the renewal margin).
+        let mut fresh: Option<String> = None;
         let mut attempt = 0;
         loop {
             self.cancel.check("the pull")?;
@@ -184,9 +187,9 @@ impl Client {
             if let Some(from) = range_from.filter(|f| *f > 0) {
                 request = request.header("Range", format!("bytes={from}-"));
             }
-            let auth = self
-                .tokens
-                .get(&scope_key)
+            let auth = fresh
+                .clone()
+                .or_else(|| self.tokens.get(&scope_key))
                 .or_else(|| match &self.credentials {
                     Some(Credentials::Token(t)) => Some(format!("Bearer {t}")),
                     _ => None,
@@ -203,7 +206,7 @@ impl Client {
                     }
                     if status == StatusCode::UNAUTHORIZED && !authenticated {
                         self.tokens.forget(&scope_key);
-                        self.authenticate(&answer, &scope_key)?;
+                        fresh = Some(self.authenticate(&answer, &scope_key)?);
                         authenticated = true;
                         continue;
                     }
@@ -225,8 +228,8 @@ impl Client {
     }
 
     /// Answers a 401: fetches a token for the challenge's scope (anonymously, or with the
-    /// credentials), or prepares basic auth, and caches the `Authorization` value.
-    fn authenticate(&self, answer: &Answer, scope_key: &str) -> Result<()> {
+    /// credentials), or prepares basic auth; caches the `Authorization` value and returns it.
+    fn authenticate(&self, answer: &Answer, scope_key: &str) -> Result<String> {
         let challenge = answer
             .headers()
             .get_all("www-authenticate")
@@ -245,12 +248,13 @@ impl Client {
                 Some(Credentials::Basic { username, password }) => {
                     let basic = base64::engine::general_purpose::STANDARD
                         .encode(format!("{username}:{password}"));
+                    let value = format!("Basic {basic}");
                     self.tokens.put(
                         scope_key,
-                        format!("Basic {basic}"),
+                        value.clone(),
                         Duration::from_secs(u64::from(u32::MAX)),
                     );
-                    Ok(())
+                    Ok(value)
                 }
                 _ => Err(unauthorized(
                     "the registry wants a user name and password, and none were given or found in the Docker config",
@@ -263,9 +267,9 @@ impl Client {
             }) => {
                 let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", self.repository));
                 let (token, lifetime) = self.fetch_token(&realm, service.as_deref(), &scope)?;
-                self.tokens
-                    .put(scope_key, format!("Bearer {token}"), lifetime);
-                Ok(())
+                let value = format!("Bearer {token}");
+                self.tokens.put(scope_key, value.clone(), lifetime);
+                Ok(value)
             }
         }
     }

@@ -28,6 +28,7 @@ pub mod read;
 pub mod registry;
 pub mod tar_body;
 pub mod tmpfs;
+pub mod token;
 pub mod tree;
 #[cfg(unix)]
 pub mod workers;

@@ -1,8 +1,8 @@
 //! A real CNCF distribution registry (Debian's `docker-registry`) on 127.0.0.1 for the pull
-//! tests, started on a free port with its storage in a temporary folder (every setting through
-//! `REGISTRY_*` environment variables), optionally with htpasswd auth, TLS or as a pull-through
-//! cache of another; images are pushed to it with `skopeo copy`. Dropping a [`Registry`] stops
-//! it (by its own PID).
+//! tests, on a port it picks itself (its log names it), with its storage in a temporary folder,
+//! optionally with htpasswd auth, token auth (a [`super::token::TokenServer`]), TLS or as a
+//! pull-through cache of another; images are pushed to it with `skopeo copy`. Dropping a
+//! [`Registry`] stops it (by its own PID).
 //!
 //! [`FaultProxy`] is an HTTP proxy written for the tests, in front of a registry: it cuts,
 //! stalls, alters, redirects or answers errors to chosen requests, and counts what it serves.
@@ -25,7 +25,8 @@ use super::require_tool;
 /// How long a registry may take to answer `GET /v2/` after it starts.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+/// A free TCP port on 127.0.0.1 (bound, then released: another process may take it before it
+/// is used, so only for addresses that nothing should answer on).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -49,6 +50,28 @@ pub struct RegistrySetup {
     pub tls: Option<TestCa>,
     /// A pull-through cache of this URL.
     pub proxy_of: Option<String>,
+    /// Token (bearer) auth: the registry sends clients to this token server and verifies the
+    /// JWTs it signs.
+    pub token: Option<TokenAuth>,
+}
+
+/// What a registry needs for token auth: the token server's realm and the certificate of its
+/// signing key.
+#[derive(Clone, Debug)]
+pub struct TokenAuth {
+    /// `http://127.0.0.1:PORT/token`.
+    pub realm: String,
+    /// The PEM certificate the registry trusts (`rootcertbundle`).
+    pub cert: PathBuf,
+}
+
+impl From<&super::token::TokenServer> for TokenAuth {
+    fn from(server: &super::token::TokenServer) -> Self {
+        TokenAuth {
+            realm: server.realm.clone(),
+            cert: server.cert.clone(),
+        }
+    }
 }
 
 /// A running registry.
@@ -69,18 +92,18 @@ impl Registry {
     /// A registry as `setup` says.
     pub fn start_with(setup: RegistrySetup) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let host = format!("127.0.0.1:{port}");
+        // The registry binds port 0 itself and its log names the port it got (an info
+        // message): a port picked here and handed over could be taken in between by another
+        // process's registry, which would then answer for this one.
         let mut config = String::from(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: /unused\nhttp:\n  addr: 127.0.0.1:0\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: /unused\nhttp:\n  addr: 127.0.0.1:0\n",
         );
         let mut cmd = Command::new("docker-registry");
-        cmd.env("REGISTRY_HTTP_ADDR", &host)
-            .env(
-                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
-                dir.path().join("data"),
-            )
-            .env("REGISTRY_HTTP_SECRET", "test");
+        cmd.env(
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+            dir.path().join("data"),
+        )
+        .env("REGISTRY_HTTP_SECRET", "test");
         if !setup.users.is_empty() {
             let mut lines = String::new();
             for (u, p) in &setup.users {
@@ -93,6 +116,16 @@ impl Registry {
             config.push_str("auth:\n  htpasswd:\n    realm: test\n    path: /unused\n");
             cmd.env("REGISTRY_AUTH_HTPASSWD_PATH", &file);
         }
+        if let Some(token) = &setup.token {
+            // The file lives in the test's temporary folder, so it may name this run's paths.
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                token.realm,
+                super::token::SERVICE,
+                super::token::ISSUER,
+                token.cert.display()
+            ));
+        }
         if let Some(ca) = &setup.tls {
             let (cert, key) = ca.issue(dir.path());
             cmd.env("REGISTRY_HTTP_TLS_CERTIFICATE", cert)
@@ -103,31 +136,28 @@ impl Registry {
         }
         let config_file = dir.path().join("config.yml");
         std::fs::write(&config_file, config).unwrap();
+        let log_file = dir.path().join("registry.log");
+        let log = std::fs::File::create(&log_file).unwrap();
         cmd.arg("serve")
             .arg(&config_file)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().expect("start docker-registry");
-        let registry = Registry {
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let mut child = cmd.spawn().expect("start docker-registry");
+        let host = match wait_listening(&mut child, &log_file) {
+            Ok(host) => host,
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{why}");
+            }
+        };
+        Registry {
             child,
             host,
             dir,
             tls: setup.tls.is_some(),
-        };
-        registry.wait_ready();
-        registry
-    }
-
-    fn wait_ready(&self) {
-        let start = Instant::now();
-        while start.elapsed() < START_TIMEOUT {
-            if TcpStream::connect(&self.host).is_ok() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
         }
-        panic!("docker-registry did not start on {}", self.host);
     }
 
     /// `http://HOST` or `https://HOST`.
@@ -153,6 +183,39 @@ impl Registry {
     /// The registry's storage folder.
     pub fn storage(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+}
+
+/// The `127.0.0.1:PORT` a starting registry reports in its log (`listening on ADDR`), once it
+/// listens; an error when it exits first or says nothing within [`START_TIMEOUT`].
+fn wait_listening(child: &mut Child, log_file: &Path) -> Result<String, String> {
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(log_file).unwrap_or_default();
+        if let Some(addr) = log
+            .split("listening on ")
+            .nth(1)
+            .map(|rest| {
+                // `listening on 127.0.0.1:PORT` (`, tls` follows with TLS).
+                rest.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                    .next()
+                    .unwrap_or_default()
+            })
+            .filter(|addr| addr.contains(':'))
+        {
+            return Ok(addr.to_owned());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "docker-registry exited ({status}) before listening:\n{log}"
+            ));
+        }
+        if start.elapsed() > START_TIMEOUT {
+            return Err(format!(
+                "docker-registry reported no address in {START_TIMEOUT:?}:\n{log}"
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
     }
 }
 
