@@ -220,6 +220,23 @@ interface ImageCacheOptions {
      * @default `"local"`, or the cloud backend when `$OCICACHE_BACKEND` is `cloud` (URL from `$OCICACHE_CLOUD_URL`)
      */
     backend?: ImageBackend;
+    /**
+     * Called when an operation is about to wait for one of the cache's cross-process locks
+     * because another holder has it: another process (a prune, a load, a remove, a pull), or
+     * another operation of this one. The lock is tried first, so a free lock calls nothing; the
+     * operation then waits until the lock is let go (there is no timeout) and goes on. Called on
+     * the JS thread, soon after the wait begins; a listener that throws does not stop the work.
+     * The CLI prints one line to stderr from it.
+     * @default no listener
+     */
+    onLockWait?: (event: LockWaitEvent) => void;
+}
+/** An operation waits for a lock another holder has (see {@link ImageCacheOptions.onLockWait}). */
+interface LockWaitEvent {
+    /** The lock file, inside the cache's `locks/` folder (`locks/gc.lock`, `locks/layers/<hh>.lock`). */
+    readonly lock: string;
+    /** The mode waited for: `shared` (loads, pulls, checks, boot disks) or `exclusive` (remove, prune). */
+    readonly mode: "shared" | "exclusive";
 }
 /** Options of {@link ImageCache.load}. */
 interface LoadOptions {
@@ -648,7 +665,7 @@ declare class ImageCache {
     /**
      * Opens a cache. Nothing is created or read until the first operation.
      *
-     * @param opts - Root folder and backend.
+     * @param opts - Root folder, backend and lock-wait listener.
      * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or no root is
      *   given and neither `$OCICACHE_HOME` nor a platform cache folder exists.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
@@ -1554,4 +1571,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, type PullAuth, type PullLayerRef, type PullOptions, type PullPolicy, type PullProgress, ReferenceRequiredError, RegistryDeniedError, RegistryError, RegistryRateLimitedError, RegistryTlsError, RegistryUnauthorizedError, RegistryUnavailableError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };
+export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, type LockWaitEvent, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, type PullAuth, type PullLayerRef, type PullOptions, type PullPolicy, type PullProgress, ReferenceRequiredError, RegistryDeniedError, RegistryError, RegistryRateLimitedError, RegistryTlsError, RegistryUnauthorizedError, RegistryUnavailableError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };

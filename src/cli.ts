@@ -22,6 +22,7 @@ import {
   type ImageHandle,
   type ImageHolder,
   type LoadOptions,
+  type LockWaitEvent,
   type PruneOptions,
   type PullOptions,
   type PullPolicy,
@@ -321,7 +322,15 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError("no command given");
   }
   const command = ALIASES[given] ?? given;
-  const open = (values: { root?: string | undefined }) => ImageCache.open({ root: values.root ?? root });
+  // A command that must wait for another process's lock (a prune while loads run, a load
+  // while a prune runs) says so once per lock instead of hanging silently.
+  const waitedFor = new Set<string>();
+  const onLockWait = (event: LockWaitEvent) => {
+    if (waitedFor.has(event.lock)) return;
+    waitedFor.add(event.lock);
+    io.err(`ocicache: waiting for another ocicache process (lock: ${event.lock})`);
+  };
+  const open = (values: { root?: string | undefined }) => ImageCache.open({ root: values.root ?? root, onLockWait });
   const helpFor = () => help(command);
   switch (command) {
     case "ls": {

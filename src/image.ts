@@ -21,6 +21,7 @@ import type {
   NativeImageLayer,
   NativeImageUse,
   NativeLoadOptions,
+  NativeLockWait,
   NativePruneOptions,
   NativePruneReport,
   NativePrunedReference,
@@ -66,6 +67,24 @@ export interface ImageCacheOptions {
    * @default `"local"`, or the cloud backend when `$OCICACHE_BACKEND` is `cloud` (URL from `$OCICACHE_CLOUD_URL`)
    */
   backend?: ImageBackend;
+  /**
+   * Called when an operation is about to wait for one of the cache's cross-process locks
+   * because another holder has it: another process (a prune, a load, a remove, a pull), or
+   * another operation of this one. The lock is tried first, so a free lock calls nothing; the
+   * operation then waits until the lock is let go (there is no timeout) and goes on. Called on
+   * the JS thread, soon after the wait begins; a listener that throws does not stop the work.
+   * The CLI prints one line to stderr from it.
+   * @default no listener
+   */
+  onLockWait?: (event: LockWaitEvent) => void;
+}
+
+/** An operation waits for a lock another holder has (see {@link ImageCacheOptions.onLockWait}). */
+export interface LockWaitEvent {
+  /** The lock file, inside the cache's `locks/` folder (`locks/gc.lock`, `locks/layers/<hh>.lock`). */
+  readonly lock: string;
+  /** The mode waited for: `shared` (loads, pulls, checks, boot disks) or `exclusive` (remove, prune). */
+  readonly mode: "shared" | "exclusive";
 }
 
 /** Options of {@link ImageCache.load}. */
@@ -566,6 +585,7 @@ const CACHE_OPTIONS: SchemaOf<ImageCacheOptions> = {
     variants: { cloud: { type: "object", schema: { url: { type: "string" } }, required: ["url"] } },
     expected: '"local" or { cloud: { url } }',
   },
+  onLockWait: { type: "function" },
 };
 
 const LOAD_OPTIONS: SchemaOf<LoadOptions> = {
@@ -713,6 +733,20 @@ const HOLDER: Rule = {
 function holderToNative(holder: unknown): { kind: "sandbox" | "snapshot"; id: string } {
   const h = checkValue(holder, HOLDER, "holder") as { sandbox?: string; snapshot?: string };
   return h.snapshot !== undefined ? { kind: "snapshot", id: h.snapshot } : { kind: "sandbox", id: h.sandbox as string };
+}
+
+/** The binding's listener for `onLockWait`; a listener that throws does not stop the work. */
+function lockWaitListener(
+  onLockWait: ((event: LockWaitEvent) => void) | undefined,
+): ((event: NativeLockWait) => void) | undefined {
+  if (onLockWait === undefined) return undefined;
+  return (e: NativeLockWait) => {
+    try {
+      onLockWait(Object.freeze({ lock: e.lock, mode: e.mode === "exclusive" ? "exclusive" : "shared" }));
+    } catch {
+      // A listener's failure is the listener's: the operation goes on.
+    }
+  };
 }
 
 /** Checks cache options; returns the checked copy and its native form. */
@@ -864,16 +898,16 @@ export class ImageCache {
   /**
    * Opens a cache. Nothing is created or read until the first operation.
    *
-   * @param opts - Root folder and backend.
+   * @param opts - Root folder, backend and lock-wait listener.
    * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or no root is
    *   given and neither `$OCICACHE_HOME` nor a platform cache folder exists.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    */
   static open(opts?: ImageCacheOptions): ImageCache {
     requireArity(arguments, 1, "ImageCache.open");
-    const options = cacheOptions(opts).native;
+    const { checked, native: options } = cacheOptions(opts);
     try {
-      return new ImageCache(native().NativeCache.open(options));
+      return new ImageCache(native().NativeCache.open(options, lockWaitListener(checked.onLockWait)));
     } catch (err) {
       throw fromNative(err);
     }

@@ -24,6 +24,7 @@ export {
   type ImagePruneReport,
   type ListOptions,
   type LoadOptions,
+  type LockWaitEvent,
   type PruneOptions,
   type PrunedReference,
   type PullAuth,

@@ -4,13 +4,14 @@
 // cover the protocol, auth, TLS, mirrors and faults.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { ImageCache, ImageNotFoundError, InvalidArgumentError, AbortError, type PullProgress } from "../src/index";
-import { freshRoot, rejectsWith, tempDir } from "./helpers";
+import { freshRoot, haveTools as haveToolsNamed, holdLock, rejectsWith, startCli, tempDir } from "./helpers";
 import { HOST_ARCH, makeImage, makeLayer, writeOciLayoutDir } from "./fixtures";
 
 function haveTools(): boolean {
@@ -32,12 +33,17 @@ async function freePort(): Promise<number> {
 }
 
 const tools = haveTools();
+const flock = tools && haveToolsNamed(["flock"], "the pull lock-wait test");
 let registry: ChildProcess | undefined;
 let host = "";
+let registryDir: string | undefined;
 
 beforeAll(async () => {
   if (!tools) return;
-  const dir = await tempDir("ocicache-registry-");
+  // The registry's folder lives for the whole file (tempDir's folders go after each test,
+  // which would take the pushed image away from every test after the first).
+  registryDir = await mkdtemp(join(tmpdir(), "ocicache-registry-"));
+  const dir = registryDir;
   host = `127.0.0.1:${await freePort()}`;
   const config = join(dir, "config.yml");
   await writeFile(
@@ -68,8 +74,9 @@ beforeAll(async () => {
   if (push.status !== 0) throw new Error(`skopeo: ${push.stderr.toString()}`);
 }, 60_000);
 
-afterAll(() => {
+afterAll(async () => {
   registry?.kill();
+  if (registryDir) await rm(registryDir, { recursive: true, force: true });
 });
 
 describe("pull", () => {
@@ -92,6 +99,24 @@ describe("pull", () => {
     expect(again.manifestDigest).toBe(handle.manifestDigest);
     const use = await cache.acquire(`${host}/api/app:1`, { sandbox: "vm" }, { pull: { insecure: true } });
     expect(use.manifestDigest).toBe(handle.manifestDigest);
+  });
+
+  it.skipIf(!tools || !flock)("ocicache pull prints a line while a prune holds the GC lock, then pulls", async () => {
+    const root = await freshRoot();
+    const lock = join(root, "locks", "gc.lock");
+    const held = await holdLock(lock, "exclusive");
+    const run = startCli(["--root", root, "pull", "--insecure", "--quiet", `${host}/api/app:1`]);
+    const line = /^ocicache: waiting for another ocicache process \(lock: (.+)\)$/m;
+    try {
+      await run.stderrMatches(line);
+      expect(line.exec(run.stderr())?.[1]).toBe(lock);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(run.exitedYet(), "the pull must wait while the lock is held").toBe(false);
+    } finally {
+      await held.release();
+    }
+    expect(await run.exited, run.stderr()).toBe(0);
+    expect((await ImageCache.open({ root }).list()).map((h) => h.reference)).toEqual([`${host}/api/app:1`]);
   });
 
   it.skipIf(!tools)("rejects with typed errors and strict options", async () => {

@@ -31,7 +31,12 @@ describe("public types", () => {
 
   it("ImageCache and Image methods", () => {
     expectTypeOf(ImageCache.open).parameter(0).toEqualTypeOf<
-      { root?: string; backend?: "local" | { cloud: { url: string } } } | undefined
+      | {
+          root?: string;
+          backend?: "local" | { cloud: { url: string } };
+          onLockWait?: (event: { readonly lock: string; readonly mode: "shared" | "exclusive" }) => void;
+        }
+      | undefined
     >();
     expectTypeOf<ImageCache["get"]>().returns.toEqualTypeOf<Promise<ImageHandle>>();
     expectTypeOf<ImageCache["list"]>().returns.toEqualTypeOf<Promise<ImageHandle[]>>();

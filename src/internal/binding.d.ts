@@ -3,8 +3,12 @@
 
 /** One cache root (or a remote backend), shared by every call made through it. */
 export declare class NativeCache {
-  /** Opens a cache; nothing is created or read until the first operation. */
-  static open(options?: NativeCacheOptions | undefined | null): NativeCache
+  /**
+   * Opens a cache; nothing is created or read until the first operation. `onLockWait` is
+   * called (on the JS thread, soon after) whenever an operation is about to wait for one of
+   * the cache's locks because another process (or another operation of this one) holds it.
+   */
+  static open(options?: NativeCacheOptions | undefined | null, onLockWait?: ((arg: NativeLockWait) => void) | undefined | null): NativeCache
   /** The cache root folder. */
   get root(): string
   /**
@@ -326,6 +330,14 @@ export interface NativeLoadOptions {
    * of the cache's file system less a reserve.
    */
   maxUncompressedBytes?: number
+}
+
+/** An operation is about to wait for a lock another holder has (TypeScript: `LockWaitEvent`). */
+export interface NativeLockWait {
+  /** The lock file, inside the cache's `locks/` folder. */
+  lock: string
+  /** `shared` or `exclusive`: the mode waited for. */
+  mode: string
 }
 
 /** One reference a prune removed. (TypeScript: `PrunedReference`.) */

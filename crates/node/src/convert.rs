@@ -464,6 +464,22 @@ pub struct NativePullProgress {
     pub vmdk_bytes: Option<f64>,
 }
 
+/// An operation is about to wait for a lock another holder has (TypeScript: `LockWaitEvent`).
+#[napi(object)]
+pub struct NativeLockWait {
+    /// The lock file, inside the cache's `locks/` folder.
+    pub lock: String,
+    /// `shared` or `exclusive`: the mode waited for.
+    pub mode: String,
+}
+
+pub(crate) fn lock_wait_event(e: &core::store::LockWaitEvent) -> NativeLockWait {
+    NativeLockWait {
+        lock: e.path.to_string_lossy().into_owned(),
+        mode: e.mode.as_str().to_owned(),
+    }
+}
+
 pub(crate) fn progress_event(e: &core::progress::ProgressEvent) -> NativePullProgress {
     use core::progress::ProgressEvent as E;
     let mut out = NativePullProgress {

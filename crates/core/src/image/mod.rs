@@ -25,7 +25,8 @@
 //! also holds the artifact locks of every digest it names (see [`crate::ingest`]) from its
 //! first look at the disk until it committed or took back its files. Within a process the index
 //! connection is behind a mutex and held only for SQL (and, in a load, while the files are
-//! published inside the transaction).
+//! published inside the transaction). Every lock is tried before it is waited for; a cache
+//! opened [`Cache::with_lock_wait`] is told when an operation is about to wait.
 //!
 //! Crash safety: files are published before index rows name them (a load's rows commit after
 //! its files are published), and index rows are deleted before their files; a killed process
@@ -52,13 +53,14 @@ use crate::budget::WriteBudget;
 use crate::error::{Error, Result};
 use crate::index::{HandleRow, Index};
 use crate::oci::Reference;
-use crate::store::{self, Layout, Root};
+use crate::store::{self, Layout, LockWait, Root};
 
 /// One cache root (or a remote backend).
 pub struct Cache {
     layout: Layout,
     backend: Backend,
     index: Mutex<Option<Index>>,
+    lock_wait: Option<LockWait>,
 }
 
 impl Cache {
@@ -76,7 +78,18 @@ impl Cache {
             layout: Layout::new(root),
             backend,
             index: Mutex::new(None),
+            lock_wait: None,
         })
+    }
+
+    /// This cache, telling `wait` whenever an operation is about to block on one of the cache's
+    /// cross-process locks (`locks/gc.lock`, the artifact locks) because another holder has it:
+    /// a prune or remove waits for loads and pulls in flight, a load or pull for a prune, and
+    /// two loads of the same layer for each other. The lock is tried first, so nothing is told
+    /// when it is free; `wait` runs on the thread that is about to block.
+    pub fn with_lock_wait(mut self, wait: LockWait) -> Self {
+        self.lock_wait = Some(wait);
+        self
     }
 
     /// The cache root.
@@ -168,7 +181,7 @@ impl Cache {
     /// index opened first when it was not: an operation refuses a corrupt cache before it
     /// writes anything.
     fn open_root(&self) -> Result<Root> {
-        let root = Root::open(&self.layout)?;
+        let root = Root::open(&self.layout)?.with_lock_wait(self.lock_wait.clone());
         drop(self.index()?);
         Ok(root)
     }

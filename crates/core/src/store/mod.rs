@@ -31,7 +31,7 @@
 mod lock;
 mod root;
 
-pub use lock::{CacheLock, LockMode};
+pub use lock::{CacheLock, LockMode, LockWait, LockWaitEvent};
 pub(crate) use root::kind_of;
 pub use root::{Entry, Folder, Root, StagingDir, StagingPurpose};
 
