@@ -97,6 +97,23 @@ interface NativeImageConfig {
   labels: Record<string, unknown> | null
   /** `StopSignal`. */
   stopSignal: string | null
+  /**
+   * `ExposedPorts`: the ports the image says it listens on (`80/tcp`, `53/udp`), sorted.
+   * This field and the four after it are read from the config blob when the image is
+   * inspected; a field of the wrong type there is null, as if absent.
+   */
+  exposedPorts: Array<string> | null
+  /** `Volumes`: the container paths the image declares as volumes, sorted. */
+  volumes: Array<string> | null
+  /**
+   * The config's `created`, when the image was built (not when it was loaded), in
+   * milliseconds since the Unix epoch; null when absent or not an RFC 3339 date-time.
+   */
+  createdMs: number | null
+  /** The config's `author`. */
+  author: string | null
+  /** The config's `history`, oldest first; null when absent or not an array of objects. */
+  history: ReadonlyArray<Readonly<NativeImageHistory>> | null
 }
 
 /** One reference's share of the cache. (TypeScript: `ImageDiskUsage`.) */
@@ -114,6 +131,20 @@ interface NativeImageDiskUsage {
    * manifest's only reference and no unexpired use pins it, else 0.
    */
   reclaimableBytes: number
+}
+
+/** One step of an image's build history. (TypeScript: `ImageHistoryEntry`.) */
+interface NativeImageHistory {
+  /** When, in milliseconds since the Unix epoch. */
+  createdMs: number | null
+  /** `created_by`: the command that made it. */
+  createdBy: string | null
+  /** `author`. */
+  author: string | null
+  /** `comment`. */
+  comment: string | null
+  /** `empty_layer`: the step made no layer. */
+  emptyLayer: boolean
 }
 
 /** One layer of an image. (TypeScript: `ImageLayerDetail`.) */
@@ -525,8 +556,28 @@ type ImageHolder = {
     /** The id of the snapshot made from the image. */
     snapshot: string;
 };
-/** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
-interface ImageConfigDetail extends Readonly<NativeImageConfig> {
+/**
+ * The config fields {@link ImageCache.inspect} shows; absent fields are null. The runtime
+ * fields (`env` to `stopSignal`) come from the cache's index; `exposedPorts`, `volumes`,
+ * `created`, `author` and `history` are read from the config blob when the image is
+ * inspected. The blob is untrusted JSON: a field of the wrong type there is null, as if
+ * absent, and the others are still shown (a `history` element that is not an object makes
+ * `history` null); a blob that cannot be read leaves all five null (`ocicache check` reports a
+ * damaged blob).
+ */
+interface ImageConfigDetail extends Readonly<Omit<NativeImageConfig, "createdMs" | "history">> {
+    /**
+     * When the image was built (the config's `created`), not when it was loaded (that is
+     * {@link ImageHandle.createdAt}); null when absent or not an RFC 3339 date-time.
+     */
+    readonly created: Date | null;
+    /** The config's `history`, oldest first (entries line up with the layers, skipping those with `emptyLayer`). */
+    readonly history: readonly ImageHistoryEntry[] | null;
+}
+/** One step of an image's build history (an entry of the config's `history`). */
+interface ImageHistoryEntry extends Readonly<Omit<NativeImageHistory, "createdMs">> {
+    /** When the step ran; null when absent or not an RFC 3339 date-time. */
+    readonly created: Date | null;
 }
 /** One layer of an image. */
 interface ImageLayerDetail extends Readonly<NativeImageLayer> {
@@ -1571,4 +1622,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, type LockWaitEvent, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, type PullAuth, type PullLayerRef, type PullOptions, type PullPolicy, type PullProgress, ReferenceRequiredError, RegistryDeniedError, RegistryError, RegistryRateLimitedError, RegistryTlsError, RegistryUnauthorizedError, RegistryUnavailableError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };
+export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHistoryEntry, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, type LockWaitEvent, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, type PullAuth, type PullLayerRef, type PullOptions, type PullPolicy, type PullProgress, ReferenceRequiredError, RegistryDeniedError, RegistryError, RegistryRateLimitedError, RegistryTlsError, RegistryUnauthorizedError, RegistryUnavailableError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };

@@ -18,6 +18,7 @@ import type {
   NativeImageDiskUsage,
   NativeImageCheck,
   NativeImageHandle,
+  NativeImageHistory,
   NativeImageLayer,
   NativeImageUse,
   NativeLoadOptions,
@@ -392,8 +393,30 @@ export type ImageHolder =
       snapshot: string;
     };
 
-/** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
-export interface ImageConfigDetail extends Readonly<NativeImageConfig> {}
+/**
+ * The config fields {@link ImageCache.inspect} shows; absent fields are null. The runtime
+ * fields (`env` to `stopSignal`) come from the cache's index; `exposedPorts`, `volumes`,
+ * `created`, `author` and `history` are read from the config blob when the image is
+ * inspected. The blob is untrusted JSON: a field of the wrong type there is null, as if
+ * absent, and the others are still shown (a `history` element that is not an object makes
+ * `history` null); a blob that cannot be read leaves all five null (`ocicache check` reports a
+ * damaged blob).
+ */
+export interface ImageConfigDetail extends Readonly<Omit<NativeImageConfig, "createdMs" | "history">> {
+  /**
+   * When the image was built (the config's `created`), not when it was loaded (that is
+   * {@link ImageHandle.createdAt}); null when absent or not an RFC 3339 date-time.
+   */
+  readonly created: Date | null;
+  /** The config's `history`, oldest first (entries line up with the layers, skipping those with `emptyLayer`). */
+  readonly history: readonly ImageHistoryEntry[] | null;
+}
+
+/** One step of an image's build history (an entry of the config's `history`). */
+export interface ImageHistoryEntry extends Readonly<Omit<NativeImageHistory, "createdMs">> {
+  /** When the step ran; null when absent or not an RFC 3339 date-time. */
+  readonly created: Date | null;
+}
 
 /** One layer of an image. */
 export interface ImageLayerDetail extends Readonly<NativeImageLayer> {}
@@ -767,7 +790,17 @@ function cacheOptions(value: unknown): { checked: ImageCacheOptions; native: { r
 // gives absent values as null), frozen so that a result is the snapshot its type says.
 
 function configDetail(c: NativeImageConfig): ImageConfigDetail {
-  return Object.freeze(c);
+  const { createdMs, history, ...rest } = c;
+  return Object.freeze({
+    ...rest,
+    created: toDate(createdMs),
+    history:
+      history === null
+        ? null
+        : Object.freeze(
+            history.map(({ createdMs: at, ...entry }): ImageHistoryEntry => Object.freeze({ ...entry, created: toDate(at) })),
+          ),
+  });
 }
 
 function detail(d: NativeImageDetail): ImageDetail {

@@ -19,6 +19,7 @@ export {
   type ImageDetail,
   type ImageDiskUsage,
   type ImageCheck,
+  type ImageHistoryEntry,
   type ImageHolder,
   type ImageLayerDetail,
   type ImagePruneReport,

@@ -52,7 +52,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::budget::WriteBudget;
 use crate::error::{Error, Result};
 use crate::index::{HandleRow, Index};
-use crate::oci::Reference;
+use crate::oci::{ConfigDescription, Reference};
 use crate::store::{self, Layout, LockWait, Root};
 
 /// One cache root (or a remote backend).
@@ -144,7 +144,9 @@ impl Cache {
     }
 
     /// The handle, config and layers (bottom to top) of `reference` (any form [`Cache::get`]
-    /// takes).
+    /// takes). The config's runtime fields come from the index; its `ExposedPorts`, `Volumes`,
+    /// `created`, `author` and `history` from the config blob, read now (left out when the
+    /// blob cannot be read or a field has the wrong type, see [`ConfigDescription`]).
     pub fn inspect(&self, reference: &str) -> Result<ImageDetail> {
         self.local()?;
         let Some(ix) = self.existing_index()? else {
@@ -152,12 +154,19 @@ impl Cache {
         };
         let handle = handle_for(resolve(&ix, reference)?);
         let manifest = handle.manifest_digest.clone().unwrap_or_default();
-        let config = ix.config_of(&manifest)?.map(config_detail).transpose()?;
+        let mut config = ix.config_of(&manifest)?.map(config_detail).transpose()?;
         let layers = ix
             .layers_of(&manifest)?
             .into_iter()
             .map(layer_detail)
             .collect();
+        drop(ix);
+        if let Some(config) = &mut config {
+            let root = self.open_root()?;
+            if let Some(d) = describe_config(&root, &config.digest) {
+                config.describe(d);
+            }
+        }
         Ok(ImageDetail {
             handle,
             config,
@@ -221,6 +230,28 @@ impl Cache {
         }
         Ok(IndexGuard(guard))
     }
+}
+
+/// The descriptive fields of the config blob `digest` (see [`ConfigDescription`]), read
+/// beneath the root's `blobs/` handle: `None` when the blob is missing, not a regular file,
+/// over the size a load accepts, unreadable or not a JSON object. Inspect then shows only
+/// the fields the index keeps (`ocicache check` reports a damaged blob). Takes no lock: a
+/// prune that deletes the blob meanwhile leaves the fields out too.
+fn describe_config(root: &Root, digest: &str) -> Option<ConfigDescription> {
+    use std::io::Read;
+    let digest = crate::oci::Digest::parse(digest).ok()?;
+    let entry = root.blob(&digest);
+    let file = entry.folder().open_file(entry.name()).ok()?;
+    let limit = crate::archive::MAX_METADATA_SIZE;
+    let mut bytes = Vec::new();
+    file.into_std()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    if bytes.len() as u64 > limit {
+        return None;
+    }
+    ConfigDescription::parse(&bytes).ok()
 }
 
 /// The open index of a [`Cache`], locked for this thread.
