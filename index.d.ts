@@ -266,7 +266,11 @@ interface ImageCacheOptions {
 interface LockWaitEvent {
     /** The lock file, inside the cache's `locks/` folder (`locks/gc.lock`, `locks/layers/<hh>.lock`). */
     readonly lock: string;
-    /** The mode waited for: `shared` (loads, pulls, checks, boot disks) or `exclusive` (remove, prune). */
+    /**
+     * The mode waited for: `shared` for the GC lock of a load, pull, check or boot disk;
+     * `exclusive` for the GC lock of a remove or prune, and for an artifact lock (two loads of
+     * the same layer).
+     */
     readonly mode: "shared" | "exclusive";
 }
 /** Options of {@link ImageCache.load}. */
