@@ -34,6 +34,30 @@ interface NativeCheckReport {
   problems: number
 }
 
+/**
+ * Bytes on disk by kind and per image, sent as JSON by `diskUsageJson`. The kinds come from
+ * sizes recorded when each artifact was written (the index and `tmp/` are measured).
+ * (TypeScript: `DiskUsage`.)
+ */
+interface NativeDiskUsage {
+  /** Layer EROFS images (`layers/`). */
+  layers: number
+  /** Merged metadata EROFS images (`fsmeta/`). */
+  fsmeta: number
+  /** VMDK descriptors (`vmdk/`). */
+  vmdk: number
+  /** Manifest and config blobs (`blobs/`). */
+  blobs: number
+  /** The SQLite index (`index.db` with its WAL and shared-memory files). */
+  index: number
+  /** Work in progress and leftovers of interrupted loads (`tmp/`). */
+  temporary: number
+  /** The sum of the above. */
+  total: number
+  /** One entry per reference, sorted by canonical reference. */
+  images: ReadonlyArray<Readonly<NativeImageDiskUsage>>
+}
+
 /** Integrity of one image's files. (TypeScript: `ImageCheck`.) */
 interface NativeImageCheck {
   /** The manifest (`sha256:...`). */
@@ -73,6 +97,54 @@ interface NativeImageConfig {
   labels: Record<string, unknown> | null
   /** `StopSignal`. */
   stopSignal: string | null
+  /**
+   * `ExposedPorts`: the ports the image says it listens on (`80/tcp`, `53/udp`), sorted.
+   * This field and the four after it are read from the config blob when the image is
+   * inspected; a field of the wrong type there is null, as if absent.
+   */
+  exposedPorts: Array<string> | null
+  /** `Volumes`: the container paths the image declares as volumes, sorted. */
+  volumes: Array<string> | null
+  /**
+   * The config's `created`, when the image was built (not when it was loaded), in
+   * milliseconds since the Unix epoch; null when absent or not an RFC 3339 date-time.
+   */
+  createdMs: number | null
+  /** The config's `author`. */
+  author: string | null
+  /** The config's `history`, oldest first; null when absent or not an array of objects. */
+  history: ReadonlyArray<Readonly<NativeImageHistory>> | null
+}
+
+/** One reference's share of the cache. (TypeScript: `ImageDiskUsage`.) */
+interface NativeImageDiskUsage {
+  /** Familiar form of the reference. */
+  reference: string
+  /** The manifest it points to. */
+  manifestDigest: string
+  /** Bytes of artifacts its manifest shares with other manifests (layers, config). */
+  sharedBytes: number
+  /** Bytes only its manifest uses: manifest, fsmeta, VMDK, and its unshared config and layers. */
+  exclusiveBytes: number
+  /**
+   * What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
+   * manifest's only reference and no unexpired use pins it, else 0.
+   */
+  reclaimableBytes: number
+}
+
+/** One step of an image's build history. (TypeScript: `ImageHistoryEntry`.) */
+interface NativeImageHistory {
+  /** When, in milliseconds since the Unix epoch. */
+  createdMs: number | null
+  /** `created_by`: the command that made it. */
+  createdBy: string | null
+  /** `author`. */
+  author: string | null
+  /** `comment`. */
+  comment: string | null
+  /** `empty_layer`: the step made no layer. */
+  emptyLayer: boolean
 }
 
 /** One layer of an image. (TypeScript: `ImageLayerDetail`.) */
@@ -179,6 +251,27 @@ interface ImageCacheOptions {
      * @default `"local"`, or the cloud backend when `$OCICACHE_BACKEND` is `cloud` (URL from `$OCICACHE_CLOUD_URL`)
      */
     backend?: ImageBackend;
+    /**
+     * Called when an operation is about to wait for one of the cache's cross-process locks
+     * because another holder has it: another process (a prune, a load, a remove, a pull), or
+     * another operation of this one. The lock is tried first, so a free lock calls nothing; the
+     * operation then waits until the lock is let go (there is no timeout) and goes on. Called on
+     * the JS thread, soon after the wait begins; a listener that throws does not stop the work.
+     * The CLI prints one line to stderr from it.
+     * @default no listener
+     */
+    onLockWait?: (event: LockWaitEvent) => void;
+}
+/** An operation waits for a lock another holder has (see {@link ImageCacheOptions.onLockWait}). */
+interface LockWaitEvent {
+    /** The lock file, inside the cache's `locks/` folder (`locks/gc.lock`, `locks/layers/<hh>.lock`). */
+    readonly lock: string;
+    /**
+     * The mode waited for: `shared` for the GC lock of a load, pull, check or boot disk;
+     * `exclusive` for the GC lock of a remove or prune, and for an artifact lock (two loads of
+     * the same layer).
+     */
+    readonly mode: "shared" | "exclusive";
 }
 /** Options of {@link ImageCache.load}. */
 interface LoadOptions {
@@ -467,8 +560,28 @@ type ImageHolder = {
     /** The id of the snapshot made from the image. */
     snapshot: string;
 };
-/** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
-interface ImageConfigDetail extends Readonly<NativeImageConfig> {
+/**
+ * The config fields {@link ImageCache.inspect} shows; absent fields are null. The runtime
+ * fields (`env` to `stopSignal`) come from the cache's index; `exposedPorts`, `volumes`,
+ * `created`, `author` and `history` are read from the config blob when the image is
+ * inspected. The blob is untrusted JSON: a field of the wrong type there is null, as if
+ * absent, and the others are still shown (a `history` element that is not an object makes
+ * `history` null); a blob that cannot be read leaves all five null (`ocicache check` reports a
+ * damaged blob).
+ */
+interface ImageConfigDetail extends Readonly<Omit<NativeImageConfig, "createdMs" | "history">> {
+    /**
+     * When the image was built (the config's `created`), not when it was loaded (that is
+     * {@link ImageHandle.createdAt}); null when absent or not an RFC 3339 date-time.
+     */
+    readonly created: Date | null;
+    /** The config's `history`, oldest first (entries line up with the layers, skipping those with `emptyLayer`). */
+    readonly history: readonly ImageHistoryEntry[] | null;
+}
+/** One step of an image's build history (an entry of the config's `history`). */
+interface ImageHistoryEntry extends Readonly<Omit<NativeImageHistory, "createdMs">> {
+    /** When the step ran; null when absent or not an RFC 3339 date-time. */
+    readonly created: Date | null;
 }
 /** One layer of an image. */
 interface ImageLayerDetail extends Readonly<NativeImageLayer> {
@@ -494,50 +607,12 @@ interface PrunedReference extends Readonly<NativePrunedReference> {
  * Bytes on disk by kind and per image; what {@link ImageCache.diskUsage} returns. The kinds
  * come from sizes recorded when each artifact was written (the index and `tmp/` are measured).
  */
-interface DiskUsage {
-    /** Layer EROFS images (`layers/`). */
-    readonly layers: number;
-    /** Merged metadata EROFS images (`fsmeta/`). */
-    readonly fsmeta: number;
-    /** VMDK descriptors (`vmdk/`). */
-    readonly vmdk: number;
-    /** Manifest and config blobs (`blobs/`). */
-    readonly blobs: number;
-    /** The SQLite index (`index.db` with its WAL and shared-memory files). */
-    readonly index: number;
-    /** Work in progress and leftovers of interrupted loads (`tmp/`). */
-    readonly temporary: number;
-    /** The sum of the above. */
-    readonly total: number;
-    /**
-     * One entry per reference, sorted by canonical reference; then one per manifest no reference
-     * names that a sandbox or snapshot holds (`tagged` false, named as `list({ all: true })` names
-     * it).
-     */
+interface DiskUsage extends Readonly<Omit<NativeDiskUsage, "images">> {
+    /** One entry per reference, sorted by canonical reference. */
     readonly images: readonly ImageDiskUsage[];
 }
 /** One reference's share of the cache. */
-interface ImageDiskUsage {
-    /** Familiar form of the reference. */
-    readonly reference: string;
-    /** The manifest it points to. */
-    readonly manifestDigest: string;
-    /** Bytes of artifacts its manifest shares with other manifests (layers, config). */
-    readonly sharedBytes: number;
-    /** Bytes only its manifest uses: manifest, fsmeta, VMDK, and its unshared config and layers. */
-    readonly exclusiveBytes: number;
-    /**
-     * What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
-     * manifest's only reference and no unexpired use pins it, else 0. For an untagged manifest
-     * (`tagged` false), what a prune would reclaim of it: `exclusiveBytes` once every use holding
-     * it has expired, else 0.
-     */
-    readonly reclaimableBytes: number;
-    /**
-     * False for a manifest no reference names that a sandbox or snapshot still holds (as
-     * {@link ImageHandle.tagged}); its `reference` is then `repository@sha256:...`.
-     */
-    readonly tagged: boolean;
+interface ImageDiskUsage extends Readonly<NativeImageDiskUsage> {
 }
 /** The files a VM boots an image from; what {@link ImageCache.bootDisk} returns. */
 interface BootDisk extends Readonly<NativeBootDisk> {
@@ -645,7 +720,7 @@ declare class ImageCache {
     /**
      * Opens a cache. Nothing is created or read until the first operation.
      *
-     * @param opts - Root folder and backend.
+     * @param opts - Root folder, backend and lock-wait listener.
      * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or no root is
      *   given and neither `$OCICACHE_HOME` nor a platform cache folder exists.
      * @throws {NativeNotFoundError} when the native addon cannot be loaded.
@@ -886,13 +961,10 @@ declare class ImageCache {
      * Pulls an image from its registry into this cache and returns its handle. With the default
      * policy `if-missing`, a cached reference is returned at once without a request. Otherwise
      * the manifest (for a multi-platform image, the platform's) and config are fetched and
-     * verified, and every layer whose `diffId` the cache lacks is downloaded (at most 4 at once)
-     * into the cache's `tmp/` and converted as it arrives, in one pass that checks its digest and
-     * `diffId` and writes its EROFS image; nothing cached is downloaded again. Then the layers,
-     * fsmeta, VMDK and index rows are published as a load publishes them: on any failure (a
-     * cancellation included) nothing is published. A pull that is cancelled, fails on the
-     * network or is killed leaves its partial downloads, and the next pull of the same blob
-     * continues them with `Range`; `prune` reclaims one only once it is a day old and unused. A pull of a
+     * verified, and every layer whose `diffId` the cache lacks streams from the network through
+     * one pass that checks its digest and `diffId` and writes its EROFS image; nothing cached is
+     * downloaded again. Then the layers, fsmeta, VMDK and index rows are published as a load
+     * publishes them: on any failure (a cancellation included) nothing is published. A pull of a
      * cached reference refreshes its `lastUsedAt`; a fresh one sets it to now. Two processes
      * pulling one image at once download each layer once and both succeed; a concurrent `prune`
      * never deletes what a running pull uses. Mirrors come from the file `OCICACHE_REGISTRIES`
@@ -1554,4 +1626,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, type PullAuth, type PullLayerRef, type PullOptions, type PullPolicy, type PullProgress, ReferenceRequiredError, RegistryDeniedError, RegistryError, RegistryRateLimitedError, RegistryTlsError, RegistryUnauthorizedError, RegistryUnavailableError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };
+export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHistoryEntry, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, type LockWaitEvent, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, type PullAuth, type PullLayerRef, type PullOptions, type PullPolicy, type PullProgress, ReferenceRequiredError, RegistryDeniedError, RegistryError, RegistryRateLimitedError, RegistryTlsError, RegistryUnauthorizedError, RegistryUnavailableError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };

@@ -107,6 +107,14 @@ cp "$oci/index.json" "$corpus/oci_json/seed-umoci-index.json"
 cp "$oci/oci-layout" "$corpus/oci_json/seed-oci-layout"
 cp "$(blob "$manifest")" "$corpus/oci_json/seed-umoci-manifest.json"
 cp "$(blob "$config")" "$corpus/oci_json/seed-umoci-config.json"
+# A config with what inspect reads from the blob: ports, volumes, author, created, history.
+umoci config --image "$oci:seed" --tag described --config.exposedports=8080/tcp \
+  --config.exposedports=53/udp --config.volume=/data --author='Ann <ann@example.com>' \
+  --created=2024-05-01T12:00:00Z --history.created_by='/bin/sh -c make' \
+  --history.comment=build --history.author=Bob --history.created=2024-05-01T12:00:00Z >/dev/null
+described=$(python3 -c 'import json,sys; m=[x for x in json.load(open(sys.argv[1]))["manifests"] if x.get("annotations",{}).get("org.opencontainers.image.ref.name")=="described"][0]; print(m["digest"])' "$oci/index.json")
+config=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["config"]["digest"])' "$(blob "$described")")
+cp "$(blob "$config")" "$corpus/oci_json/seed-umoci-config-described.json"
 
 # skopeo: a docker save archive (manifest.json, legacy config), an OCI archive, and a Docker
 # v2 schema 2 manifest.

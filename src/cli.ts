@@ -22,6 +22,7 @@ import {
   type ImageHandle,
   type ImageHolder,
   type LoadOptions,
+  type LockWaitEvent,
   type PruneOptions,
   type PullOptions,
   type PullPolicy,
@@ -92,7 +93,9 @@ Examples:
   ocicache ls -a --filter dangling=true`,
   inspect: `Usage: ocicache inspect REF [--json]
 
-Show an image's reference, digest, platform, size, config and layers.
+Show an image's reference, digest, platform, size, config and layers. "Created" is when the
+image was loaded into the cache; "Built", "Author", "ExposedPorts", "Volumes" and "History"
+come from the image's config (- or nothing when it has none).
 
 Examples:
   ocicache inspect busybox
@@ -322,7 +325,15 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError("no command given");
   }
   const command = ALIASES[given] ?? given;
-  const open = (values: { root?: string | undefined }) => ImageCache.open({ root: values.root ?? root });
+  // A command that must wait for another process's lock (a prune while loads run, a load
+  // while a prune runs) says so once per lock instead of hanging silently.
+  const waitedFor = new Set<string>();
+  const onLockWait = (event: LockWaitEvent) => {
+    if (waitedFor.has(event.lock)) return;
+    waitedFor.add(event.lock);
+    io.err(`ocicache: waiting for another ocicache process (lock: ${event.lock})`);
+  };
+  const open = (values: { root?: string | undefined }) => ImageCache.open({ root: values.root ?? root, onLockWait });
   const helpFor = () => help(command);
   switch (command) {
     case "ls": {
@@ -648,10 +659,26 @@ async function inspect(cache: ImageCache, reference: string, asJson: boolean): P
     field("WorkingDir", c.workingDir);
     field("User", c.user);
     field("StopSignal", c.stopSignal);
+    // From the config blob: the build's own date and author, ports, volumes and history
+    // (untrusted text, printed with control characters escaped).
+    field("Built", c.created?.toISOString() ?? null);
+    field("Author", c.author === null ? null : printable(c.author));
+    field("ExposedPorts", c.exposedPorts ? c.exposedPorts.map(printable).join(", ") : null);
+    field("Volumes", c.volumes ? c.volumes.map(printable).join(", ") : null);
     io.out("Env:");
     for (const e of c.env ?? []) io.out(`  ${e}`);
     io.out("Labels:");
     for (const [k, v] of Object.entries(c.labels ?? {})) io.out(`  ${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
+    io.out("History:");
+    for (const step of c.history ?? []) {
+      const notes = [
+        step.emptyLayer ? "no layer" : null,
+        step.author === null ? null : `by ${printable(step.author)}`,
+        step.comment === null ? null : printable(step.comment),
+      ].filter((n) => n !== null);
+      const created = step.created?.toISOString() ?? "-";
+      io.out(`  ${created}  ${step.createdBy === null ? "-" : printable(step.createdBy)}${notes.length > 0 ? `  (${notes.join("; ")})` : ""}`);
+    }
   }
   io.out("Layers:");
   const rows = d.layers.map((l) => [String(l.position), l.diffId, humanBytes(l.compressedSizeBytes), l.mediaType]);
@@ -1000,6 +1027,11 @@ async function pull(
  * `--json` output: the API's objects as they are returned, indented; `Date`s become ISO 8601
  * strings, absent values null.
  */
+/** `text` with control characters escaped (`\n`, `\u001b`), for one line of a terminal. */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, (ch) => JSON.stringify(ch).slice(1, -1));
+}
+
 function jsonText(value: unknown): string {
   return JSON.stringify(value, null, 2);
 }

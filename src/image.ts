@@ -16,9 +16,11 @@ import type {
   NativeImageDetail,
   NativeImageCheck,
   NativeImageHandle,
+  NativeImageHistory,
   NativeImageLayer,
   NativeImageUse,
   NativeLoadOptions,
+  NativeLockWait,
   NativePruneOptions,
   NativePruneReport,
   NativePrunedReference,
@@ -66,6 +68,28 @@ export interface ImageCacheOptions {
    * @default `"local"`, or the cloud backend when `$OCICACHE_BACKEND` is `cloud` (URL from `$OCICACHE_CLOUD_URL`)
    */
   backend?: ImageBackend;
+  /**
+   * Called when an operation is about to wait for one of the cache's cross-process locks
+   * because another holder has it: another process (a prune, a load, a remove, a pull), or
+   * another operation of this one. The lock is tried first, so a free lock calls nothing; the
+   * operation then waits until the lock is let go (there is no timeout) and goes on. Called on
+   * the JS thread, soon after the wait begins; a listener that throws does not stop the work.
+   * The CLI prints one line to stderr from it.
+   * @default no listener
+   */
+  onLockWait?: (event: LockWaitEvent) => void;
+}
+
+/** An operation waits for a lock another holder has (see {@link ImageCacheOptions.onLockWait}). */
+export interface LockWaitEvent {
+  /** The lock file, inside the cache's `locks/` folder (`locks/gc.lock`, `locks/layers/<hh>.lock`). */
+  readonly lock: string;
+  /**
+   * The mode waited for: `shared` for the GC lock of a load, pull, check or boot disk;
+   * `exclusive` for the GC lock of a remove or prune, and for an artifact lock (two loads of
+   * the same layer).
+   */
+  readonly mode: "shared" | "exclusive";
 }
 
 /** Options of {@link ImageCache.load}. */
@@ -373,8 +397,30 @@ export type ImageHolder =
       snapshot: string;
     };
 
-/** The config fields {@link ImageCache.inspect} shows; absent fields are null. */
-export interface ImageConfigDetail extends Readonly<NativeImageConfig> {}
+/**
+ * The config fields {@link ImageCache.inspect} shows; absent fields are null. The runtime
+ * fields (`env` to `stopSignal`) come from the cache's index; `exposedPorts`, `volumes`,
+ * `created`, `author` and `history` are read from the config blob when the image is
+ * inspected. The blob is untrusted JSON: a field of the wrong type there is null, as if
+ * absent, and the others are still shown (a `history` element that is not an object makes
+ * `history` null); a blob that cannot be read leaves all five null (`ocicache check` reports a
+ * damaged blob).
+ */
+export interface ImageConfigDetail extends Readonly<Omit<NativeImageConfig, "createdMs" | "history">> {
+  /**
+   * When the image was built (the config's `created`), not when it was loaded (that is
+   * {@link ImageHandle.createdAt}); null when absent or not an RFC 3339 date-time.
+   */
+  readonly created: Date | null;
+  /** The config's `history`, oldest first (entries line up with the layers, skipping those with `emptyLayer`). */
+  readonly history: readonly ImageHistoryEntry[] | null;
+}
+
+/** One step of an image's build history (an entry of the config's `history`). */
+export interface ImageHistoryEntry extends Readonly<Omit<NativeImageHistory, "createdMs">> {
+  /** When the step ran; null when absent or not an RFC 3339 date-time. */
+  readonly created: Date | null;
+}
 
 /** One layer of an image. */
 export interface ImageLayerDetail extends Readonly<NativeImageLayer> {}
@@ -632,6 +678,7 @@ const CACHE_OPTIONS: SchemaOf<ImageCacheOptions> = {
     variants: { cloud: { type: "object", schema: { url: { type: "string" } }, required: ["url"] } },
     expected: '"local" or { cloud: { url } }',
   },
+  onLockWait: { type: "function" },
 };
 
 const LOAD_OPTIONS: SchemaOf<LoadOptions> = {
@@ -781,6 +828,20 @@ function holderToNative(holder: unknown): { kind: "sandbox" | "snapshot"; id: st
   return h.snapshot !== undefined ? { kind: "snapshot", id: h.snapshot } : { kind: "sandbox", id: h.sandbox as string };
 }
 
+/** The binding's listener for `onLockWait`; a listener that throws does not stop the work. */
+function lockWaitListener(
+  onLockWait: ((event: LockWaitEvent) => void) | undefined,
+): ((event: NativeLockWait) => void) | undefined {
+  if (onLockWait === undefined) return undefined;
+  return (e: NativeLockWait) => {
+    try {
+      onLockWait(Object.freeze({ lock: e.lock, mode: e.mode === "exclusive" ? "exclusive" : "shared" }));
+    } catch {
+      // A listener's failure is the listener's: the operation goes on.
+    }
+  };
+}
+
 /** Checks cache options; returns the checked copy and its native form. */
 function cacheOptions(value: unknown): { checked: ImageCacheOptions; native: { root?: string; backend?: NativeBackend } } {
   const checked = checkOptions(value, CACHE_OPTIONS, "options");
@@ -799,7 +860,17 @@ function cacheOptions(value: unknown): { checked: ImageCacheOptions; native: { r
 // gives absent values as null), frozen so that a result is the snapshot its type says.
 
 function configDetail(c: NativeImageConfig): ImageConfigDetail {
-  return Object.freeze(c);
+  const { createdMs, history, ...rest } = c;
+  return Object.freeze({
+    ...rest,
+    created: toDate(createdMs),
+    history:
+      history === null
+        ? null
+        : Object.freeze(
+            history.map(({ createdMs: at, ...entry }): ImageHistoryEntry => Object.freeze({ ...entry, created: toDate(at) })),
+          ),
+  });
 }
 
 function detail(d: NativeImageDetail): ImageDetail {
@@ -929,16 +1000,16 @@ export class ImageCache {
   /**
    * Opens a cache. Nothing is created or read until the first operation.
    *
-   * @param opts - Root folder and backend.
+   * @param opts - Root folder, backend and lock-wait listener.
    * @throws {InvalidArgumentError} when an option is unknown or of the wrong type, or no root is
    *   given and neither `$OCICACHE_HOME` nor a platform cache folder exists.
    * @throws {NativeNotFoundError} when the native addon cannot be loaded.
    */
   static open(opts?: ImageCacheOptions): ImageCache {
     requireArity(arguments, 1, "ImageCache.open");
-    const options = cacheOptions(opts).native;
+    const { checked, native: options } = cacheOptions(opts);
     try {
-      return new ImageCache(native().NativeCache.open(options));
+      return new ImageCache(native().NativeCache.open(options, lockWaitListener(checked.onLockWait)));
     } catch (err) {
       throw fromNative(err);
     }

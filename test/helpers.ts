@@ -1,8 +1,9 @@
 // Test helpers: temp roots, direct looks at a cache folder on disk (tests may verify the disk;
 // the library never reads it from TypeScript), and assertions on error classes and codes.
 
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { lstat, mkdtemp, open, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, open, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -222,4 +223,97 @@ export async function rejectsWith<E extends OcicacheError>(
   expect(caught).toBeInstanceOf(OcicacheError);
   expect((caught as E).code).toBe(code);
   return caught as E;
+}
+
+/**
+ * Whether the tools `tools` (found on the PATH) are there; a missing one skips the tests that
+ * need it with a visible `SKIP:` message, or fails under `CI=true`. The fast tier
+ * (`OCICACHE_TEST_TIER=fast`) answers false, visibly.
+ */
+export function haveTools(tools: readonly string[], what: string): boolean {
+  if (process.env["OCICACHE_TEST_TIER"] === "fast") {
+    console.warn(`SKIP: ${what} needs ${tools.join(", ")}, not run in the fast tier`);
+    return false;
+  }
+  const missing = tools.filter((t) => spawnSync("which", [t]).status !== 0);
+  if (missing.length === 0) return true;
+  if (process.env["CI"] === "true") throw new Error(`${what} needs ${missing.join(", ")} on CI`);
+  console.warn(`SKIP: ${what} needs ${missing.join(", ")}, not installed`);
+  return false;
+}
+
+/** A lock of the cache held by another process (util-linux `flock`), until `release()`. */
+export interface HeldLock {
+  /** Lets the lock go and waits until the holder has exited. */
+  release(): Promise<void>;
+}
+
+/**
+ * Holds the cache lock file `path` (`<root>/locks/gc.lock`) in `mode` from a child process,
+ * `flock -s|-x PATH cat`, the `flock(2)` locks the core takes; resolves once it is held. The
+ * child keeps the lock until its standard input closes.
+ */
+export async function holdLock(path: string, mode: "shared" | "exclusive"): Promise<HeldLock> {
+  await mkdir(dirname(path), { recursive: true });
+  const child = spawn("flock", [mode === "shared" ? "-s" : "-x", path, "-c", "echo held; exec cat"], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes("held")) resolve();
+    });
+    child.once("error", reject);
+    child.once("exit", (code) => reject(new Error(`flock exited with ${code} before holding ${path}`)));
+  });
+  return {
+    async release() {
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
+
+/** An `ocicache` command run in the background: its output so far, and its exit. */
+export interface Running {
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves once stderr matches `pattern` (rejects when the process exits first). */
+  stderrMatches(pattern: RegExp): Promise<void>;
+  exited: Promise<number | null>;
+  exitedYet: () => boolean;
+}
+
+export function startCli(args: string[]): Running {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  let done = false;
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("close", (code) => {
+      done = true;
+      resolve(code);
+    }),
+  );
+  return {
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    exitedYet: () => done,
+    stderrMatches: (pattern) =>
+      new Promise<void>((resolve, reject) => {
+        const look = () => {
+          if (pattern.test(err)) resolve();
+        };
+        child.stderr.on("data", (c: Buffer) => {
+          err += c.toString();
+          look();
+        });
+        void exited.then(() => (pattern.test(err) ? resolve() : reject(new Error(`exited without ${pattern}: ${err}`))));
+        look();
+      }),
+  };
 }

@@ -108,6 +108,15 @@ async function expectDetail(
     user: f.user ?? null,
     labels: f.labels,
     stopSignal: f.stopSignal ?? null,
+    // From the config blob: the fixtures set no ports, volumes, date or author, and one
+    // history entry per layer.
+    exposedPorts: null,
+    volumes: null,
+    created: null,
+    author: null,
+    history: (JSON.parse(image.configBytes.toString()) as { history: { created: string; created_by: string }[] }).history.map(
+      (h) => ({ created: new Date(h.created), createdBy: h.created_by, author: null, comment: null, emptyLayer: false }),
+    ),
   });
   const erofsSizes: number[] = [];
   for (const l of image.layers) {

@@ -8,14 +8,26 @@ import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { ImageCache, ImageNotFoundError, InvalidArgumentError, AbortError, type PullProgress } from "../src/index";
-import { CLI, freshRoot, namesIn, rejectsWith, tempDir, tmpFiles } from "./helpers";
+import {
+  CLI,
+  freshRoot,
+  haveTools as haveToolsNamed,
+  holdLock,
+  namesIn,
+  rejectsWith,
+  startCli,
+  tempDir,
+  tmpFiles,
+} from "./helpers";
 import { HOST_ARCH, makeImage, makeLayer, writeOciLayoutDir, type ImageFixture } from "./fixtures";
 import { haveRegistryTools, startRegistry, type TestRegistry } from "./registry";
 
 const tools = haveRegistryTools();
+const flock = tools && haveToolsNamed(["flock"], "the pull lock-wait test");
 let registry: TestRegistry | undefined;
 let host = "";
 
@@ -61,6 +73,24 @@ describe("pull", () => {
     expect(again.manifestDigest).toBe(handle.manifestDigest);
     const use = await cache.acquire(`${host}/api/app:1`, { sandbox: "vm" }, { pull: { insecure: true } });
     expect(use.manifestDigest).toBe(handle.manifestDigest);
+  });
+
+  it.skipIf(!tools || !flock)("ocicache pull prints a line while a prune holds the GC lock, then pulls", async () => {
+    const root = await freshRoot();
+    const lock = join(root, "locks", "gc.lock");
+    const held = await holdLock(lock, "exclusive");
+    const run = startCli(["--root", root, "pull", "--insecure", "--quiet", `${host}/api/app:1`]);
+    const line = /^ocicache: waiting for another ocicache process \(lock: (.+)\)$/m;
+    try {
+      await run.stderrMatches(line);
+      expect(line.exec(run.stderr())?.[1]).toBe(lock);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(run.exitedYet(), "the pull must wait while the lock is held").toBe(false);
+    } finally {
+      await held.release();
+    }
+    expect(await run.exited, run.stderr()).toBe(0);
+    expect((await ImageCache.open({ root }).list()).map((h) => h.reference)).toEqual([`${host}/api/app:1`]);
   });
 
   it.skipIf(!tools)("rejects with typed errors and strict options", async () => {

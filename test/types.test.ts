@@ -10,7 +10,9 @@ import {
   ImageUse,
   OcicacheError,
   type ErrorCode,
+  type ImageConfigDetail,
   type ImageDetail,
+  type ImageHistoryEntry,
   type ImageHolder,
   type ImagePruneReport,
 } from "../src/index";
@@ -29,9 +31,28 @@ describe("public types", () => {
     expectTypeOf(() => new ImageCache()).toBeFunction();
   });
 
+  it("ImageConfigDetail: the config blob's fields, dates as Dates", () => {
+    expectTypeOf<ImageConfigDetail["exposedPorts"]>().toEqualTypeOf<string[] | null>();
+    expectTypeOf<ImageConfigDetail["volumes"]>().toEqualTypeOf<string[] | null>();
+    expectTypeOf<ImageConfigDetail["created"]>().toEqualTypeOf<Date | null>();
+    expectTypeOf<ImageConfigDetail["author"]>().toEqualTypeOf<string | null>();
+    expectTypeOf<ImageConfigDetail["history"]>().toEqualTypeOf<readonly ImageHistoryEntry[] | null>();
+    expectTypeOf<ImageHistoryEntry["created"]>().toEqualTypeOf<Date | null>();
+    expectTypeOf<ImageHistoryEntry["createdBy"]>().toEqualTypeOf<string | null>();
+    expectTypeOf<ImageHistoryEntry["emptyLayer"]>().toEqualTypeOf<boolean>();
+    // The native milliseconds do not leak into the public type.
+    expectTypeOf<ImageConfigDetail>().not.toHaveProperty("createdMs");
+    expectTypeOf<ImageHistoryEntry>().not.toHaveProperty("createdMs");
+  });
+
   it("ImageCache and Image methods", () => {
     expectTypeOf(ImageCache.open).parameter(0).toEqualTypeOf<
-      { root?: string; backend?: "local" | { cloud: { url: string } } } | undefined
+      | {
+          root?: string;
+          backend?: "local" | { cloud: { url: string } };
+          onLockWait?: (event: { readonly lock: string; readonly mode: "shared" | "exclusive" }) => void;
+        }
+      | undefined
     >();
     expectTypeOf<ImageCache["get"]>().returns.toEqualTypeOf<Promise<ImageHandle>>();
     expectTypeOf<ImageCache["list"]>().returns.toEqualTypeOf<Promise<ImageHandle[]>>();

@@ -3,8 +3,12 @@
 
 /** One cache root (or a remote backend), shared by every call made through it. */
 export declare class NativeCache {
-  /** Opens a cache; nothing is created or read until the first operation. */
-  static open(options?: NativeCacheOptions | undefined | null): NativeCache
+  /**
+   * Opens a cache; nothing is created or read until the first operation. `onLockWait` is
+   * called (on the JS thread, soon after) whenever an operation is about to wait for one of
+   * the cache's locks because another process (or another operation of this one) holds it.
+   */
+  static open(options?: NativeCacheOptions | undefined | null, onLockWait?: ((arg: NativeLockWait) => void) | undefined | null): NativeCache
   /** The cache root folder. */
   get root(): string
   /**
@@ -197,6 +201,23 @@ export interface NativeImageConfig {
   labels: Record<string, unknown> | null
   /** `StopSignal`. */
   stopSignal: string | null
+  /**
+   * `ExposedPorts`: the ports the image says it listens on (`80/tcp`, `53/udp`), sorted.
+   * This field and the four after it are read from the config blob when the image is
+   * inspected; a field of the wrong type there is null, as if absent.
+   */
+  exposedPorts: Array<string> | null
+  /** `Volumes`: the container paths the image declares as volumes, sorted. */
+  volumes: Array<string> | null
+  /**
+   * The config's `created`, when the image was built (not when it was loaded), in
+   * milliseconds since the Unix epoch; null when absent or not an RFC 3339 date-time.
+   */
+  createdMs: number | null
+  /** The config's `author`. */
+  author: string | null
+  /** The config's `history`, oldest first; null when absent or not an array of objects. */
+  history: ReadonlyArray<Readonly<NativeImageHistory>> | null
 }
 
 /** What inspect returns. */
@@ -234,6 +255,20 @@ export interface NativeImageHandle {
    * `repository@digest`).
    */
   tagged: boolean
+}
+
+/** One step of an image's build history. (TypeScript: `ImageHistoryEntry`.) */
+export interface NativeImageHistory {
+  /** When, in milliseconds since the Unix epoch. */
+  createdMs: number | null
+  /** `created_by`: the command that made it. */
+  createdBy: string | null
+  /** `author`. */
+  author: string | null
+  /** `comment`. */
+  comment: string | null
+  /** `empty_layer`: the step made no layer. */
+  emptyLayer: boolean
 }
 
 /** One layer of an image. (TypeScript: `ImageLayerDetail`.) */
@@ -286,6 +321,14 @@ export interface NativeLoadOptions {
    * of the cache's file system less a reserve.
    */
   maxUncompressedBytes?: number
+}
+
+/** An operation is about to wait for a lock another holder has (TypeScript: `LockWaitEvent`). */
+export interface NativeLockWait {
+  /** The lock file, inside the cache's `locks/` folder. */
+  lock: string
+  /** `shared` or `exclusive`: the mode waited for. */
+  mode: string
 }
 
 /** One reference a prune removed. (TypeScript: `PrunedReference`.) */

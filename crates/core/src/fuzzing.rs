@@ -39,7 +39,8 @@ use crate::layer::{ConvertOptions, convert_layer};
 use crate::oci::docker::{self, BlobRef};
 use crate::oci::manifest;
 use crate::oci::{
-    ConfigInfo, Descriptor, Digest, Reference, familiar_from_canonical, is_sha256_hex,
+    ConfigDescription, ConfigInfo, Descriptor, Digest, Reference, familiar_from_canonical,
+    is_sha256_hex,
 };
 use crate::tar::{Entry, Kind, ReadError, TarReader};
 
@@ -151,6 +152,22 @@ pub fn fuzz_oci_json(data: &[u8]) {
     }
     if let Some(config) = typed(ConfigInfo::parse(data), JSON_ERRORS) {
         assert!(!config.platform.os.is_empty() && !config.platform.architecture.is_empty());
+    }
+    // What inspect reads from the config blob: any JSON object describes (fields of the wrong
+    // type left out), the key lists come sorted, and a date is one RFC 3339 accepts.
+    if let Some(d) = typed(ConfigDescription::parse(data), JSON_ERRORS) {
+        for keys in [&d.exposed_ports, &d.volumes].into_iter().flatten() {
+            assert!(
+                keys.windows(2).all(|w| w[0] < w[1]),
+                "unsorted keys {keys:?}"
+            );
+        }
+        if let Ok(serde_json::Value::Object(top)) = serde_json::from_slice(data) {
+            let created = top.get("created").and_then(serde_json::Value::as_str);
+            assert_eq!(d.created, created.and_then(crate::oci::rfc3339_ms));
+        } else {
+            panic!("a description of a document that is no JSON object");
+        }
     }
 }
 

@@ -114,3 +114,96 @@ fn archive_from_skopeo_docker_archive() {
     assert_eq!(image.config.digest, oci[0].config.digest);
     assert_eq!(image.layers[0].diff_id, oci[0].layers[0].diff_id);
 }
+
+/// `inspect` shows what an umoci-built config says beside the index's fields: ExposedPorts,
+/// Volumes, the image's own `created` and `author`, and its history, read from the config blob;
+/// a config blob damaged on disk leaves those out and the rest of inspect stands.
+#[test]
+fn inspect_shows_ports_volumes_author_created_and_history_from_the_config() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let layout = umoci_layout(root.path());
+    let image = format!("{layout}:1");
+    run(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &image,
+            "--config.exposedports=8080/tcp",
+            "--config.exposedports=53/udp",
+            "--config.volume=/data",
+            "--config.volume=/cache",
+            "--config.env=MODE=test",
+            "--config.cmd=/bin/app",
+            "--author=Ann <ann@example.com>",
+            "--created=2024-05-01T12:00:00Z",
+            "--history.created_by=/bin/sh -c make install",
+            "--history.author=Bob",
+            "--history.comment=build step",
+            "--history.created=2024-05-01T14:30:00.250+02:00",
+        ],
+    );
+    let cache = ocicache_core::Cache::open(ocicache_core::CacheOptions {
+        root: Some(root.path().join("cache")),
+        backend: None,
+    })
+    .unwrap();
+    let options = ocicache_core::LoadOptions {
+        tag: Some("example.com/described:1".into()),
+        ..Default::default()
+    };
+    cache.load(Path::new(&layout), &options).unwrap();
+    let d = cache.inspect("example.com/described:1").unwrap();
+    let c = d.config.clone().unwrap();
+    // The seed fields, from the index, as before.
+    assert_eq!(c.cmd, Some(vec!["/bin/app".to_owned()]));
+    assert!(c.env.as_ref().unwrap().contains(&"MODE=test".to_owned()));
+    // The config blob's own fields.
+    assert_eq!(
+        c.exposed_ports,
+        Some(vec!["53/udp".to_owned(), "8080/tcp".to_owned()])
+    );
+    assert_eq!(
+        c.volumes,
+        Some(vec!["/cache".to_owned(), "/data".to_owned()])
+    );
+    assert_eq!(c.author.as_deref(), Some("Ann <ann@example.com>"));
+    assert_eq!(c.created, Some(1_714_564_800_000));
+    let history = c.history.unwrap();
+    // umoci records one entry for the layer it inserted and one for this config change.
+    let last = history.last().unwrap();
+    assert_eq!(last.created_by.as_deref(), Some("/bin/sh -c make install"));
+    assert_eq!(last.author.as_deref(), Some("Bob"));
+    assert_eq!(last.comment.as_deref(), Some("build step"));
+    assert_eq!(last.created, Some(1_714_566_600_250));
+    assert!(last.empty_layer);
+    assert_eq!(
+        history.iter().filter(|h| !h.empty_layer).count(),
+        d.layers.len(),
+        "{history:?}"
+    );
+
+    // The config blob damaged on disk: inspect still answers, without the blob's fields.
+    let blob = root
+        .path()
+        .join("cache/blobs/sha256")
+        .join(c.digest.strip_prefix("sha256:").unwrap());
+    fs::write(&blob, b"\x00 not json").unwrap();
+    let damaged = cache.inspect("example.com/described:1").unwrap();
+    let dc = damaged.config.unwrap();
+    assert_eq!(dc.cmd, Some(vec!["/bin/app".to_owned()]));
+    assert_eq!(
+        (
+            dc.exposed_ports,
+            dc.volumes,
+            dc.author,
+            dc.created,
+            dc.history
+        ),
+        (None, None, None, None, None)
+    );
+    assert_eq!(damaged.layers, d.layers);
+}

@@ -81,6 +81,35 @@ pub struct NativeImageConfig {
     pub labels: Option<serde_json::Map<String, serde_json::Value>>,
     /// `StopSignal`.
     pub stop_signal: Option<String>,
+    /// `ExposedPorts`: the ports the image says it listens on (`80/tcp`, `53/udp`), sorted.
+    /// This field and the four after it are read from the config blob when the image is
+    /// inspected; a field of the wrong type there is null, as if absent.
+    pub exposed_ports: Option<Vec<String>>,
+    /// `Volumes`: the container paths the image declares as volumes, sorted.
+    pub volumes: Option<Vec<String>>,
+    /// The config's `created`, when the image was built (not when it was loaded), in
+    /// milliseconds since the Unix epoch; null when absent or not an RFC 3339 date-time.
+    pub created_ms: Option<f64>,
+    /// The config's `author`.
+    pub author: Option<String>,
+    /// The config's `history`, oldest first; null when absent or not an array of objects.
+    #[napi(ts_type = "ReadonlyArray<Readonly<NativeImageHistory>>")]
+    pub history: Option<Vec<NativeImageHistory>>,
+}
+
+/// One step of an image's build history. (TypeScript: `ImageHistoryEntry`.)
+#[napi(object, use_nullable = true)]
+pub struct NativeImageHistory {
+    /// When, in milliseconds since the Unix epoch.
+    pub created_ms: Option<f64>,
+    /// `created_by`: the command that made it.
+    pub created_by: Option<String>,
+    /// `author`.
+    pub author: Option<String>,
+    /// `comment`.
+    pub comment: Option<String>,
+    /// `empty_layer`: the step made no layer.
+    pub empty_layer: bool,
 }
 
 /// One layer of an image. (TypeScript: `ImageLayerDetail`.)
@@ -414,6 +443,22 @@ pub struct NativePullProgress {
     pub vmdk_bytes: Option<f64>,
 }
 
+/// An operation is about to wait for a lock another holder has (TypeScript: `LockWaitEvent`).
+#[napi(object)]
+pub struct NativeLockWait {
+    /// The lock file, inside the cache's `locks/` folder.
+    pub lock: String,
+    /// `shared` or `exclusive`: the mode waited for.
+    pub mode: String,
+}
+
+pub(crate) fn lock_wait_event(e: &core::store::LockWaitEvent) -> NativeLockWait {
+    NativeLockWait {
+        lock: e.path.to_string_lossy().into_owned(),
+        mode: e.mode.as_str().to_owned(),
+    }
+}
+
 pub(crate) fn progress_event(e: &core::progress::ProgressEvent) -> NativePullProgress {
     use core::progress::ProgressEvent as E;
     let mut out = NativePullProgress {
@@ -635,6 +680,21 @@ pub(crate) fn detail(d: core::ImageDetail) -> NativeImageDetail {
             user: c.user,
             labels: c.labels,
             stop_signal: c.stop_signal,
+            exposed_ports: c.exposed_ports,
+            volumes: c.volumes,
+            created_ms: c.created.map(|v| v as f64),
+            author: c.author,
+            history: c.history.map(|h| {
+                h.into_iter()
+                    .map(|e| NativeImageHistory {
+                        created_ms: e.created.map(|v| v as f64),
+                        created_by: e.created_by,
+                        author: e.author,
+                        comment: e.comment,
+                        empty_layer: e.empty_layer,
+                    })
+                    .collect()
+            }),
         }),
         layers: d
             .layers

@@ -86,6 +86,31 @@ fn progress_sink(
     })))
 }
 
+/// Lock-wait events queued for the JS thread at most (one per lock waited for; more are
+/// dropped rather than waited for).
+const LOCK_WAIT_QUEUE: usize = 16;
+
+/// A core lock-wait sink calling `listener` on the JS thread, without blocking.
+fn lock_wait_sink(
+    listener: Option<Function<'_, NativeLockWait, ()>>,
+) -> napi::Result<Option<core::store::LockWait>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    let tsfn = listener
+        .build_threadsafe_function()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .max_queue_size::<LOCK_WAIT_QUEUE>()
+        .build()?;
+    Ok(Some(core::store::LockWait::new(move |event| {
+        let _ = tsfn.call(
+            lock_wait_event(event),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
+    })))
+}
+
 /// Every error code the core can produce (public API: codes are only ever added).
 #[napi]
 pub fn error_codes() -> Vec<String> {
@@ -135,10 +160,17 @@ pub struct NativeCache {
 
 #[napi]
 impl NativeCache {
-    /// Opens a cache; nothing is created or read until the first operation.
+    /// Opens a cache; nothing is created or read until the first operation. `onLockWait` is
+    /// called (on the JS thread, soon after) whenever an operation is about to wait for one of
+    /// the cache's locks because another process (or another operation of this one) holds it.
     #[napi(factory)]
-    pub fn open(env: &Env, options: Option<NativeCacheOptions>) -> napi::Result<Self> {
+    pub fn open(
+        env: &Env,
+        options: Option<NativeCacheOptions>,
+        on_lock_wait: Option<Function<'_, NativeLockWait, ()>>,
+    ) -> napi::Result<Self> {
         let options = options.unwrap_or_default();
+        let lock_wait = lock_wait_sink(on_lock_wait)?;
         let opts = core::CacheOptions {
             root: options.root.map(PathBuf::from),
             backend: match options.backend {
@@ -147,6 +179,10 @@ impl NativeCache {
             },
         };
         core::Cache::open(opts)
+            .map(|c| match lock_wait {
+                Some(wait) => c.with_lock_wait(wait),
+                None => c,
+            })
             .map(|c| NativeCache { inner: Arc::new(c) })
             .map_err(|e| js_error(env, &e))
     }

@@ -27,6 +27,7 @@
 
 mod docker;
 mod files;
+pub(crate) use files::MAX_METADATA_SIZE;
 mod layer;
 mod layout_dir;
 pub(crate) mod members;

@@ -115,34 +115,86 @@ impl ImageRecord {
     }
 }
 
+/// Results of layer checks shared by the images of one verify or repair: a layer used by
+/// several images is read once, and its bytes count for the first image that lists it.
+#[derive(Default)]
+struct LayerChecks {
+    /// Checked and counted by an image already.
+    seen: HashMap<Digest, Checked>,
+    /// Checked ahead (in parallel), not yet counted by any image.
+    ahead: HashMap<Digest, Checked>,
+}
+
+impl LayerChecks {
+    /// Checks every distinct layer image of `records` at once, one artifact per thread of
+    /// rayon's pool (one per core): a full check reads and hashes whole images, and several
+    /// streams keep both the disk and the cores busy where one would wait on each in turn.
+    fn ahead(root: &Root, records: &[ImageRecord], full: bool) -> Result<LayerChecks> {
+        use rayon::prelude::*;
+        let mut distinct: Vec<&(Digest, Option<u64>, Option<String>)> = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for layer in records.iter().flat_map(|r| &r.layers) {
+            if names.insert(&layer.0) {
+                distinct.push(layer);
+            }
+        }
+        // The largest first, so that the last image read is a small one.
+        distinct.sort_by_key(|(_, size, _)| std::cmp::Reverse(size.unwrap_or(0)));
+        let ahead = distinct
+            .into_par_iter()
+            .map(|(diff_id, size, hash)| {
+                check_layer(root, diff_id, *size, hash.as_deref(), full)
+                    .map(|c| (diff_id.clone(), c))
+            })
+            .collect::<Result<HashMap<_, _>>>()?;
+        Ok(LayerChecks {
+            seen: HashMap::new(),
+            ahead,
+        })
+    }
+}
+
+fn check_layer(
+    root: &Root,
+    diff_id: &Digest,
+    size: Option<u64>,
+    hash: Option<&str>,
+    full: bool,
+) -> Result<Checked> {
+    check::check_artifact(
+        &Recorded {
+            kind: ArtifactKind::Layer,
+            entry: root.layer(diff_id),
+            size,
+            hash,
+            expect: Expect::Erofs(diff_id),
+        },
+        full,
+    )
+}
+
 /// The checks of one image's layer images, in order; results of layers shared with images
-/// checked before come from `seen`.
+/// checked before (or checked ahead) come from `checks`.
 fn check_layers(
     root: &Root,
     record: &ImageRecord,
     full: bool,
-    seen: &mut HashMap<Digest, Checked>,
+    checks: &mut LayerChecks,
 ) -> Result<Vec<Checked>> {
     let mut out = Vec::with_capacity(record.layers.len());
     for (diff_id, size, hash) in &record.layers {
-        if let Some(done) = seen.get(diff_id) {
+        if let Some(done) = checks.seen.get(diff_id) {
             out.push(Checked {
                 bytes_read: 0,
                 ..done.clone()
             });
             continue;
         }
-        let checked = check::check_artifact(
-            &Recorded {
-                kind: ArtifactKind::Layer,
-                entry: root.layer(diff_id),
-                size: *size,
-                hash: hash.as_deref(),
-                expect: Expect::Erofs(diff_id),
-            },
-            full,
-        )?;
-        seen.insert(diff_id.clone(), checked.clone());
+        let checked = match checks.ahead.remove(diff_id) {
+            Some(checked) => checked,
+            None => check_layer(root, diff_id, *size, hash.as_deref(), full)?,
+        };
+        checks.seen.insert(diff_id.clone(), checked.clone());
         out.push(checked);
     }
     Ok(out)
@@ -181,7 +233,7 @@ fn check_image(
     root: &Root,
     record: &ImageRecord,
     full: bool,
-    seen: &mut HashMap<Digest, Checked>,
+    seen: &mut LayerChecks,
 ) -> Result<ImageCheck> {
     let mut checks = Vec::new();
     for (digest, size) in &record.blobs {
@@ -227,7 +279,7 @@ impl Cache {
         let root = self.open_root()?;
         let _lock = root.lock_gc(LockMode::Shared)?;
         let records = self.records(reference)?;
-        let mut seen = HashMap::new();
+        let mut seen = LayerChecks::ahead(&root, &records, options.full)?;
         let images = records
             .iter()
             .map(|r| check_image(&root, r, options.full, &mut seen))
@@ -266,7 +318,7 @@ impl Cache {
         let root = self.open_root()?;
         let _lock = root.lock_gc(LockMode::Shared)?;
         let records = self.records(reference)?;
-        let mut seen = HashMap::new();
+        let mut seen = LayerChecks::ahead(&root, &records, true)?;
         let mut images = Vec::with_capacity(records.len());
         for record in &records {
             let mut checked = check_image(&root, record, true, &mut seen)?;
@@ -450,7 +502,7 @@ impl Cache {
         }
         root.fsmeta(&record.manifest).file_size()?;
         root.vmdk(&record.manifest).file_size()?;
-        let layers = check_layers(root, &record, false, &mut HashMap::new())?;
+        let layers = check_layers(root, &record, false, &mut LayerChecks::default())?;
         let own = check_own(root, &record, false)?;
         let refuse = |p: &Problem| Error::CorruptCache {
             reason: match p.kind {

@@ -25,7 +25,8 @@
 //! also holds the artifact locks of every digest it names (see [`crate::ingest`]) from its
 //! first look at the disk until it committed or took back its files. Within a process the index
 //! connection is behind a mutex and held only for SQL (and, in a load, while the files are
-//! published inside the transaction).
+//! published inside the transaction). Every lock is tried before it is waited for; a cache
+//! opened [`Cache::with_lock_wait`] is told when an operation is about to wait.
 //!
 //! Crash safety: files are published before index rows name them (a load's rows commit after
 //! its files are published), and index rows are deleted before their files; a killed process
@@ -51,14 +52,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::budget::WriteBudget;
 use crate::error::{Error, Result};
 use crate::index::{HandleRow, Index};
-use crate::oci::Reference;
-use crate::store::{self, Layout, Root};
+use crate::oci::{ConfigDescription, Reference};
+use crate::store::{self, Layout, LockWait, Root};
 
 /// One cache root (or a remote backend).
 pub struct Cache {
     layout: Layout,
     backend: Backend,
     index: Mutex<Option<Index>>,
+    lock_wait: Option<LockWait>,
 }
 
 impl Cache {
@@ -76,7 +78,18 @@ impl Cache {
             layout: Layout::new(root),
             backend,
             index: Mutex::new(None),
+            lock_wait: None,
         })
+    }
+
+    /// This cache, telling `wait` whenever an operation is about to block on one of the cache's
+    /// cross-process locks (`locks/gc.lock`, the artifact locks) because another holder has it:
+    /// a prune or remove waits for loads and pulls in flight, a load or pull for a prune, and
+    /// two loads of the same layer for each other. The lock is tried first, so nothing is told
+    /// when it is free; `wait` runs on the thread that is about to block.
+    pub fn with_lock_wait(mut self, wait: LockWait) -> Self {
+        self.lock_wait = Some(wait);
+        self
     }
 
     /// The cache root.
@@ -165,7 +178,9 @@ impl Cache {
     }
 
     /// The handle, config and layers (bottom to top) of `reference` (any form [`Cache::get`]
-    /// takes).
+    /// takes). The config's runtime fields come from the index; its `ExposedPorts`, `Volumes`,
+    /// `created`, `author` and `history` from the config blob, read now (left out when the
+    /// blob cannot be read or a field has the wrong type, see [`ConfigDescription`]).
     pub fn inspect(&self, reference: &str) -> Result<ImageDetail> {
         self.local()?;
         let Some(ix) = self.existing_index()? else {
@@ -173,12 +188,19 @@ impl Cache {
         };
         let handle = handle_for(resolve(&ix, reference)?);
         let manifest = handle.manifest_digest.clone().unwrap_or_default();
-        let config = ix.config_of(&manifest)?.map(config_detail).transpose()?;
+        let mut config = ix.config_of(&manifest)?.map(config_detail).transpose()?;
         let layers = ix
             .layers_of(&manifest)?
             .into_iter()
             .map(layer_detail)
             .collect();
+        drop(ix);
+        if let Some(config) = &mut config {
+            let root = self.open_root()?;
+            if let Some(d) = describe_config(&root, &config.digest) {
+                config.describe(d);
+            }
+        }
         Ok(ImageDetail {
             handle,
             config,
@@ -202,7 +224,7 @@ impl Cache {
     /// index opened first when it was not: an operation refuses a corrupt cache before it
     /// writes anything.
     fn open_root(&self) -> Result<Root> {
-        let root = Root::open(&self.layout)?;
+        let root = Root::open(&self.layout)?.with_lock_wait(self.lock_wait.clone());
         drop(self.index()?);
         Ok(root)
     }
@@ -242,6 +264,28 @@ impl Cache {
         }
         Ok(IndexGuard(guard))
     }
+}
+
+/// The descriptive fields of the config blob `digest` (see [`ConfigDescription`]), read
+/// beneath the root's `blobs/` handle: `None` when the blob is missing, not a regular file,
+/// over the size a load accepts, unreadable or not a JSON object. Inspect then shows only
+/// the fields the index keeps (`ocicache check` reports a damaged blob). Takes no lock: a
+/// prune that deletes the blob meanwhile leaves the fields out too.
+fn describe_config(root: &Root, digest: &str) -> Option<ConfigDescription> {
+    use std::io::Read;
+    let digest = crate::oci::Digest::parse(digest).ok()?;
+    let entry = root.blob(&digest);
+    let file = entry.folder().open_file(entry.name()).ok()?;
+    let limit = crate::archive::MAX_METADATA_SIZE;
+    let mut bytes = Vec::new();
+    file.into_std()
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    if bytes.len() as u64 > limit {
+        return None;
+    }
+    ConfigDescription::parse(&bytes).ok()
 }
 
 /// The open index of a [`Cache`], locked for this thread.

@@ -135,6 +135,54 @@ pub struct ImageConfigDetail {
     pub labels: Option<serde_json::Map<String, serde_json::Value>>,
     /// `StopSignal`.
     pub stop_signal: Option<String>,
+    /// `ExposedPorts` (`80/tcp`, `53/udp`), sorted; read from the config blob (see
+    /// [`crate::oci::ConfigDescription`] for what a field of the wrong type gives).
+    pub exposed_ports: Option<Vec<String>>,
+    /// `Volumes` (container paths), sorted; from the config blob.
+    pub volumes: Option<Vec<String>>,
+    /// The config's `created`: when the image was built (not when it was loaded), in
+    /// milliseconds since the Unix epoch; from the config blob.
+    pub created: Option<i64>,
+    /// The config's `author`; from the config blob.
+    pub author: Option<String>,
+    /// The config's `history`, oldest first; from the config blob.
+    pub history: Option<Vec<ImageHistoryDetail>>,
+}
+
+/// One step of an image's build history (a config's `history` entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageHistoryDetail {
+    /// When, in milliseconds since the Unix epoch.
+    pub created: Option<i64>,
+    /// The command that made it.
+    pub created_by: Option<String>,
+    /// Who.
+    pub author: Option<String>,
+    /// A comment.
+    pub comment: Option<String>,
+    /// The step made no layer.
+    pub empty_layer: bool,
+}
+
+impl ImageConfigDetail {
+    /// Fills the fields read from the config blob.
+    pub(crate) fn describe(&mut self, d: crate::oci::ConfigDescription) {
+        self.exposed_ports = d.exposed_ports;
+        self.volumes = d.volumes;
+        self.created = d.created;
+        self.author = d.author;
+        self.history = d.history.map(|h| {
+            h.into_iter()
+                .map(|e| ImageHistoryDetail {
+                    created: e.created,
+                    created_by: e.created_by,
+                    author: e.author,
+                    comment: e.comment,
+                    empty_layer: e.empty_layer,
+                })
+                .collect()
+        });
+    }
 }
 
 /// One layer of an image.
@@ -392,6 +440,11 @@ pub(crate) fn config_detail(row: ConfigRow) -> Result<ImageConfigDetail> {
         working_dir: row.working_dir,
         user: row.user,
         stop_signal: row.stop_signal,
+        exposed_ports: None,
+        volumes: None,
+        created: None,
+        author: None,
+        history: None,
     })
 }
 

@@ -12,7 +12,7 @@ pub mod media_type;
 mod platform;
 mod reference;
 
-pub use config::ConfigInfo;
+pub use config::{ConfigDescription, ConfigInfo, HistoryEntry, rfc3339_ms};
 pub use descriptor::Descriptor;
 pub use digest::{Digest, HashingReader, HashingWriter, is_sha256_hex};
 pub use manifest::{ImageIndex, ImageManifest, parse_index, parse_layout_file, parse_manifest};

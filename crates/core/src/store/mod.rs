@@ -33,7 +33,7 @@ mod lock;
 mod partial;
 mod root;
 
-pub use lock::{CacheLock, LockMode};
+pub use lock::{CacheLock, LockMode, LockWait, LockWaitEvent};
 pub use partial::{PARTIAL_MAX_AGE, PartialBlob, Partials, is_partial_name, reclaim_partial};
 pub(crate) use root::kind_of;
 pub use root::{Entry, Folder, Root, StagingDir, StagingPurpose};

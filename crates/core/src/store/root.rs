@@ -21,7 +21,8 @@ use cap_std::fs::{Dir, File, Metadata, OpenOptions};
 
 use super::{
     ALGORITHM_DIR, BLOBS_DIR, CacheLock, FSMETA_DIR, GC_LOCK, INDEX_FILES, LAYERS_DIR, LOCKS_DIR,
-    Layout, LockMode, TMP_DIR, VMDK_DIR, blob_name, erofs_name, layer_lock_name, vmdk_name,
+    Layout, LockMode, LockWait, TMP_DIR, VMDK_DIR, blob_name, erofs_name, layer_lock_name,
+    vmdk_name,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::oci::Digest;
@@ -213,6 +214,8 @@ pub struct Root {
     tmp: Folder,
     locks: Folder,
     layer_locks: Folder,
+    /// Told before a lock held elsewhere is waited for.
+    lock_wait: Option<LockWait>,
 }
 
 impl Root {
@@ -237,7 +240,15 @@ impl Root {
             layer_locks: locks.child(LAYERS_DIR)?,
             locks,
             top,
+            lock_wait: None,
         })
+    }
+
+    /// This root, telling `wait` before any of its locks is waited for (see
+    /// [`CacheLock::acquire`]).
+    pub fn with_lock_wait(mut self, wait: Option<LockWait>) -> Root {
+        self.lock_wait = wait;
+        self
     }
 
     /// The path of the SQLite index, for [`crate::index::Index::open`], after checking that
@@ -319,9 +330,10 @@ impl Root {
     }
 
     /// Blocks until `locks/gc.lock` is held in `mode` (shared by loads and boot disks,
-    /// exclusive for remove and prune).
+    /// exclusive for remove and prune); the root's [`LockWait`] is told first when another
+    /// holder has it.
     pub fn lock_gc(&self, mode: LockMode) -> Result<CacheLock> {
-        CacheLock::acquire(&self.locks.entry(GC_LOCK), mode)
+        CacheLock::acquire(&self.locks.entry(GC_LOCK), mode, self.lock_wait.as_ref())
     }
 
     /// Blocks until the artifact locks of `digests` are held exclusively, for the artifacts
@@ -329,7 +341,8 @@ impl Root {
     /// blob by config digest. Artifacts share striped lock files beneath the `locks/layers/`
     /// handle (`<hh>.lock`, by the digest's first byte, never through a symlink), taken once
     /// each in sorted order so two callers cannot deadlock. Released when the returned locks
-    /// are dropped.
+    /// are dropped. The root's [`LockWait`] is told before each one held elsewhere is waited
+    /// for.
     ///
     /// Never call it while holding artifact locks: two locks of one stripe conflict even
     /// within one thread.
@@ -341,7 +354,13 @@ impl Root {
             digests.into_iter().map(layer_lock_name).collect();
         stripes
             .into_iter()
-            .map(|name| CacheLock::acquire(&self.layer_locks.entry(name), LockMode::Exclusive))
+            .map(|name| {
+                CacheLock::acquire(
+                    &self.layer_locks.entry(name),
+                    LockMode::Exclusive,
+                    self.lock_wait.as_ref(),
+                )
+            })
             .collect()
     }
 
