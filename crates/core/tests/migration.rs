@@ -75,6 +75,19 @@ fn a_schema_3_cache_migrates_once_and_answers_as_before() {
         "opening touches no file"
     );
 
+    // Since 0.1, disk usage also has a row for a manifest only a use holds: kept:1's, removed
+    // with force while a snapshot held it, with its bytes and nothing reclaimable.
+    let usage = scenario::open(&root).disk_usage().unwrap();
+    let held: Vec<_> = usage.images.iter().filter(|i| !i.tagged).collect();
+    assert_eq!(held.len(), 1, "{:?}", usage.images);
+    assert!(
+        held[0]
+            .reference
+            .starts_with("example.com/mig/kept@sha256:")
+    );
+    assert!(held[0].exclusive_bytes > 0);
+    assert_eq!(held[0].reclaimable_bytes, 0);
+
     let expected = read(&dir.join("transcript.txt"));
     let got = scenario::play(&root).0;
     // Line by line first, so a failure names the first call that answers differently.

@@ -1303,29 +1303,41 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
     for l in &image.layers {
         let diff_id = new_digest(&l.diff_id)?;
         // A layer converted again (a version-1 row without an image, or one whose damaged
-        // image a repair took away) gets its size and hash, which changes the figures of every
-        // manifest using it.
-        let upserted: Option<(i64, bool)> = tx
+        // image a repair took away) gets its size and hash. Only a size that changes changes
+        // the figures of the manifests using it: a layer every image shares, listed again by
+        // each image of a load with the hash it was written with, recounts nothing.
+        let recorded: Option<(i64, Option<i64>, Option<String>, i64)> = tx
             .prepare_cached(
-                "INSERT INTO layers (diff_id, erofs_size, created_at, manifest_count, erofs_hash)
-                     VALUES (?1, ?2, ?3, 0, ?4)
-                 ON CONFLICT (diff_id) DO UPDATE SET erofs_size = excluded.erofs_size,
-                     erofs_hash = excluded.erofs_hash
-                 WHERE excluded.erofs_size IS NOT NULL
-                     AND (layers.erofs_size IS NULL OR excluded.erofs_hash IS NOT NULL)
-                 RETURNING id, manifest_count > 0",
+                "SELECT id, erofs_size, erofs_hash, manifest_count FROM layers WHERE diff_id = ?1",
             )?
-            .query_row(params![diff_id, l.erofs_size, now, l.erofs_hash], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+            .query_row([diff_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
-        let (id, sized) = match upserted {
-            Some(row) => row,
+        let (id, sized) = match recorded {
             None => (
-                tx.prepare_cached("SELECT id FROM layers WHERE diff_id = ?1")?
-                    .query_row([diff_id], |r| r.get(0))?,
+                tx.prepare_cached(
+                    "INSERT INTO layers (diff_id, erofs_size, created_at, manifest_count, erofs_hash)
+                     VALUES (?1, ?2, ?3, 0, ?4) RETURNING id",
+                )?
+                .query_row(params![diff_id, l.erofs_size, now, l.erofs_hash], |r| {
+                    r.get(0)
+                })?,
                 false,
             ),
+            Some((id, size, hash, users)) => {
+                let written = l.erofs_size.is_some();
+                let resized = written
+                    && (size.is_none() || (l.erofs_hash.is_some() && l.erofs_size != size));
+                let rehashed = written && l.erofs_hash.is_some() && l.erofs_hash != hash;
+                if resized || rehashed {
+                    tx.prepare_cached(
+                        "UPDATE layers SET erofs_size = ?2, erofs_hash = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![id, l.erofs_size, l.erofs_hash])?;
+                }
+                (id, resized && users > 0)
+            }
         };
         if sized {
             let mut users = tx.prepare_cached(
