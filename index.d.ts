@@ -34,30 +34,6 @@ interface NativeCheckReport {
   problems: number
 }
 
-/**
- * Bytes on disk by kind and per image, sent as JSON by `diskUsageJson`. The kinds come from
- * sizes recorded when each artifact was written (the index and `tmp/` are measured).
- * (TypeScript: `DiskUsage`.)
- */
-interface NativeDiskUsage {
-  /** Layer EROFS images (`layers/`). */
-  layers: number
-  /** Merged metadata EROFS images (`fsmeta/`). */
-  fsmeta: number
-  /** VMDK descriptors (`vmdk/`). */
-  vmdk: number
-  /** Manifest and config blobs (`blobs/`). */
-  blobs: number
-  /** The SQLite index (`index.db` with its WAL and shared-memory files). */
-  index: number
-  /** Work in progress and leftovers of interrupted loads (`tmp/`). */
-  temporary: number
-  /** The sum of the above. */
-  total: number
-  /** One entry per reference, sorted by canonical reference. */
-  images: ReadonlyArray<Readonly<NativeImageDiskUsage>>
-}
-
 /** Integrity of one image's files. (TypeScript: `ImageCheck`.) */
 interface NativeImageCheck {
   /** The manifest (`sha256:...`). */
@@ -114,23 +90,6 @@ interface NativeImageConfig {
   author: string | null
   /** The config's `history`, oldest first; null when absent or not an array of objects. */
   history: ReadonlyArray<Readonly<NativeImageHistory>> | null
-}
-
-/** One reference's share of the cache. (TypeScript: `ImageDiskUsage`.) */
-interface NativeImageDiskUsage {
-  /** Familiar form of the reference. */
-  reference: string
-  /** The manifest it points to. */
-  manifestDigest: string
-  /** Bytes of artifacts its manifest shares with other manifests (layers, config). */
-  sharedBytes: number
-  /** Bytes only its manifest uses: manifest, fsmeta, VMDK, and its unshared config and layers. */
-  exclusiveBytes: number
-  /**
-   * What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
-   * manifest's only reference and no unexpired use pins it, else 0.
-   */
-  reclaimableBytes: number
 }
 
 /** One step of an image's build history. (TypeScript: `ImageHistoryEntry`.) */
@@ -607,12 +566,50 @@ interface PrunedReference extends Readonly<NativePrunedReference> {
  * Bytes on disk by kind and per image; what {@link ImageCache.diskUsage} returns. The kinds
  * come from sizes recorded when each artifact was written (the index and `tmp/` are measured).
  */
-interface DiskUsage extends Readonly<Omit<NativeDiskUsage, "images">> {
-    /** One entry per reference, sorted by canonical reference. */
+interface DiskUsage {
+    /** Layer EROFS images (`layers/`). */
+    readonly layers: number;
+    /** Merged metadata EROFS images (`fsmeta/`). */
+    readonly fsmeta: number;
+    /** VMDK descriptors (`vmdk/`). */
+    readonly vmdk: number;
+    /** Manifest and config blobs (`blobs/`). */
+    readonly blobs: number;
+    /** The SQLite index (`index.db` with its WAL and shared-memory files). */
+    readonly index: number;
+    /** Work in progress and leftovers of interrupted loads (`tmp/`). */
+    readonly temporary: number;
+    /** The sum of the above. */
+    readonly total: number;
+    /**
+     * One entry per reference, sorted by canonical reference; then one per manifest no reference
+     * names that a sandbox or snapshot holds (`tagged` false, named as `list({ all: true })` names
+     * it).
+     */
     readonly images: readonly ImageDiskUsage[];
 }
 /** One reference's share of the cache. */
-interface ImageDiskUsage extends Readonly<NativeImageDiskUsage> {
+interface ImageDiskUsage {
+    /** Familiar form of the reference. */
+    readonly reference: string;
+    /** The manifest it points to. */
+    readonly manifestDigest: string;
+    /** Bytes of artifacts its manifest shares with other manifests (layers, config). */
+    readonly sharedBytes: number;
+    /** Bytes only its manifest uses: manifest, fsmeta, VMDK, and its unshared config and layers. */
+    readonly exclusiveBytes: number;
+    /**
+     * What removing this reference and pruning would reclaim: `exclusiveBytes` when it is its
+     * manifest's only reference and no unexpired use pins it, else 0. For an untagged manifest
+     * (`tagged` false), what a prune would reclaim of it: `exclusiveBytes` once every use holding
+     * it has expired, else 0.
+     */
+    readonly reclaimableBytes: number;
+    /**
+     * False for a manifest no reference names that a sandbox or snapshot still holds (as
+     * {@link ImageHandle.tagged}); its `reference` is then `repository@sha256:...`.
+     */
+    readonly tagged: boolean;
 }
 /** The files a VM boots an image from; what {@link ImageCache.bootDisk} returns. */
 interface BootDisk extends Readonly<NativeBootDisk> {
@@ -961,10 +958,13 @@ declare class ImageCache {
      * Pulls an image from its registry into this cache and returns its handle. With the default
      * policy `if-missing`, a cached reference is returned at once without a request. Otherwise
      * the manifest (for a multi-platform image, the platform's) and config are fetched and
-     * verified, and every layer whose `diffId` the cache lacks streams from the network through
-     * one pass that checks its digest and `diffId` and writes its EROFS image; nothing cached is
-     * downloaded again. Then the layers, fsmeta, VMDK and index rows are published as a load
-     * publishes them: on any failure (a cancellation included) nothing is published. A pull of a
+     * verified, and every layer whose `diffId` the cache lacks is downloaded (at most 4 at once)
+     * into the cache's `tmp/` and converted as it arrives, in one pass that checks its digest and
+     * `diffId` and writes its EROFS image; nothing cached is downloaded again. Then the layers,
+     * fsmeta, VMDK and index rows are published as a load publishes them: on any failure (a
+     * cancellation included) nothing is published. A pull that is cancelled, fails on the
+     * network or is killed leaves its partial downloads, and the next pull of the same blob
+     * continues them with `Range`; `prune` reclaims one only once it is a day old and unused. A pull of a
      * cached reference refreshes its `lastUsedAt`; a fresh one sets it to now. Two processes
      * pulling one image at once download each layer once and both succeed; a concurrent `prune`
      * never deletes what a running pull uses. Mirrors come from the file `OCICACHE_REGISTRIES`
