@@ -12,14 +12,6 @@ use std::sync::Arc;
 use common::*;
 use ocicache_core::{Cache, CacheOptions, Holder, LoadOptions};
 
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
-
 fn image(seed: &str, shared_base: bool) -> BuiltImage {
     let base = LayerSpec::file(Compression::Gzip, "etc/base", "the shared base layer\n");
     let own = LayerSpec::file(

@@ -11,20 +11,11 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use ocicache_core::{
-    ArtifactKind, Cache, CacheOptions, CheckReport, LoadOptions, ProblemKind, RepairOptions,
-    VerifyOptions,
+    ArtifactKind, Cache, CheckReport, LoadOptions, ProblemKind, RepairOptions, VerifyOptions,
 };
 
 const A: &str = "example.com/a:1";
 const B: &str = "example.com/b:1";
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
 
 fn image(seed: &str, files: usize) -> BuiltImage {
     let base = LayerSpec::file(Compression::Gzip, "etc/base", "the shared base layer\n");

@@ -18,19 +18,11 @@ use std::time::{Duration, Instant};
 
 use common::workers::*;
 use common::*;
-use ocicache_core::{Cache, CacheOptions, Holder, LoadOptions};
+use ocicache_core::{Cache, Holder, LoadOptions};
 
 const WORKER: &str = "OCICACHE_WORKER";
 const ROOT: &str = "OCICACHE_WORKER_ROOT";
 const SOURCES: &str = "OCICACHE_WORKER_SOURCES";
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
 
 /// Image archives sharing a base layer, with layers big enough (a few MiB) that a load takes
 /// long enough to be killed in the middle.

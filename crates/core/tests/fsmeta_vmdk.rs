@@ -44,10 +44,10 @@ use common::oracles::{
 use common::tar_body::Body;
 use common::tree::{CompareOptions, Kind, Tree, compare, differences, scan};
 use common::{
-    CONTAINERD_NAME, Compression, ImageSpec, LayerSpec, OciLayout, capability, hex_of, pattern,
-    require_tool,
+    CONTAINERD_NAME, Compression, ImageSpec, LayerSpec, OciLayout, capability, hex_of, open,
+    pattern, require_tool,
 };
-use ocicache_core::{BootDisk, Cache, CacheOptions, Holder, LoadOptions};
+use ocicache_core::{BootDisk, Cache, Holder, LoadOptions};
 use sha2::{Digest as _, Sha256};
 
 /// The tag every umoci-built image is loaded under (umoci's `ref.name` is a bare tag).
@@ -485,14 +485,6 @@ fn assert_feature_facts(t: &Tree) {
 
 // ---------------------------------------------------------------------------------------------
 // The three readings of a boot disk.
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
 
 /// An umoci layout of `layers` (bottom first, each `umoci raw add-layer`) and its
 /// `umoci unpack` tree.

@@ -12,16 +12,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use common::*;
+use ocicache_core::LoadOptions;
 use ocicache_core::cancel::Cancel;
-use ocicache_core::{Cache, CacheOptions, LoadOptions};
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
 
 fn limited(limit: u64) -> LoadOptions {
     LoadOptions {

@@ -17,16 +17,8 @@ use common::oracles::{mount_erofs, require_root, run};
 use common::tmpfs::Tmpfs;
 use common::*;
 use ocicache_core::erofs::MAX_PATH_DEPTH;
-use ocicache_core::{Cache, CacheOptions, Error, ImageHandle, LoadOptions};
+use ocicache_core::{Cache, Error, ImageHandle, LoadOptions};
 use serde_json::json;
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
 
 /// A one-layer image whose content (and so every digest) depends on `seed`.
 fn image(seed: &str) -> BuiltImage {

@@ -13,17 +13,7 @@ use std::thread::sleep;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use ocicache_core::{
-    AcquireOptions, Cache, CacheOptions, Holder, ImagePruneReport, LoadOptions, PruneOptions,
-};
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
+use ocicache_core::{AcquireOptions, Cache, Holder, ImagePruneReport, LoadOptions, PruneOptions};
 
 /// The lifetime of expiring uses in these tests: long enough that a loaded machine checks a
 /// use before it expires, short enough to wait for.

@@ -18,35 +18,12 @@ use common::*;
 use ocicache_core::cancel::Cancel;
 use ocicache_core::oci::Platform;
 use ocicache_core::progress::{Progress, ProgressEvent};
-use ocicache_core::registry::{Credentials, RegistryConfig, RegistryOptions, RetryPolicy};
-use ocicache_core::{
-    AcquireOptions, Cache, CacheOptions, Holder, LoadOptions, PullOptions, PullPolicy,
-};
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
+use ocicache_core::registry::{Credentials, RegistryConfig, RegistryOptions};
+use ocicache_core::{AcquireOptions, Cache, Holder, LoadOptions, PullOptions, PullPolicy};
 
 /// Pull options for a plain-HTTP registry on 127.0.0.1, no mirrors, quick retries.
 fn insecure() -> PullOptions {
-    PullOptions {
-        platform: Some(Platform::parse("linux/amd64").unwrap()),
-        registry: RegistryOptions {
-            insecure: true,
-            config: Some(RegistryConfig::default()),
-            retry: RetryPolicy {
-                attempts: 3,
-                base_delay: Duration::from_millis(20),
-                max_retry_after: Duration::from_secs(2),
-            },
-            ..RegistryOptions::default()
-        },
-        ..PullOptions::default()
-    }
+    insecure_pull(None)
 }
 
 /// An OCI layout folder holding `image` tagged `t`, and its `oci:` transport.

@@ -22,9 +22,7 @@ use std::time::{Duration, Instant};
 use common::registry::*;
 use common::workers::*;
 use common::*;
-use ocicache_core::oci::Platform;
-use ocicache_core::registry::{RegistryConfig, RegistryOptions, RetryPolicy};
-use ocicache_core::{Cache, CacheOptions, PullOptions};
+use ocicache_core::PullOptions;
 
 const WORKER: &str = "OCICACHE_PULL_WORKER";
 const ROOT: &str = "OCICACHE_PULL_WORKER_ROOT";
@@ -33,29 +31,8 @@ const REFS: &str = "OCICACHE_PULL_WORKER_REFS";
 /// How fast the proxy sends blobs: the shared 2 MiB layer takes about half a second.
 const LINK_BYTES_PER_SEC: usize = 4 << 20;
 
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
-
 fn insecure() -> PullOptions {
-    PullOptions {
-        platform: Some(Platform::parse("linux/amd64").unwrap()),
-        registry: RegistryOptions {
-            insecure: true,
-            config: Some(RegistryConfig::default()),
-            retry: RetryPolicy {
-                attempts: 3,
-                base_delay: Duration::from_millis(20),
-                max_retry_after: Duration::from_secs(2),
-            },
-            ..RegistryOptions::default()
-        },
-        ..PullOptions::default()
-    }
+    insecure_pull(None)
 }
 
 /// Three images sharing a 2 MiB base layer, each with its own layer, pushed to `registry`.

@@ -14,37 +14,14 @@ use std::time::Duration;
 use common::registry::*;
 use common::token::{Lifetime, SERVICE, TokenServer};
 use common::*;
-use ocicache_core::oci::Platform;
 use ocicache_core::progress::{Progress, ProgressEvent};
-use ocicache_core::registry::{Credentials, RegistryConfig, RegistryOptions, RetryPolicy};
-use ocicache_core::{Cache, CacheOptions, PullOptions};
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
+use ocicache_core::registry::Credentials;
+use ocicache_core::{Cache, PullOptions};
 
 /// Pull options for a plain-HTTP registry on 127.0.0.1 with `credentials`, no mirrors, no
 /// Docker config, quick retries.
 fn options(credentials: Option<Credentials>) -> PullOptions {
-    PullOptions {
-        platform: Some(Platform::parse("linux/amd64").unwrap()),
-        registry: RegistryOptions {
-            insecure: true,
-            credentials,
-            config: Some(RegistryConfig::default()),
-            retry: RetryPolicy {
-                attempts: 3,
-                base_delay: Duration::from_millis(20),
-                max_retry_after: Duration::from_secs(2),
-            },
-            ..RegistryOptions::default()
-        },
-        ..PullOptions::default()
-    }
+    insecure_pull(credentials)
 }
 
 fn basic(username: &str, password: &str) -> Option<Credentials> {

@@ -25,7 +25,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use ocicache_core::{Cache, CacheOptions, Holder, LoadOptions, PruneOptions};
+use ocicache_core::{Cache, Holder, LoadOptions, PruneOptions};
 use rusqlite::{Connection, OptionalExtension, params};
 
 const WORKER: &str = "OCICACHE_RACE_WORKER";
@@ -36,14 +36,6 @@ const TAG: &str = "@race";
 /// How long a paused call is given to reach the index's write lock before the other
 /// connection commits: far more than the few SQL statements it runs before that.
 const PAUSE: Duration = Duration::from_millis(400);
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
 
 /// A small xorshift generator: reproducible from the printed seed, no dependency.
 struct Rng(u64);

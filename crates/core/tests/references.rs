@@ -9,17 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use ocicache_core::{
-    AcquireOptions, Cache, CacheOptions, Holder, ListOptions, LoadOptions, PruneOptions,
-};
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
+use ocicache_core::{AcquireOptions, Holder, ListOptions, LoadOptions, PruneOptions};
 
 fn archive(dir: &Path, seed: &str, reference: &str) -> (BuiltImage, PathBuf) {
     let img = ImageSpec::new(

@@ -19,15 +19,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use ocicache_core::{Cache, CacheOptions, Error, LoadOptions};
-
-fn open(root: &Path) -> Cache {
-    Cache::open(CacheOptions {
-        root: Some(root.to_path_buf()),
-        backend: Some(ocicache_core::Backend::Local),
-    })
-    .unwrap()
-}
+use ocicache_core::{Error, LoadOptions};
 
 fn image(seed: &str) -> BuiltImage {
     let base = LayerSpec::file(Compression::Gzip, "etc/base", "the shared base layer\n");

@@ -60,6 +60,15 @@ pub mod mt {
     pub const IN_TOTO: &str = "application/vnd.in-toto+json";
 }
 
+/// The local cache at `root` (created on first use).
+pub fn open(root: &Path) -> ocicache_core::Cache {
+    ocicache_core::Cache::open(ocicache_core::CacheOptions {
+        root: Some(root.to_path_buf()),
+        backend: Some(ocicache_core::Backend::Local),
+    })
+    .unwrap()
+}
+
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))

@@ -25,6 +25,29 @@ use super::require_tool;
 /// How long a registry may take to answer `GET /v2/` after it starts.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Pull options for a plain-HTTP registry on 127.0.0.1 with `credentials`: linux/amd64, no
+/// mirrors, no Docker config, quick retries.
+pub fn insecure_pull(
+    credentials: Option<ocicache_core::registry::Credentials>,
+) -> ocicache_core::PullOptions {
+    use ocicache_core::registry::{RegistryConfig, RegistryOptions, RetryPolicy};
+    ocicache_core::PullOptions {
+        platform: Some(ocicache_core::oci::Platform::parse("linux/amd64").unwrap()),
+        registry: RegistryOptions {
+            insecure: true,
+            credentials,
+            config: Some(RegistryConfig::default()),
+            retry: RetryPolicy {
+                attempts: 3,
+                base_delay: Duration::from_millis(20),
+                max_retry_after: Duration::from_secs(2),
+            },
+            ..RegistryOptions::default()
+        },
+        ..ocicache_core::PullOptions::default()
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released: another process may take it before it
 /// is used, so only for addresses that nothing should answer on).
 pub fn free_port() -> u16 {
