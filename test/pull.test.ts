@@ -248,6 +248,14 @@ describe("ocicache pull", () => {
       expect(stderr).toContain("ocicache: pull interrupted; nothing was changed\n");
       expect(await ImageCache.open({ root }).list()).toEqual([]);
       expect(await namesIn(root, "layers")).toEqual([]);
+      // What an interrupted pull leaves is the stalled layer's partial download, which the next
+      // pull resumes (docs/cache-layout.md, "Pulls"): nothing else.
+      const left = await tmpFiles(root);
+      expect(left.length).toBeLessThanOrEqual(1);
+      for (const name of left) expect(name).toMatch(/^partial-sha256-[0-9a-f]{64}$/);
+      // The next pull (straight from the registry) completes and takes the partial with it.
+      const again = await ImageCache.open({ root }).pull(`${host}/api/big:1`, { insecure: true });
+      expect(again.reference).toBe(`${host}/api/big:1`);
       expect(await tmpFiles(root)).toEqual([]);
     } finally {
       proxy.close();
