@@ -14,7 +14,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::workers::*;
 use common::*;
@@ -222,16 +222,8 @@ fn concurrent_loads_and_prunes_in_several_processes() {
         spawn("prune", &root, &sources),
         spawn("remove", &root, &sources),
     ];
-    let start = Instant::now();
     // Check while they run: every published image is whole at every moment it is listed.
-    while start.elapsed() < Duration::from_secs(4) {
-        check_artifacts(&root, true);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for w in workers {
-        kill(w);
-    }
-    check_artifacts(&root, false);
+    check_while_running(&root, workers, Duration::from_secs(4));
     open(&root).prune().unwrap();
     assert_eq!(artifact_files(&root), live_files(&root));
 }

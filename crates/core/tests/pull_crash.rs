@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::registry::*;
 use common::workers::*;
@@ -269,15 +269,7 @@ fn concurrent_pulls_and_prunes_in_several_processes() {
         spawn("prune", &root, &refs),
         spawn("remove", &root, &refs),
     ];
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(4) {
-        check_artifacts(&root, true);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for w in workers {
-        kill(w);
-    }
-    check_artifacts(&root, false);
+    check_while_running(&root, workers, Duration::from_secs(4));
     open(&root).prune().unwrap();
     let blobs: BTreeSet<String> = (images.iter())
         .flat_map(|(_, i)| &i.layers)

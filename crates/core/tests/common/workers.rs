@@ -195,6 +195,21 @@ pub fn live_files(root: &Path) -> BTreeSet<String> {
     out
 }
 
+/// Checks the artifacts of `root` every 50 ms while `workers` run for `duration` (every
+/// published image whole at every moment it is listed), kills them, then checks once more
+/// without pinning.
+pub fn check_while_running(root: &Path, workers: Vec<Child>, duration: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < duration {
+        check_artifacts(root, true);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for w in workers {
+        kill(w);
+    }
+    check_artifacts(root, false);
+}
+
 pub fn kill(mut child: Child) {
     let _ = child.kill(); // SIGKILL on unix
     let _ = child.wait();
