@@ -68,21 +68,14 @@ const PROGRESS_QUEUE: usize = 256;
 fn progress_sink(
     listener: Option<Function<'_, NativePullProgress, ()>>,
 ) -> napi::Result<Option<core::progress::Progress>> {
-    let Some(listener) = listener else {
+    let Some(call) = listener
+        .map(non_blocking::<_, PROGRESS_QUEUE>)
+        .transpose()?
+    else {
         return Ok(None);
     };
-    let tsfn = listener
-        .build_threadsafe_function()
-        .callee_handled::<false>()
-        .weak::<true>()
-        .max_queue_size::<PROGRESS_QUEUE>()
-        .build()?;
     Ok(Some(core::progress::Progress::new(move |event| {
-        // A full queue drops the event (QueueFull); a closing environment ignores it.
-        let _ = tsfn.call(
-            progress_event(event),
-            ThreadsafeFunctionCallMode::NonBlocking,
-        );
+        call(progress_event(event))
     })))
 }
 
@@ -94,21 +87,35 @@ const LOCK_WAIT_QUEUE: usize = 16;
 fn lock_wait_sink(
     listener: Option<Function<'_, NativeLockWait, ()>>,
 ) -> napi::Result<Option<core::store::LockWait>> {
-    let Some(listener) = listener else {
+    let Some(call) = listener
+        .map(non_blocking::<_, LOCK_WAIT_QUEUE>)
+        .transpose()?
+    else {
         return Ok(None);
     };
+    Ok(Some(core::store::LockWait::new(move |event| {
+        call(lock_wait_event(event))
+    })))
+}
+
+/// `listener` as a function any thread may call: each value is queued for the JS thread (at
+/// most `QUEUE`; a full queue drops the value, a closing environment ignores it) and the call
+/// never waits.
+fn non_blocking<T, const QUEUE: usize>(
+    listener: Function<'_, T, ()>,
+) -> napi::Result<impl Fn(T) + Send + Sync + 'static>
+where
+    T: napi::bindgen_prelude::JsValuesTupleIntoVec + Send + 'static,
+{
     let tsfn = listener
         .build_threadsafe_function()
         .callee_handled::<false>()
         .weak::<true>()
-        .max_queue_size::<LOCK_WAIT_QUEUE>()
+        .max_queue_size::<QUEUE>()
         .build()?;
-    Ok(Some(core::store::LockWait::new(move |event| {
-        let _ = tsfn.call(
-            lock_wait_event(event),
-            ThreadsafeFunctionCallMode::NonBlocking,
-        );
-    })))
+    Ok(move |value: T| {
+        let _ = tsfn.call(value, ThreadsafeFunctionCallMode::NonBlocking);
+    })
 }
 
 /// Every error code the core can produce (public API: codes are only ever added).
