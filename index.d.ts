@@ -34,6 +34,16 @@ interface NativeCheckReport {
   problems: number
 }
 
+/** Why a repair could not fetch an image's damaged layers again. (TypeScript: `FetchError`.) */
+interface NativeFetchError {
+  /** The registry repository asked. */
+  origin: string
+  /** The error's stable code (`REGISTRY_UNAVAILABLE`, `REGISTRY_UNAUTHORIZED`, ...). */
+  code: string
+  /** The error's message. */
+  message: string
+}
+
 /** Integrity of one image's files. (TypeScript: `ImageCheck`.) */
 interface NativeImageCheck {
   /** The manifest (`sha256:...`). */
@@ -50,6 +60,10 @@ interface NativeImageCheck {
   repaired: Array<NativeCheckProblem>
   /** Why the image is marked broken (`bootDisk` refuses it), or null. */
   broken: string | null
+  /** The registry repository the image was last pulled from, or null (only loaded). */
+  origin: string | null
+  /** Why a repair could not fetch its damaged layers from `origin`, or null. */
+  fetchError: NativeFetchError | null
 }
 
 /**
@@ -488,6 +502,8 @@ interface VerifyOptions {
      */
     full?: boolean;
 }
+/** How {@link ImageCache.repair} reaches the registry a pulled image came from. */
+type RepairPullOptions = Pick<PullOptions, "auth" | "insecure" | "caCerts">;
 /** Options of {@link ImageCache.repair}. */
 interface RepairOptions {
     /**
@@ -495,12 +511,25 @@ interface RepairOptions {
      * @default false
      */
     dryRun?: boolean;
+    /**
+     * How to fetch a damaged layer image again from the registry repository its image was
+     * pulled from (`ImageDetail.origin`): credentials, plain HTTP, extra CAs, as a pull takes
+     * them. `false`: never ask a registry; the layer is taken away and its images marked broken,
+     * as for an image that was loaded.
+     * @default {} (the Docker config's credentials, else anonymous; TLS)
+     */
+    pull?: RepairPullOptions | false;
+}
+/** Why {@link ImageCache.repair} could not fetch an image's damaged layers again. */
+interface FetchError extends Readonly<NativeFetchError> {
 }
 /** One problem with one file of an image. */
 interface CheckProblem extends Readonly<NativeCheckProblem> {
 }
 /** The integrity of one image's files. */
-interface ImageCheck extends Readonly<Omit<NativeImageCheck, "problems" | "repaired">> {
+interface ImageCheck extends Readonly<Omit<NativeImageCheck, "problems" | "repaired" | "fetchError">> {
+    /** Why a repair could not fetch the image's damaged layers from `origin`, or null. */
+    readonly fetchError: FetchError | null;
     /** Problems found (verify) or left (repair); empty when the image is sound. */
     readonly problems: readonly CheckProblem[];
     /** Problems a repair fixed (or, in a dry run, would fix). */
@@ -553,6 +582,12 @@ interface ImageDetail {
     readonly config: ImageConfigDetail | null;
     /** Layers, bottom to top. */
     readonly layers: readonly ImageLayerDetail[];
+    /**
+     * The registry repository (`registry/repository`) the image was last pulled from, which
+     * {@link ImageCache.repair} fetches a damaged layer from again; null for an image only ever
+     * loaded (or pulled by a version before 0.3).
+     */
+    readonly origin: string | null;
 }
 /** What {@link ImageCache.prune} reclaimed. */
 interface ImagePruneReport extends Readonly<Omit<NativePruneReport, "removed">> {
@@ -763,12 +798,16 @@ declare class ImageCache {
     /**
      * Verifies fully, then repairs: a missing or damaged fsmeta image or VMDK descriptor is
      * rebuilt from the layer images, byte for byte what the load wrote; a missing or damaged
-     * layer image is taken away and every image listing it marked broken ({@link bootDisk}
-     * refuses it with {@link CorruptCacheError} until the image is loaded again); an image marked
-     * broken whose files are sound again loses the mark. Idempotent.
+     * layer image of a pulled image is fetched again from the registry repository it came from
+     * (`ImageDetail.origin`, by the manifest's digest; unless `pull: false`), byte for byte what
+     * the pull wrote; any other damaged layer image (the image was loaded, or the fetch failed:
+     * see `fetchError`) is taken away and every image listing it marked broken
+     * ({@link bootDisk} refuses it with {@link CorruptCacheError} until the image is loaded or
+     * pulled again); an image marked broken whose files are sound again loses the mark.
+     * Idempotent.
      *
      * @param reference - The image; omitted: every image.
-     * @param opts - `dryRun` only reports.
+     * @param opts - `dryRun` only reports; `pull` says how to reach the registry (or `false`).
      * @returns Per image what was repaired and the problems left.
      * @throws {ImageNotFoundError} when `reference` is not cached.
      * @throws {InvalidReferenceError} when `reference` is malformed or an ambiguous prefix.
@@ -1626,4 +1665,4 @@ declare const ERROR_CODES: readonly ErrorCode[];
  */
 declare function fromNative(err: unknown): Error;
 
-export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHistoryEntry, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, type LockWaitEvent, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, type PullAuth, type PullLayerRef, type PullOptions, type PullPolicy, type PullProgress, ReferenceRequiredError, RegistryDeniedError, RegistryError, RegistryRateLimitedError, RegistryTlsError, RegistryUnauthorizedError, RegistryUnavailableError, type RemoveOptions, type RepairOptions, UnsupportedError, type VerifyOptions, fromNative };
+export { AbortError, type AcquireOptions, type BootDisk, CacheIndexError, type CheckProblem, type CheckReport, CorruptCacheError, type CorruptCacheErrorOptions, DigestMismatchError, type DiskUsage, ERROR_CODES, type ErrorCode, type FetchError, Image, type ImageBackend, ImageCache, type ImageCacheOptions, type ImageCheck, type ImageConfigDetail, type ImageDetail, type ImageDiskUsage, ImageHandle, type ImageHistoryEntry, type ImageHolder, ImageInUseError, type ImageLayerDetail, ImageNotFoundError, type ImagePruneReport, ImageUse, InternalError, InvalidArchiveError, InvalidArgumentError, InvalidReferenceError, IoError, LimitExceededError, type ListOptions, type LoadOptions, type LockWaitEvent, NativeNotFoundError, NoSpaceError, OcicacheError, type OcicacheErrorOptions, PlatformNotFoundError, type PruneOptions, type PrunedReference, type PullAuth, type PullLayerRef, type PullOptions, type PullPolicy, type PullProgress, ReferenceRequiredError, RegistryDeniedError, RegistryError, RegistryRateLimitedError, RegistryTlsError, RegistryUnauthorizedError, RegistryUnavailableError, type RemoveOptions, type RepairOptions, type RepairPullOptions, UnsupportedError, type VerifyOptions, fromNative };

@@ -27,6 +27,7 @@ import {
   type PullOptions,
   type PullPolicy,
   type PullProgress,
+  type RepairPullOptions,
 } from "./index";
 
 const USAGE = `Usage: ocicache [--root DIR] <command> [options]
@@ -43,7 +44,7 @@ Commands:
                                 Import a docker-save or OCI archive (stdin without -i)
   pull REF [--platform P] [--policy if-missing|always|never] [--insecure] [--ca-cert FILE]
            [--quiet] [--json]   Pull an image from its registry (mirrors: OCICACHE_REGISTRIES)
-  check [REF...] [--full] [--repair] [--dry-run] [--json]
+  check [REF...] [--full] [--repair [--no-pull] [--insecure] [--ca-cert FILE]] [--dry-run] [--json]
                                 Verify the cache's files (and repair what can be rebuilt)
   uses [REF] [--json]           List the sandboxes and snapshots holding images
   release HOLDER|USE_ID         End uses: every use of sandbox:ID or snapshot:ID, or one use
@@ -94,8 +95,9 @@ Examples:
   inspect: `Usage: ocicache inspect REF [--json]
 
 Show an image's reference, digest, platform, size, config and layers. "Created" is when the
-image was loaded into the cache; "Built", "Author", "ExposedPorts", "Volumes" and "History"
-come from the image's config (- or nothing when it has none).
+image was loaded into the cache; "Origin" is the registry repository it was last pulled from
+(- when it was only loaded); "Built", "Author", "ExposedPorts", "Volumes" and "History" come
+from the image's config (- or nothing when it has none).
 
 Examples:
   ocicache inspect busybox
@@ -188,13 +190,24 @@ Examples:
   ocicache pull busybox:1.36
   ocicache pull --platform linux/arm64 ghcr.io/org/app:2 --json
   ocicache pull --insecure 127.0.0.1:5000/dev/app:latest`,
-  check: `Usage: ocicache check [REF...] [--full] [--repair] [--dry-run] [--json]
+  check: `Usage: ocicache check [REF...] [--full] [--repair [--no-pull] [--insecure] [--ca-cert FILE]] [--dry-run] [--json]
 
 Verify the files of the given images (default: all) against what the index recorded when
 they were written. Quick by default (existence, sizes, EROFS superblocks, VMDK text); --full
 also re-hashes every byte and re-parses every EROFS image. --repair (always full) rebuilds
-damaged fsmeta and VMDK files byte for byte and marks images with damaged layers broken
-(boot-disk refuses them until the image is loaded again). Exits 1 when problems remain.
+damaged fsmeta and VMDK files byte for byte, fetches a damaged layer of a pulled image again
+from the registry repository it came from, and marks images whose damaged layers stay broken
+(boot-disk refuses them until the image is loaded or pulled again). Exits 1 when problems
+remain.
+
+Options:
+  --full                     Re-hash every byte and re-parse every EROFS image
+  --repair                   Repair what can be repaired (a full check first)
+  --no-pull                  With --repair: never ask a registry
+  --insecure                 With --repair: plain HTTP to the registry (127.0.0.1, a lab)
+  --ca-cert FILE             With --repair: also trust the CA certificates in this PEM file
+  --dry-run                  With --repair: report what would be repaired, change nothing
+  --json                     Print the report as JSON
 
 Examples:
   ocicache check
@@ -463,13 +476,29 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parse(command, rest, {
         full: { type: "boolean" },
         repair: { type: "boolean" },
+        "no-pull": { type: "boolean" },
+        insecure: { type: "boolean" },
+        "ca-cert": { type: "string" },
         "dry-run": { type: "boolean" },
         json: { type: "boolean" },
       });
       if (values.help) return helpFor();
+      const registryFlags = ["no-pull", "insecure", "ca-cert", "dry-run"] as const;
+      const stray = registryFlags.find((f) => values[f] !== undefined && !values.repair);
+      if (stray !== undefined) throw new CommandUsageError(`--${stray} goes with --repair`, command);
+      if (values["no-pull"] && (values.insecure || values["ca-cert"] !== undefined)) {
+        throw new CommandUsageError("--no-pull asks no registry: --insecure and --ca-cert do not go with it", command);
+      }
+      let pull: RepairPullOptions | false = {};
+      if (values["no-pull"]) pull = false;
+      else {
+        if (values.insecure) pull.insecure = true;
+        if (values["ca-cert"] !== undefined) pull.caCerts = readFileSync(values["ca-cert"], "utf8");
+      }
       return check(open(values), positionals, {
         full: values.full ?? false,
         repair: values.repair ?? false,
+        pull,
         dryRun: values["dry-run"] ?? false,
         json: values.json ?? false,
       });
@@ -640,7 +669,7 @@ async function inspect(cache: ImageCache, reference: string, asJson: boolean): P
   const d = await cache.inspect(reference);
   if (asJson) {
     // The handle's fields at the top level, as `ls --json` prints them, then config and layers.
-    io.out(jsonText({ ...d.handle, config: d.config, layers: d.layers }));
+    io.out(jsonText({ ...d.handle, origin: d.origin, config: d.config, layers: d.layers }));
     return EXIT_OK;
   }
   const h = d.handle;
@@ -651,6 +680,7 @@ async function inspect(cache: ImageCache, reference: string, asJson: boolean): P
   field("Size", h.sizeBytes === null ? null : `${humanBytes(h.sizeBytes)} (${h.sizeBytes} bytes)`);
   field("Created", h.createdAt?.toISOString() ?? null);
   field("Last used", h.lastUsedAt?.toISOString() ?? null);
+  field("Origin", d.origin);
   if (d.config) {
     const c = d.config;
     field("Config", c.digest);
@@ -709,14 +739,14 @@ async function remove(cache: ImageCache, references: string[], force: boolean): 
 async function check(
   cache: ImageCache,
   references: string[],
-  opts: { full: boolean; repair: boolean; dryRun: boolean; json: boolean },
+  opts: { full: boolean; repair: boolean; pull: RepairPullOptions | false; dryRun: boolean; json: boolean },
 ): Promise<number> {
   const targets: (string | undefined)[] = references.length > 0 ? references : [undefined];
   const reports: CheckReport[] = [];
   for (const reference of targets) {
     reports.push(
       opts.repair
-        ? await cache.repair(reference, { dryRun: opts.dryRun })
+        ? await cache.repair(reference, { dryRun: opts.dryRun, pull: opts.pull })
         : await cache.verify(reference, { full: opts.full }),
     );
   }
@@ -737,6 +767,10 @@ async function check(
     io.out(`${name} (${shortDigest(image.manifestDigest)}): ${state}`);
     for (const p of image.repaired) io.out(`  ${opts.dryRun ? "would repair" : "repaired"} ${describe(p)}`);
     for (const p of image.problems) io.out(`  ${describe(p)}`);
+    if (image.fetchError !== null) {
+      const f = image.fetchError;
+      io.out(`  could not fetch from ${f.origin}: ${f.code}: ${f.message}`);
+    }
     if (image.broken !== null) io.out(`  marked broken: ${image.broken}`);
   }
   const mode = opts.repair ? "full, repair" : opts.full ? "full" : "quick";

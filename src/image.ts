@@ -12,6 +12,7 @@ import type {
   NativeCancel,
   NativeCheckProblem,
   NativeCheckReport,
+  NativeFetchError,
   NativeImageConfig,
   NativeImageDetail,
   NativeImageCheck,
@@ -24,8 +25,10 @@ import type {
   NativePruneOptions,
   NativePruneReport,
   NativePrunedReference,
+  NativePullAuth,
   NativePullOptions,
   NativePullProgress,
+  NativeRegistryAccess,
   NativeRows,
 } from "./internal/binding";
 import {
@@ -360,6 +363,9 @@ export interface VerifyOptions {
   full?: boolean;
 }
 
+/** How {@link ImageCache.repair} reaches the registry a pulled image came from. */
+export type RepairPullOptions = Pick<PullOptions, "auth" | "insecure" | "caCerts">;
+
 /** Options of {@link ImageCache.repair}. */
 export interface RepairOptions {
   /**
@@ -367,13 +373,26 @@ export interface RepairOptions {
    * @default false
    */
   dryRun?: boolean;
+  /**
+   * How to fetch a damaged layer image again from the registry repository its image was
+   * pulled from (`ImageDetail.origin`): credentials, plain HTTP, extra CAs, as a pull takes
+   * them. `false`: never ask a registry; the layer is taken away and its images marked broken,
+   * as for an image that was loaded.
+   * @default {} (the Docker config's credentials, else anonymous; TLS)
+   */
+  pull?: RepairPullOptions | false;
 }
+
+/** Why {@link ImageCache.repair} could not fetch an image's damaged layers again. */
+export interface FetchError extends Readonly<NativeFetchError> {}
 
 /** One problem with one file of an image. */
 export interface CheckProblem extends Readonly<NativeCheckProblem> {}
 
 /** The integrity of one image's files. */
-export interface ImageCheck extends Readonly<Omit<NativeImageCheck, "problems" | "repaired">> {
+export interface ImageCheck extends Readonly<Omit<NativeImageCheck, "problems" | "repaired" | "fetchError">> {
+  /** Why a repair could not fetch the image's damaged layers from `origin`, or null. */
+  readonly fetchError: FetchError | null;
   /** Problems found (verify) or left (repair); empty when the image is sound. */
   readonly problems: readonly CheckProblem[];
   /** Problems a repair fixed (or, in a dry run, would fix). */
@@ -433,6 +452,12 @@ export interface ImageDetail {
   readonly config: ImageConfigDetail | null;
   /** Layers, bottom to top. */
   readonly layers: readonly ImageLayerDetail[];
+  /**
+   * The registry repository (`registry/repository`) the image was last pulled from, which
+   * {@link ImageCache.repair} fetches a damaged layer from again; null for an image only ever
+   * loaded (or pulled by a version before 0.3).
+   */
+  readonly origin: string | null;
 }
 
 /** What {@link ImageCache.prune} reclaimed. */
@@ -727,8 +752,14 @@ const VERIFY_OPTIONS: SchemaOf<VerifyOptions> = {
   full: { type: "boolean" },
 };
 
-const REPAIR_OPTIONS: SchemaOf<RepairOptions> = {
+const REPAIR_OPTIONS: SchemaOf<Omit<RepairOptions, "pull">> = {
   dryRun: { type: "boolean" },
+};
+
+const REPAIR_PULL_OPTIONS: SchemaOf<RepairPullOptions> = {
+  auth: PULL_OPTIONS.auth,
+  insecure: PULL_OPTIONS.insecure,
+  caCerts: PULL_OPTIONS.caCerts,
 };
 
 const ACQUIRE_OPTIONS: SchemaOf<Omit<AcquireOptions, "pull">> = {
@@ -754,18 +785,22 @@ function pullOptionsToNative(value: unknown, argument: string): CheckedPull {
   if (opts.insecure !== undefined) out.insecure = opts.insecure;
   if (opts.caCerts !== undefined) out.caCerts = opts.caCerts;
   if (opts.auth !== undefined) {
-    const a = opts.auth as { username?: string; password?: string; token?: string };
-    const basic = a.username !== undefined && a.password !== undefined && a.token === undefined;
-    const token = a.token !== undefined && a.username === undefined && a.password === undefined;
-    if (!basic && !token) {
-      throw new InvalidArgumentError(
-        `invalid argument ${argument === "options" ? "" : `${argument}.`}auth: expected { username, password } or { token }`,
-        { argument: `${argument === "options" ? "" : `${argument}.`}auth` },
-      );
-    }
-    out.auth = basic ? { username: a.username, password: a.password } : { token: a.token };
+    out.auth = authToNative(opts.auth, `${argument === "options" ? "" : `${argument}.`}auth`);
   }
   return { native: out, signal: opts.signal, onProgress: opts.onProgress };
+}
+
+/** Checks that `auth` is `{ username, password }` or `{ token }`, named `argument`. */
+function authToNative(auth: PullAuth, argument: string): NativePullAuth {
+  const a = auth as { username?: string; password?: string; token?: string };
+  const basic = a.username !== undefined && a.password !== undefined && a.token === undefined;
+  const token = a.token !== undefined && a.username === undefined && a.password === undefined;
+  if (!basic && !token) {
+    throw new InvalidArgumentError(`invalid argument ${argument}: expected { username, password } or { token }`, {
+      argument,
+    });
+  }
+  return basic ? { username: a.username, password: a.password } : { token: a.token };
 }
 
 /** A binding progress event as the {@link PullProgress} union (absent fields dropped). */
@@ -878,6 +913,7 @@ function detail(d: NativeImageDetail): ImageDetail {
     handle: makeHandle(d.handle),
     config: d.config ? configDetail(d.config) : null,
     layers: Object.freeze(d.layers.map((l): ImageLayerDetail => Object.freeze(l))),
+    origin: d.origin,
   });
 }
 
@@ -899,6 +935,7 @@ function checkReport(r: NativeCheckReport): CheckReport {
     Object.freeze(i.problems);
     Object.freeze(i.repaired);
     Object.freeze(i.references);
+    if (i.fetchError) Object.freeze(i.fetchError);
     Object.freeze(i);
   }
   Object.freeze(r.images);
@@ -1076,12 +1113,16 @@ export class ImageCache {
   /**
    * Verifies fully, then repairs: a missing or damaged fsmeta image or VMDK descriptor is
    * rebuilt from the layer images, byte for byte what the load wrote; a missing or damaged
-   * layer image is taken away and every image listing it marked broken ({@link bootDisk}
-   * refuses it with {@link CorruptCacheError} until the image is loaded again); an image marked
-   * broken whose files are sound again loses the mark. Idempotent.
+   * layer image of a pulled image is fetched again from the registry repository it came from
+   * (`ImageDetail.origin`, by the manifest's digest; unless `pull: false`), byte for byte what
+   * the pull wrote; any other damaged layer image (the image was loaded, or the fetch failed:
+   * see `fetchError`) is taken away and every image listing it marked broken
+   * ({@link bootDisk} refuses it with {@link CorruptCacheError} until the image is loaded or
+   * pulled again); an image marked broken whose files are sound again loses the mark.
+   * Idempotent.
    *
    * @param reference - The image; omitted: every image.
-   * @param opts - `dryRun` only reports.
+   * @param opts - `dryRun` only reports; `pull` says how to reach the registry (or `false`).
    * @returns Per image what was repaired and the problems left.
    * @throws {ImageNotFoundError} when `reference` is not cached.
    * @throws {InvalidReferenceError} when `reference` is malformed or an ambiguous prefix.
@@ -1091,8 +1132,18 @@ export class ImageCache {
   async repair(reference?: string, opts?: RepairOptions): Promise<CheckReport> {
     requireArity(arguments, 2, "repair");
     if (reference !== undefined) requireString(reference, "reference");
-    const { dryRun } = checkOptions(opts, REPAIR_OPTIONS, "options");
-    return checkReport(await call(() => this.#native.repair(reference, dryRun ?? false)));
+    requireOptions(opts, "options");
+    const { pull, ...rest } = (opts ?? {}) as RepairOptions;
+    const { dryRun } = checkOptions(rest, REPAIR_OPTIONS, "options");
+    let access: NativeRegistryAccess | undefined;
+    if (pull !== false) {
+      const checked = checkOptions(pull, REPAIR_PULL_OPTIONS, "options.pull");
+      access = {};
+      if (checked.insecure !== undefined) access.insecure = checked.insecure;
+      if (checked.caCerts !== undefined) access.caCerts = checked.caCerts;
+      if (checked.auth !== undefined) access.auth = authToNative(checked.auth, "options.pull.auth");
+    }
+    return checkReport(await call(() => this.#native.repair(reference, dryRun ?? false, access)));
   }
 
   /**

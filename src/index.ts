@@ -13,6 +13,7 @@ export {
   type CheckProblem,
   type CheckReport,
   type DiskUsage,
+  type FetchError,
   type ImageBackend,
   type ImageCacheOptions,
   type ImageConfigDetail,
@@ -35,6 +36,7 @@ export {
   type PullProgress,
   type RemoveOptions,
   type RepairOptions,
+  type RepairPullOptions,
   type VerifyOptions,
 } from "./image";
 

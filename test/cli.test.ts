@@ -144,6 +144,7 @@ describe("ocicache CLI with images", () => {
     expect(r.status).toBe(0);
     const d = JSON.parse(r.stdout) as { reference: string; config: { digest: string; env: string[] }; layers: { diffId: string; position: number }[] };
     expect(d.reference).toBe("beta:2");
+    expect((d as { origin?: unknown }).origin, "a loaded image has no origin").toBeNull();
     expect(d.config.digest).toBe(c.beta.configDigest);
     expect(d.config.env).toEqual(c.beta.fields.env);
     expect(d.layers.map((l) => [l.position, l.diffId])).toEqual(c.beta.layers.map((l, i) => [i, l.diffId]));

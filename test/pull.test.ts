@@ -6,12 +6,20 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { ImageCache, ImageNotFoundError, InvalidArgumentError, AbortError, type PullProgress } from "../src/index";
+import {
+  AbortError,
+  CorruptCacheError,
+  ImageCache,
+  ImageNotFoundError,
+  InvalidArgumentError,
+  type PullProgress,
+} from "../src/index";
 import {
   CLI,
   freshRoot,
@@ -108,6 +116,56 @@ describe("pull", () => {
     controller.abort();
     await rejectsWith(cache.pull(`${host}/api/app:1`, { signal: controller.signal }), AbortError, "ABORTED");
     expect(await cache.list()).toEqual([]);
+  });
+
+  it.skipIf(!tools)("repair fetches a damaged layer again from the registry the image came from", async () => {
+    const root = await freshRoot();
+    const cache = ImageCache.open({ root });
+    const ref = `${host}/api/app:1`;
+    await cache.pull(ref, { insecure: true });
+    const detail = await cache.inspect(ref);
+    expect(detail.origin).toBe(`${host}/api/app`);
+    expect(cli(["--root", root, "inspect", ref]).stdout).toMatch(new RegExp(`^Origin: +${host.replaceAll(".", "\\.")}/api/app$`, "m"));
+    expect((JSON.parse(cli(["--root", root, "inspect", ref, "--json"]).stdout) as { origin: string }).origin).toBe(`${host}/api/app`);
+    const diffId = detail.layers[0]?.diffId ?? "";
+    const layer = join(root, "layers", "sha256", `${diffId.slice("sha256:".length)}.erofs`);
+    const good = await readFile(layer);
+    const damage = async () => {
+      const bytes = Buffer.from(good);
+      bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] ?? 0) ^ 0x5a;
+      await writeFile(layer, bytes);
+    };
+
+    await damage();
+    const report = await cache.repair(ref, { pull: { insecure: true } });
+    const [image] = report.images;
+    expect(image).toMatchObject({ origin: `${host}/api/app`, fetchError: null, broken: null, problems: [] });
+    expect(image?.repaired.map((p) => [p.artifact, p.path])).toEqual([["layer", layer]]);
+    expect(Object.isFrozen(image)).toBe(true);
+    expect(Buffer.compare(await readFile(layer), good)).toBe(0);
+    expect((await cache.list()).map((h) => h.reference)).toEqual([ref]);
+    await cache.bootDisk(ref);
+
+    // Without registry access: marked broken, the remedy named.
+    await damage();
+    const offline = await cache.repair(ref, { pull: false });
+    expect(offline.images[0]?.broken).toMatch(/pull the image again/);
+    await rejectsWith(cache.bootDisk(ref), CorruptCacheError, "CORRUPT_CACHE");
+    // The CLI repairs it through the registry (plain HTTP here).
+    const r = cli(["--root", root, "check", "--repair", "--insecure"]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`repaired layer missing: ${layer}`);
+    expect(Buffer.compare(await readFile(layer), good)).toBe(0);
+    await cache.bootDisk(ref);
+
+    // Strict options: `pull` takes only the registry part of a pull's options.
+    await rejectsWith(cache.repair(ref, { pull: { platform: "linux/arm64" } } as never), InvalidArgumentError, "INVALID_ARGUMENT");
+    await rejectsWith(cache.repair(ref, { pull: true } as never), InvalidArgumentError, "INVALID_ARGUMENT");
+    await rejectsWith(cache.repair(ref, { pull: { auth: { token: "" } } }), InvalidArgumentError, "INVALID_ARGUMENT");
+    for (const args of [["check", "--insecure"], ["check", "--repair", "--no-pull", "--insecure"]]) {
+      const usage = cli(["--root", root, ...args]);
+      expect(usage.status, args.join(" ")).toBe(2);
+    }
   });
 
   // Regression: the registry's storage was a helpers.tempDir folder, which is removed after each

@@ -64,10 +64,11 @@ export declare class NativeCache {
   /** Checks the files of one reference's image, or of all, quick or `full`. */
   verify(reference: string | undefined | null, full: boolean): Promise<NativeCheckReport>
   /**
-   * Verifies fully, then rebuilds damaged fsmeta and VMDK files and marks images with
-   * damaged layers broken; with `dryRun`, only reports.
+   * Verifies fully, then rebuilds damaged fsmeta and VMDK files, fetches damaged layers
+   * again from the registry a pulled image came from (through `pull`; none without it), and
+   * marks images whose damaged layers stay broken; with `dryRun`, only reports.
    */
-  repair(reference: string | undefined | null, dryRun: boolean): Promise<NativeCheckReport>
+  repair(reference: string | undefined | null, dryRun: boolean, pull?: NativeRegistryAccess | undefined | null): Promise<NativeCheckReport>
   /** Points tag reference `target` at the manifest `source` names. */
   tag(source: string, target: string): Promise<NativeImageHandle>
   /** Ends every use of one holder; resolves to how many there were. */
@@ -154,6 +155,16 @@ export interface NativeCheckReport {
   problems: number
 }
 
+/** Why a repair could not fetch an image's damaged layers again. (TypeScript: `FetchError`.) */
+export interface NativeFetchError {
+  /** The registry repository asked. */
+  origin: string
+  /** The error's stable code (`REGISTRY_UNAVAILABLE`, `REGISTRY_UNAUTHORIZED`, ...). */
+  code: string
+  /** The error's message. */
+  message: string
+}
+
 /** `{ kind: "sandbox" | "snapshot", id }`. */
 export interface NativeHolder {
   /** `sandbox` or `snapshot`. */
@@ -178,6 +189,10 @@ export interface NativeImageCheck {
   repaired: Array<NativeCheckProblem>
   /** Why the image is marked broken (`bootDisk` refuses it), or null. */
   broken: string | null
+  /** The registry repository the image was last pulled from, or null (only loaded). */
+  origin: string | null
+  /** Why a repair could not fetch its damaged layers from `origin`, or null. */
+  fetchError: NativeFetchError | null
 }
 
 /**
@@ -228,6 +243,8 @@ export interface NativeImageDetail {
   config: NativeImageConfig | null
   /** Layers bottom to top. */
   layers: Array<NativeImageLayer>
+  /** The registry repository the image was last pulled from, or null (only loaded). */
+  origin: string | null
 }
 
 /** A cached reference. */
@@ -464,6 +481,19 @@ export interface NativePullProgress {
   fsmetaBytes?: number
   /** `stitched`: the VMDK descriptor's bytes. */
   vmdkBytes?: number
+}
+
+/**
+ * How a repair reaches the registry an image came from (TypeScript: `RepairOptions.pull`):
+ * the registry part of `PullOptions`.
+ */
+export interface NativeRegistryAccess {
+  /** Credentials; default: the Docker config's, else anonymous. */
+  auth?: NativePullAuth
+  /** Plain HTTP. */
+  insecure?: boolean
+  /** Extra trusted CA certificates, PEM. */
+  caCerts?: string
 }
 
 /**

@@ -676,6 +676,7 @@ fn gen_fast(root: &Path, references: usize) -> Res<()> {
                 })
                 .collect(),
             references,
+            origin: None,
         });
     }
     let mut index = Index::open(&layout.index_db())?;

@@ -44,6 +44,9 @@ pub struct ImageSource {
     pub config_info: ConfigInfo,
     /// Layers bottom to top.
     pub layers: Vec<Arc<dyn LayerSource>>,
+    /// The registry repository (`registry/repository`) the image was pulled from; `None` for
+    /// an archive.
+    pub origin: Option<String>,
 }
 
 impl std::fmt::Debug for ImageSource {

@@ -258,7 +258,13 @@ fn damaged_fsmeta_and_vmdk_are_found_refused_and_rebuilt_byte_for_byte() {
             // A dry run changes nothing.
             let dry = f
                 .cache
-                .repair(Some(A), &RepairOptions { dry_run: true })
+                .repair(
+                    Some(A),
+                    &RepairOptions {
+                        dry_run: true,
+                        ..Default::default()
+                    },
+                )
                 .unwrap();
             assert_eq!(dry.images[0].repaired.len(), 1, "{case}: {dry:?}");
             assert_eq!(problems(&f.verify(true)).len(), 1, "{case}");

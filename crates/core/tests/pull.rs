@@ -19,7 +19,10 @@ use ocicache_core::cancel::Cancel;
 use ocicache_core::oci::Platform;
 use ocicache_core::progress::{Progress, ProgressEvent};
 use ocicache_core::registry::{Credentials, RegistryConfig, RegistryOptions};
-use ocicache_core::{AcquireOptions, Cache, Holder, LoadOptions, PullOptions, PullPolicy};
+use ocicache_core::{
+    AcquireOptions, Cache, Holder, LoadOptions, PullOptions, PullPolicy, RepairOptions,
+    VerifyOptions,
+};
 
 /// Pull options for a plain-HTTP registry on 127.0.0.1, no mirrors, quick retries.
 fn insecure() -> PullOptions {
@@ -923,7 +926,7 @@ fn a_cancelled_pull_leaves_a_partial_that_the_next_pull_resumes() {
 /// with every byte) is read past the bytes the partial holds and the pull succeeds; a partial
 /// holding the whole blob is converted without a blob request; one longer than the blob
 /// starts again from byte 0; one whose bytes are wrong is DIGEST_MISMATCH and deleted, and the
-/// pull after it succeeds. Prune keeps a young partial and one a pull holds (locked), and
+/// pull after it succeeds; one the registry answers 416 for goes too. Prune keeps a young partial and one a pull holds (locked), and
 /// reclaims one a day old, counting its bytes.
 #[test]
 fn partials_resume_with_or_without_range_and_go_when_wrong() {
@@ -1001,6 +1004,33 @@ fn partials_resume_with_or_without_range_and_go_when_wrong() {
     cache.pull(&reference, &insecure()).unwrap();
     assert_eq!(artifacts(root.path(), "layers"), want_layers);
 
+    // A registry that answers 416 to the resume (it holds fewer bytes than the partial):
+    // the pull fails as the blob does not match its descriptor, the partial is deleted, and
+    // the next pull downloads from the start.
+    let root = fresh();
+    fs::write(
+        partial_path(root.path(), &layer.digest),
+        &layer.blob[..120_000],
+    )
+    .unwrap();
+    proxy.fault(
+        &layer.digest,
+        Fault::Status {
+            status: 416,
+            retry_after: None,
+        },
+        1,
+    );
+    let cache = open(root.path());
+    let err = cache.pull(&reference, &insecure()).unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARCHIVE", "{err}");
+    assert!(err.to_string().contains("416"), "{err}");
+    assert_untouched(root.path(), &cache);
+    let seen = proxy.seen().len();
+    cache.pull(&reference, &insecure()).unwrap();
+    assert_eq!(layer_requests(seen), vec![None]);
+    assert_eq!(artifacts(root.path(), "layers"), want_layers);
+
     // Prune and partials: young, held, a day old.
     let root = fresh();
     let cache = open(root.path());
@@ -1063,5 +1093,207 @@ fn downloads_run_on_a_bounded_pool_of_their_own() {
             .unwrap();
         assert_eq!(proxy.max_blobs_in_flight(), want, "limit {limit:?}");
         assert_eq!(artifacts(root.path(), "layers").len(), 6);
+    }
+}
+
+/// Flips one byte in the middle of the file at `path`.
+fn flip_middle(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x5a;
+    fs::write(path, bytes).unwrap();
+}
+
+/// A pulled image records its origin; `repair` fetches a damaged layer image again from there
+/// (that blob alone among the layers, by the manifest's digest, adding no reference), byte for
+/// byte the one the pull wrote; without registry access, or when the registry fails, the layer
+/// is taken away and the image marked broken, with the failure in the report; a dry run
+/// changes nothing; a loaded image has no origin.
+#[test]
+fn repair_fetches_a_damaged_layer_again_from_the_registry_it_was_pulled_from() {
+    if !registry_tools() {
+        return;
+    }
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(&registry.host, "127.0.0.1");
+    let image = ImageSpec::sample(Compression::Gzip, "repair").build();
+    let (_d, source) = layout_of(&image);
+    registry.push(&source, "rep/app:1", &["--preserve-digests"]);
+    let root = tempfile::tempdir().unwrap();
+    let cache = open(root.path());
+    let reference = format!("{}/rep/app:1", proxy.host);
+    cache.pull(&reference, &insecure()).unwrap();
+    let origin = format!("{}/rep/app", proxy.host);
+    assert_eq!(
+        cache.inspect(&reference).unwrap().origin,
+        Some(origin.clone())
+    );
+    let layers = artifacts(root.path(), "layers");
+    let (fsmeta, vmdk) = (
+        artifacts(root.path(), "fsmeta"),
+        artifacts(root.path(), "vmdk"),
+    );
+    let damaged = image.layers[1].clone();
+    let path = root
+        .path()
+        .join("layers/sha256")
+        .join(format!("{}.erofs", hex_of(&damaged.diff_id)));
+    let fetch = || RepairOptions {
+        refetch: Some(insecure().registry),
+        ..Default::default()
+    };
+
+    // A dry run reports the fetch it would make and changes nothing.
+    flip_middle(&path);
+    let flipped = fs::read(&path).unwrap();
+    let requests = proxy.seen().len();
+    let report = cache
+        .repair(
+            Some(&reference),
+            &RepairOptions {
+                dry_run: true,
+                ..fetch()
+            },
+        )
+        .unwrap();
+    let check = &report.images[0];
+    assert_eq!(check.repaired.len(), 1, "{report:?}");
+    assert_eq!(check.repaired[0].path, path);
+    assert!(
+        check.problems.is_empty() && check.broken.is_none(),
+        "{report:?}"
+    );
+    assert_eq!(fs::read(&path).unwrap(), flipped);
+    assert_eq!(proxy.seen().len(), requests, "a dry run asks nothing");
+
+    // The repair fetches that layer's blob again, and nothing else of the layers.
+    let report = cache.repair(Some(&reference), &fetch()).unwrap();
+    let check = &report.images[0];
+    assert_eq!(check.repaired.len(), 1, "{report:?}");
+    assert!(check.problems.is_empty(), "{report:?}");
+    assert_eq!((&check.broken, &check.fetch_error), (&None, &None));
+    assert_eq!(check.origin, Some(origin.clone()));
+    let asked: Vec<String> = proxy.seen()[requests..]
+        .iter()
+        .map(|s| s.path.clone())
+        .filter(|p| p.contains("/blobs/"))
+        .collect();
+    assert!(
+        asked.iter().any(|p| p.ends_with(&damaged.digest)),
+        "{asked:?}"
+    );
+    assert!(
+        !asked.iter().any(|p| p.ends_with(&image.layers[0].digest)),
+        "{asked:?}"
+    );
+    assert!(proxy.seen()[requests..].iter().any(|s| {
+        s.path
+            .ends_with(&format!("manifests/{}", image.manifest_digest))
+    }));
+    assert_eq!(artifacts(root.path(), "layers"), layers, "byte for byte");
+    assert_eq!(artifacts(root.path(), "fsmeta"), fsmeta);
+    assert_eq!(artifacts(root.path(), "vmdk"), vmdk);
+    assert_eq!(cache.list().unwrap().len(), 1, "no reference added");
+    let full = VerifyOptions { full: true };
+    assert_eq!(cache.verify(None, &full).unwrap().problems, 0);
+    cache.boot_disk(&reference).unwrap();
+    assert!(
+        cache.repair(None, &fetch()).unwrap().images[0]
+            .repaired
+            .is_empty(),
+        "a second repair finds nothing"
+    );
+
+    // Without registry access: taken away, marked broken, the remedy named.
+    flip_middle(&path);
+    let report = cache.repair(None, &RepairOptions::default()).unwrap();
+    let broken = report.images[0].broken.clone().unwrap();
+    assert!(broken.contains("pull the image again"), "{broken}");
+    assert!(!path.exists());
+    assert_eq!(
+        cache.boot_disk(&reference).unwrap_err().code(),
+        "CORRUPT_CACHE"
+    );
+    // Then with it: the layer comes back and the mark goes.
+    let report = cache.repair(None, &fetch()).unwrap();
+    assert_eq!(report.images[0].broken, None, "{report:?}");
+    assert_eq!(artifacts(root.path(), "layers"), layers);
+    cache.boot_disk(&reference).unwrap();
+
+    // An image loaded with the same layers has no origin of its own; the layer its pulled
+    // sibling fetches back is sound for it too, in one fetch.
+    let sibling = ImageSpec::sample(Compression::Gzip, "repair")
+        .with_cmd("other")
+        .build();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive = archive_dir.path().join("image.tar");
+    let mut layout = OciLayout::new();
+    layout.add_image(&sibling, &[(REF_NAME, "local/app:1")]);
+    fs::write(&archive, layout.to_tar()).unwrap();
+    cache.load(&archive, &LoadOptions::default()).unwrap();
+    assert_eq!(cache.inspect("local/app:1").unwrap().origin, None);
+    flip_middle(&path);
+    let requests = proxy.seen().len();
+    let report = cache.repair(None, &fetch()).unwrap();
+    assert_eq!(report.images.len(), 2);
+    for check in &report.images {
+        assert!(
+            check.problems.is_empty() && check.broken.is_none(),
+            "{report:?}"
+        );
+    }
+    let repaired: usize = report.images.iter().map(|c| c.repaired.len()).sum();
+    assert_eq!(repaired, 1, "{report:?}");
+    let fetched = proxy.seen()[requests..]
+        .iter()
+        .filter(|s| s.path.ends_with(&damaged.digest))
+        .count();
+    assert_eq!(fetched, 1);
+    assert_eq!(artifacts(root.path(), "layers"), layers);
+    cache.boot_disk("local/app:1").unwrap();
+
+    // The registry fails: the failure is reported, the layer taken away and both images
+    // marked broken.
+    flip_middle(&path);
+    proxy.fault(
+        &damaged.digest,
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+        100,
+    );
+    let report = cache.repair(None, &fetch()).unwrap();
+    let pulled = report.images.iter().find(|c| c.origin.is_some()).unwrap();
+    let failed = pulled.fetch_error.clone().expect("a fetch error");
+    assert_eq!(
+        (failed.origin.as_str(), failed.code.as_str()),
+        (origin.as_str(), "REGISTRY_UNAVAILABLE")
+    );
+    assert_eq!(pulled.problems.len(), 1, "{report:?}");
+    let broken = pulled.broken.clone().unwrap();
+    assert!(
+        broken.contains(&origin) && broken.contains("REGISTRY_UNAVAILABLE"),
+        "{broken}"
+    );
+    let loaded = report.images.iter().find(|c| c.origin.is_none()).unwrap();
+    assert_eq!(loaded.fetch_error, None);
+    assert!(
+        loaded
+            .broken
+            .as_ref()
+            .unwrap()
+            .contains("load the image again"),
+        "{report:?}"
+    );
+    assert!(!path.exists());
+    // boot_disk gives each image the remedy of its own.
+    for (name, remedy) in [
+        (reference.as_str(), "REGISTRY_UNAVAILABLE"),
+        ("local/app:1", "load the image again"),
+    ] {
+        let err = cache.boot_disk(name).unwrap_err();
+        assert_eq!(err.code(), "CORRUPT_CACHE");
+        assert!(err.to_string().contains(remedy), "{name}: {err}");
     }
 }

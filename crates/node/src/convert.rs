@@ -141,6 +141,8 @@ pub struct NativeImageDetail {
     pub config: Option<NativeImageConfig>,
     /// Layers bottom to top.
     pub layers: Vec<NativeImageLayer>,
+    /// The registry repository the image was last pulled from, or null (only loaded).
+    pub origin: Option<String>,
 }
 
 /// What a prune (or remove) reclaimed. (TypeScript: `ImagePruneReport`.)
@@ -366,7 +368,22 @@ pub struct NativePullAuth {
     pub token: Option<String>,
 }
 
-pub(crate) fn pull_options_from(o: NativePullOptions) -> core::Result<core::PullOptions> {
+/// How a repair reaches the registry an image came from (TypeScript: `RepairOptions.pull`):
+/// the registry part of `PullOptions`.
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeRegistryAccess {
+    /// Credentials; default: the Docker config's, else anonymous.
+    pub auth: Option<NativePullAuth>,
+    /// Plain HTTP.
+    pub insecure: Option<bool>,
+    /// Extra trusted CA certificates, PEM.
+    pub ca_certs: Option<String>,
+}
+
+pub(crate) fn registry_options_from(
+    o: NativeRegistryAccess,
+) -> core::Result<core::registry::RegistryOptions> {
     let credentials = match o.auth {
         None => None,
         Some(NativePullAuth {
@@ -386,6 +403,20 @@ pub(crate) fn pull_options_from(o: NativePullOptions) -> core::Result<core::Pull
             });
         }
     };
+    Ok(core::registry::RegistryOptions {
+        credentials,
+        insecure: o.insecure.unwrap_or(false),
+        ca_certs: o.ca_certs,
+        ..Default::default()
+    })
+}
+
+pub(crate) fn pull_options_from(o: NativePullOptions) -> core::Result<core::PullOptions> {
+    let registry = registry_options_from(NativeRegistryAccess {
+        auth: o.auth,
+        insecure: o.insecure,
+        ca_certs: o.ca_certs,
+    })?;
     Ok(core::PullOptions {
         platform: o
             .platform
@@ -398,12 +429,7 @@ pub(crate) fn pull_options_from(o: NativePullOptions) -> core::Result<core::Pull
             .map(core::PullPolicy::parse)
             .transpose()?
             .unwrap_or_default(),
-        registry: core::registry::RegistryOptions {
-            credentials,
-            insecure: o.insecure.unwrap_or(false),
-            ca_certs: o.ca_certs,
-            ..Default::default()
-        },
+        registry,
         ..Default::default()
     })
 }
@@ -622,6 +648,21 @@ pub struct NativeImageCheck {
     pub repaired: Vec<NativeCheckProblem>,
     /// Why the image is marked broken (`bootDisk` refuses it), or null.
     pub broken: Option<String>,
+    /// The registry repository the image was last pulled from, or null (only loaded).
+    pub origin: Option<String>,
+    /// Why a repair could not fetch its damaged layers from `origin`, or null.
+    pub fetch_error: Option<NativeFetchError>,
+}
+
+/// Why a repair could not fetch an image's damaged layers again. (TypeScript: `FetchError`.)
+#[napi(object)]
+pub struct NativeFetchError {
+    /// The registry repository asked.
+    pub origin: String,
+    /// The error's stable code (`REGISTRY_UNAVAILABLE`, `REGISTRY_UNAUTHORIZED`, ...).
+    pub code: String,
+    /// The error's message.
+    pub message: String,
 }
 
 /// What `verify` or `repair` found. (TypeScript: `CheckReport`.)
@@ -660,6 +701,12 @@ pub(crate) fn check_report(r: core::CheckReport) -> NativeCheckReport {
                 problems: i.problems.into_iter().map(problem).collect(),
                 repaired: i.repaired.into_iter().map(problem).collect(),
                 broken: i.broken,
+                origin: i.origin,
+                fetch_error: i.fetch_error.map(|f| NativeFetchError {
+                    origin: f.origin,
+                    code: f.code,
+                    message: f.message,
+                }),
             })
             .collect(),
         full: r.full,
@@ -671,6 +718,7 @@ pub(crate) fn check_report(r: core::CheckReport) -> NativeCheckReport {
 pub(crate) fn detail(d: core::ImageDetail) -> NativeImageDetail {
     NativeImageDetail {
         handle: handle(d.handle),
+        origin: d.origin,
         config: d.config.map(|c| NativeImageConfig {
             digest: c.digest,
             env: c.env,

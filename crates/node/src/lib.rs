@@ -426,19 +426,26 @@ impl NativeCache {
         )
     }
 
-    /// Verifies fully, then rebuilds damaged fsmeta and VMDK files and marks images with
-    /// damaged layers broken; with `dryRun`, only reports.
+    /// Verifies fully, then rebuilds damaged fsmeta and VMDK files, fetches damaged layers
+    /// again from the registry a pulled image came from (through `pull`; none without it), and
+    /// marks images whose damaged layers stay broken; with `dryRun`, only reports.
     #[napi(ts_return_type = "Promise<NativeCheckReport>")]
     pub fn repair<'env>(
         &self,
         env: &'env Env,
         reference: Option<String>,
         dry_run: bool,
+        pull: Option<NativeRegistryAccess>,
     ) -> napi::Result<PromiseRaw<'env, NativeCheckReport>> {
         let cache = self.inner.clone();
+        let refetch = pull
+            .map(registry_options_from)
+            .transpose()
+            .map_err(|e| js_error(env, &e))?;
+        let options = core::RepairOptions { dry_run, refetch };
         spawn(
             env,
-            move || cache.repair(reference.as_deref(), &core::RepairOptions { dry_run }),
+            move || cache.repair(reference.as_deref(), &options),
             check_report,
         )
     }

@@ -98,6 +98,7 @@ fn read_entry(src: &dyn Files, entry: &DockerEntry) -> Result<ImageSource> {
     Ok(ImageSource {
         references,
         bare_tags: Vec::new(),
+        origin: None,
         manifest: Blob {
             descriptor: Descriptor::new(
                 media_type::DOCKER_MANIFEST,

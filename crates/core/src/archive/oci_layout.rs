@@ -287,6 +287,7 @@ fn read_image(src: &dyn Files, d: &Descriptor) -> Result<ImageSource> {
     Ok(ImageSource {
         references: Vec::new(),
         bare_tags: Vec::new(),
+        origin: None,
         manifest: Blob {
             descriptor: Descriptor::new(d.media_type.clone(), d.digest.clone(), d.size),
             bytes: manifest_bytes,

@@ -8,11 +8,13 @@
 //! pull of an image with that layer converts it again, rather than skipping it as cached), and
 //! every image listing it is marked broken, which `boot_disk` refuses with
 //! [`Error::CorruptCache`] until a load of the image clears the mark. Where an image came from
-//! a registry, [`LayerRefetch`] is the hook that fetches the layer again instead.
+//! a registry (its origin is recorded) and [`RepairOptions::refetch`] allows it, the layer is
+//! fetched again from there instead (`Cache::refetch_image`), by the manifest's digest.
 //!
 //! Locking: both hold the GC lock shared (no prune deletes what they read); repair takes the
 //! artifact locks of what it deletes or rebuilds (a load of the same image waits, and then
-//! finds the file rebuilt, or missing and converts it).
+//! finds the file rebuilt, or missing and converts it), and releases a layer's before fetching
+//! it again (the fetch's ingest takes it, as a pull's does).
 
 use std::collections::HashMap;
 
@@ -26,16 +28,9 @@ use crate::oci::{Digest, familiar_from_canonical};
 use crate::store::{LockMode, Root, StagingPurpose};
 use crate::vmdk::{self, Extent};
 use crate::{
-    ArtifactKind, CheckReport, ImageCheck, Problem, ProblemKind, RepairOptions, VerifyOptions,
+    ArtifactKind, CheckReport, FetchError, ImageCheck, Problem, ProblemKind, RepairOptions,
+    VerifyOptions,
 };
-
-/// Fetches a layer again from where its image came from, for [`Cache::repair`]: the hook a
-/// registry pull fills (an image loaded from an archive has no source to fetch from). Returns
-/// whether the layer image is in place again.
-pub trait LayerRefetch: Send + Sync {
-    /// Re-creates the layer image of `diff_id`, which `manifest` lists.
-    fn refetch(&self, manifest: &Digest, diff_id: &Digest) -> Result<bool>;
-}
 
 /// What the index records of one image, to check its files against.
 struct ImageRecord {
@@ -258,6 +253,8 @@ fn check_image(
         problems: checks.into_iter().filter_map(|c| c.problem).collect(),
         repaired: Vec::new(),
         broken: record.artifacts.broken.clone(),
+        origin: record.artifacts.origin.clone(),
+        fetch_error: None,
     })
 }
 
@@ -289,38 +286,40 @@ impl Cache {
 
     /// Verifies fully (as [`Cache::verify`] with `full`), then repairs what it can: a missing
     /// or damaged fsmeta image or VMDK descriptor is rebuilt from the layer images, byte for
-    /// byte what the load wrote; a missing or damaged layer image is taken away and every image
-    /// listing it marked broken (`boot_disk` refuses it with [`Error::CorruptCache`] until the
-    /// image is loaded again; a registry pull will fetch the layer again, see
-    /// [`LayerRefetch`]); a damaged blob is reported. An image marked broken whose files are
-    /// all sound again loses the mark. The report lists per image what was repaired (or, with
-    /// `dry_run`, would be) and the problems left.
+    /// byte what the load wrote; a missing or damaged layer image is fetched again from the
+    /// registry repository the image was pulled from (with [`RepairOptions::refetch`], for an
+    /// image whose origin is recorded), or else taken away and every image listing it marked
+    /// broken (`boot_disk` refuses it with [`Error::CorruptCache`] until the image is loaded or
+    /// pulled again); a damaged blob is reported. An image marked broken whose files are all
+    /// sound again loses the mark. The report lists per image what was repaired (or, with
+    /// `dry_run`, would be) and the problems left, and why a fetch failed.
     ///
     /// Idempotent: a second repair finds nothing new to do. A killed repair leaves at worst a
-    /// missing fsmeta or VMDK, which the next repair or `boot_disk` rebuilds.
+    /// missing fsmeta, VMDK or layer image, which the next repair, load or pull rebuilds (and
+    /// `boot_disk` refuses meanwhile, or rebuilds for the fsmeta and VMDK).
     pub fn repair(&self, reference: Option<&str>, options: &RepairOptions) -> Result<CheckReport> {
-        self.repair_with(reference, options, None)
-    }
-
-    /// [`Cache::repair`] with a way to fetch damaged layers again.
-    pub fn repair_with(
-        &self,
-        reference: Option<&str>,
-        options: &RepairOptions,
-        refetch: Option<&dyn LayerRefetch>,
-    ) -> Result<CheckReport> {
         self.local()?;
         let dry_run = options.dry_run;
         let report = |images| report(images, true, dry_run);
         if self.existing_index()?.is_none() {
             return missing_cache(reference).map(report);
         }
+        if let Some(registry) = &options.refetch {
+            registry.validate()?;
+        }
         let root = self.open_root()?;
         let _lock = root.lock_gc(LockMode::Shared)?;
         let records = self.records(reference)?;
         let mut seen = LayerChecks::ahead(&root, &records, true)?;
-        let mut images = Vec::with_capacity(records.len());
-        for record in &records {
+        // Images that can fetch their damaged layers go first: a layer one brings back is
+        // sound for the images after it, which then need neither a fetch nor a broken mark.
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        if options.refetch.is_some() {
+            order.sort_by_key(|&i| records[i].artifacts.origin.is_none());
+        }
+        let mut images: Vec<Option<ImageCheck>> = vec![None; records.len()];
+        for i in order {
+            let record = &records[i];
             let mut checked = check_image(&root, record, true, &mut seen)?;
             let (layer_problems, rest): (Vec<Problem>, Vec<Problem>) =
                 std::mem::take(&mut checked.problems)
@@ -334,33 +333,92 @@ impl Cache {
                     _ => left.push(p),
                 }
             }
-            let mut layers_left = Vec::new();
-            for p in layer_problems {
-                let diff_id = record
-                    .layers
-                    .iter()
-                    .map(|(d, _, _)| d)
-                    .find(|d| root.layer(d).path() == p.path)
-                    .cloned();
-                let refetched = match (refetch, &diff_id) {
-                    (Some(f), Some(d)) if !dry_run => {
-                        let _locks = root.lock_artifacts([d])?;
-                        take_away(&root, d)?;
-                        f.refetch(&record.manifest, d)?
-                    }
-                    _ => false,
-                };
-                if refetched {
-                    checked.repaired.push(p);
-                } else {
-                    layers_left.push((p, diff_id));
+            let damaged: Vec<(Problem, Option<Digest>)> = layer_problems
+                .into_iter()
+                .map(|p| {
+                    let diff_id = record
+                        .layers
+                        .iter()
+                        .map(|(d, _, _)| d)
+                        .find(|d| root.layer(d).path() == p.path)
+                        .cloned();
+                    (p, diff_id)
+                })
+                .collect();
+            let fetch_from = match (&options.refetch, &record.artifacts.origin) {
+                (Some(registry), Some(origin)) if !damaged.is_empty() => Some((registry, origin)),
+                _ => None,
+            };
+            let mut fresh = None;
+            let layers_left = match fetch_from {
+                None => damaged,
+                Some(_) if dry_run => {
+                    checked.repaired.extend(damaged.into_iter().map(|(p, _)| p));
+                    Vec::new()
                 }
-            }
+                Some((registry, origin)) => {
+                    for diff_id in damaged.iter().filter_map(|(_, d)| d.as_ref()) {
+                        let _locks = root.lock_artifacts([diff_id])?;
+                        take_away(&root, diff_id)?;
+                    }
+                    // Without the layer's artifact lock: the fetch's ingest takes it (a load
+                    // or pull of the layer meanwhile converts it, and the fetch skips it).
+                    match self.refetch_image(origin, &record.manifest, registry) {
+                        Ok(()) => {
+                            let again = self.reread(record)?;
+                            let mut still = Vec::new();
+                            for (p, diff_id) in damaged {
+                                let layer = diff_id
+                                    .as_ref()
+                                    .and_then(|d| again.layers.iter().find(|(l, _, _)| l == d));
+                                let sound = match layer {
+                                    Some((d, size, hash)) => {
+                                        let c =
+                                            check_layer(&root, d, *size, hash.as_deref(), true)?;
+                                        let sound = c.problem.is_none();
+                                        seen.seen.insert(d.clone(), c);
+                                        sound
+                                    }
+                                    None => false,
+                                };
+                                if sound {
+                                    checked.repaired.push(p);
+                                } else {
+                                    still.push((p, diff_id));
+                                }
+                            }
+                            checked.broken = again.artifacts.broken.clone();
+                            fresh = Some(again);
+                            still
+                        }
+                        Err(e) => {
+                            checked.fetch_error = Some(FetchError {
+                                origin: origin.clone(),
+                                code: e.code().to_owned(),
+                                message: e.to_string(),
+                            });
+                            damaged
+                        }
+                    }
+                }
+            };
+            let record = fresh.as_ref().unwrap_or(record);
             if !layers_left.is_empty() {
+                let (first, _) = &layers_left[0];
+                let remedy = match (&checked.fetch_error, &record.artifacts.origin) {
+                    (Some(f), _) => format!(
+                        "fetching it again from {} failed ({}); repair again once the registry answers, or load the image again",
+                        f.origin, f.code
+                    ),
+                    (None, Some(_)) => {
+                        "pull the image again, or repair with registry access".to_owned()
+                    }
+                    (None, None) => "load the image again".to_owned(),
+                };
                 let reason = format!(
-                    "layer image {} is damaged ({}); load the image again",
-                    layers_left[0].0.path.display(),
-                    layers_left[0].0.kind.as_str()
+                    "layer image {} is damaged ({}); {remedy}",
+                    first.path.display(),
+                    first.kind.as_str()
                 );
                 if !dry_run {
                     for (_, diff_id) in &layers_left {
@@ -368,8 +426,14 @@ impl Cache {
                         let _locks = root.lock_artifacts([diff_id])?;
                         take_away(&root, diff_id)?;
                         let mut ix = self.index()?;
+                        let own = record.manifest.to_string();
+                        ix.set_broken(&own, Some(&reason))?;
+                        // The other images listing the layer get this reason until their own
+                        // turn in this repair (or the next) gives theirs.
                         for m in ix.manifests_using_layer(&diff_id.to_string())? {
-                            ix.set_broken(&m, Some(&reason))?;
+                            if m != own {
+                                ix.mark_broken_unless_marked(&m, &reason)?;
+                            }
                         }
                     }
                     checked.broken = Some(reason);
@@ -395,9 +459,9 @@ impl Cache {
                 }
             }
             checked.problems = left;
-            images.push(checked);
+            images[i] = Some(checked);
         }
-        Ok(report(images))
+        Ok(report(images.into_iter().flatten().collect()))
     }
 
     /// The records of `reference`'s manifest, or of every manifest.

@@ -16,8 +16,8 @@
 //! ```
 //!
 //! Where the operation to come goes: `save` beside `load` (a `save.rs` writing an archive from
-//! the cache through `crate::archive`); a pull that re-fetches a damaged layer for `repair`
-//! fills [`LayerRefetch`].
+//! the cache through `crate::archive`); `repair` fetches a damaged layer again through the
+//! pull's path (`pull.rs`, by the digest of the manifest and its recorded origin).
 //!
 //! Locking: `load` holds the cache's GC lock shared from staging until its index rows are
 //! committed; `remove` and `prune` hold it exclusive, so they never delete a file a load in
@@ -41,7 +41,6 @@ mod pull;
 mod types;
 mod uses;
 
-pub use check::LayerRefetch;
 pub use pull::{PullOptions, PullPolicy};
 pub use types::*;
 
@@ -194,6 +193,7 @@ impl Cache {
             .into_iter()
             .map(layer_detail)
             .collect();
+        let origin = ix.artifacts_of(&manifest)?.and_then(|a| a.origin);
         drop(ix);
         if let Some(config) = &mut config {
             let root = self.open_root()?;
@@ -205,6 +205,7 @@ impl Cache {
             handle,
             config,
             layers,
+            origin,
         })
     }
 
@@ -531,6 +532,7 @@ mod tests {
             vmdk_hash: None,
             layers: Vec::new(),
             references: vec![reference.into()],
+            origin: None,
         }
     }
 

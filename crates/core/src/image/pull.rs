@@ -6,9 +6,9 @@ use super::uses::new_use;
 use super::{Cache, handle_for, handle_from_row, now_ms, resolve};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::index::UseRow;
+use crate::index::{HandleRow, UseRow};
 use crate::ingest::{self, IngestOptions};
-use crate::oci::{Platform, Reference};
+use crate::oci::{Digest, Platform, Reference};
 use crate::progress::{Progress, ProgressEvent, emit};
 use crate::registry::{self, Downloads, RegistryOptions};
 use crate::store::{LockMode, StagingPurpose};
@@ -156,6 +156,61 @@ impl Cache {
                 Err(_) => {}
             }
         }
+        let (manifest_digest, row, recorded) =
+            self.fetch_and_commit(&r, options, Some(&r), use_row, &cancel)?;
+        let row = row.ok_or_else(|| Error::internal("a pulled reference is not in the index"))?;
+        let mut handle = handle_from_row(row);
+        if r.digest().is_some() {
+            handle.reference = r.familiar();
+        }
+        emit(
+            options.progress.as_ref(),
+            ProgressEvent::Done { manifest_digest },
+        );
+        Ok((handle, recorded))
+    }
+
+    /// Fetches the image `manifest` again from `origin` (the registry repository it was pulled
+    /// from) by digest, for a repair: whatever of it the cache lacks (a layer image the repair
+    /// took away) is downloaded, converted and published as a pull does, and its rows are
+    /// recorded again (new layer hashes, the broken mark cleared) without adding a reference.
+    /// The caller holds no artifact lock of the image (the ingest takes them).
+    pub(super) fn refetch_image(
+        &self,
+        origin: &str,
+        manifest: &Digest,
+        registry: &RegistryOptions,
+    ) -> Result<()> {
+        let r = Reference::parse(&format!("{origin}@{manifest}"))?;
+        registry.validate()?;
+        let options = PullOptions {
+            policy: PullPolicy::Always,
+            registry: registry.clone(),
+            ..Default::default()
+        };
+        let (fetched, _, _) =
+            self.fetch_and_commit(&r, &options, None, None, &Cancel::default())?;
+        if fetched != *manifest {
+            return Err(Error::internal(
+                "a fetch by digest resolved another manifest",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves `r` in its registry, builds what the cache lacks of it and commits its rows,
+    /// naming it `name` (`None`: no reference) and recording `use_row` in the same transaction.
+    /// Returns the manifest digest, the row of the reference recorded (read before the GC lock
+    /// is released, so no prune can take it first) and the use recorded.
+    fn fetch_and_commit(
+        &self,
+        r: &Reference,
+        options: &PullOptions,
+        name: Option<&Reference>,
+        use_row: Option<UseRow>,
+        cancel: &Cancel,
+    ) -> Result<(Digest, Option<HandleRow>, Option<UseRow>)> {
+        cancel.check("the pull")?;
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
         emit(
             options.progress.as_ref(),
@@ -163,7 +218,7 @@ impl Cache {
                 reference: r.canonical(),
             },
         );
-        let client = registry::client_for(&r, &options.registry, cancel.clone())?;
+        let client = registry::client_for(r, &options.registry, cancel.clone())?;
         let root = self.open_root()?;
         let budget = self.write_budget(options.max_uncompressed_bytes)?;
         let downloads = Downloads::new(
@@ -171,7 +226,7 @@ impl Cache {
             budget.clone(),
             options.registry.concurrent_downloads,
         );
-        let resolved = registry::resolve(&client, &r, &platform, &downloads)?;
+        let resolved = registry::resolve(&client, r, &platform, &downloads)?;
         let source = resolved.source;
         let manifest_digest = source.manifest.descriptor.digest.clone();
         emit(
@@ -199,8 +254,9 @@ impl Cache {
                 u.manifest_digest = manifest_digest.to_string();
                 u
             });
+            let names: Vec<Reference> = name.into_iter().cloned().collect();
             let (references, recorded) = prepared.commit_with_use(
-                &[vec![r.clone()]],
+                std::slice::from_ref(&names),
                 &mut ix,
                 &staging,
                 now_ms(),
@@ -209,24 +265,15 @@ impl Cache {
             let row = match references.first() {
                 Some(canonical) => ix.get(canonical)?,
                 None => None,
-            }
-            .ok_or_else(|| Error::internal("a pulled reference is not in the index"))?;
-            let mut handle = handle_from_row(row);
-            if r.digest().is_some() {
-                handle.reference = r.familiar();
-            }
-            Ok((handle, recorded))
+            };
+            Ok((row, recorded))
         })()
         .map_err(|e| staging.describe(e));
         // The partials go after a commit and after failures that will not pass; they stay
         // for the next pull after a cancellation or a registry failure. Failing to delete one
         // does not undo a commit, nor hide the pull's own error: it stays for prune.
         let _ = downloads.finish(&result);
-        let result = result?;
-        emit(
-            options.progress.as_ref(),
-            ProgressEvent::Done { manifest_digest },
-        );
-        Ok(result)
+        let (row, recorded) = result?;
+        Ok((manifest_digest, row, recorded))
     }
 }

@@ -211,6 +211,9 @@ pub struct ImageDetail {
     pub config: Option<ImageConfigDetail>,
     /// Layers bottom to top.
     pub layers: Vec<ImageLayerDetail>,
+    /// The registry repository (`registry/repository`) the manifest was last pulled from, which
+    /// `repair` fetches a damaged layer from again; `None` for an image only ever loaded.
+    pub origin: Option<String>,
 }
 
 /// What `prune` (and the sweep behind `remove`) reclaimed.
@@ -501,6 +504,21 @@ pub struct VerifyOptions {
 pub struct RepairOptions {
     /// Report what would be repaired; change nothing.
     pub dry_run: bool,
+    /// Fetch a damaged layer image again from the registry repository its image was pulled
+    /// from, through these options (credentials, TLS, plain HTTP, mirrors); `None`: never ask a
+    /// registry (the layer is taken away and its images marked broken, as for a loaded image).
+    pub refetch: Option<crate::registry::RegistryOptions>,
+}
+
+/// Why a repair could not fetch an image's damaged layers again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchError {
+    /// The registry repository asked (the image's origin).
+    pub origin: String,
+    /// The error's stable code (`REGISTRY_UNAVAILABLE`, `REGISTRY_UNAUTHORIZED`, ...).
+    pub code: String,
+    /// The error's message.
+    pub message: String,
 }
 
 /// Integrity of one image's artifacts (see [`crate::Cache::verify`] and
@@ -521,6 +539,10 @@ pub struct ImageCheck {
     pub repaired: Vec<Problem>,
     /// Why the image is marked broken (`boot_disk` refuses it), if it is.
     pub broken: Option<String>,
+    /// The registry repository the image was last pulled from (`None`: only loaded).
+    pub origin: Option<String>,
+    /// Why a repair could not fetch its damaged layers from `origin`, when it tried and failed.
+    pub fetch_error: Option<FetchError>,
 }
 
 /// A report of [`crate::Cache::verify`] or [`crate::Cache::repair`].

@@ -54,13 +54,14 @@ pub use usage::{
 };
 
 /// Current schema version, stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 /// Migration scripts: entry `i` takes version `i + 1` to `i + 2`.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrate_v2.sql"),
     include_str!("migrate_v3.sql"),
     include_str!("migrate_v4.sql"),
     include_str!("migrate_v5.sql"),
+    include_str!("migrate_v6.sql"),
 ];
 /// Page cache (KiB) of the garbage-collecting transaction. Schema 5 keeps 100,000 references
 /// in about 45 MB; a collection of most of them touches most pages, which SQLite's default
@@ -191,6 +192,8 @@ pub struct ManifestArtifacts {
     pub vmdk_hash: Option<String>,
     /// Why the image is marked broken (`None`: it is not).
     pub broken: Option<String>,
+    /// The registry repository the manifest was last pulled from (`None`: only loaded).
+    pub origin: Option<String>,
 }
 
 /// A use row.
@@ -256,6 +259,9 @@ pub struct NewImage {
     pub layers: Vec<LayerRow>,
     /// Canonical references to point at the manifest.
     pub references: Vec<String>,
+    /// The registry repository a pull took the image from (`None` for a load): recorded as the
+    /// manifest's origin, replacing an older one; a load leaves a recorded origin as it is.
+    pub origin: Option<String>,
 }
 
 /// What one garbage collection removed from the index.
@@ -532,7 +538,7 @@ impl Index {
             return Ok(None);
         };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.fsmeta_size, m.fsmeta_hash, m.vmdk_size, m.vmdk_hash, m.broken
+            "SELECT m.fsmeta_size, m.fsmeta_hash, m.vmdk_size, m.vmdk_hash, m.broken, m.origin
              FROM blobs b JOIN manifests m ON m.id = b.id WHERE b.digest = ?1",
         )?;
         Ok(stmt
@@ -543,6 +549,7 @@ impl Index {
                     vmdk_size: r.get(2)?,
                     vmdk_hash: r.get(3)?,
                     broken: r.get(4)?,
+                    origin: r.get(5)?,
                 })
             })
             .optional()?)
@@ -556,6 +563,21 @@ impl Index {
         self.conn
             .prepare_cached(
                 "UPDATE manifests SET broken = ?2 WHERE id = (SELECT id FROM blobs WHERE digest = ?1)",
+            )?
+            .execute(params![digest, reason])?;
+        Ok(())
+    }
+
+    /// Marks a manifest broken with `reason` unless it is marked already (keeping the reason
+    /// that names its own remedy).
+    pub fn mark_broken_unless_marked(&mut self, manifest_digest: &str, reason: &str) -> Result<()> {
+        let Some(digest) = digest_bytes(manifest_digest) else {
+            return Ok(());
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE manifests SET broken = ?2
+                 WHERE id = (SELECT id FROM blobs WHERE digest = ?1) AND broken IS NULL",
             )?
             .execute(params![digest, reason])?;
         Ok(())
@@ -1251,8 +1273,8 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
         .prepare_cached(
             "INSERT INTO manifests (id, media_type_id, architecture, os, variant, layer_count,
                  config_id, total_size, disk_size, created_at, fsmeta_size, vmdk_size,
-                 shared_bytes, exclusive_bytes, fsmeta_hash, vmdk_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, ?13, ?14)
+                 shared_bytes, exclusive_bytes, fsmeta_hash, vmdk_hash, origin)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, ?13, ?14, ?15)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
@@ -1269,7 +1291,8 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
             image.fsmeta_size,
             image.vmdk_size,
             image.fsmeta_hash,
-            image.vmdk_hash
+            image.vmdk_hash,
+            image.origin
         ])?;
     // Manifests whose shared and exclusive bytes change with this image.
     let mut recount: Vec<i64> = Vec::new();
@@ -1295,6 +1318,12 @@ fn insert_in(tx: &Transaction<'_>, image: &NewImage, now: i64) -> Result<()> {
              WHERE id = ?1",
         )?
         .execute(params![manifest_id, image.fsmeta_hash, image.vmdk_hash])?;
+        if image.origin.is_some() {
+            tx.prepare_cached(
+                "UPDATE manifests SET origin = ?2 WHERE id = ?1 AND origin IS NOT ?2",
+            )?
+            .execute(params![manifest_id, image.origin])?;
+        }
     }
     // Everything the image boots from is in place now: a load of it clears its broken mark.
     tx.prepare_cached("UPDATE manifests SET broken = NULL WHERE id = ?1 AND broken IS NOT NULL")?
@@ -1838,6 +1867,67 @@ mod tests {
         assert_counters(&ix);
     }
 
+    /// A schema-5 index gains the origin column, NULL for every manifest it had, and keeps
+    /// every row; then a pull records its repository, a load of the same manifest keeps it,
+    /// and a pull from another repository replaces it.
+    #[test]
+    fn version_5_index_migrates_and_pulls_record_their_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(include_str!("testdata/schema_v3.sql"))
+                .unwrap();
+            v3_fixture(&conn);
+            // As Index::open migrates: with foreign keys off while tables are rebuilt.
+            conn.pragma_update(None, "foreign_keys", false).unwrap();
+            for script in &MIGRATIONS[2..4] {
+                conn.execute_batch(script).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 5).unwrap();
+        }
+        let before = v5_rows(&Connection::open(&path).unwrap(), true);
+        let mut ix = Index::open(&path).unwrap();
+        let version: i64 = ix
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(v5_rows(&ix.conn, true), before, "every row, every column");
+        let origins: i64 = ix
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM manifests WHERE origin IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(origins, 0);
+        assert_eq!(ix.artifacts_of(&d(1)).unwrap().unwrap().origin, None);
+
+        let origin = |ix: &Index| ix.artifacts_of(&d(70)).unwrap().unwrap().origin;
+        let mut pulled = image(70, 71, &[(72, 73)], &["127.0.0.1:5000/a:1"]);
+        pulled.origin = Some("127.0.0.1:5000/a".into());
+        ix.insert_images(&[pulled], 10, || Ok(())).unwrap();
+        assert_eq!(origin(&ix).as_deref(), Some("127.0.0.1:5000/a"));
+        let loaded = image(70, 71, &[(72, 73)], &["docker.io/library/a:1"]);
+        ix.insert_images(&[loaded], 11, || Ok(())).unwrap();
+        assert_eq!(
+            origin(&ix).as_deref(),
+            Some("127.0.0.1:5000/a"),
+            "a load keeps it"
+        );
+        let mut again = image(70, 71, &[(72, 73)], &[]);
+        again.origin = Some("ghcr.io/o/a".into());
+        ix.insert_images(&[again], 12, || Ok(())).unwrap();
+        assert_eq!(
+            origin(&ix).as_deref(),
+            Some("ghcr.io/o/a"),
+            "the last pull's"
+        );
+        assert_counters(&ix);
+    }
+
     /// A cache of schema 1 migrated to the current version has the columns of a new one, in
     /// the same order (the content hash and broken columns of version 4 included).
     #[test]
@@ -1947,6 +2037,7 @@ mod tests {
                 })
                 .collect(),
             references: refs.iter().map(|s| s.to_string()).collect(),
+            origin: None,
         }
     }
 

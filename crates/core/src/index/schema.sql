@@ -64,7 +64,10 @@ CREATE TABLE manifests (
     -- when written before version 4
     fsmeta_hash     TEXT,
     vmdk_hash       TEXT,
-    broken          TEXT   -- why boot_disk refuses the image (a layer image is damaged); NULL: sound
+    broken          TEXT,  -- why boot_disk refuses the image (a layer image is damaged); NULL: sound
+    -- the registry repository (`registry/repository`) the manifest was last pulled from, which
+    -- a repair fetches a damaged layer from again; NULL for a manifest only ever loaded
+    origin          TEXT
 ) STRICT;
 CREATE INDEX manifests_config ON manifests (config_id);
 

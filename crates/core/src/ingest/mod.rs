@@ -235,5 +235,6 @@ fn new_image(
             })
             .collect(),
         references: Vec::new(),
+        origin: image.origin.clone(),
     }
 }

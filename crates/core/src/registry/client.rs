@@ -204,6 +204,19 @@ impl Client {
                     if status.is_success() {
                         return Ok(answer);
                     }
+                    if let Some(from) = range_from.filter(|f| *f > 0)
+                        && status == StatusCode::RANGE_NOT_SATISFIABLE
+                    {
+                        // Fewer bytes than a partial download already holds, while the
+                        // descriptor promised more: the partial is no prefix of this blob,
+                        // and the blob does not match its descriptor. Final (the partial is
+                        // deleted by the pull's end; a mirror is passed over for the next).
+                        return Err(Error::invalid_archive(format!(
+                            "{reference}: {} answered 416 to a request for the bytes from {from} on: \
+                             the blob is shorter than its descriptor says",
+                            endpoint.base
+                        )));
+                    }
                     if status == StatusCode::UNAUTHORIZED && !authenticated {
                         self.tokens.forget(&scope_key);
                         fresh = Some(self.authenticate(&answer, &scope_key)?);

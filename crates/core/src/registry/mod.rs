@@ -244,6 +244,7 @@ pub fn resolve(
         source: ImageSource {
             references: vec![reference.clone()],
             bare_tags: Vec::new(),
+            origin: Some(reference.name()),
             manifest: Blob {
                 descriptor: Descriptor::new(media_type, digest, size),
                 bytes,
