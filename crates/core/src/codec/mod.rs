@@ -84,6 +84,119 @@ impl Compression {
     }
 }
 
+/// Chunks of decoded bytes a decoder thread runs ahead of its reader ([`decode_beside`]): with
+/// [`COPY_BUFFER_SIZE`] each, 1 MiB per stream, whatever its size.
+const DECODED_AHEAD: usize = 4;
+
+/// Runs the decoder of `kind` over `input` on a thread of its own and hands `consume` a reader
+/// of the decoded bytes, so that inflating a layer (the larger part of its conversion) and
+/// what reads the result (hashing the tar, parsing it, writing the image) run on two cores at
+/// once rather than one after the other. The decoder runs at most [`DECODED_AHEAD`] chunks
+/// ahead. A read or decoding error reaches the reader as it happened; once `consume` returns,
+/// the decoder stops at its next chunk (whatever `input` it did not read stays unread), and
+/// the thread is joined before this returns. `Compression::None` runs no thread.
+pub fn decode_beside<R, T>(
+    kind: Compression,
+    input: R,
+    consume: impl FnOnce(&mut dyn Read) -> T,
+) -> T
+where
+    R: BufRead + Send,
+{
+    use std::sync::mpsc::{Receiver, TryRecvError, channel, sync_channel};
+
+    if kind == Compression::None {
+        let mut input = input;
+        return consume(&mut input);
+    }
+    /// The decoded bytes, a chunk at a time; spent chunks go back to be filled again.
+    struct Chunks {
+        full: Receiver<io::Result<Vec<u8>>>,
+        spent: std::sync::mpsc::Sender<Vec<u8>>,
+        current: Vec<u8>,
+        at: usize,
+        done: bool,
+    }
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            while self.at == self.current.len() {
+                if self.done {
+                    return Ok(0);
+                }
+                match self.full.recv() {
+                    Ok(Ok(chunk)) => {
+                        let spent = std::mem::replace(&mut self.current, chunk);
+                        let _ = self.spent.send(spent);
+                        self.at = 0;
+                    }
+                    Ok(Err(e)) => {
+                        self.done = true;
+                        return Err(e);
+                    }
+                    // The decoder reached the end (it sends nothing more and hangs up).
+                    Err(_) => self.done = true,
+                }
+            }
+            let n = buf.len().min(self.current.len() - self.at);
+            buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+    let (full_tx, full) = sync_channel::<io::Result<Vec<u8>>>(DECODED_AHEAD);
+    let (spent, spent_rx) = channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut decoder = match kind.decoder(input) {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = full_tx.send(Err(e));
+                    return;
+                }
+            };
+            loop {
+                let mut chunk = match spent_rx.try_recv() {
+                    Ok(chunk) => chunk,
+                    Err(TryRecvError::Empty) => Vec::new(),
+                    // The reader is gone: nobody wants more.
+                    Err(TryRecvError::Disconnected) => return,
+                };
+                chunk.resize(COPY_BUFFER_SIZE, 0);
+                let n = loop {
+                    match decoder.read(&mut chunk) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        other => break other,
+                    }
+                };
+                match n {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        if full_tx.send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = full_tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let mut chunks = Chunks {
+            full,
+            spent,
+            current: Vec::new(),
+            at: 0,
+            done: false,
+        };
+        let out = consume(&mut chunks);
+        // Hang up both channels: the decoder stops at its next chunk, and the scope joins it.
+        drop(chunks);
+        out
+    })
+}
+
 /// Wraps the reader of a source and remembers its own failures, so that an error surfacing
 /// through a decompressor or the tar parser can be told apart: a failure of the source itself
 /// is [`Error::Io`] (or the core error the source reported, see [`wrap_error`]), anything else

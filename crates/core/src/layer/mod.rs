@@ -21,7 +21,7 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 
 use crate::budget::WriteBudget;
-use crate::codec::{COPY_BUFFER_SIZE, Compression, NamedReader, TrackedReader};
+use crate::codec::{COPY_BUFFER_SIZE, Compression, NamedReader, TrackedReader, decode_beside};
 use crate::erofs::format::{
     BLOCK_BITS, BLOCK_SIZE, CHUNK_INDEX_SIZE, MAX_CHUNK_BITS, MAX_NAME_LEN, OPAQUE_XATTR, mode,
 };
@@ -108,7 +108,7 @@ pub fn convert_layer_within(
 /// `name` is what errors call the blob: a read error that the reader does not report as a core
 /// error of its own ([`crate::codec::wrap_error`]) is [`Error::Io`] on `name`.
 pub fn convert_layer_from(
-    blob: impl Read,
+    blob: impl Read + Send,
     name: &Path,
     dest: &Path,
     options: &ConvertOptions,
@@ -183,9 +183,9 @@ struct Converted<'p> {
     tar: Option<(Digest, u64)>,
 }
 
-/// Decodes `blob`, reads its tar to the end (and whatever follows), writing the file data
-/// into `dest`.
-fn convert_stream<'p, R: Read>(
+/// Decodes `blob` (on a thread of its own when it is compressed: [`decode_beside`]), reads its
+/// tar to the end (and whatever follows), writing the file data into `dest`.
+fn convert_stream<'p, R: Read + Send>(
     blob: &mut R,
     corrupt: &dyn Fn(io::Error) -> Error,
     dest: &'p Path,
@@ -194,15 +194,21 @@ fn convert_stream<'p, R: Read>(
     let mut buffered = BufReader::with_capacity(COPY_BUFFER_SIZE, blob);
     let head = buffered.fill_buf().map_err(corrupt)?;
     let kind = Compression::sniff(head)?;
-    let decoder: Box<dyn Read + '_> = match kind {
-        // Read as it is: its digest is taken below it, once.
-        Compression::None => Box::new(buffered),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(corrupt)?)
-        }
-    };
-    let mut tar_stream = TarStream::new(decoder, kind != Compression::None);
+    // A plain tar is read as it is: its digest is taken below it, once.
+    decode_beside(kind, buffered, |decoded| {
+        convert_tar(decoded, kind, corrupt, dest, budget)
+    })
+}
+
+/// [`convert_stream`] of the decoded stream.
+fn convert_tar<'p>(
+    decoded: &mut dyn Read,
+    kind: Compression,
+    corrupt: &dyn Fn(io::Error) -> Error,
+    dest: &'p Path,
+    budget: &'p WriteBudget,
+) -> Result<Converted<'p>> {
+    let mut tar_stream = TarStream::new(decoded, kind != Compression::None);
     let out = OpenOptions::new()
         .read(true)
         .write(true)
