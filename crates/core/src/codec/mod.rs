@@ -412,4 +412,107 @@ mod tests {
             Err(io::Error::other("gone"))
         }
     }
+
+    /// Counts the bytes read from it.
+    struct Counted<'a> {
+        inner: &'a [u8],
+        read: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+            Ok(n)
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Pseudo-random bytes (they do not compress away).
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// The decoded bytes arrive whole and in order, through reads of any size; a plain stream
+    /// is handed over as it is.
+    #[test]
+    fn decode_beside_hands_over_every_byte_in_order() {
+        let data = noise(3 * COPY_BUFFER_SIZE + 12_345);
+        let packed = gzip(&data);
+        let got = decode_beside(Compression::Gzip, io::BufReader::new(&packed[..]), |r| {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 1000];
+            loop {
+                match r.read(&mut buf).unwrap() {
+                    0 => break out,
+                    n => out.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        assert!(got == data);
+        let plain = decode_beside(Compression::None, &data[..], |r| {
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            out
+        });
+        assert!(plain == data);
+    }
+
+    /// A corrupt or truncated stream is an error at the reader, after the bytes before it;
+    /// the reader stays at its end.
+    #[test]
+    fn decode_beside_reports_a_truncated_stream() {
+        let data = noise(2 * COPY_BUFFER_SIZE);
+        let packed = gzip(&data);
+        let cut = &packed[..packed.len() / 2];
+        decode_beside(Compression::Gzip, io::BufReader::new(cut), |r| {
+            let mut out = Vec::new();
+            let err = r.read_to_end(&mut out).unwrap_err();
+            assert!(!out.is_empty() && data.starts_with(&out), "{err}");
+            assert_eq!(r.read(&mut [0u8; 10]).unwrap(), 0);
+        });
+        let err = decode_beside(Compression::Zstd, &b"not zstd at all"[..], |r| {
+            r.read(&mut [0u8; 10]).unwrap_err()
+        });
+        assert!(!err.to_string().is_empty());
+    }
+
+    /// A reader that stops early stops the decoder: it returns, and the decoder has read a
+    /// bounded amount of the input ahead of it, not the rest.
+    #[test]
+    fn decode_beside_stops_when_the_reader_stops() {
+        let data = noise(64 * COPY_BUFFER_SIZE);
+        let packed = gzip(&data);
+        let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let input = io::BufReader::new(Counted {
+            inner: &packed,
+            read: read.clone(),
+        });
+        let first = decode_beside(Compression::Gzip, input, |r| {
+            let mut buf = [0u8; 100];
+            r.read_exact(&mut buf).unwrap();
+            buf
+        });
+        assert_eq!(first[..], data[..100]);
+        let consumed = read.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            consumed < packed.len() / 4,
+            "the decoder read {consumed} of {} bytes",
+            packed.len()
+        );
+    }
 }
