@@ -32,18 +32,10 @@ export type ListedHandle<T> = (
   tagged: boolean,
 ) => T;
 
-interface ListManifest {
-  digest: string;
-  architecture: string;
-  os: string;
-  variant: string | null;
-  layerCount: number;
-  sizeBytes: number | null;
-}
-
 /**
  * The references of `listRows`, newest first (then the untagged ones a use holds), each built
- * by `make`. The last number says how many rows are tagged.
+ * by `make`. The last number says how many rows are tagged. Each manifest's fields are kept in
+ * parallel arrays (no object per manifest: 100,000 rows may name 50,000 of them).
  */
 export function readList<T>(rows: NativeRows, make: ListedHandle<T>): T[] {
   const text = strings(rows);
@@ -51,7 +43,12 @@ export function readList<T>(rows: NativeRows, make: ListedHandle<T>): T[] {
   const end = n.length - 1;
   if (end < 0) throw new InternalError("listRows holds no count of tagged rows");
   const taggedRows = n[end] as number;
-  const manifests: ListManifest[] = [];
+  const digests: string[] = [];
+  const architectures: string[] = [];
+  const oses: string[] = [];
+  const variants: (string | null)[] = [];
+  const layerCounts: number[] = [];
+  const sizes: (number | null)[] = [];
   const out: T[] = [];
   let s = 0;
   for (let k = 0; k < end; ) {
@@ -60,23 +57,33 @@ export function readList<T>(rows: NativeRows, make: ListedHandle<T>): T[] {
     const lastUsedAtMs = nullable(n[k + 2] as number);
     const reference = text[s++] as string;
     k += 3;
-    if (m === manifests.length) {
+    if (m === digests.length) {
       const hasVariant = n[k + 2] === 1;
-      manifests.push({
-        layerCount: n[k] as number,
-        sizeBytes: nullable(n[k + 1] as number),
-        digest: text[s] as string,
-        architecture: text[s + 1] as string,
-        os: text[s + 2] as string,
-        variant: hasVariant ? (text[s + 3] as string) : null,
-      });
+      layerCounts.push(n[k] as number);
+      sizes.push(nullable(n[k + 1] as number));
+      digests.push(text[s] as string);
+      architectures.push(text[s + 1] as string);
+      oses.push(text[s + 2] as string);
+      variants.push(hasVariant ? (text[s + 3] as string) : null);
       k += 3;
       s += hasVariant ? 4 : 3;
     }
-    const mf = manifests[m];
-    if (mf === undefined) throw new InternalError(`listRows names manifest ${m} before it wrote it`);
+    if (m >= digests.length) throw new InternalError(`listRows names manifest ${m} before it wrote it`);
     const tagged = out.length < taggedRows;
-    out.push(make(reference, mf.digest, mf.architecture, mf.os, mf.variant, mf.layerCount, mf.sizeBytes, createdAtMs, lastUsedAtMs, tagged));
+    out.push(
+      make(
+        reference,
+        digests[m] as string,
+        architectures[m] as string,
+        oses[m] as string,
+        variants[m] as string | null,
+        layerCounts[m] as number,
+        sizes[m] as number | null,
+        createdAtMs,
+        lastUsedAtMs,
+        tagged,
+      ),
+    );
   }
   return out;
 }

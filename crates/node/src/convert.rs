@@ -1,7 +1,5 @@
 //! Conversions between core types and the `#[napi(object)]` structs JavaScript sees.
 
-use std::collections::HashMap;
-
 use napi::bindgen_prelude::Float64Array;
 use napi_derive::napi;
 use ocicache_core as core;
@@ -832,7 +830,7 @@ pub struct NativeRows {
 pub(crate) struct Rows {
     text: Vec<u8>,
     numbers: Vec<f64>,
-    manifests: HashMap<String, u32>,
+    manifests: rustc_hash::FxHashMap<String, u32>,
 }
 
 impl Rows {
@@ -842,13 +840,20 @@ impl Rows {
         Rows {
             text,
             numbers: Vec::with_capacity(ROWS_BUFFER / 8),
-            manifests: HashMap::new(),
+            manifests: rustc_hash::FxHashMap::default(),
         }
     }
 
     fn string(&mut self, s: &str) -> core::Result<()> {
         if self.text.len() > 1 {
             self.text.push(b',');
+        }
+        // References and digests rarely hold anything JSON escapes: copy those as they are.
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.text.push(b'"');
+            self.text.extend_from_slice(s.as_bytes());
+            self.text.push(b'"');
+            return Ok(());
         }
         serde_json::to_writer(&mut self.text, s)
             .map_err(|e| core::Error::internal(format!("serializing to JSON: {e}")))
@@ -1011,5 +1016,22 @@ mod tests {
         assert!(numbers[3].is_nan());
         assert_eq!(numbers[4..], [0.0, 6.0]);
         assert_eq!(Rows::new().finish().unwrap(), ("[]".to_owned(), Vec::new()));
+        // Whatever a string holds, the text parses back to it.
+        let odd = [
+            "tab\there",
+            "nl\n",
+            "del\u{7f}",
+            "é-ü",
+            "back\\slash",
+            "\u{1}",
+            "",
+        ];
+        let mut rows = Rows::new();
+        for s in odd {
+            rows.string(s).unwrap();
+        }
+        let (text, _) = rows.finish().unwrap();
+        let back: Vec<String> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, odd);
     }
 }
