@@ -1255,13 +1255,14 @@ fn repair_fetches_a_damaged_layer_again_from_the_registry_it_was_pulled_from() {
     // The registry fails: the failure is reported, the layer taken away and both images
     // marked broken.
     flip_middle(&path);
+    // Three attempts: the retries of insecure()'s policy.
     proxy.fault(
         &damaged.digest,
         Fault::Status {
             status: 500,
             retry_after: None,
         },
-        100,
+        3,
     );
     let report = cache.repair(None, &fetch()).unwrap();
     let pulled = report.images.iter().find(|c| c.origin.is_some()).unwrap();
@@ -1295,5 +1296,55 @@ fn repair_fetches_a_damaged_layer_again_from_the_registry_it_was_pulled_from() {
         let err = cache.boot_disk(name).unwrap_err();
         assert_eq!(err.code(), "CORRUPT_CACHE");
         assert!(err.to_string().contains(remedy), "{name}: {err}");
+    }
+
+    // Both images pulled, from two repositories, and the first one repaired cannot fetch: the
+    // second brings the shared layer back from its own origin, and the first is repaired again
+    // at the end (sound, the mark gone, its failed fetch still reported).
+    let (_s, sibling_source) = layout_of(&sibling);
+    registry.push(&sibling_source, "rep/sib:1", &["--preserve-digests"]);
+    let sibling_ref = format!("{}/rep/sib:1", proxy.host);
+    cache.pull(&sibling_ref, &insecure()).unwrap();
+    assert_eq!(
+        cache.inspect("local/app:1").unwrap().origin,
+        Some(format!("{}/rep/sib", proxy.host)),
+        "the same manifest, pulled: its origin is recorded"
+    );
+    // The pull converted the missing layer again (and cleared the sibling's mark).
+    assert_eq!(artifacts(root.path(), "layers"), layers);
+    flip_middle(&path);
+    let first = std::cmp::min(&image.manifest_digest, &sibling.manifest_digest);
+    let first_repo = if *first == image.manifest_digest {
+        "rep/app"
+    } else {
+        "rep/sib"
+    };
+    proxy.fault(
+        &format!("{first_repo}/blobs/{}", damaged.digest),
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+        3,
+    );
+    let report = cache.repair(None, &fetch()).unwrap();
+    assert_eq!(report.images.len(), 2);
+    assert_eq!(report.problems, 0, "{report:?}");
+    let failed = report
+        .images
+        .iter()
+        .find(|c| c.manifest_digest == *first)
+        .unwrap();
+    assert_eq!(
+        failed.fetch_error.as_ref().map(|f| f.code.as_str()),
+        Some("REGISTRY_UNAVAILABLE")
+    );
+    for check in &report.images {
+        assert_eq!(check.broken, None, "{report:?}");
+        assert!(check.repaired.iter().any(|p| p.path == path), "{report:?}");
+    }
+    assert_eq!(artifacts(root.path(), "layers"), layers);
+    for name in [reference.as_str(), "local/app:1"] {
+        cache.boot_disk(name).unwrap();
     }
 }

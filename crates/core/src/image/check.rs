@@ -294,6 +294,8 @@ impl Cache {
     /// sound again loses the mark. The report lists per image what was repaired (or, with
     /// `dry_run`, would be) and the problems left, and why a fetch failed.
     ///
+    /// An image marked broken early in a repair, for a layer that an image repaired after it
+    /// then fetched back from its own origin, is repaired again at the end (its mark goes).
     /// Idempotent: a second repair finds nothing new to do. A killed repair leaves at worst a
     /// missing fsmeta, VMDK or layer image, which the next repair, load or pull rebuilds (and
     /// `boot_disk` refuses meanwhile, or rebuilds for the fsmeta and VMDK).
@@ -318,150 +320,203 @@ impl Cache {
             order.sort_by_key(|&i| records[i].artifacts.origin.is_none());
         }
         let mut images: Vec<Option<ImageCheck>> = vec![None; records.len()];
+        let mut marked = Vec::new();
         for i in order {
-            let record = &records[i];
-            let mut checked = check_image(&root, record, true, &mut seen)?;
-            let (layer_problems, rest): (Vec<Problem>, Vec<Problem>) =
-                std::mem::take(&mut checked.problems)
+            let (checked, left) = self.repair_image(&root, &records[i], options, &mut seen)?;
+            if !left.is_empty() && !dry_run {
+                marked.push((i, left));
+            }
+            images[i] = Some(checked);
+        }
+        // An image marked broken for a layer that an image repaired after it brought back
+        // (from its own origin) is repaired again now that the layer is sound: its fsmeta and
+        // VMDK are rebuilt if need be, and the mark goes.
+        for (i, left) in marked {
+            let back = left.iter().all(|d| {
+                d.as_ref()
+                    .and_then(|d| seen.seen.get(d))
+                    .is_some_and(|c| c.problem.is_none())
+            });
+            if !back {
+                continue;
+            }
+            let Some(first) = images[i].take() else {
+                continue;
+            };
+            let record = self.reread(&records[i])?;
+            let again = RepairOptions {
+                dry_run: false,
+                refetch: None,
+            };
+            let (mut checked, _) = self.repair_image(&root, &record, &again, &mut seen)?;
+            let mut repaired = first.repaired;
+            repaired.extend(
+                first
+                    .problems
                     .into_iter()
-                    .partition(|p| p.artifact == ArtifactKind::Layer);
-            let mut left = Vec::new();
-            let mut own = Vec::new();
-            for p in rest {
-                match p.artifact {
-                    ArtifactKind::Fsmeta | ArtifactKind::Vmdk => own.push(p),
-                    _ => left.push(p),
-                }
-            }
-            let damaged: Vec<(Problem, Option<Digest>)> = layer_problems
-                .into_iter()
-                .map(|p| {
-                    let diff_id = record
-                        .layers
-                        .iter()
-                        .map(|(d, _, _)| d)
-                        .find(|d| root.layer(d).path() == p.path)
-                        .cloned();
-                    (p, diff_id)
-                })
-                .collect();
-            let fetch_from = match (&options.refetch, &record.artifacts.origin) {
-                (Some(registry), Some(origin)) if !damaged.is_empty() => Some((registry, origin)),
-                _ => None,
-            };
-            let mut fresh = None;
-            let layers_left = match fetch_from {
-                None => damaged,
-                Some(_) if dry_run => {
-                    checked.repaired.extend(damaged.into_iter().map(|(p, _)| p));
-                    Vec::new()
-                }
-                Some((registry, origin)) => {
-                    for diff_id in damaged.iter().filter_map(|(_, d)| d.as_ref()) {
-                        let _locks = root.lock_artifacts([diff_id])?;
-                        take_away(&root, diff_id)?;
-                    }
-                    // Without the layer's artifact lock: the fetch's ingest takes it (a load
-                    // or pull of the layer meanwhile converts it, and the fetch skips it).
-                    match self.refetch_image(origin, &record.manifest, registry) {
-                        Ok(()) => {
-                            let again = self.reread(record)?;
-                            let mut still = Vec::new();
-                            for (p, diff_id) in damaged {
-                                let layer = diff_id
-                                    .as_ref()
-                                    .and_then(|d| again.layers.iter().find(|(l, _, _)| l == d));
-                                let sound = match layer {
-                                    Some((d, size, hash)) => {
-                                        let c =
-                                            check_layer(&root, d, *size, hash.as_deref(), true)?;
-                                        let sound = c.problem.is_none();
-                                        seen.seen.insert(d.clone(), c);
-                                        sound
-                                    }
-                                    None => false,
-                                };
-                                if sound {
-                                    checked.repaired.push(p);
-                                } else {
-                                    still.push((p, diff_id));
-                                }
-                            }
-                            checked.broken = again.artifacts.broken.clone();
-                            fresh = Some(again);
-                            still
-                        }
-                        Err(e) => {
-                            checked.fetch_error = Some(FetchError {
-                                origin: origin.clone(),
-                                code: e.code().to_owned(),
-                                message: e.to_string(),
-                            });
-                            damaged
-                        }
-                    }
-                }
-            };
-            let record = fresh.as_ref().unwrap_or(record);
-            if !layers_left.is_empty() {
-                let (first, _) = &layers_left[0];
-                let remedy = match (&checked.fetch_error, &record.artifacts.origin) {
-                    (Some(f), _) => format!(
-                        "fetching it again from {} failed ({}); repair again once the registry answers, or load the image again",
-                        f.origin, f.code
-                    ),
-                    (None, Some(_)) => {
-                        "pull the image again, or repair with registry access".to_owned()
-                    }
-                    (None, None) => "load the image again".to_owned(),
-                };
-                let reason = format!(
-                    "layer image {} is damaged ({}); {remedy}",
-                    first.path.display(),
-                    first.kind.as_str()
-                );
-                if !dry_run {
-                    for (_, diff_id) in &layers_left {
-                        let Some(diff_id) = diff_id else { continue };
-                        let _locks = root.lock_artifacts([diff_id])?;
-                        take_away(&root, diff_id)?;
-                        let mut ix = self.index()?;
-                        let own = record.manifest.to_string();
-                        ix.set_broken(&own, Some(&reason))?;
-                        // The other images listing the layer get this reason until their own
-                        // turn in this repair (or the next) gives theirs.
-                        for m in ix.manifests_using_layer(&diff_id.to_string())? {
-                            if m != own {
-                                ix.mark_broken_unless_marked(&m, &reason)?;
-                            }
-                        }
-                    }
-                    checked.broken = Some(reason);
-                }
-                // The fsmeta and VMDK are built from the layer images: not before they are back.
-                left.extend(own);
-                left.extend(layers_left.into_iter().map(|(p, _)| p));
-            } else {
-                if !own.is_empty() && !dry_run {
-                    self.rebuild(&root, record, &own)?;
-                    // What was rebuilt is checked again; anything still wrong is left.
-                    for c in check_own(&root, &self.reread(record)?, true)? {
-                        left.extend(c.problem);
-                    }
-                }
-                checked
-                    .repaired
-                    .extend(own.into_iter().filter(|p| !left.contains(p)));
-                if left.is_empty() && checked.broken.is_some() && !dry_run {
-                    self.index()?
-                        .set_broken(&record.manifest.to_string(), None)?;
-                    checked.broken = None;
-                }
-            }
-            checked.problems = left;
+                    .filter(|p| p.artifact == ArtifactKind::Layer),
+            );
+            repaired.extend(checked.repaired);
+            checked.repaired = repaired;
+            checked.artifacts = first.artifacts;
+            checked.bytes_read += first.bytes_read;
+            checked.fetch_error = first.fetch_error;
             images[i] = Some(checked);
         }
         Ok(report(images.into_iter().flatten().collect()))
+    }
+
+    /// Repairs one image (see [`Cache::repair`]); returns its check and the diff_ids of the
+    /// damaged layers left (taken away, the image marked broken; `None` for a problem no layer
+    /// of the record names).
+    fn repair_image(
+        &self,
+        root: &Root,
+        record: &ImageRecord,
+        options: &RepairOptions,
+        seen: &mut LayerChecks,
+    ) -> Result<(ImageCheck, Vec<Option<Digest>>)> {
+        let dry_run = options.dry_run;
+        let mut checked = check_image(root, record, true, seen)?;
+        let (layer_problems, rest): (Vec<Problem>, Vec<Problem>) =
+            std::mem::take(&mut checked.problems)
+                .into_iter()
+                .partition(|p| p.artifact == ArtifactKind::Layer);
+        let mut left = Vec::new();
+        let mut own = Vec::new();
+        for p in rest {
+            match p.artifact {
+                ArtifactKind::Fsmeta | ArtifactKind::Vmdk => own.push(p),
+                _ => left.push(p),
+            }
+        }
+        let damaged: Vec<(Problem, Option<Digest>)> = layer_problems
+            .into_iter()
+            .map(|p| {
+                let diff_id = record
+                    .layers
+                    .iter()
+                    .map(|(d, _, _)| d)
+                    .find(|d| root.layer(d).path() == p.path)
+                    .cloned();
+                (p, diff_id)
+            })
+            .collect();
+        let fetch_from = match (&options.refetch, &record.artifacts.origin) {
+            (Some(registry), Some(origin)) if !damaged.is_empty() => Some((registry, origin)),
+            _ => None,
+        };
+        let mut fresh = None;
+        let layers_left = match fetch_from {
+            None => damaged,
+            Some(_) if dry_run => {
+                checked.repaired.extend(damaged.into_iter().map(|(p, _)| p));
+                Vec::new()
+            }
+            Some((registry, origin)) => {
+                for diff_id in damaged.iter().filter_map(|(_, d)| d.as_ref()) {
+                    let _locks = root.lock_artifacts([diff_id])?;
+                    take_away(root, diff_id)?;
+                }
+                // Without the layer's artifact lock: the fetch's ingest takes it (a load
+                // or pull of the layer meanwhile converts it, and the fetch skips it).
+                match self.refetch_image(origin, &record.manifest, registry) {
+                    Ok(()) => {
+                        let again = self.reread(record)?;
+                        let mut still = Vec::new();
+                        for (p, diff_id) in damaged {
+                            let layer = diff_id
+                                .as_ref()
+                                .and_then(|d| again.layers.iter().find(|(l, _, _)| l == d));
+                            let sound = match layer {
+                                Some((d, size, hash)) => {
+                                    let c = check_layer(root, d, *size, hash.as_deref(), true)?;
+                                    let sound = c.problem.is_none();
+                                    seen.seen.insert(d.clone(), c);
+                                    sound
+                                }
+                                None => false,
+                            };
+                            if sound {
+                                checked.repaired.push(p);
+                            } else {
+                                still.push((p, diff_id));
+                            }
+                        }
+                        checked.broken = again.artifacts.broken.clone();
+                        fresh = Some(again);
+                        still
+                    }
+                    Err(e) => {
+                        checked.fetch_error = Some(FetchError {
+                            origin: origin.clone(),
+                            code: e.code().to_owned(),
+                            message: e.to_string(),
+                        });
+                        damaged
+                    }
+                }
+            }
+        };
+        let record = fresh.as_ref().unwrap_or(record);
+        let left_ids: Vec<Option<Digest>> = layers_left.iter().map(|(_, d)| d.clone()).collect();
+        if !layers_left.is_empty() {
+            let (first, _) = &layers_left[0];
+            let remedy = match (&checked.fetch_error, &record.artifacts.origin) {
+                (Some(f), _) => format!(
+                    "fetching it again from {} failed ({}); repair again once the registry answers, or load the image again",
+                    f.origin, f.code
+                ),
+                (None, Some(_)) => {
+                    "pull the image again, or repair with registry access".to_owned()
+                }
+                (None, None) => "load the image again".to_owned(),
+            };
+            let reason = format!(
+                "layer image {} is damaged ({}); {remedy}",
+                first.path.display(),
+                first.kind.as_str()
+            );
+            if !dry_run {
+                for (_, diff_id) in &layers_left {
+                    let Some(diff_id) = diff_id else { continue };
+                    let _locks = root.lock_artifacts([diff_id])?;
+                    take_away(root, diff_id)?;
+                    let mut ix = self.index()?;
+                    let own = record.manifest.to_string();
+                    ix.set_broken(&own, Some(&reason))?;
+                    // The other images listing the layer get this reason until their own
+                    // turn in this repair (or the next) gives theirs.
+                    for m in ix.manifests_using_layer(&diff_id.to_string())? {
+                        if m != own {
+                            ix.mark_broken_unless_marked(&m, &reason)?;
+                        }
+                    }
+                }
+                checked.broken = Some(reason);
+            }
+            // The fsmeta and VMDK are built from the layer images: not before they are back.
+            left.extend(own);
+            left.extend(layers_left.into_iter().map(|(p, _)| p));
+        } else {
+            if !own.is_empty() && !dry_run {
+                self.rebuild(root, record, &own)?;
+                // What was rebuilt is checked again; anything still wrong is left.
+                for c in check_own(root, &self.reread(record)?, true)? {
+                    left.extend(c.problem);
+                }
+            }
+            checked
+                .repaired
+                .extend(own.into_iter().filter(|p| !left.contains(p)));
+            if left.is_empty() && checked.broken.is_some() && !dry_run {
+                self.index()?
+                    .set_broken(&record.manifest.to_string(), None)?;
+                checked.broken = None;
+            }
+        }
+        checked.problems = left;
+        Ok((checked, left_ids))
     }
 
     /// The records of `reference`'s manifest, or of every manifest.
