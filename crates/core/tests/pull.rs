@@ -926,8 +926,8 @@ fn a_cancelled_pull_leaves_a_partial_that_the_next_pull_resumes() {
 /// with every byte) is read past the bytes the partial holds and the pull succeeds; a partial
 /// holding the whole blob is converted without a blob request; one longer than the blob
 /// starts again from byte 0; one whose bytes are wrong is DIGEST_MISMATCH and deleted, and the
-/// pull after it succeeds; one the registry answers 416 for goes too. Prune keeps a young partial and one a pull holds (locked), and
-/// reclaims one a day old, counting its bytes.
+/// pull after it succeeds; one the registry answers 416 for goes too. Prune keeps a young
+/// partial and one a pull holds (locked), and reclaims one a day old, counting its bytes.
 #[test]
 fn partials_resume_with_or_without_range_and_go_when_wrong() {
     if !registry_tools() {

@@ -478,13 +478,12 @@ impl Cache {
                 first.kind.as_str()
             );
             if !dry_run {
+                let own = record.manifest.to_string();
                 for (_, diff_id) in &layers_left {
                     let Some(diff_id) = diff_id else { continue };
                     let _locks = root.lock_artifacts([diff_id])?;
                     take_away(root, diff_id)?;
                     let mut ix = self.index()?;
-                    let own = record.manifest.to_string();
-                    ix.set_broken(&own, Some(&reason))?;
                     // The other images listing the layer get this reason until their own
                     // turn in this repair (or the next) gives theirs.
                     for m in ix.manifests_using_layer(&diff_id.to_string())? {
@@ -493,6 +492,7 @@ impl Cache {
                         }
                     }
                 }
+                self.index()?.set_broken(&own, Some(&reason))?;
                 checked.broken = Some(reason);
             }
             // The fsmeta and VMDK are built from the layer images: not before they are back.

@@ -174,7 +174,8 @@ impl Cache {
     /// from) by digest, for a repair: whatever of it the cache lacks (a layer image the repair
     /// took away) is downloaded, converted and published as a pull does, and its rows are
     /// recorded again (new layer hashes, the broken mark cleared) without adding a reference.
-    /// The caller holds no artifact lock of the image (the ingest takes them).
+    /// The caller holds no artifact lock of the image (the ingest takes them), and has
+    /// validated `registry` (`Cache::repair` does, once for every image).
     pub(super) fn refetch_image(
         &self,
         origin: &str,
@@ -182,7 +183,6 @@ impl Cache {
         registry: &RegistryOptions,
     ) -> Result<()> {
         let r = Reference::parse(&format!("{origin}@{manifest}"))?;
-        registry.validate()?;
         let options = PullOptions {
             policy: PullPolicy::Always,
             registry: registry.clone(),
