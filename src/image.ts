@@ -41,7 +41,7 @@ import {
   requireString,
 } from "./internal/args";
 import { native } from "./internal/native";
-import { type ListedHandle, readDiskUsage, readList } from "./internal/rows";
+import { type ListedHandle, readDiskUsage, readList, type UsageRow, type UsageTotals } from "./internal/rows";
 import { toDate } from "./internal/time";
 
 /**
@@ -924,8 +924,7 @@ function pruneReport(r: NativePruneReport): ImagePruneReport {
   return Object.freeze(r);
 }
 
-function diskUsage(rows: NativeRows): DiskUsage {
-  const { totals, images } = readDiskUsage(rows);
+function diskUsage({ totals, images }: { totals: UsageTotals; images: UsageRow[] }): DiskUsage {
   return Object.freeze({ ...totals, images: Object.freeze(images) });
 }
 
@@ -1084,9 +1083,10 @@ export class ImageCache {
   async list(opts?: ListOptions): Promise<ImageHandle[]> {
     requireArity(arguments, 1, "list");
     const { all } = checkOptions(opts, LIST_OPTIONS, "options");
-    // The binding sends the rows' strings as one JSON string and their numbers as one typed
-    // array: far cheaper than an N-API object per row.
-    return readList(await call(() => this.#native.listRows(all)), makeListedHandle);
+    // The binding sends the rows in chunks, each with its strings as one JSON string and its
+    // numbers as one typed array (far cheaper than an N-API object per row), and writes the
+    // next chunk while this reads one.
+    return call(() => readList(this.#native.listRows(all), makeListedHandle));
   }
 
   /**
@@ -1259,7 +1259,7 @@ export class ImageCache {
   async diskUsage(): Promise<DiskUsage> {
     requireArity(arguments, 0, "diskUsage");
     // The binding sends the rows as for list.
-    return diskUsage(await call(() => this.#native.diskUsageRows()));
+    return diskUsage(await call(() => readDiskUsage(this.#native.diskUsageRows())));
   }
 
   /**

@@ -36,13 +36,14 @@ export declare class NativeCache {
   /** The handle of one reference. */
   get(reference: string): Promise<NativeImageHandle>
   /**
-   * Every reference, newest first, as `NativeRows` (see `list_rows` and
+   * Every reference, newest first, as a stream of `NativeRows` chunks (see `list_rows` and
    * `src/internal/rows.ts`); with `all`, then the manifests only uses hold. A list can hold
-   * 100,000 rows: they are written as the core reads them into one string of JSON strings
-   * and one typed array of numbers, which cross as two values per call, far cheaper than an
-   * N-API object per row (bench/prune.mjs).
+   * 100,000 rows: they are written as the core reads them into, per chunk of `chunkRows`
+   * (default 8192), one string of JSON strings and one typed array of numbers, far cheaper
+   * than an N-API object per row; JS reads a chunk while the core writes the next
+   * (bench/prune.mjs). The rows are one snapshot of the index, whatever the chunks.
    */
-  listRows(all?: boolean | undefined | null): Promise<NativeRows>
+  listRows(all?: boolean | undefined | null, chunkRows?: number | undefined | null): NativeRowStream
   /** Handle, config and layers of one reference. */
   inspect(reference: string): Promise<NativeImageDetail>
   /** Removes one reference and what only it used. */
@@ -53,10 +54,10 @@ export declare class NativeCache {
    */
   prune(options?: NativePruneOptions | undefined | null): Promise<NativePruneReport>
   /**
-   * Bytes on disk by kind and per reference, as `NativeRows` like `listRows` (see
-   * `disk_usage_rows`): two values for what can be 100,000 rows.
+   * Bytes on disk by kind and per reference, streamed as `NativeRows` chunks like
+   * `listRows` (see `disk_usage_rows`).
    */
-  diskUsageRows(): Promise<NativeRows>
+  diskUsageRows(chunkRows?: number | undefined | null): NativeRowStream
   /** Pins a reference's manifest for a sandbox or snapshot, optionally for `ttlMs` only. */
   acquire(reference: string, holder: NativeHolder, options?: NativeAcquireOptions | undefined | null): Promise<NativeImageUse>
   /** The VMDK, fsmeta and layer image paths a VM boots a reference from. */
@@ -89,6 +90,17 @@ export declare class NativeCancel {
   constructor()
   /** Cancels the loads and pulls given this token (idempotent). */
   cancel(): void
+}
+
+/**
+ * The chunks of one `listRows` or `diskUsageRows` call. The core writes them on the blocking
+ * pool from the moment the call returns, into a queue that never blocks it (so it holds the
+ * index no longer than one read, however slowly JS reads); `next` takes them in order. An
+ * error ends the stream as the rejection of the `next` that reaches it.
+ */
+export declare class NativeRowStream {
+  /** The next chunk, in order; the last says so (`last`). */
+  next(): Promise<NativeRows>
 }
 
 /** The cache root used when none is given: `$OCICACHE_HOME`, else the platform cache folder. */
@@ -497,13 +509,18 @@ export interface NativeRegistryAccess {
 }
 
 /**
- * What `listRows` and `diskUsageRows` return: many rows in two values, read by
- * `src/internal/rows.ts`. `text` is a JSON array of the rows' strings, `numbers` their numbers,
- * both in row order; a null number is NaN.
+ * One chunk of the rows `listRows` and `diskUsageRows` stream (`NativeRowStream.next`), read by
+ * `src/internal/rows.ts`. `text` is a JSON array of the chunk's strings, `numbers` their
+ * numbers, both in row order, then the count of the chunk's rows that are tagged (they come
+ * first); a null number is NaN. Rows name their manifest by its position over the whole
+ * stream; the first row to name one carries its fields. The last chunk says so and may carry
+ * trailing numbers (`diskUsageRows`: its totals).
  */
 export interface NativeRows {
   /** JSON array of strings. */
   text: string
   /** The rows' numbers. */
   numbers: Float64Array
+  /** Whether this is the stream's last chunk. */
+  last: boolean
 }

@@ -813,35 +813,67 @@ pub(crate) fn image_use(u: core::ImageUse) -> NativeImageUse {
     }
 }
 
-/// What `listRows` and `diskUsageRows` return: many rows in two values, read by
-/// `src/internal/rows.ts`. `text` is a JSON array of the rows' strings, `numbers` their numbers,
-/// both in row order; a null number is NaN.
+/// One chunk of the rows `listRows` and `diskUsageRows` stream (`NativeRowStream.next`), read by
+/// `src/internal/rows.ts`. `text` is a JSON array of the chunk's strings, `numbers` their
+/// numbers, both in row order, then the count of the chunk's rows that are tagged (they come
+/// first); a null number is NaN. Rows name their manifest by its position over the whole
+/// stream; the first row to name one carries its fields. The last chunk says so and may carry
+/// trailing numbers (`diskUsageRows`: its totals).
 #[napi(object)]
 pub struct NativeRows {
     /// JSON array of strings.
     pub text: String,
     /// The rows' numbers.
     pub numbers: Float64Array,
+    /// Whether this is the stream's last chunk.
+    pub last: bool,
+}
+
+/// A finished chunk of [`Rows`], before it becomes JS values on the JS thread.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Chunk {
+    pub(crate) text: String,
+    pub(crate) numbers: Vec<f64>,
+    pub(crate) last: bool,
 }
 
 /// Rows being written: strings into one JSON array, numbers into one vector, each manifest
 /// once (rows name it by its position, in the order they first name it: a manifest first
-/// named by a row is written right after that row's own fields).
-pub(crate) struct Rows {
+/// named by a row is written right after that row's own fields). Every `chunk_rows` rows the
+/// chunk goes to `send`, so that JS reads it while the core reads the next rows.
+pub(crate) struct Rows<S: FnMut(Chunk) -> core::Result<()>> {
     text: Vec<u8>,
     numbers: Vec<f64>,
     manifests: rustc_hash::FxHashMap<String, u32>,
+    /// Rows in the chunk being written, and how many of them are tagged.
+    rows: usize,
+    tagged: u32,
+    chunk_rows: usize,
+    send: S,
 }
 
-impl Rows {
-    fn new() -> Rows {
-        let mut text = Vec::with_capacity(ROWS_BUFFER);
-        text.push(b'[');
-        Rows {
-            text,
-            numbers: Vec::with_capacity(ROWS_BUFFER / 8),
+impl<S: FnMut(Chunk) -> core::Result<()>> Rows<S> {
+    pub(crate) fn new(chunk_rows: usize, send: S) -> Rows<S> {
+        let mut rows = Rows {
+            text: Vec::new(),
+            numbers: Vec::new(),
             manifests: rustc_hash::FxHashMap::default(),
-        }
+            rows: 0,
+            tagged: 0,
+            chunk_rows: chunk_rows.max(1),
+            send,
+        };
+        rows.start();
+        rows
+    }
+
+    /// Fresh buffers for the next chunk.
+    fn start(&mut self) {
+        self.text = Vec::with_capacity(ROWS_BUFFER);
+        self.text.push(b'[');
+        self.numbers = Vec::with_capacity(ROWS_BUFFER / 8);
+        self.rows = 0;
+        self.tagged = 0;
     }
 
     fn string(&mut self, s: &str) -> core::Result<()> {
@@ -874,26 +906,60 @@ impl Rows {
         (p, true)
     }
 
-    /// The text (the array closed) and the numbers.
-    pub(crate) fn finish(mut self) -> core::Result<(String, Vec<f64>)> {
+    /// Ends a row; sends the chunk when it is full.
+    fn end_row(&mut self, tagged: bool) -> core::Result<()> {
+        self.rows += 1;
+        if tagged {
+            self.tagged += 1;
+        }
+        if self.rows >= self.chunk_rows {
+            self.send_chunk(false, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Sends the chunk being written: its rows, their tagged count, then `tail`.
+    fn send_chunk(&mut self, last: bool, tail: &[f64]) -> core::Result<()> {
+        self.numbers.push(f64::from(self.tagged));
+        self.numbers.extend_from_slice(tail);
         self.text.push(b']');
-        let text = String::from_utf8(self.text)
+        let text = String::from_utf8(std::mem::take(&mut self.text))
             .map_err(|e| core::Error::internal(format!("JSON text: {e}")))?;
-        Ok((text, self.numbers))
+        let numbers = std::mem::take(&mut self.numbers);
+        (self.send)(Chunk {
+            text,
+            numbers,
+            last,
+        })?;
+        if !last {
+            self.start();
+        }
+        Ok(())
+    }
+
+    /// Sends the last chunk (possibly of no rows), ending with `tail`.
+    pub(crate) fn finish(mut self, tail: &[f64]) -> core::Result<()> {
+        self.send_chunk(true, tail)
     }
 }
 
-/// The JS values of finished rows (on the JS thread: the typed array takes the vector without
+/// The JS values of a chunk (on the JS thread: the typed array takes the vector without
 /// copying it).
-pub(crate) fn native_rows((text, numbers): (String, Vec<f64>)) -> NativeRows {
+pub(crate) fn native_rows(chunk: Chunk) -> NativeRows {
     NativeRows {
-        text,
-        numbers: Float64Array::new(numbers),
+        text: chunk.text,
+        numbers: Float64Array::new(chunk.numbers),
+        last: chunk.last,
     }
 }
 
-/// Bytes the text of a [`Rows`] starts with (grown as needed).
+/// Bytes the text of a chunk starts with (grown as needed).
 const ROWS_BUFFER: usize = 64 * 1024;
+
+/// Rows per chunk by default. Small enough that JS starts on the first chunk a few
+/// milliseconds into a 100,000-row list and reads each while the core reads the next (the
+/// two overlap on two cores, bench/prune.mjs); large enough that the await per chunk is noise.
+pub(crate) const CHUNK_ROWS: usize = 8192;
 
 /// A null-or-number field: NaN for null.
 fn nullable(v: Option<i64>) -> f64 {
@@ -901,7 +967,7 @@ fn nullable(v: Option<i64>) -> f64 {
 }
 
 /// Every reference, newest first (with `all`, then the manifests only uses hold), as `listRows`
-/// returns them, written while the core reads the rows (no value per row). Per reference:
+/// streams them, written while the core reads the rows (no value per row). Per reference:
 ///
 /// ```text
 /// numbers: manifest, createdAtMs, lastUsedAtMs | NaN
@@ -910,17 +976,16 @@ fn nullable(v: Option<i64>) -> f64 {
 ///          and, if it is the first to name its manifest: digest, architecture, os, variant if any
 /// ```
 ///
-/// then, as the last number, how many of them are tagged (the rows after those are not).
+/// and each chunk ends with how many of its rows are tagged (the rows after those are not).
 ///
 /// Strings in one JSON array and numbers in a typed array: `JSON.parse` of strings alone takes
 /// a third of the time of the same rows as arrays, and numbers need no parsing.
-pub(crate) fn list_rows(cache: &core::Cache, options: &core::ListOptions) -> core::Result<Rows> {
-    let mut rows = Rows::new();
-    let mut tagged = 0u32;
+pub(crate) fn list_rows<S: FnMut(Chunk) -> core::Result<()>>(
+    cache: &core::Cache,
+    options: &core::ListOptions,
+    mut rows: Rows<S>,
+) -> core::Result<()> {
     cache.list_each_with(options, |h| {
-        if h.tagged {
-            tagged += 1;
-        }
         let (m, first) = rows.manifest(h.manifest_digest);
         rows.number(f64::from(m));
         rows.number(h.created_at as f64);
@@ -937,13 +1002,12 @@ pub(crate) fn list_rows(cache: &core::Cache, options: &core::ListOptions) -> cor
                 rows.string(v)?;
             }
         }
-        Ok(())
+        rows.end_row(h.tagged)
     })?;
-    rows.number(f64::from(tagged));
-    Ok(rows)
+    rows.finish(&[])
 }
 
-/// Bytes on disk as `diskUsageRows` returns them, like [`list_rows`]. Per reference, in
+/// Bytes on disk as `diskUsageRows` streams them, like [`list_rows`]. Per reference, in
 /// reference order:
 ///
 /// ```text
@@ -953,15 +1017,14 @@ pub(crate) fn list_rows(cache: &core::Cache, options: &core::ListOptions) -> cor
 ///          and, if it is the first to name its manifest: digest
 /// ```
 ///
-/// then how many of them are tagged (the rows after those are manifests only uses hold), and
-/// as the last seven numbers: layers, fsmeta, vmdk, blobs, index, temporary, total.
-pub(crate) fn disk_usage_rows(cache: &core::Cache) -> core::Result<Rows> {
-    let mut rows = Rows::new();
-    let mut tagged = 0u32;
+/// each chunk ending with how many of its rows are tagged (the rows after those are manifests
+/// only uses hold), and the last chunk then with seven numbers: layers, fsmeta, vmdk, blobs,
+/// index, temporary, total.
+pub(crate) fn disk_usage_rows<S: FnMut(Chunk) -> core::Result<()>>(
+    cache: &core::Cache,
+    mut rows: Rows<S>,
+) -> core::Result<()> {
     let d = cache.disk_usage_each(|i| {
-        if i.tagged {
-            tagged += 1;
-        }
         let (m, first) = rows.manifest(i.manifest_digest);
         rows.number(f64::from(m));
         rows.number(i.reclaimable_bytes as f64);
@@ -971,51 +1034,80 @@ pub(crate) fn disk_usage_rows(cache: &core::Cache) -> core::Result<Rows> {
             rows.number(i.exclusive_bytes as f64);
             rows.string(i.manifest_digest)?;
         }
-        Ok(())
+        rows.end_row(i.tagged)
     })?;
-    rows.number(f64::from(tagged));
-    for v in [
-        d.layers,
-        d.fsmeta,
-        d.vmdk,
-        d.blobs,
-        d.index,
-        d.temporary,
-        d.total,
-    ] {
-        rows.number(v as f64);
-    }
-    Ok(rows)
+    rows.finish(&[
+        d.layers as f64,
+        d.fsmeta as f64,
+        d.vmdk as f64,
+        d.blobs as f64,
+        d.index as f64,
+        d.temporary as f64,
+        d.total as f64,
+    ])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The chunks a [`Rows`] sends.
+    fn chunks(
+        chunk_rows: usize,
+        write: impl FnOnce(&mut Rows<&mut dyn FnMut(Chunk) -> core::Result<()>>),
+    ) -> Vec<Chunk> {
+        let mut out = Vec::new();
+        let mut send = |c: Chunk| {
+            out.push(c);
+            Ok(())
+        };
+        let mut rows: Rows<&mut dyn FnMut(Chunk) -> core::Result<()>> =
+            Rows::new(chunk_rows, &mut send);
+        write(&mut rows);
+        rows.finish(&[7.0]).unwrap();
+        out
+    }
+
     /// Rows name their manifest by its position, and the first to name one carries its fields;
-    /// strings are JSON-escaped, null numbers NaN.
+    /// strings are JSON-escaped, null numbers NaN; each chunk ends with its tagged count, the
+    /// last with the tail too.
     #[test]
     fn rows_name_each_manifest_once_by_position() {
-        let mut rows = Rows::new();
-        for (reference, digest, used) in [
-            ("a:1", "sha256:aa", Some(5)),
-            ("b:\"1\"", "sha256:bb", None),
-            ("a:2", "sha256:aa", Some(6)),
-        ] {
-            let (m, first) = rows.manifest(digest);
-            rows.number(f64::from(m));
-            rows.number(nullable(used));
-            rows.string(reference).unwrap();
-            if first {
-                rows.string(digest).unwrap();
+        let got = chunks(10, |rows| {
+            for (reference, digest, used, tagged) in [
+                ("a:1", "sha256:aa", Some(5), true),
+                ("b:\"1\"", "sha256:bb", None, true),
+                ("a:2", "sha256:aa", Some(6), false),
+            ] {
+                let (m, first) = rows.manifest(digest);
+                rows.number(f64::from(m));
+                rows.number(nullable(used));
+                rows.string(reference).unwrap();
+                if first {
+                    rows.string(digest).unwrap();
+                }
+                rows.end_row(tagged).unwrap();
             }
-        }
-        let (text, numbers) = rows.finish().unwrap();
+        });
+        assert_eq!(got.len(), 1);
+        let Chunk {
+            text,
+            numbers,
+            last,
+        } = &got[0];
+        assert!(last);
         assert_eq!(text, r#"["a:1","sha256:aa","b:\"1\"","sha256:bb","a:2"]"#);
         assert_eq!(numbers[..3], [0.0, 5.0, 1.0]);
         assert!(numbers[3].is_nan());
-        assert_eq!(numbers[4..], [0.0, 6.0]);
-        assert_eq!(Rows::new().finish().unwrap(), ("[]".to_owned(), Vec::new()));
+        assert_eq!(numbers[4..], [0.0, 6.0, 2.0, 7.0]);
+        assert_eq!(
+            chunks(10, |_| ()),
+            [Chunk {
+                text: "[]".into(),
+                numbers: vec![0.0, 7.0],
+                last: true
+            }]
+        );
         // Whatever a string holds, the text parses back to it.
         let odd = [
             "tab\there",
@@ -1026,12 +1118,75 @@ mod tests {
             "\u{1}",
             "",
         ];
-        let mut rows = Rows::new();
-        for s in odd {
-            rows.string(s).unwrap();
-        }
-        let (text, _) = rows.finish().unwrap();
-        let back: Vec<String> = serde_json::from_str(&text).unwrap();
+        let got = chunks(10, |rows| {
+            for s in odd {
+                rows.string(s).unwrap();
+            }
+        });
+        let back: Vec<String> = serde_json::from_str(&got[0].text).unwrap();
         assert_eq!(back, odd);
+    }
+
+    /// A full chunk is sent as soon as its last row ends; manifest positions run on across
+    /// chunks, and each chunk counts only its own tagged rows.
+    #[test]
+    fn rows_are_sent_in_chunks_of_the_given_size() {
+        let got = chunks(2, |rows| {
+            for (reference, digest, tagged) in [
+                ("a:1", "sha256:aa", true),
+                ("b:1", "sha256:bb", true),
+                ("c:1", "sha256:aa", true),
+                ("d:1", "sha256:cc", false),
+                ("e:1", "sha256:bb", false),
+            ] {
+                let (m, first) = rows.manifest(digest);
+                rows.number(f64::from(m));
+                rows.string(reference).unwrap();
+                if first {
+                    rows.string(digest).unwrap();
+                }
+                rows.end_row(tagged).unwrap();
+            }
+        });
+        let text: Vec<&str> = got.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(
+            text,
+            [
+                r#"["a:1","sha256:aa","b:1","sha256:bb"]"#,
+                r#"["c:1","d:1","sha256:cc"]"#,
+                r#"["e:1"]"#,
+            ]
+        );
+        let numbers: Vec<&[f64]> = got.iter().map(|c| c.numbers.as_slice()).collect();
+        assert_eq!(
+            numbers,
+            [&[0.0, 1.0, 2.0][..], &[0.0, 2.0, 1.0], &[1.0, 0.0, 7.0]]
+        );
+        let last: Vec<bool> = got.iter().map(|c| c.last).collect();
+        assert_eq!(last, [false, false, true]);
+    }
+
+    /// A row count that fills the last chunk exactly still ends with a last (empty) chunk.
+    #[test]
+    fn a_full_last_chunk_is_followed_by_an_empty_last_one() {
+        let got = chunks(1, |rows| {
+            rows.string("a:1").unwrap();
+            rows.end_row(true).unwrap();
+        });
+        assert_eq!(
+            got,
+            [
+                Chunk {
+                    text: r#"["a:1"]"#.into(),
+                    numbers: vec![1.0],
+                    last: false
+                },
+                Chunk {
+                    text: "[]".into(),
+                    numbers: vec![0.0, 7.0],
+                    last: true
+                },
+            ]
+        );
     }
 }

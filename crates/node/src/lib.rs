@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::{Function, JsObjectValue, PromiseRaw, ToNapiValue};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use napi::{Env, JsValue, Status};
 use napi_derive::napi;
 use ocicache_core as core;
@@ -38,6 +39,79 @@ where
             )),
         },
     )
+}
+
+/// The chunks of one `listRows` or `diskUsageRows` call. The core writes them on the blocking
+/// pool from the moment the call returns, into a queue that never blocks it (so it holds the
+/// index no longer than one read, however slowly JS reads); `next` takes them in order. An
+/// error ends the stream as the rejection of the `next` that reaches it.
+#[napi]
+pub struct NativeRowStream {
+    chunks: Arc<napi::tokio::sync::Mutex<UnboundedReceiver<core::Result<Chunk>>>>,
+}
+
+impl NativeRowStream {
+    /// Runs `write` on the blocking pool, handing it where the chunks go.
+    fn start<W>(write: W) -> NativeRowStream
+    where
+        W: FnOnce(&mut dyn FnMut(Chunk) -> core::Result<()>) -> core::Result<()> + Send + 'static,
+    {
+        let (tx, rx) = unbounded_channel::<core::Result<Chunk>>();
+        napi::bindgen_prelude::spawn(async move {
+            let worker = tx.clone();
+            let joined = napi::bindgen_prelude::spawn_blocking(move || {
+                let mut send = |chunk: Chunk| {
+                    worker
+                        .send(Ok(chunk))
+                        .map_err(|_| core::Error::internal("the rows' reader went away"))
+                };
+                write(&mut send)
+            })
+            .await;
+            let failed = match joined {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error,
+                Err(join) => core::Error::internal(format!("worker failed: {join}")),
+            };
+            // Nobody to tell when the reader went away.
+            let _ = tx.send(Err(failed));
+        });
+        NativeRowStream {
+            chunks: Arc::new(napi::tokio::sync::Mutex::new(rx)),
+        }
+    }
+}
+
+#[napi]
+impl NativeRowStream {
+    /// The next chunk, in order; the last says so (`last`).
+    #[napi(ts_return_type = "Promise<NativeRows>")]
+    pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativeRows>> {
+        let chunks = self.chunks.clone();
+        env.spawn_future_with_callback(
+            async move { Ok(chunks.lock().await.recv().await) },
+            move |env, got| match got {
+                Some(Ok(chunk)) => Ok(native_rows(chunk)),
+                Some(Err(error)) => Err(js_error(env, &error)),
+                None => Err(js_error(
+                    env,
+                    &core::Error::internal("the rows ended before their last chunk"),
+                )),
+            },
+        )
+    }
+}
+
+/// Rows per chunk: `chunkRows` if given (at least 1), else [`CHUNK_ROWS`].
+fn chunk_rows_from(chunk_rows: Option<u32>) -> core::Result<usize> {
+    match chunk_rows {
+        None => Ok(CHUNK_ROWS),
+        Some(0) => Err(core::Error::InvalidArgument {
+            name: "chunkRows".into(),
+            reason: "must be at least 1, got 0".into(),
+        }),
+        Some(n) => Ok(n as usize),
+    }
 }
 
 /// A JS `Error` with `code`, the error's structured fields as properties, and `cause` when the
@@ -309,26 +383,27 @@ impl NativeCache {
         spawn(env, move || cache.get(&reference), handle)
     }
 
-    /// Every reference, newest first, as `NativeRows` (see `list_rows` and
+    /// Every reference, newest first, as a stream of `NativeRows` chunks (see `list_rows` and
     /// `src/internal/rows.ts`); with `all`, then the manifests only uses hold. A list can hold
-    /// 100,000 rows: they are written as the core reads them into one string of JSON strings
-    /// and one typed array of numbers, which cross as two values per call, far cheaper than an
-    /// N-API object per row (bench/prune.mjs).
-    #[napi(ts_return_type = "Promise<NativeRows>")]
-    pub fn list_rows<'env>(
+    /// 100,000 rows: they are written as the core reads them into, per chunk of `chunkRows`
+    /// (default 8192), one string of JSON strings and one typed array of numbers, far cheaper
+    /// than an N-API object per row; JS reads a chunk while the core writes the next
+    /// (bench/prune.mjs). The rows are one snapshot of the index, whatever the chunks.
+    #[napi]
+    pub fn list_rows(
         &self,
-        env: &'env Env,
+        env: Env,
         all: Option<bool>,
-    ) -> napi::Result<PromiseRaw<'env, NativeRows>> {
+        chunk_rows: Option<u32>,
+    ) -> napi::Result<NativeRowStream> {
         let cache = self.inner.clone();
         let options = core::ListOptions {
             all: all.unwrap_or(false),
         };
-        spawn(
-            env,
-            move || list_rows(&cache, &options)?.finish(),
-            native_rows,
-        )
+        let chunk_rows = chunk_rows_from(chunk_rows).map_err(|e| js_error(&env, &e))?;
+        Ok(NativeRowStream::start(move |send| {
+            list_rows(&cache, &options, Rows::new(chunk_rows, send))
+        }))
     }
 
     /// Handle, config and layers of one reference.
@@ -368,15 +443,19 @@ impl NativeCache {
         spawn(env, move || cache.prune_with(&opts), prune_report)
     }
 
-    /// Bytes on disk by kind and per reference, as `NativeRows` like `listRows` (see
-    /// `disk_usage_rows`): two values for what can be 100,000 rows.
-    #[napi(ts_return_type = "Promise<NativeRows>")]
-    pub fn disk_usage_rows<'env>(
+    /// Bytes on disk by kind and per reference, streamed as `NativeRows` chunks like
+    /// `listRows` (see `disk_usage_rows`).
+    #[napi]
+    pub fn disk_usage_rows(
         &self,
-        env: &'env Env,
-    ) -> napi::Result<PromiseRaw<'env, NativeRows>> {
+        env: Env,
+        chunk_rows: Option<u32>,
+    ) -> napi::Result<NativeRowStream> {
         let cache = self.inner.clone();
-        spawn(env, move || disk_usage_rows(&cache)?.finish(), native_rows)
+        let chunk_rows = chunk_rows_from(chunk_rows).map_err(|e| js_error(&env, &e))?;
+        Ok(NativeRowStream::start(move |send| {
+            disk_usage_rows(&cache, Rows::new(chunk_rows, send))
+        }))
     }
 
     /// Pins a reference's manifest for a sandbox or snapshot, optionally for `ttlMs` only.
