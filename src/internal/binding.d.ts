@@ -39,9 +39,9 @@ export declare class NativeCache {
    * Every reference, newest first, as a stream of `NativeRows` chunks (see `list_rows` and
    * `src/internal/rows.ts`); with `all`, then the manifests only uses hold. A list can hold
    * 100,000 rows: they are written as the core reads them into, per chunk of `chunkRows`
-   * (default 8192), one string of JSON strings and one typed array of numbers, far cheaper
-   * than an N-API object per row; JS reads a chunk while the core writes the next
-   * (bench/prune.mjs). The rows are one snapshot of the index, whatever the chunks.
+   * (default 1024 rows, growing to 8192), one string of JSON strings and one typed array of
+   * numbers, far cheaper than an N-API object per row; JS reads a chunk while the core
+   * writes the next (bench/prune.mjs). Chunks change how the rows cross, not which rows are read.
    */
   listRows(all?: boolean | undefined | null, chunkRows?: number | undefined | null): NativeRowStream
   /** Handle, config and layers of one reference. */

@@ -839,8 +839,10 @@ pub(crate) struct Chunk {
 
 /// Rows being written: strings into one JSON array, numbers into one vector, each manifest
 /// once (rows name it by its position, in the order they first name it: a manifest first
-/// named by a row is written right after that row's own fields). Every `chunk_rows` rows the
-/// chunk goes to `send`, so that JS reads it while the core reads the next rows.
+/// named by a row is written right after that row's own fields). Each full chunk goes to
+/// `send`, so that JS reads it while the core reads the next rows: the first of
+/// `chunk_rows.first` rows, each next one twice the size of the one before, up to
+/// `chunk_rows.most`.
 pub(crate) struct Rows<S: FnMut(Chunk) -> core::Result<()>> {
     text: Vec<u8>,
     numbers: Vec<f64>,
@@ -848,19 +850,38 @@ pub(crate) struct Rows<S: FnMut(Chunk) -> core::Result<()>> {
     /// Rows in the chunk being written, and how many of them are tagged.
     rows: usize,
     tagged: u32,
-    chunk_rows: usize,
+    /// Rows in the chunk being written when it is sent, and at most.
+    limit: usize,
+    most: usize,
     send: S,
 }
 
+/// How many rows the chunks of a [`Rows`] hold: `first`, then twice as many each time up to
+/// `most`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChunkRows {
+    pub(crate) first: usize,
+    pub(crate) most: usize,
+}
+
+impl ChunkRows {
+    /// Chunks of `n` rows each.
+    pub(crate) fn fixed(n: usize) -> ChunkRows {
+        ChunkRows { first: n, most: n }
+    }
+}
+
 impl<S: FnMut(Chunk) -> core::Result<()>> Rows<S> {
-    pub(crate) fn new(chunk_rows: usize, send: S) -> Rows<S> {
+    pub(crate) fn new(chunk_rows: ChunkRows, send: S) -> Rows<S> {
+        let most = chunk_rows.most.max(1);
         let mut rows = Rows {
             text: Vec::new(),
             numbers: Vec::new(),
             manifests: rustc_hash::FxHashMap::default(),
             rows: 0,
             tagged: 0,
-            chunk_rows: chunk_rows.max(1),
+            limit: chunk_rows.first.clamp(1, most),
+            most,
             send,
         };
         rows.start();
@@ -912,8 +933,9 @@ impl<S: FnMut(Chunk) -> core::Result<()>> Rows<S> {
         if tagged {
             self.tagged += 1;
         }
-        if self.rows >= self.chunk_rows {
+        if self.rows >= self.limit {
             self.send_chunk(false, &[])?;
+            self.limit = (self.limit * 2).min(self.most);
         }
         Ok(())
     }
@@ -956,10 +978,14 @@ pub(crate) fn native_rows(chunk: Chunk) -> NativeRows {
 /// Bytes the text of a chunk starts with (grown as needed).
 const ROWS_BUFFER: usize = 64 * 1024;
 
-/// Rows per chunk by default. Small enough that JS starts on the first chunk a few
-/// milliseconds into a 100,000-row list and reads each while the core reads the next (the
-/// two overlap on two cores, bench/prune.mjs); large enough that the await per chunk is noise.
-pub(crate) const CHUNK_ROWS: usize = 8192;
+/// Rows per chunk by default: a first chunk small enough that JS starts on it within a
+/// millisecond and reads each chunk while the core reads the next (the two overlap on two
+/// cores, bench/prune.mjs), chunks growing to a size at which the await per chunk is noise. A
+/// list of up to 1,024 rows is one chunk.
+pub(crate) const CHUNK_ROWS: ChunkRows = ChunkRows {
+    first: 1024,
+    most: 8192,
+};
 
 /// A null-or-number field: NaN for null.
 fn nullable(v: Option<i64>) -> f64 {
@@ -1053,7 +1079,7 @@ mod tests {
 
     /// The chunks a [`Rows`] sends.
     fn chunks(
-        chunk_rows: usize,
+        chunk_rows: ChunkRows,
         write: impl FnOnce(&mut Rows<&mut dyn FnMut(Chunk) -> core::Result<()>>),
     ) -> Vec<Chunk> {
         let mut out = Vec::new();
@@ -1073,7 +1099,7 @@ mod tests {
     /// last with the tail too.
     #[test]
     fn rows_name_each_manifest_once_by_position() {
-        let got = chunks(10, |rows| {
+        let got = chunks(ChunkRows::fixed(10), |rows| {
             for (reference, digest, used, tagged) in [
                 ("a:1", "sha256:aa", Some(5), true),
                 ("b:\"1\"", "sha256:bb", None, true),
@@ -1101,7 +1127,7 @@ mod tests {
         assert!(numbers[3].is_nan());
         assert_eq!(numbers[4..], [0.0, 6.0, 2.0, 7.0]);
         assert_eq!(
-            chunks(10, |_| ()),
+            chunks(ChunkRows::fixed(10), |_| ()),
             [Chunk {
                 text: "[]".into(),
                 numbers: vec![0.0, 7.0],
@@ -1118,7 +1144,7 @@ mod tests {
             "\u{1}",
             "",
         ];
-        let got = chunks(10, |rows| {
+        let got = chunks(ChunkRows::fixed(10), |rows| {
             for s in odd {
                 rows.string(s).unwrap();
             }
@@ -1131,7 +1157,7 @@ mod tests {
     /// chunks, and each chunk counts only its own tagged rows.
     #[test]
     fn rows_are_sent_in_chunks_of_the_given_size() {
-        let got = chunks(2, |rows| {
+        let got = chunks(ChunkRows::fixed(2), |rows| {
             for (reference, digest, tagged) in [
                 ("a:1", "sha256:aa", true),
                 ("b:1", "sha256:bb", true),
@@ -1169,7 +1195,7 @@ mod tests {
     /// A row count that fills the last chunk exactly still ends with a last (empty) chunk.
     #[test]
     fn a_full_last_chunk_is_followed_by_an_empty_last_one() {
-        let got = chunks(1, |rows| {
+        let got = chunks(ChunkRows::fixed(1), |rows| {
             rows.string("a:1").unwrap();
             rows.end_row(true).unwrap();
         });
@@ -1188,5 +1214,21 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Chunks grow from the first size, doubling, to the largest.
+    #[test]
+    fn chunks_double_from_the_first_size_to_the_largest() {
+        let got = chunks(ChunkRows { first: 1, most: 4 }, |rows| {
+            for _ in 0..12 {
+                rows.string("r").unwrap();
+                rows.end_row(true).unwrap();
+            }
+        });
+        let sizes: Vec<usize> = got
+            .iter()
+            .map(|c| serde_json::from_str::<Vec<String>>(&c.text).unwrap().len())
+            .collect();
+        assert_eq!(sizes, [1, 2, 4, 4, 1]);
     }
 }

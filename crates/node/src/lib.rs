@@ -112,15 +112,15 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
     }
 }
 
-/// Rows per chunk: `chunkRows` if given (at least 1), else [`CHUNK_ROWS`].
-fn chunk_rows_from(chunk_rows: Option<u32>) -> core::Result<usize> {
+/// Rows per chunk: `chunkRows` each if given (at least 1), else [`CHUNK_ROWS`].
+fn chunk_rows_from(chunk_rows: Option<u32>) -> core::Result<ChunkRows> {
     match chunk_rows {
         None => Ok(CHUNK_ROWS),
         Some(0) => Err(core::Error::InvalidArgument {
             name: "chunkRows".into(),
             reason: "must be at least 1, got 0".into(),
         }),
-        Some(n) => Ok(n as usize),
+        Some(n) => Ok(ChunkRows::fixed(n as usize)),
     }
 }
 
@@ -396,9 +396,9 @@ impl NativeCache {
     /// Every reference, newest first, as a stream of `NativeRows` chunks (see `list_rows` and
     /// `src/internal/rows.ts`); with `all`, then the manifests only uses hold. A list can hold
     /// 100,000 rows: they are written as the core reads them into, per chunk of `chunkRows`
-    /// (default 8192), one string of JSON strings and one typed array of numbers, far cheaper
-    /// than an N-API object per row; JS reads a chunk while the core writes the next
-    /// (bench/prune.mjs). The rows are one snapshot of the index, whatever the chunks.
+    /// (default 1024 rows, growing to 8192), one string of JSON strings and one typed array of
+    /// numbers, far cheaper than an N-API object per row; JS reads a chunk while the core
+    /// writes the next (bench/prune.mjs). Chunks change how the rows cross, not which rows are read.
     #[napi]
     pub fn list_rows(
         &self,
