@@ -12,8 +12,9 @@
 //! [`WriteBudget`]. Each byte of the blob is hashed once: a plain tar's digest is its
 //! `diff_id`. A compressed blob is read, hashed and inflated on a thread of its own
 //! ([`crate::codec::decode_beside`]), a few chunks ahead of the thread that hashes the tar,
-//! parses it and writes the image, so one layer keeps two cores busy. See `docs/cache-layout.md` for the tar-to-EROFS rules: path normalization,
-//! duplicates, hardlinks, whiteouts, sparse files.
+//! parses it and writes the image, so one layer keeps two cores busy. See
+//! `docs/cache-layout.md` for the tar-to-EROFS rules: path normalization, duplicates, hardlinks,
+//! whiteouts, sparse files.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
